@@ -1,0 +1,280 @@
+/**
+ * `strider submit | jobs | drones | logs | cancel`: clients of the queen's HTTP API.
+ */
+import { isAbsolute, resolve } from "node:path";
+import type { JobSpecInput, RecordedEvent } from "../protocol/mod.ts";
+import {
+  DroneListSchema,
+  JobCreatedSchema,
+  JobListSchema,
+  JobSpecSchema,
+  JobViewSchema,
+  validate,
+} from "../protocol/mod.ts";
+import { request, requestJson, resolveToken } from "./api_client.ts";
+import type { ApiTarget } from "./api_client.ts";
+import { followJob } from "./follow.ts";
+import { int, list, pairs, parseFlags, required, str, usage, UsageError } from "./options.ts";
+import type { Flags } from "./options.ts";
+
+const QUEEN_FLAGS: Flags = {
+  queen: {
+    type: "string",
+    value: "URL",
+    help: "the queen's URL",
+    default: "http://127.0.0.1:3000",
+  },
+  token: {
+    type: "string",
+    value: "T",
+    help: "API token (else ./strider-data/api-token)",
+    env: "STRIDER_API_TOKEN",
+  },
+};
+
+/** Something a command prints; tests capture it. */
+export interface Output {
+  out: (text: string) => void;
+  err: (text: string) => void;
+}
+
+export const consoleOutput: Output = {
+  out: (text) => Deno.stdout.writeSync(new TextEncoder().encode(text)),
+  err: (text) => Deno.stderr.writeSync(new TextEncoder().encode(text)),
+};
+
+async function target(values: Record<string, unknown>): Promise<ApiTarget> {
+  const queen = values.queen as string;
+  try {
+    new URL(queen);
+  } catch {
+    throw new UsageError(`--queen must be a URL such as http://127.0.0.1:3000, not '${queen}'`);
+  }
+  return { queen, token: await resolveToken(values.token as string | undefined) };
+}
+
+export const SUBMIT_FLAGS: Flags = {
+  ...QUEEN_FLAGS,
+  repo: { type: "string", value: "URL", help: "repository URL or local path", env: false },
+  branch: { type: "string", value: "B", help: "branch to check out (default main)", env: false },
+  commit: { type: "string", value: "SHA", help: "commit id on the branch", env: false },
+  fetch: { type: "string", value: "REFSPEC", help: "fetch this refspec instead", env: false },
+  type: {
+    type: "string",
+    value: "T",
+    help: "TEST, DEPLOY or TEST&DEPLOY",
+    default: "TEST",
+    env: false,
+  },
+  environment: { type: "string", value: "CMD", help: "environment phase script", env: false },
+  prepare: { type: "string", value: "CMD", help: "prepare phase script", env: false },
+  test: { type: "string", value: "CMD", help: "test phase script", env: false },
+  deploy: { type: "string", value: "CMD", help: "deploy phase script", env: false },
+  cleanup: { type: "string", value: "CMD", help: "cleanup phase script", env: false },
+  env: {
+    type: "string",
+    value: "K=V",
+    help: "variable for the job (repeatable)",
+    multiple: true,
+    env: false,
+  },
+  plugins: {
+    type: "string",
+    value: "a,b",
+    help: "plugins (default env,custom when a phase is given)",
+    env: false,
+  },
+  label: {
+    type: "string",
+    value: "L",
+    help: "a label the drone must carry (repeatable)",
+    multiple: true,
+    env: false,
+  },
+  timeout: { type: "string", value: "S", help: "seconds for the whole job", env: false },
+  priority: { type: "string", value: "N", help: "higher goes first", env: false },
+  message: { type: "string", value: "TEXT", help: "trigger message", env: false },
+  follow: {
+    type: "boolean",
+    help: "print the job's output live; exit 0 only if it passed",
+    env: false,
+  },
+};
+
+/** Turns `submit`'s flags into a job spec (validated by the queen and here). */
+export function specFromFlags(values: Record<string, unknown>): JobSpecInput {
+  const v = values as Record<string, string | string[] | boolean | undefined>;
+  let repo = required(v, "repo");
+  // A local path is made absolute, so the worker finds it whatever its working directory.
+  const looksRemote = /^[a-z][a-z0-9+.-]*:\/\//i.test(repo) || /^[^/]+@[^/]+:/.test(repo);
+  if (!looksRemote && !isAbsolute(repo)) repo = resolve(repo);
+  const fetch = str(v, "fetch");
+  const branch = str(v, "branch");
+  if (fetch && (branch || str(v, "commit"))) {
+    throw new UsageError("give either --fetch or --branch/--commit, not both");
+  }
+  const ref = fetch
+    ? { fetch }
+    : { branch: branch ?? "main", ...(str(v, "commit") ? { id: str(v, "commit") } : {}) };
+  const custom: Record<string, string> = {};
+  for (const phase of ["environment", "prepare", "test", "deploy", "cleanup"]) {
+    const script = str(v, phase);
+    if (script) custom[phase] = script;
+  }
+  const env = pairs(v, "env");
+  let plugins: string[] | undefined = list(v, "plugins");
+  if (plugins.length === 0) {
+    plugins = Object.keys(custom).length || Object.keys(env).length ? ["env", "custom"] : undefined;
+  }
+  const message = str(v, "message");
+  return {
+    repo: { url: repo },
+    ref,
+    job_type: required(v, "type") as JobSpecInput["job_type"],
+    trigger: {
+      type: "manual",
+      timestamp: new Date().toISOString(),
+      source: { type: "API", app: "strider-cli" },
+      ...(message ? { message } : {}),
+    },
+    ...(plugins ? { plugins } : {}),
+    config: { env, custom },
+    ...(list(v, "label").length ? { labels: list(v, "label") } : {}),
+    ...(str(v, "timeout") ? { timeout: int(v, "timeout", 1, 7 * 24 * 3600) } : {}),
+    ...(str(v, "priority") ? { priority: int(v, "priority", -1000, 1000) } : {}),
+  };
+}
+
+/** Prints one event as a person reading a terminal wants it. */
+function printEvent(event: RecordedEvent, output: Output): void {
+  const e = event.data;
+  switch (e.event) {
+    case "job:dispatched":
+      output.err(`--- job ${e.id} attempt ${e.attempt} on ${e.drone}\n`);
+      break;
+    case "job:cmd:start":
+      output.err(`$ ${e.screencmd}\n`);
+      break;
+    case "job:cmd:stdout":
+    case "job:stdout":
+      output.out(e.text);
+      break;
+    case "job:cmd:stderr":
+    case "job:stderr":
+      output.err(e.text);
+      break;
+    case "job:done":
+      if (e.error) output.err(`${e.error}\n`);
+      break;
+  }
+}
+
+/** Follows a job to its end; returns the exit code: 0 passed, 1 anything else. */
+async function followToEnd(api: ApiTarget, id: string, output: Output): Promise<number> {
+  for await (const event of followJob(api, id)) printEvent(event, output);
+  const job = await requestJson(api, `/api/jobs/${encodeURIComponent(id)}`, JobViewSchema);
+  output.err(`job ${id} ${job.result ?? job.status}\n`);
+  return job.result === "passed" ? 0 : 1;
+}
+
+export async function submit(args: string[], output: Output): Promise<number> {
+  const { values } = parseFlags(args, SUBMIT_FLAGS);
+  if (values.help) return help("strider submit --repo URL [flags]", SUBMIT_FLAGS, output);
+  const spec = specFromFlags(values);
+  const checked = validate(JobSpecSchema, spec);
+  if (!checked.ok) throw new UsageError(`the job would be invalid:\n${checked.error}`);
+  const api = await target(values);
+  const created = await requestJson(api, "/api/jobs", JobCreatedSchema, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(spec),
+  });
+  if (!values.follow) {
+    output.out(`${created.id}\n`);
+    return 0;
+  }
+  output.err(`job ${created.id} queued\n`);
+  return await followToEnd(api, created.id, output);
+}
+
+const LIST_FLAGS: Flags = {
+  ...QUEEN_FLAGS,
+  status: { type: "string", value: "S", help: "queued, dispatched, started or done", env: false },
+  limit: { type: "string", value: "N", help: "how many", default: "50", env: false },
+  json: { type: "boolean", help: "print JSON", env: false },
+};
+
+export async function jobs(args: string[], output: Output): Promise<number> {
+  const { values } = parseFlags(args, LIST_FLAGS);
+  if (values.help) return help("strider jobs [flags]", LIST_FLAGS, output);
+  const limit = int(values, "limit", 1, 1000);
+  const query = new URLSearchParams({ limit: String(limit) });
+  if (str(values, "status")) query.set("status", str(values, "status")!);
+  const list = await requestJson(await target(values), `/api/jobs?${query}`, JobListSchema);
+  if (values.json) {
+    output.out(JSON.stringify(list, null, 2) + "\n");
+    return 0;
+  }
+  for (const job of list.jobs) {
+    const state = job.result ?? job.status;
+    output.out(`${job.id}  ${state.padEnd(10)} ${job.repo} ${job.ref}  ${job.drone ?? "-"}\n`);
+  }
+  return 0;
+}
+
+const DRONES_FLAGS: Flags = {
+  queen: QUEEN_FLAGS.queen,
+  json: { type: "boolean", help: "print JSON", env: false },
+};
+
+export async function drones(args: string[], output: Output): Promise<number> {
+  const { values } = parseFlags(args, DRONES_FLAGS);
+  if (values.help) return help("strider drones [flags]", DRONES_FLAGS, output);
+  const list = await requestJson(await target(values), "/api/drones", DroneListSchema);
+  if (values.json) {
+    output.out(JSON.stringify(list, null, 2) + "\n");
+    return 0;
+  }
+  for (const d of list.drones) {
+    output.out(
+      `${d.name}  speed ${d.speed}  ${d.running}/${d.capacity} running  ${d.queued} queued  ` +
+        `plugins ${d.plugins.join(",")}${
+          d.labels.length ? `  labels ${d.labels.join(",")}` : ""
+        }\n`,
+    );
+  }
+  return 0;
+}
+
+const LOGS_FLAGS: Flags = {
+  queen: QUEEN_FLAGS.queen,
+  follow: { type: "boolean", help: "keep printing until the job ends", env: false },
+};
+
+export async function logs(args: string[], output: Output): Promise<number> {
+  const { values, positionals } = parseFlags(args, LOGS_FLAGS, { maxPositionals: 1 });
+  if (values.help) return help("strider logs ID [--follow]", LOGS_FLAGS, output);
+  const id = positionals[0];
+  if (!id) throw new UsageError("which job? give its id: strider logs ID");
+  const api = await target(values);
+  if (values.follow) return await followToEnd(api, id, output);
+  const response = await request(api, `/api/jobs/${encodeURIComponent(id)}/log`);
+  output.out(await response.text());
+  return 0;
+}
+
+export async function cancel(args: string[], output: Output): Promise<number> {
+  const { values, positionals } = parseFlags(args, QUEEN_FLAGS, { maxPositionals: 1 });
+  if (values.help) return help("strider cancel ID [flags]", QUEEN_FLAGS, output);
+  const id = positionals[0];
+  if (!id) throw new UsageError("which job? give its id: strider cancel ID");
+  const api = await target(values);
+  await request(api, `/api/jobs/${encodeURIComponent(id)}/cancel`, { method: "POST" });
+  output.err(`job ${id}: cancel requested\n`);
+  return 0;
+}
+
+function help(synopsis: string, flags: Flags, output: Output): number {
+  output.out(usage(synopsis, flags) + "\n");
+  return 0;
+}

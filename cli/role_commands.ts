@@ -1,0 +1,147 @@
+/**
+ * `strider queen` and `strider worker`: parse their flags and start the role until a signal.
+ */
+import { hostname } from "node:os";
+import { startQueen } from "../queen/mod.ts";
+import { startWorker } from "../worker/mod.ts";
+import type { Isolation } from "../worker/mod.ts";
+import { int, list, parseFlags, positive, required, str, usage, UsageError } from "./options.ts";
+import type { Flags } from "./options.ts";
+import type { Output } from "./client_commands.ts";
+
+export const QUEEN_FLAGS: Flags = {
+  port: {
+    type: "string",
+    value: "N",
+    help: "port to listen on (0: any free port)",
+    default: "3000",
+  },
+  host: { type: "string", value: "ADDR", help: "address to listen on", default: "127.0.0.1" },
+  data: {
+    type: "string",
+    value: "DIR",
+    help: "data folder (store, tokens)",
+    default: "./strider-data",
+  },
+  "worker-token": {
+    type: "string",
+    value: "T",
+    help: "token workers must present (else generated into DIR/worker-token)",
+  },
+  "api-token": {
+    type: "string",
+    value: "T",
+    help: "token for API writes (else generated into DIR/api-token)",
+  },
+  lease: {
+    type: "string",
+    value: "S",
+    help: "seconds a silent drone keeps its jobs",
+    default: "30",
+  },
+  "max-attempts": {
+    type: "string",
+    value: "N",
+    help: "attempts before a job is lost",
+    default: "3",
+  },
+};
+
+export const WORKER_FLAGS: Flags = {
+  connect: { type: "string", value: "URL", help: "the queen's URL, e.g. http://queen:3000" },
+  token: { type: "string", value: "T", help: "worker token", env: "STRIDER_WORKER_TOKEN" },
+  name: { type: "string", value: "N", help: "name shown for this worker (default: host name)" },
+  capacity: { type: "string", value: "N", help: "jobs run at once", default: "2" },
+  speed: {
+    type: "string",
+    value: "N",
+    help: "relative speed; faster drones get jobs first",
+    default: "1",
+  },
+  workdir: {
+    type: "string",
+    value: "DIR",
+    help: "where job workspaces live",
+    default: "./strider-work",
+  },
+  labels: { type: "string", value: "a,b", help: "labels jobs can ask for" },
+  isolation: { type: "string", value: "MODE", help: "none or bwrap", default: "none" },
+  "kill-grace": {
+    type: "string",
+    value: "S",
+    help: "seconds from SIGTERM to SIGKILL",
+    default: "10",
+  },
+  "max-jobs": { type: "string", value: "N", help: "exit after N jobs (0: never)", default: "0" },
+};
+
+/** Resolves on the first SIGINT or SIGTERM; calls `again` on each one after it. */
+function onSignals(again: () => void): Promise<void> {
+  const { promise, resolve } = Promise.withResolvers<void>();
+  let count = 0;
+  const handler = () => (count++ === 0 ? resolve() : again());
+  for (const signal of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(signal, handler);
+  return promise;
+}
+
+export async function queen(args: string[], output: Output): Promise<number> {
+  const { values } = parseFlags(args, QUEEN_FLAGS);
+  if (values.help) {
+    output.out(usage("strider queen [flags]", QUEEN_FLAGS) + "\n");
+    return 0;
+  }
+  const running = await startQueen({
+    port: int(values, "port", 0, 65535)!,
+    host: required(values, "host"),
+    data: required(values, "data"),
+    workerTokens: list(values, "worker-token"),
+    apiTokens: list(values, "api-token"),
+    lease: positive(values, "lease"),
+    maxAttempts: int(values, "max-attempts", 1, 100),
+  });
+  // Tests and wrappers read the chosen port from this line when they ask for port 0.
+  output.out(`strider queen listening on ${running.url}\n`);
+  await Promise.race([onSignals(() => Deno.exit(130)), running.finished]);
+  await running.close();
+  return 0;
+}
+
+export async function worker(args: string[], output: Output): Promise<number> {
+  const { values } = parseFlags(args, WORKER_FLAGS);
+  if (values.help) {
+    output.out(usage("strider worker --connect URL [flags]", WORKER_FLAGS) + "\n");
+    return 0;
+  }
+  const connect = required(values, "connect");
+  if (!/^https?:\/\//.test(connect)) {
+    throw new UsageError(`--connect must be an http:// or https:// URL, not '${connect}'`);
+  }
+  const token = str(values, "token");
+  if (!token) throw new UsageError("--token (or STRIDER_WORKER_TOKEN) is required");
+  const isolation = required(values, "isolation");
+  if (isolation !== "none" && isolation !== "bwrap") {
+    throw new UsageError(`--isolation must be none or bwrap, not '${isolation}'`);
+  }
+  const name = str(values, "name") ?? hostname().replace(/[^A-Za-z0-9._-]/g, "-").slice(0, 64);
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(name)) {
+    throw new UsageError(`--name must be letters, digits, '.', '_' or '-', not '${name}'`);
+  }
+  const labels = list(values, "labels");
+  const badLabel = labels.find((l) => !/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(l));
+  if (badLabel) throw new UsageError(`--labels: '${badLabel}' is not a valid label`);
+  const running = await startWorker({
+    connect,
+    token,
+    name,
+    capacity: int(values, "capacity", 1, 10_000)!,
+    speed: positive(values, "speed")!,
+    workdir: required(values, "workdir"),
+    labels,
+    isolation: isolation as Isolation,
+    killGrace: int(values, "kill-grace", 0, 3600)!,
+    maxJobs: int(values, "max-jobs", 0, 1_000_000)!,
+  });
+  // First signal: drain (running jobs finish). Second: cancel them; cleanup still runs.
+  void onSignals(() => void running.stop()).then(() => running.drain());
+  return await running.finished;
+}

@@ -1,0 +1,145 @@
+import { z } from "zod";
+import { LIMITS } from "./limits.ts";
+import { DispatchedJobSchema, JobIdSchema, NameSchema, PhaseSchema } from "./job_spec.ts";
+
+/** The results a finished job can have (DESIGN.md, Job lifecycle). */
+export const JobResultSchema = z.enum([
+  "passed",
+  "failed",
+  "errored",
+  "cancelled",
+  "timeout",
+  "lost",
+]);
+export type JobResult = z.infer<typeof JobResultSchema>;
+
+const attempt = z.int().min(1).max(1000);
+const seq = z.int().min(1).max(Number.MAX_SAFE_INTEGER);
+const timestamp = z.number().int().nonnegative().describe("milliseconds since the Unix epoch");
+const output = z.string().max(LIMITS.output);
+const num = z.int().min(0).max(1_000_000);
+const exitCode = z.int().min(-1).max(255).describe("-1 when the command could not run");
+
+/** Every `job:*` event from a worker names its job, its attempt and its per-attempt `seq`. */
+const jobEvent = <E extends string, S extends z.ZodRawShape>(event: E, shape: S) =>
+  z.object({ event: z.literal(event), id: JobIdSchema, attempt, seq, ...shape });
+
+// The seed's "events the remote fires to the drone".
+export const JobQueuedEvent = jobEvent("job:queued", { timestamp });
+export const JobStartedEvent = jobEvent("job:started", { timestamp });
+export const JobCmdStartEvent = jobEvent("job:cmd:start", {
+  num,
+  command: z.string().max(LIMITS.text),
+  screencmd: z.string().max(LIMITS.text).describe("the sanitized command shown to people"),
+  phase: PhaseSchema,
+  plugin: z.string().max(LIMITS.name).optional(),
+  timestamp: timestamp.optional(),
+});
+export const JobCmdDoneEvent = jobEvent("job:cmd:done", {
+  num,
+  exitCode,
+  timestamp: timestamp.optional(),
+});
+export const JobCmdStdoutEvent = jobEvent("job:cmd:stdout", { num, text: output });
+export const JobCmdStderrEvent = jobEvent("job:cmd:stderr", { num, text: output });
+export const JobPluginEvent = jobEvent("job:plugin", {
+  plugin: z.string().max(LIMITS.name),
+  data: z.unknown().optional(),
+});
+export const JobStdoutEvent = jobEvent("job:stdout", { text: output });
+export const JobStderrEvent = jobEvent("job:stderr", { text: output });
+export const JobTestedEvent = jobEvent("job:tested", { code: exitCode, timestamp });
+export const JobDeployedEvent = jobEvent("job:deployed", { code: exitCode, timestamp });
+export const JobDoneEvent = jobEvent("job:done", {
+  timestamp,
+  result: JobResultSchema.exclude(["lost"]).describe("beyond the seed: how the attempt ended"),
+  error: z.string().max(LIMITS.text).optional().describe("why the job errored, for people"),
+});
+
+/** The events a worker streams about a job; these are recorded and numbered by `seq`. */
+export const WorkerJobEventSchema = z.discriminatedUnion("event", [
+  JobQueuedEvent,
+  JobStartedEvent,
+  JobCmdStartEvent,
+  JobCmdDoneEvent,
+  JobCmdStdoutEvent,
+  JobCmdStderrEvent,
+  JobPluginEvent,
+  JobStdoutEvent,
+  JobStderrEvent,
+  JobTestedEvent,
+  JobDeployedEvent,
+  JobDoneEvent,
+]);
+export type WorkerJobEvent = z.infer<typeof WorkerJobEventSchema>;
+export type WorkerJobEventName = WorkerJobEvent["event"];
+
+/** An attempt a reconnecting worker is still running, with the last `seq` it produced. */
+export const RunningAttemptSchema = z.object({ id: JobIdSchema, attempt, seq: z.int().min(0) });
+export type RunningAttempt = z.infer<typeof RunningAttemptSchema>;
+
+export const DroneInfoEvent = z.object({
+  event: z.literal("drone:info"),
+  name: NameSchema,
+  version: z.string().max(LIMITS.name),
+  protocol: z.int().min(1).max(1000),
+  speed: z.number().positive().max(1_000_000),
+  capacity: z.int().min(1).max(10_000),
+  plugins: z.array(NameSchema).max(LIMITS.entries),
+  labels: z.array(NameSchema).max(LIMITS.entries),
+  running: z.array(RunningAttemptSchema).max(10_000),
+  draining: z.boolean().optional().describe("the worker takes no new jobs (it is shutting down)"),
+});
+export type DroneInfo = z.infer<typeof DroneInfoEvent>;
+
+export const PongEvent = z.object({ event: z.literal("pong"), t: timestamp });
+export const ErrorEvent = z.object({
+  event: z.literal("error"),
+  message: z.string().max(LIMITS.text),
+});
+
+/** Every frame a worker may send to the queen. */
+export const WorkerFrameSchema = z.discriminatedUnion("event", [
+  ...WorkerJobEventSchema.options,
+  DroneInfoEvent,
+  PongEvent,
+  ErrorEvent,
+]);
+export type WorkerFrame = z.infer<typeof WorkerFrameSchema>;
+
+// The seed's "events the drone will fire to the remote", plus DESIGN.md's additions.
+export const DroneQueryInfoEvent = z.object({ event: z.literal("drone:query-info") });
+export const QueueNewEvent = z.object({
+  event: z.literal("queue:new"),
+  attempt,
+  job: DispatchedJobSchema,
+});
+export const JobCancelEvent = z.object({
+  event: z.literal("job:cancel"),
+  id: JobIdSchema,
+  attempt,
+  reason: z.enum(["cancelled", "timeout", "superseded"]),
+});
+export const JobAckEvent = z.object({
+  event: z.literal("job:ack"),
+  id: JobIdSchema,
+  attempt,
+  seq: seq.describe("every event of this attempt up to and including seq is recorded"),
+});
+export const PingEvent = z.object({ event: z.literal("ping"), t: timestamp });
+export const DroneDrainEvent = z.object({ event: z.literal("drone:drain") });
+
+/** Every frame the queen may send to a worker. */
+export const QueenFrameSchema = z.discriminatedUnion("event", [
+  DroneQueryInfoEvent,
+  QueueNewEvent,
+  JobCancelEvent,
+  JobAckEvent,
+  PingEvent,
+  DroneDrainEvent,
+  ErrorEvent,
+]);
+export type QueenFrame = z.infer<typeof QueenFrameSchema>;
+
+/** How one attempt ended, as its worker reports it (only the queen decides `lost`). */
+export type AttemptResult = Exclude<JobResult, "lost">;

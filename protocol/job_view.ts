@@ -1,0 +1,147 @@
+import { z } from "zod";
+import { JobResultSchema, WorkerJobEventSchema } from "./events.ts";
+import { JobIdSchema, JobSpecSchema, PHASES } from "./job_spec.ts";
+import { TriggerSchema } from "./trigger.ts";
+
+/** Where a job is in its life (DESIGN.md, Job lifecycle). */
+export const JobStatusSchema = z.enum(["queued", "dispatched", "started", "done"]);
+export type JobStatus = z.infer<typeof JobStatusSchema>;
+
+const isoTime = z.iso.datetime();
+
+/** One command as the API shows it: the sanitized command, its exit code and its output. */
+export const CommandViewSchema = z.object({
+  num: z.int(),
+  command: z.string().describe("the shown (sanitized) command"),
+  plugin: z.string().nullable(),
+  exitCode: z.int().nullable(),
+  startedAt: isoTime.nullable(),
+  finishedAt: isoTime.nullable(),
+  output: z.string(),
+});
+export type CommandView = z.infer<typeof CommandViewSchema>;
+
+export const PhaseViewSchema = z.object({
+  exitCode: z.int().nullable(),
+  finished: z.boolean(),
+  commands: z.array(CommandViewSchema),
+});
+export type PhaseView = z.infer<typeof PhaseViewSchema>;
+
+export const AttemptViewSchema = z.object({
+  attempt: z.int(),
+  drone: z.string(),
+  dispatchedAt: isoTime,
+  startedAt: isoTime.nullable(),
+  finishedAt: isoTime.nullable(),
+  result: JobResultSchema.nullable(),
+});
+export type AttemptView = z.infer<typeof AttemptViewSchema>;
+
+/** A job spec as the API shows it: secret values and credentials replaced by `***`. */
+export const PublicJobSpecSchema = JobSpecSchema;
+
+/** The whole job: the seed's `job:info` job-data and the body of `GET /api/jobs/:id`. */
+export const JobViewSchema = z.object({
+  id: JobIdSchema,
+  status: JobStatusSchema,
+  result: JobResultSchema.nullable(),
+  error: z.string().nullable(),
+  waiting: z.string().nullable().describe("why a queued job has not gone out yet"),
+  spec: PublicJobSpecSchema,
+  drone: z.string().nullable(),
+  attempt: z.int().describe("the current attempt; 0 before the first dispatch"),
+  attempts: z.array(AttemptViewSchema),
+  createdAt: isoTime,
+  startedAt: isoTime.nullable(),
+  finishedAt: isoTime.nullable(),
+  tested: z.int().nullable().describe("exit code of the test phase (job:tested)"),
+  deployed: z.int().nullable().describe("exit code of the deploy phase (job:deployed)"),
+  phases: z.object(
+    Object.fromEntries(PHASES.map((phase) => [phase, PhaseViewSchema])) as {
+      [P in typeof PHASES[number]]: typeof PhaseViewSchema;
+    },
+  ),
+  output: z.string().describe("job-level output that belongs to no command"),
+});
+export type JobView = z.infer<typeof JobViewSchema>;
+
+/** One line of `GET /api/jobs`. */
+export const JobSummarySchema = z.object({
+  id: JobIdSchema,
+  status: JobStatusSchema,
+  result: JobResultSchema.nullable(),
+  repo: z.string(),
+  ref: z.string(),
+  job_type: z.string(),
+  trigger: TriggerSchema,
+  drone: z.string().nullable(),
+  attempt: z.int(),
+  createdAt: isoTime,
+  startedAt: isoTime.nullable(),
+  finishedAt: isoTime.nullable(),
+});
+export type JobSummary = z.infer<typeof JobSummarySchema>;
+
+export const JobListSchema = z.object({
+  jobs: z.array(JobSummarySchema),
+  next: z.string().nullable().describe("cursor for the next page"),
+});
+export type JobList = z.infer<typeof JobListSchema>;
+
+/** A connected worker as `GET /api/drones` shows it. */
+export const DroneViewSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  version: z.string(),
+  speed: z.number(),
+  capacity: z.int(),
+  running: z.int(),
+  queued: z.int(),
+  jobs: z.array(z.string()),
+  plugins: z.array(z.string()),
+  labels: z.array(z.string()),
+  draining: z.boolean(),
+  connectedAt: isoTime,
+  lastSeen: isoTime,
+});
+export type DroneView = z.infer<typeof DroneViewSchema>;
+export const DroneListSchema = z.object({ drones: z.array(DroneViewSchema) });
+
+/** `POST /api/jobs` → 201. */
+export const JobCreatedSchema = z.object({ id: JobIdSchema, status: JobStatusSchema });
+
+/** Every 4xx body: a sentence for people and, for validation errors, each problem by path. */
+export const ApiErrorSchema = z.object({
+  error: z.string(),
+  issues: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+});
+export type ApiError = z.infer<typeof ApiErrorSchema>;
+
+/** The queen's own note that it sent a job to a drone (recorded beside the worker's events). */
+export const JobDispatchedEvent = z.object({
+  event: z.literal("job:dispatched"),
+  id: JobIdSchema,
+  attempt: z.int().min(1),
+  drone: z.string(),
+  timestamp: z.number(),
+});
+
+/** The queen's own ending of a job that no worker reported (lost, cancelled while queued). */
+export const QueenJobDoneEvent = z.object({
+  event: z.literal("job:done"),
+  id: JobIdSchema,
+  attempt: z.int().min(0),
+  seq: z.literal(0),
+  timestamp: z.number(),
+  result: JobResultSchema,
+  error: z.string().optional(),
+});
+
+/** What a job's event stream (SSE, `browser` frames) carries, numbered per job by `n`. */
+export const RecordedEventSchema = z.object({
+  n: z.int().min(1).describe("position in the job's stream; the SSE id"),
+  at: z.number().describe("when the queen recorded it, ms since the Unix epoch"),
+  data: z.union([WorkerJobEventSchema, JobDispatchedEvent, QueenJobDoneEvent]),
+});
+export type RecordedEvent = z.infer<typeof RecordedEventSchema>;

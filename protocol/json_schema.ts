@@ -1,0 +1,26 @@
+import { z } from "zod";
+import { QueenFrameSchema, WorkerFrameSchema } from "./events.ts";
+import { JobSpecSchema } from "./job_spec.ts";
+import { JobViewSchema, RecordedEventSchema } from "./job_view.ts";
+import { BrowserToQueenSchema, QueenToBrowserSchema } from "./browser.ts";
+
+/** Builds the JSON Schema document published as `protocol/schema.json`. */
+export function protocolJsonSchema(): Record<string, unknown> {
+  const registry = z.registry<{ id: string }>();
+  const named: [string, z.ZodType][] = [
+    ["JobSpec", JobSpecSchema],
+    ["WorkerFrame", WorkerFrameSchema],
+    ["QueenFrame", QueenFrameSchema],
+    ["QueenToBrowser", QueenToBrowserSchema],
+    ["BrowserToQueen", BrowserToQueenSchema],
+    ["JobView", JobViewSchema],
+    ["RecordedEvent", RecordedEventSchema],
+  ];
+  for (const [id, schema] of named) registry.add(schema, { id });
+  const { schemas } = z.toJSONSchema(registry, { io: "input", unrepresentable: "any" });
+  return {
+    $schema: "https://json-schema.org/draft/2020-12/schema",
+    title: "strider protocol",
+    $defs: schemas,
+  };
+}

@@ -1,0 +1,15 @@
+/**
+ * The strider protocol: the single source of truth for every message between the queen, its
+ * workers, browsers and API clients. Pure: zod schemas and codecs, no I/O.
+ * @module
+ */
+export * from "./version.ts";
+export * from "./limits.ts";
+export * from "./refs.ts";
+export * from "./trigger.ts";
+export * from "./job_spec.ts";
+export * from "./events.ts";
+export * from "./job_view.ts";
+export * from "./browser.ts";
+export * from "./codec.ts";
+export * from "./json_schema.ts";

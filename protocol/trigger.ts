@@ -1,0 +1,37 @@
+import { z } from "zod";
+import { LIMITS } from "./limits.ts";
+
+const text = (max: number = LIMITS.text) => z.string().max(max);
+
+/** Who caused a job to run (the seed's trigger spec, `author`). */
+export const TriggerAuthorSchema = z.strictObject({
+  id: text(LIMITS.url).optional().describe("the strider user id"),
+  url: text(LIMITS.url).optional().describe("e.g. github.com/username"),
+  name: text(LIMITS.url).optional(),
+  email: text(LIMITS.url).optional(),
+  gravatar: text(LIMITS.url).optional(),
+  username: text(LIMITS.url).optional().describe("only applicable for github, etc."),
+});
+
+/** Where a trigger came from: the dashboard, an API client, or a plugin such as a webhook. */
+export const TriggerSourceSchema = z.discriminatedUnion("type", [
+  z.strictObject({ type: z.literal("UI"), page: text(LIMITS.name) }),
+  z.strictObject({ type: z.literal("API"), app: text(LIMITS.name) }),
+  z.strictObject({ type: z.literal("plugin"), plugin: text(LIMITS.name) }),
+]);
+
+/** The seed's trigger spec: why a job ran, shown in the UI. */
+export const TriggerSchema = z.strictObject({
+  type: z.string().min(1).max(LIMITS.name).describe(
+    "manual, commit, pull-request, dependency, ...",
+  ),
+  author: TriggerAuthorSchema.optional(),
+  message: text().optional().describe("displayed in the UI"),
+  timestamp: z.iso.datetime({ offset: true }).describe("when the trigger happened (ISO 8601)"),
+  url: text(LIMITS.url).optional().describe("the message links here"),
+  source: TriggerSourceSchema,
+});
+
+export type TriggerAuthor = z.infer<typeof TriggerAuthorSchema>;
+export type TriggerSource = z.infer<typeof TriggerSourceSchema>;
+export type Trigger = z.infer<typeof TriggerSchema>;

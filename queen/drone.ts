@@ -1,0 +1,102 @@
+import type { DroneInfo, DroneView, QueenFrame } from "../protocol/mod.ts";
+import { encodeFrame } from "../protocol/mod.ts";
+import type { DroneLoad } from "./scheduler.ts";
+
+/** How long acknowledgements are gathered before one cumulative `job:ack` per attempt goes out. */
+const ACK_DELAY_MS = 2;
+
+/**
+ * The queen's side of one connected worker (the seed's Drone): its socket, what it said it can
+ * do in `drone:info`, and the attempts it holds.
+ */
+export class Drone {
+  readonly id: string;
+  readonly connectedAt = Date.now();
+  lastSeen = Date.now();
+  info: DroneInfo | undefined;
+  draining = false;
+  /** Job id → attempt number, for every attempt given to this drone and not finished. */
+  readonly jobs = new Map<string, number>();
+  #socket: WebSocket;
+  #acks = new Map<string, { id: string; attempt: number; seq: number }>();
+  #ackTimer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(id: string, socket: WebSocket) {
+    this.id = id;
+    this.#socket = socket;
+  }
+
+  get name(): string {
+    return this.info?.name ?? this.id;
+  }
+
+  /** Sends a frame; a closed socket drops it (the lease decides what happens to the drone). */
+  send(frame: QueenFrame): void {
+    if (this.#socket.readyState !== WebSocket.OPEN) return;
+    try {
+      this.#socket.send(encodeFrame(frame));
+    } catch {
+      // The socket closed between the check and the send; its close handler cleans up.
+    }
+  }
+
+  /** Acknowledges every event of the attempt up to `seq`, coalesced with others. */
+  ack(id: string, attempt: number, seq: number): void {
+    const key = `${id}\u0000${attempt}`;
+    const pending = this.#acks.get(key);
+    if (!pending || pending.seq < seq) this.#acks.set(key, { id, attempt, seq });
+    this.#ackTimer ??= setTimeout(() => this.#flushAcks(), ACK_DELAY_MS);
+  }
+
+  #flushAcks(): void {
+    this.#ackTimer = undefined;
+    for (const { id, attempt, seq } of this.#acks.values()) {
+      this.send({ event: "job:ack", id, attempt, seq });
+    }
+    this.#acks.clear();
+  }
+
+  close(code = 1000, reason = ""): void {
+    clearTimeout(this.#ackTimer);
+    try {
+      this.#socket.close(code, reason);
+    } catch {
+      // Already closed.
+    }
+  }
+
+  /** The drone as the scheduler sees it. */
+  load(): DroneLoad {
+    return {
+      id: this.id,
+      name: this.name,
+      speed: this.info?.speed ?? 1,
+      capacity: this.info?.capacity ?? 1,
+      active: this.jobs.size,
+      plugins: this.info?.plugins ?? [],
+      labels: this.info?.labels ?? [],
+      draining: this.draining,
+    };
+  }
+
+  /** The drone as `GET /api/drones` shows it. */
+  view(startedJobs: (id: string) => boolean): DroneView {
+    const ids = [...this.jobs.keys()];
+    const running = ids.filter(startedJobs).length;
+    return {
+      id: this.id,
+      name: this.name,
+      version: this.info?.version ?? "",
+      speed: this.info?.speed ?? 1,
+      capacity: this.info?.capacity ?? 1,
+      running,
+      queued: ids.length - running,
+      jobs: ids,
+      plugins: this.info?.plugins ?? [],
+      labels: this.info?.labels ?? [],
+      draining: this.draining,
+      connectedAt: new Date(this.connectedAt).toISOString(),
+      lastSeen: new Date(this.lastSeen).toISOString(),
+    };
+  }
+}

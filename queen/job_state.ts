@@ -1,0 +1,208 @@
+/**
+ * A job's view (the API's `GET /api/jobs/:id`, the seed's `job:info`) as a fold over its recorded
+ * events. Pure: the same events always give the same view, which is what lets a restarted queen
+ * rebuild every job from its store.
+ */
+import type { CommandView, JobSpec, JobView, Phase, RecordedEvent } from "../protocol/mod.ts";
+import { PHASES } from "../protocol/mod.ts";
+
+const MASK = "***";
+
+/** A copy of `spec` fit to show: secret values and repository credentials become `***`. */
+export function publicSpec(spec: JobSpec): JobSpec {
+  const shown: JobSpec = structuredClone(spec);
+  if (shown.secrets) {
+    shown.secrets = Object.fromEntries(Object.keys(shown.secrets).map((k) => [k, MASK]));
+  }
+  const auth = shown.repo.auth;
+  if (auth?.type === "https") auth.password = MASK;
+  if (auth?.type === "ssh") auth.key = MASK;
+  return shown;
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+/** A new job's view, before any event. */
+export function newJobView(id: string, spec: JobSpec, createdAt: number): JobView {
+  return {
+    id,
+    status: "queued",
+    result: null,
+    error: null,
+    waiting: null,
+    spec: publicSpec(spec),
+    drone: null,
+    attempt: 0,
+    attempts: [],
+    createdAt: iso(createdAt),
+    startedAt: null,
+    finishedAt: null,
+    tested: null,
+    deployed: null,
+    phases: emptyPhases(),
+    output: "",
+  };
+}
+
+function emptyPhases(): JobView["phases"] {
+  const empty = () => ({ exitCode: null, finished: false, commands: [] });
+  return {
+    environment: empty(),
+    prepare: empty(),
+    test: empty(),
+    deploy: empty(),
+    cleanup: empty(),
+  };
+}
+
+/** Empties the phases, for a fresh attempt: its output replaces the superseded one's. */
+function resetPhases(view: JobView): void {
+  view.phases = emptyPhases();
+  view.output = "";
+  view.tested = null;
+  view.deployed = null;
+}
+
+function findCommand(view: JobView, num: number): CommandView | undefined {
+  for (const phase of PHASES) {
+    const found = view.phases[phase].commands.find((c) => c.num === num);
+    if (found) return found;
+  }
+  return undefined;
+}
+
+/** The command that is running now, which general `job:stdout` output belongs to. */
+function currentCommand(view: JobView): CommandView | undefined {
+  for (const phase of PHASES.toReversed()) {
+    const commands = view.phases[phase].commands;
+    const last = commands[commands.length - 1];
+    if (last) return last.exitCode === null ? last : undefined;
+  }
+  return undefined;
+}
+
+/** Applies one recorded event to `view`, in place. */
+export function applyEvent(view: JobView, recorded: RecordedEvent): void {
+  const e = recorded.data;
+  const attempt = view.attempts.find((a) => a.attempt === e.attempt);
+  switch (e.event) {
+    case "job:dispatched":
+      resetPhases(view);
+      view.status = "dispatched";
+      view.attempt = e.attempt;
+      view.drone = e.drone;
+      view.waiting = null;
+      view.attempts.push({
+        attempt: e.attempt,
+        drone: e.drone,
+        dispatchedAt: iso(e.timestamp),
+        startedAt: null,
+        finishedAt: null,
+        result: null,
+      });
+      return;
+    case "job:queued":
+      return;
+    case "job:started":
+      view.status = "started";
+      view.startedAt ??= iso(e.timestamp);
+      if (attempt) attempt.startedAt = iso(e.timestamp);
+      return;
+    case "job:cmd:start": {
+      view.phases[e.phase as Phase].commands.push({
+        num: e.num,
+        command: e.screencmd,
+        plugin: e.plugin ?? null,
+        exitCode: null,
+        startedAt: iso(e.timestamp ?? recorded.at),
+        finishedAt: null,
+        output: "",
+      });
+      return;
+    }
+    case "job:cmd:done": {
+      const command = findCommand(view, e.num);
+      if (!command) return;
+      command.exitCode = e.exitCode;
+      command.finishedAt = iso(e.timestamp ?? recorded.at);
+      for (const phase of PHASES) {
+        if (view.phases[phase].commands.includes(command)) {
+          const p = view.phases[phase];
+          if (p.exitCode === null || p.exitCode === 0) p.exitCode = e.exitCode;
+        }
+      }
+      return;
+    }
+    case "job:cmd:stdout":
+    case "job:cmd:stderr": {
+      const command = findCommand(view, e.num);
+      if (command) command.output += e.text;
+      else view.output += e.text;
+      return;
+    }
+    case "job:stdout":
+    case "job:stderr": {
+      const command = currentCommand(view);
+      if (command) command.output += e.text;
+      else view.output += e.text;
+      return;
+    }
+    case "job:plugin":
+      return;
+    case "job:tested":
+      view.tested = e.code;
+      view.phases.test.finished = true;
+      return;
+    case "job:deployed":
+      view.deployed = e.code;
+      view.phases.deploy.finished = true;
+      return;
+    case "job:done":
+      view.status = "done";
+      view.result = e.result;
+      view.error = e.error ?? null;
+      view.finishedAt = iso(e.timestamp);
+      if (attempt) {
+        attempt.finishedAt = iso(e.timestamp);
+        attempt.result = e.result;
+      }
+      for (const phase of PHASES) {
+        if (view.phases[phase].commands.length > 0) view.phases[phase].finished = true;
+      }
+      return;
+  }
+}
+
+/** The job's output as one text, in the order it was produced: each command, then its output. */
+export function mergedLog(events: readonly RecordedEvent[]): string {
+  const parts: string[] = [];
+  let attempt = 0;
+  // A command's header starts on a line of its own even when the output before it did not end
+  // with a newline.
+  const line = (text: string) => {
+    const last = parts[parts.length - 1];
+    if (last && !last.endsWith("\n")) parts.push("\n");
+    parts.push(text);
+  };
+  for (const { data: e } of events) {
+    switch (e.event) {
+      case "job:dispatched":
+        if (attempt > 0) line(`--- attempt ${e.attempt} on ${e.drone} ---\n`);
+        attempt = e.attempt;
+        break;
+      case "job:cmd:start":
+        line(`$ ${e.screencmd}\n`);
+        break;
+      case "job:cmd:stdout":
+      case "job:cmd:stderr":
+      case "job:stdout":
+      case "job:stderr":
+        parts.push(e.text);
+        break;
+      case "job:done":
+        if (e.error) line(`${e.error}\n`);
+        break;
+    }
+  }
+  return parts.join("");
+}

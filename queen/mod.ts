@@ -1,0 +1,91 @@
+/**
+ * The queen role: `startQueen` serves the API, the worker protocol and the dashboard.
+ * @module
+ */
+import { join } from "node:path";
+import { MemoryStore } from "./memory_store.ts";
+import { QueenCore } from "./queen.ts";
+import { createApp } from "./server.ts";
+import { tokenFromDataDir } from "./tokens.ts";
+
+export { QueenCore } from "./queen.ts";
+
+/** Settings of `strider queen`. */
+export interface QueenOptions {
+  port: number;
+  host: string;
+  /** Folder of the store and of generated tokens. */
+  data: string;
+  /** Accepted worker tokens; when empty, one is generated into `<data>/worker-token`. */
+  workerTokens?: string[];
+  /** Accepted API tokens; when empty, one is generated into `<data>/api-token`. */
+  apiTokens?: string[];
+  /** Seconds a silent or disconnected drone keeps its jobs. */
+  lease?: number;
+  maxAttempts?: number;
+  /** Where diagnostics go; defaults to stderr. */
+  log?: (message: string) => void;
+  signal?: AbortSignal;
+}
+
+/** A running queen. */
+export interface RunningQueen {
+  /** e.g. `http://127.0.0.1:3000` */
+  url: string;
+  port: number;
+  core: QueenCore;
+  /** Closes worker sockets with 1001 (going away) so workers reconnect promptly, then stops. */
+  close(): Promise<void>;
+  finished: Promise<void>;
+}
+
+/** Starts a queen and resolves once it listens. */
+export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
+  const log = options.log ?? ((message: string) => console.error(`queen: ${message}`));
+  const workerTokens = options.workerTokens?.length
+    ? options.workerTokens
+    : [await tokenFromDataDir(options.data, "worker-token")];
+  const apiTokens = options.apiTokens?.length
+    ? options.apiTokens
+    : [await tokenFromDataDir(options.data, "api-token")];
+  if (!options.workerTokens?.length) {
+    log(`worker token is in ${join(options.data, "worker-token")}`);
+  }
+  if (!options.apiTokens?.length) log(`API token is in ${join(options.data, "api-token")}`);
+
+  const core = new QueenCore(new MemoryStore(), {
+    leaseMs: (options.lease ?? 30) * 1000,
+    maxAttempts: options.maxAttempts ?? 3,
+    log,
+  });
+  const app = createApp(core, { worker: workerTokens, api: apiTokens });
+  const controller = new AbortController();
+  options.signal?.addEventListener("abort", () => controller.abort(), { once: true });
+  const { promise: listening, resolve } = Promise.withResolvers<Deno.NetAddr>();
+  const server = Deno.serve({
+    port: options.port,
+    hostname: options.host,
+    signal: controller.signal,
+    onListen: (addr) => resolve(addr as Deno.NetAddr),
+  }, app.fetch);
+  const addr = await listening;
+  const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
+  const url = `http://${host}:${addr.port}`;
+  log(`listening on ${url}`);
+
+  const finished = server.finished.finally(() => {
+    core.close();
+    core.store.close();
+  });
+  return {
+    url,
+    port: addr.port,
+    core,
+    finished,
+    async close() {
+      for (const drone of core.drones.values()) drone.close(1001, "queen shutting down");
+      controller.abort();
+      await finished;
+    },
+  };
+}

@@ -1,0 +1,410 @@
+/**
+ * The queen's core: the queue, the connected drones, dispatch, and the recording of every event
+ * a worker sends. Transport-free: sockets are handed in by the server, so this is testable alone.
+ */
+import type {
+  DroneInfo,
+  JobResult,
+  JobSpec,
+  RecordedEvent,
+  WorkerJobEvent,
+} from "../protocol/mod.ts";
+import { decodeWorkerFrame, PROTOCOL_VERSION } from "../protocol/mod.ts";
+import { Drone } from "./drone.ts";
+import { Hub } from "./hub.ts";
+import { applyEvent, newJobView } from "./job_state.ts";
+import { pickDrone, whyWaiting } from "./scheduler.ts";
+import type { JobNeeds } from "./scheduler.ts";
+import type { JobRecord, Store } from "./store.ts";
+
+/** Settings of a queen's core. */
+export interface QueenCoreOptions {
+  /** How long a silent or disconnected drone keeps its attempts, in milliseconds. */
+  leaseMs: number;
+  /** How many attempts a job gets before it ends `lost`. */
+  maxAttempts: number;
+  /** Where diagnostics go. */
+  log: (message: string) => void;
+}
+
+/** An attempt whose drone went away and may come back within the lease. */
+interface Orphan {
+  drone: string;
+  attempt: number;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+/** A job spec was refused by the queen (not by the schema): the id is taken, for example. */
+export class JobRejectedError extends Error {
+  constructor(message: string, readonly status: 400 | 409 = 400) {
+    super(message);
+    this.name = "JobRejectedError";
+  }
+}
+
+function newJobId(): string {
+  const random = crypto.getRandomValues(new Uint8Array(4));
+  return Date.now().toString(36) + "-" + [...random].map((b) => b.toString(16).padStart(2, "0"))
+    .join("");
+}
+
+function needsOf(spec: JobSpec): JobNeeds {
+  return { plugins: spec.plugins ?? [], labels: spec.labels ?? [] };
+}
+
+/** The coordinator. */
+export class QueenCore {
+  readonly store: Store;
+  readonly hub = new Hub();
+  readonly drones = new Map<string, Drone>();
+  readonly #options: QueenCoreOptions;
+  /** Queued job ids; kept ordered by priority, then age. */
+  #queue: string[] = [];
+  #orphans = new Map<string, Orphan>();
+  #heartbeat: ReturnType<typeof setInterval>;
+  #nextDrone = 1;
+
+  constructor(store: Store, options: QueenCoreOptions) {
+    this.store = store;
+    this.#options = options;
+    for (const record of store.unfinishedJobs()) {
+      if (record.view.status === "queued") this.#queue.push(record.id);
+    }
+    this.#sortQueue();
+    // Pings keep idle connections alive through proxies and show a drone is still there; a
+    // drone silent for a whole lease is cut off so that its jobs can move on.
+    const every = Math.max(50, Math.min(10_000, Math.floor(options.leaseMs / 3)));
+    this.#heartbeat = setInterval(() => this.#beat(), every);
+  }
+
+  /** Validated spec in, queued job out. */
+  submit(spec: JobSpec): JobRecord {
+    const id = spec.job_id ?? newJobId();
+    if (this.store.getJob(id)) throw new JobRejectedError(`Job id '${id}' is already taken`, 409);
+    const full: JobSpec = {
+      ...spec,
+      job_id: id,
+      trigger: spec.trigger ?? {
+        type: "manual",
+        timestamp: new Date().toISOString(),
+        source: { type: "API", app: "api" },
+      },
+    };
+    const record: JobRecord = {
+      id,
+      spec: full,
+      view: newJobView(id, full, Date.now()),
+      lastSeq: {},
+      lastN: 0,
+    };
+    this.store.createJob(record);
+    this.#queue.push(id);
+    this.#sortQueue();
+    this.dispatch();
+    return record;
+  }
+
+  /**
+   * Cancels a job: a queued job ends at once; a running one is told to stop, and ends when its
+   * worker reports (cleanup runs first). Returns false when the job had already finished.
+   */
+  cancel(id: string): boolean {
+    const record = this.store.getJob(id);
+    if (!record || record.view.status === "done") return false;
+    if (record.view.status === "queued") {
+      this.#queue = this.#queue.filter((q) => q !== id);
+      this.#finish(record, "cancelled", "cancelled before it started");
+      return true;
+    }
+    const drone = this.#holder(id);
+    if (drone) {
+      drone.send({ event: "job:cancel", id, attempt: record.view.attempt, reason: "cancelled" });
+    } else {
+      // Its drone is away: nothing can report for it, so the queen ends it.
+      this.#dropOrphan(id);
+      this.#finish(record, "cancelled", "cancelled while its drone was away");
+    }
+    return true;
+  }
+
+  /** A worker connected (and authenticated); returns its Drone, not yet able to take jobs. */
+  connect(socket: WebSocket): Drone {
+    const drone = new Drone(`d${this.#nextDrone++}`, socket);
+    drone.send({ event: "drone:query-info" });
+    return drone;
+  }
+
+  /** Handles one frame from a worker's socket. */
+  receive(drone: Drone, raw: unknown): void {
+    drone.lastSeen = Date.now();
+    const decoded = decodeWorkerFrame(raw);
+    if (!decoded.ok) {
+      drone.send({ event: "error", message: decoded.error });
+      this.#options.log(`drone ${drone.name}: refused a frame: ${decoded.error.split("\n")[0]}`);
+      return;
+    }
+    const frame = decoded.value;
+    switch (frame.event) {
+      case "drone:info":
+        return this.#onInfo(drone, frame);
+      case "pong":
+        return;
+      case "error":
+        this.#options.log(`drone ${drone.name} reports: ${frame.message}`);
+        return;
+      default:
+        if (!drone.info) {
+          drone.send({ event: "error", message: "send drone:info before job events" });
+          return;
+        }
+        return this.#onJobEvent(drone, frame);
+    }
+  }
+
+  /** A worker's socket closed: its attempts wait out the lease for it to come back. */
+  disconnect(drone: Drone): void {
+    if (this.drones.get(drone.id) !== drone) return;
+    this.drones.delete(drone.id);
+    const silentFor = Date.now() - drone.lastSeen;
+    const wait = Math.max(0, this.#options.leaseMs - silentFor);
+    for (const [id, attempt] of drone.jobs) {
+      const timer = setTimeout(() => this.#leaseExpired(id), wait);
+      this.#orphans.set(id, { drone: drone.name, attempt, timer });
+    }
+    drone.jobs.clear();
+    this.#options.log(`drone ${drone.name} disconnected`);
+  }
+
+  /** Stops timers; sockets are closed by the server. */
+  close(): void {
+    clearInterval(this.#heartbeat);
+    for (const orphan of this.#orphans.values()) clearTimeout(orphan.timer);
+    this.#orphans.clear();
+  }
+
+  /** Whether the job has started on its drone (rather than waiting in the drone's queue). */
+  isStarted(id: string): boolean {
+    return this.store.getJob(id)?.view.status === "started";
+  }
+
+  /** Queued job ids in dispatch order. */
+  queue(): readonly string[] {
+    return this.#queue;
+  }
+
+  /** Sends every queued job that some drone can run to the drone the seed's rule picks. */
+  dispatch(): void {
+    const ready = [...this.drones.values()].filter((d) => d.info);
+    const loads = ready.map((d) => d.load());
+    const remaining: string[] = [];
+    for (const id of this.#queue) {
+      const record = this.store.getJob(id);
+      if (!record || record.view.status !== "queued") continue;
+      const needs = needsOf(record.spec);
+      const chosen = pickDrone(needs, loads);
+      if (!chosen) {
+        const waiting = whyWaiting(needs, loads);
+        if (record.view.waiting !== waiting) {
+          record.view.waiting = waiting;
+          this.store.saveJob(record);
+        }
+        remaining.push(id);
+        continue;
+      }
+      chosen.active++;
+      this.#assign(record, this.drones.get(chosen.id)!);
+    }
+    this.#queue = remaining;
+  }
+
+  #assign(record: JobRecord, drone: Drone): void {
+    const attempt = record.view.attempt + 1;
+    drone.jobs.set(record.id, attempt);
+    this.#record(record, {
+      event: "job:dispatched",
+      id: record.id,
+      attempt,
+      drone: drone.name,
+      timestamp: Date.now(),
+    });
+    drone.send({
+      event: "queue:new",
+      attempt,
+      job: { ...record.spec, job_id: record.id, trigger: record.spec.trigger! },
+    });
+  }
+
+  #onInfo(drone: Drone, info: DroneInfo): void {
+    if (info.protocol !== PROTOCOL_VERSION) {
+      drone.send({
+        event: "error",
+        message:
+          `protocol ${info.protocol} is not supported; this queen speaks ${PROTOCOL_VERSION}`,
+      });
+      drone.close(4002, "protocol version mismatch");
+      return;
+    }
+    const first = !drone.info;
+    drone.info = info;
+    drone.draining = info.draining ?? false;
+    if (first) {
+      this.drones.set(drone.id, drone);
+      this.#options.log(`drone ${drone.name} connected (capacity ${info.capacity})`);
+      this.#reattach(drone, info);
+    }
+    this.dispatch();
+  }
+
+  /** Takes back the attempts a reconnecting worker says it is still running. */
+  #reattach(drone: Drone, info: DroneInfo): void {
+    for (const running of info.running) {
+      const orphan = this.#orphans.get(running.id);
+      const record = this.store.getJob(running.id);
+      const current = record && record.view.status !== "done" &&
+        record.view.attempt === running.attempt && orphan?.attempt === running.attempt;
+      if (current) {
+        this.#dropOrphan(running.id);
+        drone.jobs.set(running.id, running.attempt);
+      } else {
+        drone.send({
+          event: "job:cancel",
+          id: running.id,
+          attempt: running.attempt,
+          reason: "superseded",
+        });
+      }
+    }
+    // Attempts of this drone that it no longer runs will never report: move them on now.
+    for (const [id, orphan] of this.#orphans) {
+      if (orphan.drone !== drone.name || drone.jobs.has(id)) continue;
+      this.#dropOrphan(id);
+      this.#retryOrLose(id, `drone ${drone.name} restarted without it`);
+    }
+  }
+
+  #onJobEvent(drone: Drone, event: WorkerJobEvent): void {
+    const record = this.store.getJob(event.id);
+    const held = drone.jobs.get(event.id);
+    if (!record || held !== event.attempt) {
+      // Fencing: only the drone holding the current attempt may write to a job.
+      drone.send({
+        event: "error",
+        message: `refused ${event.event} for job ${event.id} attempt ${event.attempt}: ` +
+          "this drone does not hold that attempt",
+      });
+      if (record) {
+        drone.send({
+          event: "job:cancel",
+          id: event.id,
+          attempt: event.attempt,
+          reason: "superseded",
+        });
+      }
+      return;
+    }
+    const last = record.lastSeq[event.attempt] ?? 0;
+    if (event.seq <= last) {
+      drone.ack(event.id, event.attempt, last);
+      return;
+    }
+    if (event.seq !== last + 1) {
+      drone.send({
+        event: "error",
+        message: `job ${event.id} attempt ${event.attempt}: expected seq ${
+          last + 1
+        }, got ${event.seq}`,
+      });
+      return;
+    }
+    record.lastSeq[event.attempt] = event.seq;
+    this.#record(record, event);
+    drone.ack(event.id, event.attempt, event.seq);
+    if (event.event === "job:done") {
+      drone.jobs.delete(event.id);
+      this.dispatch();
+    }
+  }
+
+  /** Stores an event, folds it into the job's view and fans it out. */
+  #record(record: JobRecord, data: RecordedEvent["data"]): RecordedEvent {
+    const recorded = this.store.appendEvent(record, data, Date.now());
+    applyEvent(record.view, recorded);
+    this.store.saveJob(record);
+    this.hub.publish(record.id, recorded);
+    return recorded;
+  }
+
+  /** Ends a job with a result no worker reported (cancelled while queued, lost). */
+  #finish(record: JobRecord, result: JobResult, error: string): void {
+    this.#record(record, {
+      event: "job:done",
+      id: record.id,
+      attempt: record.view.attempt,
+      seq: 0,
+      timestamp: Date.now(),
+      result,
+      error,
+    });
+  }
+
+  #holder(id: string): Drone | undefined {
+    for (const drone of this.drones.values()) if (drone.jobs.has(id)) return drone;
+    return undefined;
+  }
+
+  #dropOrphan(id: string): void {
+    const orphan = this.#orphans.get(id);
+    if (orphan) clearTimeout(orphan.timer);
+    this.#orphans.delete(id);
+  }
+
+  #leaseExpired(id: string): void {
+    const orphan = this.#orphans.get(id);
+    if (!orphan) return;
+    this.#orphans.delete(id);
+    this.#retryOrLose(id, `drone ${orphan.drone} was gone past its lease`);
+  }
+
+  /** Gives a job whose attempt was lost a new attempt, or ends it `lost` when none are left. */
+  #retryOrLose(id: string, why: string): void {
+    const record = this.store.getJob(id);
+    if (!record || record.view.status === "done") return;
+    if (record.view.attempt >= this.#options.maxAttempts) {
+      this.#finish(record, "lost", `${why}; no attempts left (${this.#options.maxAttempts})`);
+      return;
+    }
+    this.#options.log(`job ${id}: ${why}; re-queued`);
+    record.view.status = "queued";
+    record.view.drone = null;
+    record.view.waiting = `re-queued: ${why}`;
+    this.store.saveJob(record);
+    this.#queue.push(id);
+    this.#sortQueue();
+    this.dispatch();
+  }
+
+  #sortQueue(): void {
+    const key = (id: string) => {
+      const record = this.store.getJob(id);
+      return { priority: record?.spec.priority ?? 0, created: record?.view.createdAt ?? "" };
+    };
+    this.#queue.sort((a, b) => {
+      const ka = key(a), kb = key(b);
+      return kb.priority - ka.priority ||
+        (ka.created < kb.created ? -1 : ka.created > kb.created ? 1 : 0);
+    });
+  }
+
+  #beat(): void {
+    const now = Date.now();
+    for (const drone of this.drones.values()) {
+      if (now - drone.lastSeen > this.#options.leaseMs) {
+        this.#options.log(`drone ${drone.name} silent past its lease; closing`);
+        drone.close(4001, "lease expired");
+        this.disconnect(drone);
+        continue;
+      }
+      drone.send({ event: "ping", t: now });
+    }
+  }
+}

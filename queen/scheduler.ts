@@ -1,0 +1,80 @@
+/**
+ * The seed's scheduling rule as a pure function: a job goes to the fastest drone that has open
+ * capacity and can run it; if every such drone is full, to the one with the shortest queue
+ * relative to its capacity; if no drone can run it, nowhere (it waits in the queen's queue).
+ */
+
+/** What the scheduler needs to know of a drone. */
+export interface DroneLoad {
+  id: string;
+  name: string;
+  speed: number;
+  capacity: number;
+  /** Attempts assigned to the drone and not finished: running plus queued at the worker. */
+  active: number;
+  plugins: readonly string[];
+  labels: readonly string[];
+  draining: boolean;
+}
+
+/** What a job asks of a drone. */
+export interface JobNeeds {
+  plugins: readonly string[];
+  labels: readonly string[];
+}
+
+/** Whether `drone` has every plugin and every label `needs` names, and still takes jobs. */
+export function canRun(drone: DroneLoad, needs: JobNeeds): boolean {
+  if (drone.draining) return false;
+  return needs.plugins.every((p) => drone.plugins.includes(p)) &&
+    needs.labels.every((l) => drone.labels.includes(l));
+}
+
+/** Orders by name then id, so that ties always resolve the same way. */
+function byIdentity(a: DroneLoad, b: DroneLoad): number {
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+}
+
+/**
+ * Picks the drone for a job, or `undefined` when no connected drone can run it.
+ *
+ * Ties among open drones of equal speed go to the least loaded (relative to capacity), then by
+ * name; ties among full drones of equal queue go to the faster, then by name.
+ *
+ * @example
+ * ```ts
+ * pickDrone({ plugins: [], labels: [] }, drones)?.id;
+ * ```
+ */
+export function pickDrone(needs: JobNeeds, drones: readonly DroneLoad[]): DroneLoad | undefined {
+  const able = drones.filter((drone) => canRun(drone, needs));
+  const open = able.filter((drone) => drone.active < drone.capacity);
+  if (open.length > 0) {
+    return open.toSorted((a, b) =>
+      b.speed - a.speed || a.active / a.capacity - b.active / b.capacity || byIdentity(a, b)
+    )[0];
+  }
+  const queueOf = (d: DroneLoad) => (d.active - d.capacity) / d.capacity;
+  return able.toSorted((a, b) =>
+    queueOf(a) - queueOf(b) || b.speed - a.speed || byIdentity(a, b)
+  )[0];
+}
+
+/**
+ * Says why no drone can take a job, for the job's `waiting` field: no drones at all, none with
+ * the plugins, none with the labels, or all draining.
+ */
+export function whyWaiting(needs: JobNeeds, drones: readonly DroneLoad[]): string {
+  if (drones.length === 0) return "waiting for a drone to connect";
+  const missing = (have: readonly string[], want: readonly string[]) =>
+    want.filter((x) => !have.includes(x));
+  const pluginsOk = drones.filter((d) => missing(d.plugins, needs.plugins).length === 0);
+  if (pluginsOk.length === 0) {
+    return `waiting for a drone with plugins: ${needs.plugins.join(", ")}`;
+  }
+  const labelsOk = pluginsOk.filter((d) => missing(d.labels, needs.labels).length === 0);
+  if (labelsOk.length === 0) {
+    return `waiting for a drone with labels: ${needs.labels.join(", ")}`;
+  }
+  return "waiting: every drone that can run it is draining";
+}

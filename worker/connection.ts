@@ -1,0 +1,160 @@
+/**
+ * The worker's connection to its queen: a WebSocket that authenticates with the worker token,
+ * and reconnects with jittered, capped exponential backoff whenever it drops.
+ */
+import { decodeQueenFrame, encodeFrame } from "../protocol/mod.ts";
+import type { QueenFrame, WorkerFrame } from "../protocol/mod.ts";
+
+/** A refusal that retrying cannot fix (a wrong token): the worker stops. */
+export class QueenRefusedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "QueenRefusedError";
+  }
+}
+
+export interface ConnectionOptions {
+  /** The queen's base URL, `http(s)://host:port`. */
+  url: string;
+  token: string;
+  onFrame: (frame: QueenFrame) => void;
+  onOpen: () => void;
+  onClose: () => void;
+  log: (message: string) => void;
+  /** Backoff bounds in milliseconds. */
+  minDelayMs?: number;
+  maxDelayMs?: number;
+}
+
+/** Full jitter: a random delay up to the exponential bound spreads reconnecting workers out. */
+export function backoffDelay(failures: number, minMs: number, maxMs: number): number {
+  const bound = Math.min(maxMs, minMs * 2 ** Math.min(failures, 20));
+  return minMs + Math.random() * (bound - minMs);
+}
+
+/** Keeps a worker connected to its queen until `close()`. */
+export class QueenConnection {
+  readonly #options: ConnectionOptions;
+  #socket: WebSocket | undefined;
+  #closed = false;
+  #failures = 0;
+  #retry: ReturnType<typeof setTimeout> | undefined;
+  readonly #stopped = Promise.withResolvers<void>();
+
+  constructor(options: ConnectionOptions) {
+    this.#options = options;
+  }
+
+  /** Resolves when the connection is closed for good; rejects with `QueenRefusedError`. */
+  get stopped(): Promise<void> {
+    return this.#stopped.promise;
+  }
+
+  get open(): boolean {
+    return this.#socket?.readyState === WebSocket.OPEN;
+  }
+
+  start(): void {
+    if (this.#closed) return;
+    const wsUrl = new URL("/ws/worker", this.#options.url);
+    wsUrl.protocol = wsUrl.protocol === "https:" ? "wss:" : "ws:";
+    let socket: WebSocket;
+    try {
+      socket = new WebSocket(wsUrl, {
+        headers: { authorization: `Bearer ${this.#options.token}` },
+      });
+    } catch (error) {
+      this.#stopped.reject(
+        new QueenRefusedError(`cannot connect to ${wsUrl}: ${(error as Error).message}`),
+      );
+      return;
+    }
+    this.#socket = socket;
+    let opened = false;
+    socket.onopen = () => {
+      opened = true;
+      this.#options.log(`connected to ${this.#options.url}`);
+      this.#options.onOpen();
+    };
+    socket.onmessage = (message) => {
+      const decoded = decodeQueenFrame(message.data);
+      if (!decoded.ok) {
+        this.#options.log(`refused a frame from the queen: ${decoded.error.split("\n")[0]}`);
+        this.send({ event: "error", message: decoded.error });
+        return;
+      }
+      this.#failures = 0;
+      this.#options.onFrame(decoded.value);
+    };
+    socket.onerror = () => {};
+    socket.onclose = (event) => {
+      if (this.#socket !== socket) return;
+      this.#socket = undefined;
+      if (opened) this.#options.onClose();
+      if (this.#closed) return;
+      if (!opened) {
+        void this.#whyRefused().then((refusal) => {
+          if (refusal) {
+            this.#closed = true;
+            this.#stopped.reject(new QueenRefusedError(refusal));
+          } else this.#scheduleRetry(`cannot reach ${this.#options.url}`);
+        });
+        return;
+      }
+      this.#scheduleRetry(
+        `connection closed (${event.code}${event.reason ? ` ${event.reason}` : ""})`,
+      );
+    };
+  }
+
+  /** Sends a frame; returns false when not connected (the caller keeps what matters). */
+  send(frame: WorkerFrame): boolean {
+    const socket = this.#socket;
+    if (!socket || socket.readyState !== WebSocket.OPEN) return false;
+    try {
+      socket.send(encodeFrame(frame));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Drops the current socket without closing for good: the next attempt reconnects. */
+  reconnect(): void {
+    this.#socket?.close(4000, "reconnecting");
+  }
+
+  close(): void {
+    this.#closed = true;
+    clearTimeout(this.#retry);
+    this.#socket?.close(1000, "worker stopping");
+    this.#stopped.resolve();
+  }
+
+  #scheduleRetry(why: string): void {
+    const delay = backoffDelay(
+      this.#failures++,
+      this.#options.minDelayMs ?? 250,
+      this.#options.maxDelayMs ?? 10_000,
+    );
+    this.#options.log(`${why}; retrying in ${Math.round(delay)} ms`);
+    this.#retry = setTimeout(() => this.start(), delay);
+  }
+
+  /** A WebSocket handshake hides the HTTP status; a plain request tells a wrong token apart. */
+  async #whyRefused(): Promise<string | undefined> {
+    try {
+      const response = await fetch(new URL("/ws/worker", this.#options.url), {
+        headers: { authorization: `Bearer ${this.#options.token}` },
+        signal: AbortSignal.timeout(5_000),
+      });
+      await response.body?.cancel();
+      if (response.status === 401) {
+        return "the queen refused the worker token: check --token / STRIDER_WORKER_TOKEN";
+      }
+    } catch {
+      // Unreachable: retry.
+    }
+    return undefined;
+  }
+}

@@ -1,0 +1,305 @@
+/**
+ * One attempt of one job on this worker: a fresh workspace, the code fetched, then Strider's
+ * five phases of plugin commands, every byte of output masked and streamed as `job:*` events.
+ */
+import { join } from "node:path";
+import type {
+  AttemptResult,
+  DispatchedJob,
+  Phase,
+  PluginConfig,
+  WorkerJobEvent,
+} from "../protocol/mod.ts";
+import { PHASES } from "../protocol/mod.ts";
+import { Masker } from "./masking.ts";
+import { OutputBatcher } from "./output_batcher.ts";
+import { resultOf, shouldRun } from "./phases.ts";
+import type { PhaseProgress } from "./phases.ts";
+import type { Plugin, PluginCommand } from "./plugins.ts";
+import { runCommand } from "./process.ts";
+import { repoSettings } from "./repo_settings.ts";
+import { wrapCommand } from "./sandbox.ts";
+import type { Isolation } from "./sandbox.ts";
+import { fetchCode, fetchScreen } from "./vcs.ts";
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+/** A job event before the connection numbers it. */
+export type JobEventBody = DistributiveOmit<WorkerJobEvent, "id" | "attempt" | "seq">;
+
+/** What a job run needs from its worker. */
+export interface JobRunOptions {
+  job: DispatchedJob;
+  attempt: number;
+  workdir: string;
+  plugins: ReadonlyMap<string, Plugin>;
+  emit: (event: JobEventBody) => void;
+  isolation: Isolation;
+  /** Between SIGTERM and SIGKILL when a command is stopped. */
+  graceMs: number;
+  /** Keep the workspace after the job (for debugging); it is removed by default. */
+  keepWorkspace?: boolean;
+}
+
+/** Cleanup must end even when its commands hang: it gets this long. */
+const CLEANUP_LIMIT_MS = 10 * 60_000;
+/** Names of variables whose values are masked like secrets. */
+const SECRET_NAME = /(_TOKEN|_PASSWORD|_SECRET|_KEY)$/i;
+const MIN_NAMED_SECRET = 6;
+
+/** Runs one attempt; `run()` resolves with its result once `job:done` is emitted. */
+export class JobRun {
+  readonly id: string;
+  readonly attempt: number;
+  readonly #options: JobRunOptions;
+  readonly #abort = new AbortController();
+  #stopped: "cancelled" | "timeout" | undefined;
+  #num = 0;
+  #workspace = "";
+  #masker = new Masker([]);
+
+  constructor(options: JobRunOptions) {
+    this.#options = options;
+    this.id = options.job.job_id;
+    this.attempt = options.attempt;
+  }
+
+  /** Stops the running command (SIGTERM, grace, SIGKILL); cleanup still runs. */
+  stop(reason: "cancelled" | "timeout"): void {
+    if (this.#stopped) return;
+    this.#stopped = reason;
+    this.#abort.abort();
+  }
+
+  async run(): Promise<AttemptResult> {
+    const { job, emit } = this.#options;
+    emit({ event: "job:started", timestamp: Date.now() });
+    const workspace = join(this.#options.workdir, "jobs", `${this.id}.${this.attempt}`);
+    const timeout = job.timeout
+      ? setTimeout(() => this.stop("timeout"), job.timeout * 1000)
+      : undefined;
+    let result: AttemptResult;
+    let error: string | undefined;
+    try {
+      ({ result, error } = await this.#runIn(workspace));
+    } catch (e) {
+      result = "errored";
+      error = `the worker failed to run the job: ${(e as Error).message}`;
+    } finally {
+      clearTimeout(timeout);
+    }
+    if (this.#stopped) result = this.#stopped;
+    emit({
+      event: "job:done",
+      timestamp: Date.now(),
+      result,
+      ...(error ? { error: this.#masker.mask(error) } : {}),
+    });
+    if (!this.#options.keepWorkspace) {
+      await Deno.remove(workspace, { recursive: true }).catch(() => {});
+    }
+    return result;
+  }
+
+  async #runIn(workspace: string): Promise<{ result: AttemptResult; error?: string }> {
+    const { job } = this.#options;
+    await Deno.remove(workspace, { recursive: true }).catch(() => {});
+    this.#workspace = workspace;
+    const src = join(workspace, "src");
+    const home = join(workspace, "home");
+    const tmp = join(workspace, "tmp");
+    for (const dir of [home, tmp]) await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+    const baseEnv = this.#baseEnv(home, tmp);
+    this.#masker = new Masker(this.#secretValues(baseEnv));
+
+    // Fetching is the first step of `prepare`.
+    const { value: fetched } = await this.#fetch(src, tmp, baseEnv);
+    if (!fetched.ok) {
+      // Cleanup always runs; without the code, only plugins the spec itself names are known.
+      const named = (job.plugins ?? []).filter((name) => this.#options.plugins.has(name));
+      const { env, commands } = this.#contributions(named, job.config ?? {}, baseEnv);
+      await this.#runPhase("cleanup", commands.cleanup, { cwd: workspace, env });
+      return { result: "errored", error: fetched.error };
+    }
+    baseEnv.STRIDER_COMMIT = fetched.commit;
+
+    const settings = await repoSettings(job, src);
+    if (!settings.ok) return { result: "errored", error: settings.error };
+    const missing = settings.plugins.filter((name) => !this.#options.plugins.has(name));
+    if (missing.length > 0) {
+      return {
+        result: "errored",
+        error: `plugins not installed on this worker: ${missing.join(", ")}`,
+      };
+    }
+    const { env, commands } = this.#contributions(settings.plugins, settings.config, baseEnv);
+    this.#masker = new Masker(this.#secretValues(env));
+
+    const progress: PhaseProgress = { jobType: job.job_type, codes: {} };
+    for (const phase of PHASES) {
+      if (this.#stopped) progress.stopped = this.#stopped;
+      if (!shouldRun(phase, progress)) continue;
+      const code = await this.#runPhase(phase, commands[phase], { cwd: src, env });
+      progress.codes[phase] = code;
+      if (phase === "test") {
+        this.#options.emit({ event: "job:tested", code, timestamp: Date.now() });
+      }
+      if (phase === "deploy") {
+        this.#options.emit({ event: "job:deployed", code, timestamp: Date.now() });
+      }
+      if ((phase === "test" || phase === "deploy") && commands[phase].length === 0) {
+        this.#options.emit({
+          event: "job:stderr",
+          text: `warning: the ${phase} phase ran nothing\n`,
+        });
+      }
+    }
+    if (this.#stopped) progress.stopped = this.#stopped;
+    return { result: resultOf(progress) };
+  }
+
+  /** The cleared environment every command starts from (DESIGN.md, Security). */
+  #baseEnv(home: string, tmp: string): Record<string, string> {
+    const { job } = this.#options;
+    const ref = job.ref;
+    return {
+      PATH: Deno.env.get("PATH") ?? "/usr/local/bin:/usr/bin:/bin",
+      HOME: home,
+      TMPDIR: tmp,
+      LANG: "C.UTF-8",
+      CI: "true",
+      STRIDER: "true",
+      STRIDER_JOB_ID: job.job_id,
+      STRIDER_ATTEMPT: String(this.attempt),
+      STRIDER_BRANCH: "branch" in ref ? ref.branch : "",
+      STRIDER_COMMIT: "branch" in ref ? ref.id ?? "" : "",
+      STRIDER_REPO: job.repo.url,
+      STRIDER_TRIGGER: job.trigger.type,
+    };
+  }
+
+  /** Every value that must never leave the worker: secrets, credentials, secret-named vars. */
+  #secretValues(env: Record<string, string>): string[] {
+    const { job } = this.#options;
+    const values = Object.values(job.secrets ?? {});
+    if (job.repo.auth?.type === "https") values.push(job.repo.auth.password);
+    if (job.repo.auth?.type === "ssh") values.push(job.repo.auth.key);
+    for (const [name, value] of Object.entries(env)) {
+      if (SECRET_NAME.test(name) && value.length >= MIN_NAMED_SECRET) values.push(value);
+    }
+    return values;
+  }
+
+  async #fetch(src: string, tmp: string, env: Record<string, string>) {
+    const { job } = this.#options;
+    const screen = fetchScreen(job);
+    return await this.#command({ phase: "prepare", screen, cwd: tmp, env }, async (out) => {
+      const outcome = await fetchCode(job, {
+        dir: src,
+        tmp,
+        run: async (program, args, extra) => {
+          let stderr = "";
+          let stdout = "";
+          const ran = await runCommand(program, args, {
+            cwd: tmp,
+            env: { ...env, ...extra },
+            signal: this.#abort.signal,
+            graceMs: this.#options.graceMs,
+            onStdout: (text) => stdout = (stdout + text).slice(-8192),
+            onStderr: (text) => {
+              stderr = (stderr + text).slice(-8192);
+              out("stderr", text);
+            },
+          });
+          return { exitCode: ran.exitCode, stderr: stderr + (ran.error ?? ""), stdout };
+        },
+      });
+      if (!outcome.ok) out("stderr", `${outcome.error}\n`);
+      return { exitCode: outcome.ok ? 0 : 1, value: outcome };
+    });
+  }
+
+  /** Gathers env and per-phase commands from the plugins, in the order the job names them. */
+  #contributions(names: string[], config: PluginConfig, baseEnv: Record<string, string>) {
+    const env: Record<string, string> = { ...baseEnv };
+    const path: string[] = [];
+    const commands = Object.fromEntries(PHASES.map((p) => [p, []])) as unknown as Record<
+      Phase,
+      PluginCommand[]
+    >;
+    for (const name of names) {
+      const contribution = this.#options.plugins.get(name)!.contribute(config);
+      Object.assign(env, contribution.env);
+      path.push(...contribution.path);
+      for (const phase of PHASES) commands[phase].push(...(contribution.phases[phase] ?? []));
+    }
+    Object.assign(env, this.#options.job.secrets ?? {});
+    if (path.length) env.PATH = [...path, baseEnv.PATH].join(":");
+    return { env, commands };
+  }
+
+  /** Runs a phase's commands until one fails; returns the phase's exit code. */
+  async #runPhase(
+    phase: Phase,
+    commands: PluginCommand[],
+    where: { cwd: string; env: Record<string, string> },
+  ): Promise<number> {
+    const signal = phase === "cleanup" ? AbortSignal.timeout(CLEANUP_LIMIT_MS) : this.#abort.signal;
+    for (const command of commands) {
+      if (phase !== "cleanup" && this.#stopped) return 1;
+      const { exitCode } = await this.#command(
+        { phase, screen: command.screen, ...where },
+        async (out) => {
+          const [program, args] = wrapCommand(this.#options.isolation, command, {
+            workspace: this.#workspace,
+            network: this.#options.job.network !== false,
+          });
+          const ran = await runCommand(program, args, {
+            cwd: where.cwd,
+            env: where.env,
+            signal,
+            graceMs: this.#options.graceMs,
+            onStdout: (text) => out("stdout", text),
+            onStderr: (text) => out("stderr", text),
+          });
+          if (ran.error) out("stderr", `${ran.error}\n`);
+          return { exitCode: ran.exitCode, value: undefined };
+        },
+      );
+      if (exitCode !== 0) return exitCode;
+    }
+    return 0;
+  }
+
+  /** Wraps one shown command: `job:cmd:start`, its masked output, `job:cmd:done`. */
+  async #command<T>(
+    shown: { phase: Phase; screen: string; cwd: string; env: Record<string, string> },
+    body: (out: (stream: "stdout" | "stderr", text: string) => void) => Promise<
+      { exitCode: number; value: T }
+    >,
+  ): Promise<{ exitCode: number; value: T }> {
+    const { emit } = this.#options;
+    const num = this.#num++;
+    const screencmd = this.#masker.mask(shown.screen);
+    emit({
+      event: "job:cmd:start",
+      num,
+      command: screencmd,
+      screencmd,
+      phase: shown.phase,
+      timestamp: Date.now(),
+    });
+    const batcher = new OutputBatcher(
+      this.#masker,
+      (stream, text) =>
+        emit({ event: stream === "stdout" ? "job:cmd:stdout" : "job:cmd:stderr", num, text }),
+    );
+    let outcome: { exitCode: number; value: T };
+    try {
+      outcome = await body((stream, text) => batcher.write(stream, text));
+    } finally {
+      batcher.close();
+    }
+    emit({ event: "job:cmd:done", num, exitCode: outcome.exitCode, timestamp: Date.now() });
+    return outcome;
+  }
+}

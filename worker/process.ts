@@ -1,0 +1,110 @@
+/**
+ * Running one command the way a CI job needs it: in its own process group (so a cancel reaches
+ * every child it started), with output streamed as it arrives, and a kill sequence of SIGTERM,
+ * a grace period, then SIGKILL to the whole group.
+ */
+
+/** How a command is started. */
+export interface SpawnOptions {
+  cwd: string;
+  /** The whole environment: nothing of the worker's own is added. */
+  env: Record<string, string>;
+  /** Receives output as it arrives, already decoded as UTF-8. */
+  onStdout: (text: string) => void;
+  onStderr: (text: string) => void;
+  /** Aborting kills the process group: SIGTERM, then SIGKILL after `graceMs`. */
+  signal?: AbortSignal;
+  graceMs?: number;
+}
+
+/** How a command ended: its exit code, or -1 when it could not start (with why). */
+export interface CommandOutcome {
+  exitCode: number;
+  signal: string | null;
+  error?: string;
+}
+
+async function pump(stream: ReadableStream<Uint8Array>, sink: (text: string) => void) {
+  const decoder = new TextDecoder();
+  for await (const chunk of stream) {
+    const text = decoder.decode(chunk, { stream: true });
+    if (text) sink(text);
+  }
+  const rest = decoder.decode();
+  if (rest) sink(rest);
+}
+
+function killGroup(pid: number, signal: Deno.Signal): void {
+  try {
+    // A negative pid addresses the process group the command leads.
+    Deno.kill(-pid, signal);
+  } catch {
+    // The group is already gone.
+  }
+}
+
+/** Runs `program args` and resolves when it has exited and its output is drained. */
+export async function runCommand(
+  program: string,
+  args: readonly string[],
+  options: SpawnOptions,
+): Promise<CommandOutcome> {
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command(program, {
+      args: [...args],
+      cwd: options.cwd,
+      env: options.env,
+      clearEnv: true,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      detached: true,
+    }).spawn();
+  } catch (error) {
+    const why = (error as Error).message;
+    return { exitCode: -1, signal: null, error: `could not start ${program}: ${why}` };
+  }
+  let killTimer: ReturnType<typeof setTimeout> | undefined;
+  const onAbort = () => {
+    killGroup(child.pid, "SIGTERM");
+    killTimer = setTimeout(() => killGroup(child.pid, "SIGKILL"), options.graceMs ?? 10_000);
+  };
+  if (options.signal?.aborted) onAbort();
+  else options.signal?.addEventListener("abort", onAbort, { once: true });
+  const drained = Promise.all([
+    pump(child.stdout, options.onStdout),
+    pump(child.stderr, options.onStderr),
+  ]).catch(() => {});
+  try {
+    const status = await child.status;
+    // Background children that outlived the command would hold its output open and linger
+    // between jobs: they go with it.
+    killGroup(child.pid, "SIGKILL");
+    // A process that left the group (setsid) could still hold the pipes; stop waiting then.
+    const { promise: late, resolve } = Promise.withResolvers<void>();
+    const lateTimer = setTimeout(resolve, DRAIN_TIMEOUT_MS);
+    await Promise.race([drained, late]);
+    clearTimeout(lateTimer);
+    const exitCode = status.signal ? 128 + signalNumber(status.signal) : status.code;
+    return { exitCode, signal: status.signal };
+  } finally {
+    clearTimeout(killTimer);
+    options.signal?.removeEventListener("abort", onAbort);
+  }
+}
+
+/** How long output may keep flowing after a command exits. */
+const DRAIN_TIMEOUT_MS = 5_000;
+
+const SIGNALS: Record<string, number> = {
+  SIGHUP: 1,
+  SIGINT: 2,
+  SIGQUIT: 3,
+  SIGKILL: 9,
+  SIGTERM: 15,
+};
+
+function signalNumber(signal: string): number {
+  return SIGNALS[signal] ?? 0;
+}

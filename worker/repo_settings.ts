@@ -1,0 +1,51 @@
+import { join } from "node:path";
+import { z } from "zod";
+import type { DispatchedJob, PluginConfig } from "../protocol/mod.ts";
+import { NameSchema, PluginConfigSchema, validate } from "../protocol/mod.ts";
+
+/** A repository's own `strider.json`: the plugins to run and their config. */
+export const StriderJsonSchema = z.object({
+  plugins: z.array(NameSchema).max(256),
+  config: PluginConfigSchema.optional(),
+});
+
+/** The plugins a job runs and their config, or why they cannot be known. */
+export type RepoSettings =
+  | { ok: true; plugins: string[]; config: PluginConfig }
+  | { ok: false; error: string };
+
+/**
+ * A job that names its plugins runs those; one that does not runs what the repository's
+ * `strider.json` says, with the job's config merged over the file's (job wins per plugin key).
+ */
+export async function repoSettings(job: DispatchedJob, src: string): Promise<RepoSettings> {
+  if (job.plugins) return { ok: true, plugins: job.plugins, config: job.config ?? {} };
+  let text: string;
+  try {
+    text = await Deno.readTextFile(join(src, "strider.json"));
+  } catch {
+    return {
+      ok: false,
+      error: "the job names no plugins and the repository has no strider.json: " +
+        'add "plugins" to the job or a strider.json to the repository',
+    };
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (error) {
+    return { ok: false, error: `strider.json is not JSON: ${(error as Error).message}` };
+  }
+  const file = validate(StriderJsonSchema, raw);
+  if (!file.ok) return { ok: false, error: `strider.json is invalid:\n${file.error}` };
+  const config: PluginConfig = { ...file.value.config };
+  for (const [key, value] of Object.entries(job.config ?? {})) {
+    const base = config[key];
+    config[key] = isObject(base) && isObject(value) ? { ...base, ...value } : value;
+  }
+  return { ok: true, plugins: file.value.plugins, config };
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}

@@ -1,0 +1,192 @@
+/**
+ * Fetching a job's code: git (branch, commit id, or any fetch refspec) and Mercurial. Every
+ * ref and URL was validated by the protocol and is passed after `--`, so no value can become an
+ * option. Credentials reach git only through askpass or a 0600 key file, never the command line.
+ */
+import { join } from "node:path";
+import type { DispatchedJob, RepoAuth } from "../protocol/mod.ts";
+
+/** Runs a VCS command, streaming its output into the job; returns exit code and stderr tail. */
+export type VcsRunner = (
+  program: string,
+  args: string[],
+  env: Record<string, string>,
+) => Promise<{ exitCode: number; stderr: string; stdout: string }>;
+
+/** What fetching produced: the checked-out commit, or a clear reason it failed. */
+export type FetchOutcome = { ok: true; commit: string } | { ok: false; error: string };
+
+/** Environment and files that carry repository credentials; `cleanup` removes the files. */
+interface Credentials {
+  env: Record<string, string>;
+  cleanup(): Promise<void>;
+}
+
+const ASKPASS = `#!/bin/sh
+case "$1" in
+  Username*|username*) printf '%s\\n' "$STRIDER_GIT_USERNAME" ;;
+  *) printf '%s\\n' "$STRIDER_GIT_PASSWORD" ;;
+esac
+`;
+
+async function credentialsFor(auth: RepoAuth | undefined, tmp: string): Promise<Credentials> {
+  const env: Record<string, string> = { GIT_TERMINAL_PROMPT: "0" };
+  const files: string[] = [];
+  if (auth?.type === "https") {
+    const askpass = join(tmp, "askpass.sh");
+    await Deno.writeTextFile(askpass, ASKPASS, { mode: 0o700 });
+    files.push(askpass);
+    env.GIT_ASKPASS = askpass;
+    env.STRIDER_GIT_USERNAME = auth.username;
+    env.STRIDER_GIT_PASSWORD = auth.password;
+  }
+  if (auth?.type === "ssh") {
+    const key = join(tmp, "id_key");
+    const known = join(tmp, "known_hosts");
+    await Deno.writeTextFile(key, auth.key.endsWith("\n") ? auth.key : auth.key + "\n", {
+      mode: 0o600,
+    });
+    files.push(key, known);
+    env.GIT_SSH_COMMAND = `ssh -i '${key}' -o IdentitiesOnly=yes -o BatchMode=yes ` +
+      `-o StrictHostKeyChecking=accept-new -o UserKnownHostsFile='${known}'`;
+  }
+  return {
+    env,
+    async cleanup() {
+      for (const file of files) await Deno.remove(file).catch(() => {});
+    },
+  };
+}
+
+/** Turns git's or hg's complaint into a sentence that says what went wrong. */
+export function explainFetchFailure(stderr: string, what: string): string {
+  const text = stderr.toLowerCase();
+  if (
+    text.includes("authentication failed") || text.includes("could not read username") ||
+    text.includes("permission denied") || text.includes("http basic: access denied") ||
+    text.includes("authorization failed") || text.includes("401")
+  ) {
+    return "authentication failed: check the job's repo.auth credentials";
+  }
+  if (text.includes("couldn't find remote ref") || text.includes("unknown revision")) {
+    return `ref not found: ${what}`;
+  }
+  if (
+    text.includes("not found") || text.includes("does not appear to be a git repository") ||
+    text.includes("does not exist") || text.includes("repository not found") ||
+    text.includes("no such file") || text.includes("not a mercurial repository") ||
+    text.includes("repository") && text.includes("not")
+  ) {
+    return "repository not found: check repo.url";
+  }
+  const last = stderr.trim().split("\n").pop() ?? "";
+  return `fetching the code failed${last ? `: ${last}` : ""}`;
+}
+
+function describeRef(job: DispatchedJob): string {
+  const ref = job.ref;
+  return "fetch" in ref ? ref.fetch : ref.id ? `${ref.branch} at ${ref.id}` : ref.branch;
+}
+
+/** The command people see for the fetch step (no credentials: the URL never carries any). */
+export function fetchScreen(job: DispatchedJob): string {
+  return `${job.repo.vcs === "hg" ? "hg" : "git"} fetch ${job.repo.url} ${describeRef(job)}`;
+}
+
+/** Fetches the job's code into `dir` (which must not exist yet) and checks out its ref. */
+export async function fetchCode(
+  job: DispatchedJob,
+  options: { dir: string; tmp: string; run: VcsRunner },
+): Promise<FetchOutcome> {
+  const credentials = await credentialsFor(job.repo.auth, options.tmp);
+  try {
+    return job.repo.vcs === "hg"
+      ? await fetchHg(job, options, credentials.env)
+      : await fetchGit(job, options, credentials.env);
+  } finally {
+    await credentials.cleanup();
+  }
+}
+
+async function fetchGit(
+  job: DispatchedJob,
+  { dir, run }: { dir: string; run: VcsRunner },
+  env: Record<string, string>,
+): Promise<FetchOutcome> {
+  const git = (args: string[]) => run("git", ["-C", dir, ...args], env);
+  const init = await run("git", ["init", "-q", dir], env);
+  if (init.exitCode !== 0) return { ok: false, error: `git init failed: ${init.stderr.trim()}` };
+  const url = job.repo.url;
+  const ref = job.ref;
+  let target: string;
+  if ("fetch" in ref) {
+    const fetched = await git(["fetch", "--no-tags", "--", url, ref.fetch]);
+    if (fetched.exitCode !== 0) {
+      return { ok: false, error: explainFetchFailure(fetched.stderr, ref.fetch) };
+    }
+    target = "FETCH_HEAD";
+  } else {
+    const tracking = `refs/remotes/origin/${ref.branch}`;
+    const fetched = await git([
+      "fetch",
+      "--no-tags",
+      "--",
+      url,
+      `+refs/heads/${ref.branch}:${tracking}`,
+    ]);
+    if (fetched.exitCode !== 0) {
+      return { ok: false, error: explainFetchFailure(fetched.stderr, `branch ${ref.branch}`) };
+    }
+    target = tracking;
+    if (ref.id) {
+      const known = await git(["cat-file", "-e", `${ref.id}^{commit}`]);
+      if (known.exitCode !== 0) {
+        // A commit no longer on the branch (force-pushed) can still be fetched by its id.
+        const byId = await git(["fetch", "--no-tags", "--", url, ref.id]);
+        if (byId.exitCode !== 0) return { ok: false, error: `ref not found: commit ${ref.id}` };
+      }
+      target = ref.id;
+    }
+  }
+  const checkout = await git(["checkout", "-q", "--detach", target]);
+  if (checkout.exitCode !== 0) {
+    return {
+      ok: false,
+      error: `checkout of ${describeRef(job)} failed: ${checkout.stderr.trim()}`,
+    };
+  }
+  try {
+    await Deno.stat(join(dir, ".gitmodules"));
+    const submodules = await git(["submodule", "update", "--init", "--recursive"]);
+    if (submodules.exitCode !== 0) {
+      return { ok: false, error: `submodules failed: ${submodules.stderr.trim()}` };
+    }
+  } catch {
+    // No submodules.
+  }
+  const head = await git(["rev-parse", "HEAD"]);
+  return { ok: true, commit: head.stdout.trim() };
+}
+
+async function fetchHg(
+  job: DispatchedJob,
+  { dir, run }: { dir: string; run: VcsRunner },
+  env: Record<string, string>,
+): Promise<FetchOutcome> {
+  const ref = job.ref;
+  if ("fetch" in ref) {
+    return {
+      ok: false,
+      error: "Mercurial repositories take ref {branch, id}, not a fetch refspec",
+    };
+  }
+  const cloned = await run("hg", ["clone", "--noupdate", "--", job.repo.url, dir], env);
+  if (cloned.exitCode !== 0) {
+    return { ok: false, error: explainFetchFailure(cloned.stderr, `branch ${ref.branch}`) };
+  }
+  const rev = ref.id ?? ref.branch;
+  const updated = await run("hg", ["--cwd", dir, "update", "--clean", "--rev", rev], env);
+  if (updated.exitCode !== 0) return { ok: false, error: `ref not found: ${describeRef(job)}` };
+  const id = await run("hg", ["--cwd", dir, "id", "--id", "--debug"], env);
+  return { ok: true, commit: id.stdout.trim().replace(/\+$/, "") };
+}

@@ -1,0 +1,232 @@
+/**
+ * The worker role: connects out to the queen, says what it can do, runs the jobs it is given
+ * (up to its capacity, the rest waiting in its own queue), and streams their events back.
+ */
+import type { DispatchedJob, DroneInfo, QueenFrame } from "../protocol/mod.ts";
+import { PROTOCOL_VERSION, VERSION } from "../protocol/mod.ts";
+import { QueenConnection, QueenRefusedError } from "./connection.ts";
+import { JobRun } from "./job_run.ts";
+import { Outbox } from "./outbox.ts";
+import { BUILTIN_PLUGINS } from "./plugins.ts";
+import type { Plugin } from "./plugins.ts";
+import { checkIsolation } from "./sandbox.ts";
+import type { Isolation } from "./sandbox.ts";
+
+/** Settings of `strider worker`. */
+export interface WorkerOptions {
+  connect: string;
+  token: string;
+  name: string;
+  capacity: number;
+  speed: number;
+  workdir: string;
+  labels: string[];
+  isolation: Isolation;
+  /** Seconds between SIGTERM and SIGKILL when a job's command is stopped. */
+  killGrace: number;
+  /** Exit after this many jobs (an ephemeral worker); 0 means never. */
+  maxJobs?: number;
+  log?: (message: string) => void;
+}
+
+/** A running worker. */
+export interface RunningWorker {
+  /** Stop taking jobs, finish the running ones, then stop. Resolves with the exit code. */
+  drain(): Promise<number>;
+  /** Cancel the running jobs (cleanup still runs), then stop. */
+  stop(): Promise<number>;
+  /** Resolves with the process exit code once the worker has stopped. */
+  finished: Promise<number>;
+}
+
+/** How long a stopping worker waits for the queen to acknowledge its last events. */
+const FINAL_ACK_TIMEOUT_MS = 30_000;
+
+const runKey = (id: string, attempt: number) => `${id}\u0000${attempt}`;
+
+/** Starts a worker; it runs until drained, stopped or refused by the queen. */
+export async function startWorker(options: WorkerOptions): Promise<RunningWorker> {
+  const log = options.log ??
+    ((message: string) => console.error(`worker ${options.name}: ${message}`));
+  await checkIsolation(options.isolation);
+  await Deno.mkdir(options.workdir, { recursive: true });
+  const plugins = new Map<string, Plugin>(BUILTIN_PLUGINS.map((p) => [p.name, p]));
+
+  const runs = new Map<string, JobRun>();
+  const waiting: { job: DispatchedJob; attempt: number }[] = [];
+  let draining = false;
+  let started = 0;
+  const finished = Promise.withResolvers<number>();
+
+  const connection: QueenConnection = new QueenConnection({
+    url: options.connect,
+    token: options.token,
+    log,
+    onOpen: () => {},
+    onClose: () => {},
+    onFrame: (frame) => onFrame(frame),
+  });
+  const outbox = new Outbox((event) => ready && connection.send(event));
+  // Job events wait until the queen has this connection's drone:info.
+  let ready = false;
+
+  const info = (): DroneInfo => ({
+    event: "drone:info",
+    name: options.name,
+    version: VERSION,
+    protocol: PROTOCOL_VERSION,
+    speed: options.speed,
+    capacity: options.capacity,
+    plugins: [...plugins.keys()],
+    labels: options.labels,
+    running: outbox.running(),
+    draining,
+  });
+
+  function onFrame(frame: QueenFrame): void {
+    switch (frame.event) {
+      case "drone:query-info":
+        connection.send(info());
+        ready = true;
+        outbox.resend();
+        return;
+      case "queue:new":
+        return accept(frame.job, frame.attempt);
+      case "job:cancel":
+        return cancel(frame.id, frame.attempt, frame.reason);
+      case "job:ack":
+        outbox.ack(frame.id, frame.attempt, frame.seq);
+        return;
+      case "ping":
+        connection.send({ event: "pong", t: frame.t });
+        return;
+      case "drone:drain":
+        void drain();
+        return;
+      case "error":
+        log(`the queen says: ${frame.message}`);
+        return;
+    }
+  }
+
+  function accept(job: DispatchedJob, attempt: number): void {
+    const key = runKey(job.job_id, attempt);
+    if (runs.has(key) || waiting.some((w) => runKey(w.job.job_id, w.attempt) === key)) return;
+    // An older attempt of the same job is superseded by this one.
+    for (const run of runs.values()) {
+      if (run.id === job.job_id && run.attempt < attempt) supersede(run);
+    }
+    if (runs.size < options.capacity) return begin(job, attempt);
+    waiting.push({ job, attempt });
+    outbox.push(job.job_id, attempt, { event: "job:queued", timestamp: Date.now() });
+  }
+
+  function begin(job: DispatchedJob, attempt: number): void {
+    started++;
+    const run = new JobRun({
+      job,
+      attempt,
+      workdir: options.workdir,
+      plugins,
+      isolation: options.isolation,
+      graceMs: options.killGrace * 1000,
+      emit: (body) => {
+        if (runs.get(runKey(job.job_id, attempt)) === run) outbox.push(job.job_id, attempt, body);
+      },
+    });
+    runs.set(runKey(job.job_id, attempt), run);
+    log(`job ${job.job_id} attempt ${attempt}: started`);
+    run.run().then((result) => log(`job ${job.job_id} attempt ${attempt}: ${result}`))
+      .catch((error) => log(`job ${job.job_id}: ${(error as Error).message}`))
+      .finally(() => {
+        runs.delete(runKey(job.job_id, attempt));
+        next();
+      });
+  }
+
+  /** Starts waiting jobs into free slots; stops the worker when it is done with its work. */
+  function next(): void {
+    while (runs.size < options.capacity && waiting.length > 0) {
+      const { job, attempt } = waiting.shift()!;
+      begin(job, attempt);
+    }
+    const limitReached = !!options.maxJobs && started >= options.maxJobs;
+    if (limitReached && !draining) void drain();
+    if (draining && runs.size === 0 && waiting.length === 0) void finish(0);
+  }
+
+  function supersede(run: JobRun): void {
+    runs.delete(runKey(run.id, run.attempt));
+    outbox.drop(run.id, run.attempt);
+    run.stop("cancelled");
+  }
+
+  function cancel(id: string, attempt: number, reason: "cancelled" | "timeout" | "superseded") {
+    const run = runs.get(runKey(id, attempt));
+    if (run) {
+      if (reason === "superseded") supersede(run);
+      else run.stop(reason === "timeout" ? "timeout" : "cancelled");
+      return;
+    }
+    const queued = waiting.findIndex((w) =>
+      runKey(w.job.job_id, w.attempt) === runKey(id, attempt)
+    );
+    if (queued >= 0) {
+      waiting.splice(queued, 1);
+      if (reason === "superseded") outbox.drop(id, attempt);
+      else {
+        outbox.push(id, attempt, {
+          event: "job:done",
+          timestamp: Date.now(),
+          result: reason === "timeout" ? "timeout" : "cancelled",
+          error: "cancelled while waiting in the worker's queue",
+        });
+      }
+    } else if (reason === "superseded") {
+      outbox.drop(id, attempt);
+    }
+  }
+
+  let finishing = false;
+  async function finish(code: number): Promise<void> {
+    if (finishing) return;
+    finishing = true;
+    const acked = await outbox.drained(FINAL_ACK_TIMEOUT_MS);
+    if (!acked) log(`${outbox.pending()} events were not acknowledged before stopping`);
+    connection.close();
+    finished.resolve(acked ? code : 1);
+  }
+
+  async function drain(): Promise<number> {
+    if (!draining) {
+      draining = true;
+      log("draining: taking no new jobs; running jobs finish first");
+      connection.send(info());
+      next();
+    }
+    return await finished.promise;
+  }
+
+  async function stop(): Promise<number> {
+    draining = true;
+    for (const { job, attempt } of waiting.splice(0)) {
+      outbox.push(job.job_id, attempt, {
+        event: "job:done",
+        timestamp: Date.now(),
+        result: "cancelled",
+        error: "the worker was stopped",
+      });
+    }
+    for (const run of runs.values()) run.stop("cancelled");
+    next();
+    return await finished.promise;
+  }
+
+  connection.stopped.catch((error) => {
+    log(error instanceof QueenRefusedError ? error.message : String(error));
+    for (const run of runs.values()) run.stop("cancelled");
+    finished.resolve(1);
+  });
+  connection.start();
+  return { drain, stop, finished: finished.promise };
+}
