@@ -122,6 +122,10 @@ export async function worker(args: string[], output: Output): Promise<number> {
   if (isolation !== "none" && isolation !== "bwrap") {
     throw new UsageError(`--isolation must be none or bwrap, not '${isolation}'`);
   }
+  const capacity = int(values, "capacity", 1, 10_000)!;
+  const speed = positive(values, "speed")!;
+  const killGrace = int(values, "kill-grace", 0, 3600)!;
+  const maxJobs = int(values, "max-jobs", 0, 1_000_000)!;
   const name = str(values, "name") ?? hostname().replace(/[^A-Za-z0-9._-]/g, "-").slice(0, 64);
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(name)) {
     throw new UsageError(`--name must be letters, digits, '.', '_' or '-', not '${name}'`);
@@ -133,13 +137,13 @@ export async function worker(args: string[], output: Output): Promise<number> {
     connect,
     token,
     name,
-    capacity: int(values, "capacity", 1, 10_000)!,
-    speed: positive(values, "speed")!,
+    capacity,
+    speed,
     workdir: required(values, "workdir"),
     labels,
     isolation: isolation as Isolation,
-    killGrace: int(values, "kill-grace", 0, 3600)!,
-    maxJobs: int(values, "max-jobs", 0, 1_000_000)!,
+    killGrace,
+    maxJobs,
   });
   // First signal: drain (running jobs finish). Second: cancel them; cleanup still runs.
   void onSignals(() => void running.stop()).then(() => running.drain());

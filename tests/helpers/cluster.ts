@@ -1,0 +1,245 @@
+/**
+ * Real queens and workers as subprocesses, each with its role's own permission set, for
+ * end-to-end tests. Every process is reaped; every wait has a timeout.
+ */
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { JobView } from "../../protocol/mod.ts";
+import { JobViewSchema } from "../../protocol/mod.ts";
+
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+/** Which build to run: `main.ts` by default, or a bundle (`STRIDER_ENTRY=dist/strider.js`). */
+export const ENTRY = join(ROOT, Deno.env.get("STRIDER_ENTRY") ?? "main.ts");
+
+export const QUEEN_PERMISSIONS = ["--allow-net", "--allow-read", "--allow-write", "--allow-env"];
+export const WORKER_PERMISSIONS = [...QUEEN_PERMISSIONS, "--allow-run", "--allow-sys"];
+export const CLIENT_PERMISSIONS = ["--allow-net", "--allow-read", "--allow-env"];
+
+export const WORKER_TOKEN = "test-worker-token-0123456789";
+export const API_TOKEN = "test-api-token-0123456789";
+
+/** A process started by a test, with its output kept for assertions and diagnostics. */
+export class Proc {
+  readonly child: Deno.ChildProcess;
+  stdout = "";
+  stderr = "";
+  readonly status: Promise<Deno.CommandStatus>;
+  readonly #done: Promise<unknown>;
+
+  constructor(args: string[], options: { env?: Record<string, string>; cwd?: string } = {}) {
+    this.child = new Deno.Command(Deno.execPath(), {
+      args,
+      env: { NO_COLOR: "1", ...options.env },
+      cwd: options.cwd,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const collect = async (stream: ReadableStream<Uint8Array>, key: "stdout" | "stderr") => {
+      for await (const text of stream.pipeThrough(new TextDecoderStream())) this[key] += text;
+    };
+    this.status = this.child.status;
+    this.#done = Promise.all([
+      this.status,
+      collect(this.child.stdout, "stdout"),
+      collect(this.child.stderr, "stderr"),
+    ]);
+  }
+
+  get pid(): number {
+    return this.child.pid;
+  }
+
+  signal(signal: Deno.Signal): void {
+    try {
+      this.child.kill(signal);
+    } catch {
+      // Already exited.
+    }
+  }
+
+  /** Waits for exit (SIGKILL after `timeoutMs`) and for all output. */
+  async stop(signal: Deno.Signal = "SIGTERM", timeoutMs = 15_000): Promise<Deno.CommandStatus> {
+    this.signal(signal);
+    return await this.exit(timeoutMs);
+  }
+
+  /** Waits for the process to exit by itself; kills it after `timeoutMs`. */
+  async exit(timeoutMs = 30_000): Promise<Deno.CommandStatus> {
+    const timer = setTimeout(() => this.signal("SIGKILL"), timeoutMs);
+    try {
+      await this.#done;
+      return await this.status;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Resolves once `pattern` appears in the output; rejects after `timeoutMs`. */
+  async waitFor(pattern: RegExp, timeoutMs = 15_000): Promise<RegExpMatchArray> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const match = (this.stdout + this.stderr).match(pattern);
+      if (match) return match;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    throw new Error(`timed out waiting for ${pattern}; output:\n${this.stdout}${this.stderr}`);
+  }
+}
+
+/** A queen subprocess on a free loopback port. */
+export interface TestQueen {
+  url: string;
+  proc: Proc;
+  data: string;
+}
+
+export async function startQueen(
+  options: { data?: string; args?: string[]; env?: Record<string, string> } = {},
+): Promise<TestQueen> {
+  const data = options.data ?? await Deno.makeTempDir({ prefix: "strider-queen-" });
+  const proc = new Proc([
+    "run",
+    ...QUEEN_PERMISSIONS,
+    ENTRY,
+    "queen",
+    "--port",
+    "0",
+    "--host",
+    "127.0.0.1",
+    "--data",
+    data,
+    "--worker-token",
+    WORKER_TOKEN,
+    "--api-token",
+    API_TOKEN,
+    ...(options.args ?? []),
+  ], { env: options.env });
+  const [, url] = await proc.waitFor(/listening on (http:\/\/\S+)/, 30_000);
+  return { url, proc, data };
+}
+
+/** A worker subprocess connected to `queen`; resolves once the queen lists it. */
+export async function startWorker(
+  queen: TestQueen,
+  options: {
+    name: string;
+    args?: string[];
+    token?: string;
+    env?: Record<string, string>;
+    wait?: boolean;
+  },
+): Promise<Proc> {
+  const workdir = await Deno.makeTempDir({ prefix: `strider-${options.name}-` });
+  const proc = new Proc([
+    "run",
+    ...WORKER_PERMISSIONS,
+    ENTRY,
+    "worker",
+    "--connect",
+    queen.url,
+    "--token",
+    options.token ?? WORKER_TOKEN,
+    "--name",
+    options.name,
+    "--workdir",
+    workdir,
+    ...(options.args ?? []),
+  ], { env: options.env });
+  if (options.wait !== false) {
+    await waitUntil(async () => (await droneNames(queen)).includes(options.name), 30_000);
+  }
+  return proc;
+}
+
+/** Runs the CLI (`strider ...args`) to completion. */
+export async function cli(args: string[], env: Record<string, string> = {}): Promise<Proc> {
+  const proc = new Proc(["run", ...CLIENT_PERMISSIONS, ENTRY, ...args], { env });
+  await proc.exit(60_000);
+  return proc;
+}
+
+/** Polls `check` every 25 ms until it is true; throws after `timeoutMs`. */
+export async function waitUntil(
+  check: () => boolean | Promise<boolean>,
+  timeoutMs = 30_000,
+  what = "condition",
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+}
+
+/** Calls the queen's API with the API token. */
+export async function api(
+  queen: TestQueen,
+  path: string,
+  init: RequestInit & { token?: string | null } = {},
+): Promise<Response> {
+  const headers = new Headers(init.headers);
+  const token = init.token === undefined ? API_TOKEN : init.token;
+  if (token) headers.set("authorization", `Bearer ${token}`);
+  if (init.body) headers.set("content-type", "application/json");
+  return await fetch(new URL(path, queen.url), {
+    ...init,
+    headers,
+    signal: init.signal ?? AbortSignal.timeout(30_000),
+  });
+}
+
+export async function droneNames(queen: TestQueen): Promise<string[]> {
+  const body = await (await api(queen, "/api/drones")).json();
+  return body.drones.map((d: { name: string }) => d.name);
+}
+
+/** Submits a job spec; returns its id. */
+export async function submitJob(queen: TestQueen, spec: unknown): Promise<string> {
+  const response = await api(queen, "/api/jobs", { method: "POST", body: JSON.stringify(spec) });
+  const body = await response.json();
+  if (response.status !== 201) {
+    throw new Error(`submit failed: ${response.status} ${JSON.stringify(body)}`);
+  }
+  return body.id;
+}
+
+export async function getJob(queen: TestQueen, id: string): Promise<JobView> {
+  const response = await api(queen, `/api/jobs/${id}`);
+  return JobViewSchema.parse(await response.json());
+}
+
+/** Waits for a job to finish and returns it. */
+export async function waitForJob(
+  queen: TestQueen,
+  id: string,
+  timeoutMs = 60_000,
+): Promise<JobView> {
+  let job: JobView | undefined;
+  await waitUntil(
+    async () => (job = await getJob(queen, id)).status === "done",
+    timeoutMs,
+    `job ${id}`,
+  );
+  return job!;
+}
+
+export async function jobLog(queen: TestQueen, id: string): Promise<string> {
+  return await (await api(queen, `/api/jobs/${id}/log`)).text();
+}
+
+/** A job spec running `custom` scripts against `repo`. */
+export function customJob(
+  repo: string,
+  scripts: Partial<Record<"environment" | "prepare" | "test" | "deploy" | "cleanup", string>>,
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> {
+  return {
+    repo: { url: repo },
+    ref: { branch: "main" },
+    plugins: ["env", "custom"],
+    config: { custom: scripts },
+    ...extra,
+  };
+}
