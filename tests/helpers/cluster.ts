@@ -7,7 +7,7 @@ import { fileURLToPath } from "node:url";
 import type { JobView } from "../../protocol/mod.ts";
 import { JobViewSchema } from "../../protocol/mod.ts";
 
-const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 /** Which build to run: `main.ts` by default, or a bundle (`STRIDER_ENTRY=dist/strider.js`). */
 export const ENTRY = join(ROOT, Deno.env.get("STRIDER_ENTRY") ?? "main.ts");
 
@@ -95,13 +95,13 @@ export interface TestQueen {
 }
 
 export async function startQueen(
-  options: { data?: string; args?: string[]; env?: Record<string, string> } = {},
+  options: { data?: string; args?: string[]; env?: Record<string, string>; entry?: string } = {},
 ): Promise<TestQueen> {
   const data = options.data ?? await Deno.makeTempDir({ prefix: "strider-queen-" });
   const proc = new Proc([
     "run",
     ...QUEEN_PERMISSIONS,
-    ENTRY,
+    options.entry ?? ENTRY,
     "queen",
     "--port",
     "0",
@@ -128,13 +128,14 @@ export async function startWorker(
     token?: string;
     env?: Record<string, string>;
     wait?: boolean;
+    entry?: string;
   },
 ): Promise<Proc> {
   const workdir = await Deno.makeTempDir({ prefix: `strider-${options.name}-` });
   const proc = new Proc([
     "run",
     ...WORKER_PERMISSIONS,
-    ENTRY,
+    options.entry ?? ENTRY,
     "worker",
     "--connect",
     queen.url,
@@ -153,8 +154,12 @@ export async function startWorker(
 }
 
 /** Runs the CLI (`strider ...args`) to completion. */
-export async function cli(args: string[], env: Record<string, string> = {}): Promise<Proc> {
-  const proc = new Proc(["run", ...CLIENT_PERMISSIONS, ENTRY, ...args], { env });
+export async function cli(
+  args: string[],
+  env: Record<string, string> = {},
+  entry = ENTRY,
+): Promise<Proc> {
+  const proc = new Proc(["run", ...CLIENT_PERMISSIONS, entry, ...args], { env });
   await proc.exit(60_000);
   return proc;
 }
