@@ -73,6 +73,7 @@ export const WORKER_FLAGS: Flags = {
     default: "10",
   },
   "max-jobs": { type: "string", value: "N", help: "exit after N jobs (0: never)", default: "0" },
+  "plugins-dir": { type: "string", value: "DIR", help: "folder of plugin files (*.json) to load" },
 };
 
 /** Resolves on the first SIGINT or SIGTERM; calls `again` on each one after it. */
@@ -98,6 +99,7 @@ export async function queen(args: string[], output: Output): Promise<number> {
     apiTokens: list(values, "api-token"),
     lease: positive(values, "lease"),
     maxAttempts: int(values, "max-attempts", 1, 100),
+    defaultTimeout: int(values, "default-timeout", 0, 7 * 24 * 3600),
   });
   // Tests and wrappers read the chosen port from this line when they ask for port 0.
   output.out(`strider queen listening on ${running.url}\n`);
@@ -144,6 +146,7 @@ export async function worker(args: string[], output: Output): Promise<number> {
     isolation: isolation as Isolation,
     killGrace,
     maxJobs,
+    pluginsDir: str(values, "plugins-dir"),
   });
   // First signal: drain (running jobs finish). Second: cancel them; cleanup still runs.
   void onSignals(() => void running.stop()).then(() => running.drain());

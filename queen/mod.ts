@@ -23,6 +23,8 @@ export interface QueenOptions {
   /** Seconds a silent or disconnected drone keeps its jobs. */
   lease?: number;
   maxAttempts?: number;
+  /** Seconds a job may run when its spec sets no `timeout`; 0 for no limit. */
+  defaultTimeout?: number;
   /** Where diagnostics go; defaults to stderr. */
   log?: (message: string) => void;
   signal?: AbortSignal;
@@ -56,6 +58,7 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
   const core = new QueenCore(new MemoryStore(), {
     leaseMs: (options.lease ?? 30) * 1000,
     maxAttempts: options.maxAttempts ?? 3,
+    defaultTimeout: options.defaultTimeout ?? 3600,
     log,
   });
   const app = createApp(core, { worker: workerTokens, api: apiTokens });

@@ -23,6 +23,8 @@ export interface QueenCoreOptions {
   leaseMs: number;
   /** How many attempts a job gets before it ends `lost`. */
   maxAttempts: number;
+  /** Seconds a job may run when its spec sets no `timeout`; 0 for no limit. */
+  defaultTimeout?: number;
   /** Where diagnostics go. */
   log: (message: string) => void;
 }
@@ -46,6 +48,12 @@ function newJobId(): string {
   const random = crypto.getRandomValues(new Uint8Array(4));
   return Date.now().toString(36) + "-" + [...random].map((b) => b.toString(16).padStart(2, "0"))
     .join("");
+}
+
+/** Jobs with `serialize: true` and the same key never run at once. */
+function branchKey(spec: JobSpec): string {
+  const ref = "fetch" in spec.ref ? spec.ref.fetch : spec.ref.branch;
+  return `${spec.repo.url}\u0000${ref}`;
 }
 
 function needsOf(spec: JobSpec): JobNeeds {
@@ -197,29 +205,55 @@ export class QueenCore {
     const ready = [...this.drones.values()].filter((d) => d.info);
     const loads = ready.map((d) => d.load());
     const remaining: string[] = [];
+    const busyBranches = this.#busyBranches();
     for (const id of this.#queue) {
       const record = this.store.getJob(id);
       if (!record || record.view.status !== "queued") continue;
+      if (record.spec.serialize) {
+        const holder = busyBranches.get(branchKey(record.spec));
+        if (holder) {
+          this.#setWaiting(record, `waiting for job ${holder} of the same branch to finish`);
+          remaining.push(id);
+          continue;
+        }
+      }
       const needs = needsOf(record.spec);
       const chosen = pickDrone(needs, loads);
       if (!chosen) {
-        const waiting = whyWaiting(needs, loads);
-        if (record.view.waiting !== waiting) {
-          record.view.waiting = waiting;
-          this.store.saveJob(record);
-        }
+        this.#setWaiting(record, whyWaiting(needs, loads));
         remaining.push(id);
         continue;
       }
       chosen.active++;
+      if (record.spec.serialize) busyBranches.set(branchKey(record.spec), id);
       this.#assign(record, this.drones.get(chosen.id)!);
     }
     this.#queue = remaining;
   }
 
+  #setWaiting(record: JobRecord, why: string): void {
+    const waiting = record.requeued ? `${why} (re-queued: ${record.requeued})` : why;
+    if (record.view.waiting === waiting) return;
+    record.view.waiting = waiting;
+    this.store.saveJob(record);
+  }
+
+  /** Branch key → id of the serialized job holding it (dispatched, running, or orphaned). */
+  #busyBranches(): Map<string, string> {
+    const busy = new Map<string, string>();
+    const ids = [...this.#orphans.keys()];
+    for (const drone of this.drones.values()) ids.push(...drone.jobs.keys());
+    for (const id of ids) {
+      const spec = this.store.getJob(id)?.spec;
+      if (spec?.serialize) busy.set(branchKey(spec), id);
+    }
+    return busy;
+  }
+
   #assign(record: JobRecord, drone: Drone): void {
     const attempt = record.view.attempt + 1;
     drone.jobs.set(record.id, attempt);
+    record.requeued = undefined;
     this.#record(record, {
       event: "job:dispatched",
       id: record.id,
@@ -227,10 +261,16 @@ export class QueenCore {
       drone: drone.name,
       timestamp: Date.now(),
     });
+    const timeout = record.spec.timeout ?? (this.#options.defaultTimeout || undefined);
     drone.send({
       event: "queue:new",
       attempt,
-      job: { ...record.spec, job_id: record.id, trigger: record.spec.trigger! },
+      job: {
+        ...record.spec,
+        job_id: record.id,
+        trigger: record.spec.trigger!,
+        ...(timeout ? { timeout } : {}),
+      },
     });
   }
 
@@ -248,6 +288,14 @@ export class QueenCore {
     drone.info = info;
     drone.draining = info.draining ?? false;
     if (first) {
+      // A worker that reconnects before its old socket was seen to close: the old connection is
+      // stale, and its attempts become orphans that this connection can take back at once.
+      for (const other of this.drones.values()) {
+        if (other.name !== info.name) continue;
+        this.#options.log(`drone ${info.name} reconnected; closing its stale connection`);
+        other.close(4003, "replaced by a new connection");
+        this.disconnect(other);
+      }
       this.drones.set(drone.id, drone);
       this.#options.log(`drone ${drone.name} connected (capacity ${info.capacity})`);
       this.#reattach(drone, info);
@@ -345,6 +393,8 @@ export class QueenCore {
       result,
       error,
     });
+    // A serialized job of the same branch may be waiting for this one.
+    this.dispatch();
   }
 
   #holder(id: string): Drone | undefined {
@@ -376,6 +426,7 @@ export class QueenCore {
     this.#options.log(`job ${id}: ${why}; re-queued`);
     record.view.status = "queued";
     record.view.drone = null;
+    record.requeued = why;
     record.view.waiting = `re-queued: ${why}`;
     this.store.saveJob(record);
     this.#queue.push(id);

@@ -14,6 +14,8 @@ export interface JobRecord {
   lastSeq: Record<number, number>;
   /** Number of the last recorded event. */
   lastN: number;
+  /** Why the job went back to the queue, shown while it waits again. */
+  requeued?: string;
 }
 
 /** Filters for listing jobs. */

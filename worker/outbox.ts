@@ -1,16 +1,29 @@
 /**
  * The worker's side of zero-loss streaming: every `job:*` event gets its attempt's next `seq`
  * and is kept until the queen acknowledges it, so a reconnect resends exactly what the queen
- * may not have recorded. The queen drops what it already has.
+ * may not have recorded; the queen drops what it already has.
+ *
+ * Memory is bounded: past a limit per attempt, newer events go to a spool file in the worker's
+ * workdir and are read back, in order, as acknowledgements make room. A job printing hundreds
+ * of megabytes while the queen is away costs disk, not memory.
  */
+import { join } from "node:path";
 import type { RunningAttempt, WorkerJobEvent } from "../protocol/mod.ts";
 import type { JobEventBody } from "./job_run.ts";
+import { Spool } from "./spool.ts";
+
+/** Unacknowledged events kept in memory per attempt, in bytes of JSON, before spooling. */
+export const DEFAULT_MEMORY_LIMIT = 4 * 1024 * 1024;
 
 interface AttemptLog {
   id: string;
   attempt: number;
   seq: number;
-  unacked: WorkerJobEvent[];
+  /** Oldest unacknowledged events, contiguous in seq, sent or ready to send. */
+  memory: { event: WorkerJobEvent; size: number }[];
+  memoryBytes: number;
+  /** Newer events waiting on disk; never sent before they move to memory. */
+  spool: Spool | undefined;
   done: boolean;
 }
 
@@ -19,20 +32,37 @@ export class Outbox {
   #attempts = new Map<string, AttemptLog>();
   #send: (event: WorkerJobEvent) => boolean;
   #drained: (() => void)[] = [];
+  readonly #spoolDir: string;
+  readonly #memoryLimit: number;
 
   /** `send` delivers an event now, or returns false when the queen is not reachable. */
-  constructor(send: (event: WorkerJobEvent) => boolean) {
+  constructor(
+    send: (event: WorkerJobEvent) => boolean,
+    options: { spoolDir: string; memoryLimit?: number },
+  ) {
     this.#send = send;
+    this.#spoolDir = options.spoolDir;
+    this.#memoryLimit = options.memoryLimit ?? DEFAULT_MEMORY_LIMIT;
   }
 
   /** Numbers `body` as the next event of the attempt and sends it when connected. */
   push(id: string, attempt: number, body: JobEventBody): WorkerJobEvent {
     const key = `${id}\u0000${attempt}`;
     let log = this.#attempts.get(key);
-    if (!log) this.#attempts.set(key, log = { id, attempt, seq: 0, unacked: [], done: false });
+    if (!log) {
+      log = { id, attempt, seq: 0, memory: [], memoryBytes: 0, spool: undefined, done: false };
+      this.#attempts.set(key, log);
+    }
     const event = { ...body, id, attempt, seq: ++log.seq } as WorkerJobEvent;
-    log.unacked.push(event);
     if (event.event === "job:done") log.done = true;
+    const line = JSON.stringify(event);
+    if (log.spool?.pending || log.memoryBytes + line.length > this.#memoryLimit) {
+      log.spool ??= new Spool(join(this.#spoolDir, `${encodeURIComponent(id)}.${attempt}.jsonl`));
+      log.spool.append(line);
+      return event;
+    }
+    log.memory.push({ event, size: line.length });
+    log.memoryBytes += line.length;
     this.#send(event);
     return event;
   }
@@ -42,22 +72,29 @@ export class Outbox {
     const key = `${id}\u0000${attempt}`;
     const log = this.#attempts.get(key);
     if (!log) return;
-    const keep = log.unacked.findIndex((e) => e.seq > seq);
-    log.unacked = keep === -1 ? [] : log.unacked.slice(keep);
-    if (log.done && log.unacked.length === 0) this.#attempts.delete(key);
-    if (this.pending() === 0) { for (const resolve of this.#drained.splice(0)) resolve(); }
+    let dropped = 0;
+    while (dropped < log.memory.length && log.memory[dropped].event.seq <= seq) {
+      log.memoryBytes -= log.memory[dropped].size;
+      dropped++;
+    }
+    log.memory.splice(0, dropped);
+    this.#refill(log);
+    if (log.done && log.memory.length === 0 && !log.spool?.pending) this.#forget(key, log);
+    this.#notifyIfDrained();
   }
 
   /** Forgets an attempt the queen has superseded: its events would be refused. */
   drop(id: string, attempt: number): void {
-    this.#attempts.delete(`${id}\u0000${attempt}`);
-    if (this.pending() === 0) { for (const resolve of this.#drained.splice(0)) resolve(); }
+    const key = `${id}\u0000${attempt}`;
+    const log = this.#attempts.get(key);
+    if (log) this.#forget(key, log);
+    this.#notifyIfDrained();
   }
 
   /** Resends every unacknowledged event, in order, after a reconnect. */
   resend(): void {
     for (const log of this.#attempts.values()) {
-      for (const event of log.unacked) if (!this.#send(event)) return;
+      for (const { event } of log.memory) if (!this.#send(event)) return;
     }
   }
 
@@ -66,14 +103,23 @@ export class Outbox {
     return [...this.#attempts.values()].map(({ id, attempt, seq }) => ({ id, attempt, seq }));
   }
 
-  /** Events not yet acknowledged. */
+  /** Events not yet acknowledged, in memory and spooled. */
   pending(): number {
     let count = 0;
-    for (const log of this.#attempts.values()) count += log.unacked.length;
+    for (const log of this.#attempts.values()) {
+      count += log.memory.length + (log.spool?.pending ?? 0);
+    }
     return count;
   }
 
-  /** Resolves once every event is acknowledged, or after `timeoutMs`. */
+  /** Bytes of unacknowledged events held in memory. */
+  memoryBytes(): number {
+    let bytes = 0;
+    for (const log of this.#attempts.values()) bytes += log.memoryBytes;
+    return bytes;
+  }
+
+  /** Resolves once every event is acknowledged (true), or after `timeoutMs` (false). */
   drained(timeoutMs: number): Promise<boolean> {
     if (this.pending() === 0) return Promise.resolve(true);
     return new Promise((resolve) => {
@@ -83,5 +129,30 @@ export class Outbox {
         resolve(true);
       });
     });
+  }
+
+  /** Moves spooled events into memory as room allows, sending them. */
+  #refill(log: AttemptLog): void {
+    while (log.spool?.pending && log.memoryBytes < this.#memoryLimit) {
+      for (const line of log.spool.take(256)) {
+        const event = JSON.parse(line) as WorkerJobEvent;
+        log.memory.push({ event, size: line.length });
+        log.memoryBytes += line.length;
+        this.#send(event);
+      }
+    }
+    if (log.spool && !log.spool.pending) {
+      log.spool.remove();
+      log.spool = undefined;
+    }
+  }
+
+  #forget(key: string, log: AttemptLog): void {
+    log.spool?.remove();
+    this.#attempts.delete(key);
+  }
+
+  #notifyIfDrained(): void {
+    if (this.pending() === 0) { for (const resolve of this.#drained.splice(0)) resolve(); }
   }
 }

@@ -11,6 +11,14 @@ export interface PluginCommand {
   args: string[];
   /** What people see instead of the real command line. */
   screen: string;
+  /** Hide the output (it may hold something sensitive that is not a declared secret). */
+  silent?: boolean;
+  /** Variables for this command only. */
+  env?: Record<string, string>;
+  /** Working directory, relative to the job's checkout. */
+  cwd?: string;
+  /** Seconds this command may run. */
+  timeout?: number;
 }
 
 /** What a plugin adds to a job. */

@@ -2,11 +2,13 @@
  * The worker role: connects out to the queen, says what it can do, runs the jobs it is given
  * (up to its capacity, the rest waiting in its own queue), and streams their events back.
  */
+import { join } from "node:path";
 import type { DispatchedJob, DroneInfo, QueenFrame } from "../protocol/mod.ts";
 import { PROTOCOL_VERSION, VERSION } from "../protocol/mod.ts";
 import { QueenConnection, QueenRefusedError } from "./connection.ts";
 import { JobRun } from "./job_run.ts";
 import { Outbox } from "./outbox.ts";
+import { loadPluginFiles } from "./plugin_files.ts";
 import { BUILTIN_PLUGINS } from "./plugins.ts";
 import type { Plugin } from "./plugins.ts";
 import { checkIsolation } from "./sandbox.ts";
@@ -24,6 +26,8 @@ export interface WorkerOptions {
   isolation: Isolation;
   /** Seconds between SIGTERM and SIGKILL when a job's command is stopped. */
   killGrace: number;
+  /** A folder of plugin files (`*.json`) to load at start. */
+  pluginsDir?: string;
   /** Exit after this many jobs (an ephemeral worker); 0 means never. */
   maxJobs?: number;
   log?: (message: string) => void;
@@ -51,6 +55,14 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   await checkIsolation(options.isolation);
   await Deno.mkdir(options.workdir, { recursive: true });
   const plugins = new Map<string, Plugin>(BUILTIN_PLUGINS.map((p) => [p.name, p]));
+  for (const plugin of options.pluginsDir ? await loadPluginFiles(options.pluginsDir) : []) {
+    if (plugins.has(plugin.name)) {
+      throw new TypeError(
+        `plugin '${plugin.name}' in ${options.pluginsDir} is declared twice or built in`,
+      );
+    }
+    plugins.set(plugin.name, plugin);
+  }
 
   const runs = new Map<string, JobRun>();
   const waiting: { job: DispatchedJob; attempt: number }[] = [];
@@ -66,7 +78,9 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     onClose: () => {},
     onFrame: (frame) => onFrame(frame),
   });
-  const outbox = new Outbox((event) => ready && connection.send(event));
+  const outbox = new Outbox((event) => ready && connection.send(event), {
+    spoolDir: join(options.workdir, "spool"),
+  });
   // Job events wait until the queen has this connection's drone:info.
   let ready = false;
 

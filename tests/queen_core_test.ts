@@ -1,0 +1,258 @@
+/**
+ * The queen's core without sockets: dispatch order, fencing, duplicate drops, re-attach, leases
+ * and serialization, driven with frames as a worker would send them.
+ */
+import { deepEqual, equal, match, ok } from "node:assert/strict";
+import type { JobSpecInput, QueenFrame } from "../protocol/mod.ts";
+import { JobSpecSchema, PROTOCOL_VERSION } from "../protocol/mod.ts";
+import { MemoryStore } from "../queen/memory_store.ts";
+import { QueenCore } from "../queen/queen.ts";
+import type { Drone } from "../queen/drone.ts";
+
+/** Stands in for a worker's WebSocket: records what the queen sends. */
+class FakeSocket {
+  readyState: number = WebSocket.OPEN;
+  sent: QueenFrame[] = [];
+  send(text: string) {
+    this.sent.push(JSON.parse(text));
+  }
+  close() {
+    this.readyState = WebSocket.CLOSED;
+  }
+  of<E extends QueenFrame["event"]>(event: E) {
+    return this.sent.filter((f): f is Extract<QueenFrame, { event: E }> => f.event === event);
+  }
+}
+
+function setup(options: { leaseMs?: number; maxAttempts?: number } = {}) {
+  const core = new QueenCore(new MemoryStore(), {
+    leaseMs: options.leaseMs ?? 60_000,
+    maxAttempts: options.maxAttempts ?? 3,
+    log: () => {},
+  });
+  const connect = (
+    name: string,
+    info: {
+      capacity?: number;
+      speed?: number;
+      plugins?: string[];
+      labels?: string[];
+      running?: unknown[];
+    } = {},
+  ) => {
+    const socket = new FakeSocket();
+    const drone = core.connect(socket as unknown as WebSocket);
+    core.receive(
+      drone,
+      JSON.stringify({
+        event: "drone:info",
+        name,
+        version: "test",
+        protocol: PROTOCOL_VERSION,
+        speed: info.speed ?? 1,
+        capacity: info.capacity ?? 1,
+        plugins: info.plugins ?? ["env", "custom"],
+        labels: info.labels ?? [],
+        running: info.running ?? [],
+      }),
+    );
+    return { socket, drone };
+  };
+  const submit = (extra: Partial<JobSpecInput> = {}) =>
+    core.submit(
+      JobSpecSchema.parse({ repo: { url: "/tmp/repo" }, ref: { branch: "main" }, ...extra }),
+    ).id;
+  const send = (drone: Drone, frame: Record<string, unknown>) =>
+    core.receive(drone, JSON.stringify(frame));
+  return { core, connect, submit, send };
+}
+
+const started = (id: string, attempt: number, seq: number) => ({
+  event: "job:started",
+  id,
+  attempt,
+  seq,
+  timestamp: Date.now(),
+});
+const done = (id: string, attempt: number, seq: number, result = "passed") => ({
+  event: "job:done",
+  id,
+  attempt,
+  seq,
+  timestamp: Date.now(),
+  result,
+});
+
+Deno.test("the queue goes out by priority, then age, as drones free up", () => {
+  const { core, connect, submit, send } = setup();
+  const low = submit({ priority: -1 });
+  const normal = submit();
+  const high = submit({ priority: 5 });
+  const { socket, drone } = connect("w1", { capacity: 1 });
+  // Full drones still get jobs (the seed's rule); order of dispatch is the queue's order.
+  deepEqual(socket.of("queue:new").map((f) => f.job.job_id), [high, normal, low]);
+  send(drone, started(high, 1, 1));
+  send(drone, done(high, 1, 2));
+  equal(core.store.getJob(high)?.view.result, "passed");
+  core.close();
+});
+
+Deno.test("a job event from a drone that does not hold the attempt is refused", () => {
+  const { core, connect, submit, send } = setup();
+  const id = submit();
+  const a = connect("a");
+  const b = connect("b");
+  const holder = a.socket.of("queue:new").length ? a : b;
+  const other = holder === a ? b : a;
+  send(other.drone, started(id, 1, 1));
+  match(other.socket.of("error")[0].message, /does not hold that attempt/);
+  equal(core.store.events(id).filter((e) => e.data.event === "job:started").length, 0);
+  send(holder.drone, started(id, 1, 1));
+  equal(core.store.getJob(id)?.view.status, "started");
+  core.close();
+});
+
+Deno.test("duplicate events are dropped and acknowledged again; gaps are refused", async () => {
+  const { core, connect, submit, send } = setup();
+  const id = submit();
+  const { socket, drone } = connect("w");
+  send(drone, started(id, 1, 1));
+  send(drone, started(id, 1, 1));
+  send(drone, { event: "job:stdout", id, attempt: 1, seq: 3, text: "skipped a seq" });
+  equal(core.store.events(id).filter((e) => e.data.event === "job:started").length, 1);
+  match(socket.of("error")[0].message, /expected seq 2, got 3/);
+  await new Promise((r) => setTimeout(r, 10));
+  deepEqual(socket.of("job:ack").map((a) => a.seq), [1]);
+  core.close();
+});
+
+Deno.test("a worker back within the lease re-attaches its attempt; no second run", () => {
+  const { core, connect, submit, send } = setup();
+  const id = submit();
+  const first = connect("w");
+  send(first.drone, started(id, 1, 1));
+  core.disconnect(first.drone);
+  const second = connect("w", { running: [{ id, attempt: 1, seq: 1 }] });
+  equal(second.socket.of("queue:new").length, 0);
+  equal(second.socket.of("job:cancel").length, 0);
+  send(second.drone, done(id, 1, 2));
+  const view = core.store.getJob(id)!.view;
+  equal(view.result, "passed");
+  equal(view.attempts.length, 1);
+  core.close();
+});
+
+Deno.test("a reconnect seen before the old socket closed replaces the stale connection", () => {
+  const { core, connect, submit, send } = setup();
+  const id = submit();
+  const first = connect("w");
+  send(first.drone, started(id, 1, 1));
+  const second = connect("w", { running: [{ id, attempt: 1, seq: 1 }] });
+  equal(first.socket.readyState, WebSocket.CLOSED);
+  equal(core.drones.size, 1);
+  send(second.drone, done(id, 1, 2));
+  equal(core.store.getJob(id)!.view.result, "passed");
+  core.close();
+});
+
+Deno.test("past the lease an attempt is re-queued, and the stale worker is fenced off", async () => {
+  const { core, connect, submit, send } = setup({ leaseMs: 30 });
+  const id = submit();
+  const stale = connect("stale");
+  send(stale.drone, started(id, 1, 1));
+  core.disconnect(stale.drone);
+  await new Promise((r) => setTimeout(r, 60));
+  equal(core.store.getJob(id)!.view.status, "queued");
+  match(core.store.getJob(id)!.view.waiting ?? "", /past its lease/);
+  const fresh = connect("fresh");
+  equal(fresh.socket.of("queue:new")[0].attempt, 2);
+  send(fresh.drone, started(id, 2, 1));
+  // The stale worker comes back, still running attempt 1: it is told to abort it.
+  const back = connect("stale", { running: [{ id, attempt: 1, seq: 5 }] });
+  deepEqual(back.socket.of("job:cancel").map((c) => [c.attempt, c.reason]), [[1, "superseded"]]);
+  send(back.drone, done(id, 1, 2, "failed"));
+  send(fresh.drone, done(id, 2, 2));
+  const view = core.store.getJob(id)!.view;
+  equal(view.result, "passed");
+  deepEqual(view.attempts.map((a) => [a.attempt, a.drone, a.result]), [[1, "stale", null], [
+    2,
+    "fresh",
+    "passed",
+  ]]);
+  core.close();
+});
+
+Deno.test("a job whose attempts are used up ends lost", async () => {
+  const { core, connect, submit } = setup({ leaseMs: 10, maxAttempts: 1 });
+  const id = submit();
+  const w = connect("w");
+  core.disconnect(w.drone);
+  await new Promise((r) => setTimeout(r, 40));
+  const view = core.store.getJob(id)!.view;
+  equal(view.result, "lost");
+  match(view.error ?? "", /no attempts left/);
+  core.close();
+});
+
+Deno.test("serialized jobs of one branch never run at once; other branches go ahead", () => {
+  const { core, connect, submit, send } = setup();
+  const first = submit({ serialize: true });
+  const second = submit({ serialize: true });
+  const otherBranch = submit({ serialize: true, ref: { branch: "dev" } });
+  const { socket, drone } = connect("w", { capacity: 4 });
+  deepEqual(socket.of("queue:new").map((f) => f.job.job_id), [first, otherBranch]);
+  match(core.store.getJob(second)!.view.waiting ?? "", new RegExp(`waiting for job ${first}`));
+  send(drone, started(first, 1, 1));
+  send(drone, done(first, 1, 2));
+  deepEqual(socket.of("queue:new").map((f) => f.job.job_id), [first, otherBranch, second]);
+  core.close();
+});
+
+Deno.test("a job needing a plugin waits until a drone with it connects", () => {
+  const { core, connect, submit } = setup();
+  const id = submit({ plugins: ["node"] });
+  const plain = connect("plain");
+  equal(plain.socket.of("queue:new").length, 0);
+  match(core.store.getJob(id)!.view.waiting ?? "", /plugins: node/);
+  const able = connect("able", { plugins: ["env", "custom", "node"] });
+  equal(able.socket.of("queue:new")[0].job.job_id, id);
+  core.close();
+});
+
+Deno.test("cancelling a queued job ends it at once; a running one is told to stop", () => {
+  const { core, connect, submit, send } = setup();
+  const queued = submit({ labels: ["nowhere"] });
+  ok(core.cancel(queued));
+  equal(core.store.getJob(queued)!.view.result, "cancelled");
+  const running = submit();
+  const { socket, drone } = connect("w");
+  send(drone, started(running, 1, 1));
+  ok(core.cancel(running));
+  deepEqual(socket.of("job:cancel").map((c) => [c.id, c.reason]), [[running, "cancelled"]]);
+  send(drone, done(running, 1, 2, "cancelled"));
+  equal(core.cancel(running), false);
+  core.close();
+});
+
+Deno.test("a drone speaking another protocol version is refused", () => {
+  const { core } = setup();
+  const socket = new FakeSocket();
+  const drone = core.connect(socket as unknown as WebSocket);
+  core.receive(
+    drone,
+    JSON.stringify({
+      event: "drone:info",
+      name: "future",
+      version: "9",
+      protocol: PROTOCOL_VERSION + 1,
+      speed: 1,
+      capacity: 1,
+      plugins: [],
+      labels: [],
+      running: [],
+    }),
+  );
+  match(socket.of("error")[0].message, /protocol/);
+  equal(core.drones.size, 0);
+  core.close();
+});
