@@ -73,6 +73,18 @@ export const WORKER_FLAGS: Flags = {
     default: "10",
   },
   "max-jobs": { type: "string", value: "N", help: "exit after N jobs (0: never)", default: "0" },
+  "output-limit": {
+    type: "string",
+    value: "MIB",
+    help: "MiB of output one job may send",
+    default: "64",
+  },
+  "keep-workspaces": {
+    type: "string",
+    value: "N",
+    help: "keep the last N job workspaces for inspection",
+    default: "0",
+  },
   "plugins-dir": { type: "string", value: "DIR", help: "folder of plugin files (*.json) to load" },
 };
 
@@ -147,6 +159,8 @@ export async function worker(args: string[], output: Output): Promise<number> {
     killGrace,
     maxJobs,
     pluginsDir: str(values, "plugins-dir"),
+    outputLimit: int(values, "output-limit", 1, 1024 * 1024)! * 1024 * 1024,
+    keepWorkspaces: int(values, "keep-workspaces", 0, 10_000)!,
   });
   // First signal: drain (running jobs finish). Second: cancel them; cleanup still runs.
   void onSignals(() => void running.stop()).then(() => running.drain());

@@ -30,7 +30,7 @@ Deno.test("a queen with two workers runs real jobs end to end", async (t) => {
       const body = await (await api(queen, "/api/drones")).json();
       const names = body.drones.map((d: { name: string }) => d.name).sort();
       deepEqual(names, ["alpha", "beta"]);
-      for (const drone of body.drones) deepEqual(drone.plugins, ["env", "custom"]);
+      for (const drone of body.drones) deepEqual(drone.plugins, ["env", "custom", "node", "deno"]);
     });
 
     await t.step("three jobs pass, each with its own output in its log", async () => {

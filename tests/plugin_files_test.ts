@@ -20,7 +20,7 @@ Deno.test("plugin files become plugins with {{config.x}} filled from the job's c
   const [plugin, ...rest] = await loadPluginFiles(dir);
   equal(rest.length, 0);
   equal(plugin.name, "make");
-  const made = plugin.contribute({ make: { target: "check" } });
+  const made = plugin.contribute({ make: { target: "check" } }, { src: dir });
   deepEqual(made.env, { MAKE_TARGET: "check" });
   deepEqual(made.path, ["/opt/make/bin"]);
   deepEqual(made.phases.test?.map((c) => [c.command, c.args, c.screen]), [

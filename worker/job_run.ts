@@ -2,7 +2,7 @@
  * One attempt of one job on this worker: a fresh workspace, the code fetched, then Strider's
  * five phases of plugin commands, every byte of output masked and streamed as `job:*` events.
  */
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import type {
   AttemptResult,
   DispatchedJob,
@@ -38,6 +38,8 @@ export interface JobRunOptions {
   graceMs: number;
   /** Keep the workspace after the job (for debugging); it is removed by default. */
   keepWorkspace?: boolean;
+  /** Bytes of output a job may send; past it, a truncation notice and nothing more. */
+  outputLimit: number;
 }
 
 /** Cleanup must end even when its commands hang: it gets this long. */
@@ -54,6 +56,7 @@ export class JobRun {
   readonly #abort = new AbortController();
   #stopped: "cancelled" | "timeout" | undefined;
   #num = 0;
+  #outputBytes = 0;
   #workspace = "";
   #masker = new Masker([]);
 
@@ -116,7 +119,7 @@ export class JobRun {
     if (!fetched.ok) {
       // Cleanup always runs; without the code, only plugins the spec itself names are known.
       const named = (job.plugins ?? []).filter((name) => this.#options.plugins.has(name));
-      const { env, commands } = this.#contributions(named, job.config ?? {}, baseEnv);
+      const { env, commands } = this.#contributions(named, job.config ?? {}, baseEnv, src);
       await this.#runPhase("cleanup", commands.cleanup, { cwd: workspace, env });
       return { result: "errored", error: fetched.error };
     }
@@ -131,7 +134,12 @@ export class JobRun {
         error: `plugins not installed on this worker: ${missing.join(", ")}`,
       };
     }
-    const { env, commands } = this.#contributions(settings.plugins, settings.config, baseEnv);
+    const { env, commands } = this.#contributions(
+      settings.plugins,
+      settings.config,
+      baseEnv,
+      src,
+    );
     this.#masker = new Masker(this.#secretValues(env));
 
     const progress: PhaseProgress = { jobType: job.job_type, codes: {} };
@@ -192,7 +200,7 @@ export class JobRun {
   async #fetch(src: string, tmp: string, env: Record<string, string>) {
     const { job } = this.#options;
     const screen = fetchScreen(job);
-    return await this.#command({ phase: "prepare", screen, cwd: tmp, env }, async (out) => {
+    return await this.#command({ phase: "prepare", screen }, async (out) => {
       const outcome = await fetchCode(job, {
         dir: src,
         tmp,
@@ -219,7 +227,12 @@ export class JobRun {
   }
 
   /** Gathers env and per-phase commands from the plugins, in the order the job names them. */
-  #contributions(names: string[], config: PluginConfig, baseEnv: Record<string, string>) {
+  #contributions(
+    names: string[],
+    config: PluginConfig,
+    baseEnv: Record<string, string>,
+    src: string,
+  ) {
     const env: Record<string, string> = { ...baseEnv };
     const path: string[] = [];
     const commands = Object.fromEntries(PHASES.map((p) => [p, []])) as unknown as Record<
@@ -227,7 +240,7 @@ export class JobRun {
       PluginCommand[]
     >;
     for (const name of names) {
-      const contribution = this.#options.plugins.get(name)!.contribute(config);
+      const contribution = this.#options.plugins.get(name)!.contribute(config, { src });
       Object.assign(env, contribution.env);
       path.push(...contribution.path);
       for (const phase of PHASES) commands[phase].push(...(contribution.phases[phase] ?? []));
@@ -243,25 +256,42 @@ export class JobRun {
     commands: PluginCommand[],
     where: { cwd: string; env: Record<string, string> },
   ): Promise<number> {
-    const signal = phase === "cleanup" ? AbortSignal.timeout(CLEANUP_LIMIT_MS) : this.#abort.signal;
+    const phaseSignal = phase === "cleanup"
+      ? AbortSignal.timeout(CLEANUP_LIMIT_MS)
+      : this.#abort.signal;
     for (const command of commands) {
       if (phase !== "cleanup" && this.#stopped) return 1;
+      const cwd = command.cwd ? resolve(where.cwd, command.cwd) : where.cwd;
+      if (!cwd.startsWith(this.#workspace + "/") && cwd !== this.#workspace) {
+        return await this.#refuse(
+          phase,
+          command.screen,
+          `cwd '${command.cwd}' is outside the job's workspace`,
+        );
+      }
+      const limit = command.timeout ? AbortSignal.timeout(command.timeout * 1000) : undefined;
+      const signal = limit ? AbortSignal.any([phaseSignal, limit]) : phaseSignal;
       const { exitCode } = await this.#command(
-        { phase, screen: command.screen, ...where },
+        { phase, screen: command.screen, silent: command.silent },
         async (out) => {
           const [program, args] = wrapCommand(this.#options.isolation, command, {
             workspace: this.#workspace,
             network: this.#options.job.network !== false,
           });
           const ran = await runCommand(program, args, {
-            cwd: where.cwd,
-            env: where.env,
+            cwd,
+            env: { ...where.env, ...command.env },
             signal,
             graceMs: this.#options.graceMs,
             onStdout: (text) => out("stdout", text),
             onStderr: (text) => out("stderr", text),
           });
           if (ran.error) out("stderr", `${ran.error}\n`);
+          if (limit?.aborted && !phaseSignal.aborted) {
+            out("stderr", `command timed out after ${command.timeout} s\n`);
+            // A command over its own time limit times the job out, as the job's limit does.
+            if (phase !== "cleanup") this.stop("timeout");
+          }
           return { exitCode: ran.exitCode, value: undefined };
         },
       );
@@ -270,9 +300,18 @@ export class JobRun {
     return 0;
   }
 
+  /** Shows a command that was not run, and why; returns its failing exit code. */
+  async #refuse(phase: Phase, screen: string, why: string): Promise<number> {
+    const { exitCode } = await this.#command({ phase, screen }, (out) => {
+      out("stderr", `not run: ${why}\n`);
+      return Promise.resolve({ exitCode: 1, value: undefined });
+    });
+    return exitCode;
+  }
+
   /** Wraps one shown command: `job:cmd:start`, its masked output, `job:cmd:done`. */
   async #command<T>(
-    shown: { phase: Phase; screen: string; cwd: string; env: Record<string, string> },
+    shown: { phase: Phase; screen: string; silent?: boolean },
     body: (out: (stream: "stdout" | "stderr", text: string) => void) => Promise<
       { exitCode: number; value: T }
     >,
@@ -288,14 +327,25 @@ export class JobRun {
       phase: shown.phase,
       timestamp: Date.now(),
     });
-    const batcher = new OutputBatcher(
-      this.#masker,
-      (stream, text) =>
-        emit({ event: stream === "stdout" ? "job:cmd:stdout" : "job:cmd:stderr", num, text }),
-    );
+    const batcher = new OutputBatcher(this.#masker, (stream, text) => {
+      const room = this.#options.outputLimit - this.#outputBytes;
+      if (room <= 0) return;
+      const kept = text.length > room ? text.slice(0, room) : text;
+      this.#outputBytes += kept.length;
+      emit({ event: stream === "stdout" ? "job:cmd:stdout" : "job:cmd:stderr", num, text: kept });
+      if (kept.length < text.length || this.#outputBytes >= this.#options.outputLimit) {
+        emit({
+          event: "job:cmd:stderr",
+          num,
+          text: `\n[strider: output truncated at ${this.#options.outputLimit} bytes; ` +
+            "the command keeps running]\n",
+        });
+      }
+    });
+    if (shown.silent) batcher.write("stderr", "[strider: output hidden (silent)]\n");
     let outcome: { exitCode: number; value: T };
     try {
-      outcome = await body((stream, text) => batcher.write(stream, text));
+      outcome = await body((stream, text) => shown.silent || batcher.write(stream, text));
     } finally {
       batcher.close();
     }

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { z } from "zod";
 import { EnvNameSchema, NameSchema, PHASES, validate } from "../protocol/mod.ts";
 import type { Phase, PluginConfig } from "../protocol/mod.ts";
-import type { Plugin, PluginCommand, PluginContribution } from "./plugins.ts";
+import type { Plugin, PluginCommand, PluginContext, PluginContribution } from "./plugins.ts";
 
 const CommandSchema = z.union([
   z.string().min(1).max(65536),
@@ -54,7 +54,7 @@ export function substitute(text: string, config: Record<string, unknown>): strin
 export function pluginFromFile(file: PluginFile): Plugin {
   return {
     name: file.name,
-    contribute(config: PluginConfig): PluginContribution {
+    contribute(config: PluginConfig, _context: PluginContext): PluginContribution {
       const own = config[file.name];
       const values = own && typeof own === "object" ? own as Record<string, unknown> : {};
       const sub = (text: string) => substitute(text, values);

@@ -1,7 +1,8 @@
 /**
  * Plugins, Strider's unit of job behaviour: each contributes environment variables, PATH
- * entries and, per phase, commands. The built-ins here are `env` and `custom`.
+ * entries and, per phase, commands. The built-ins are `env`, `custom`, `node` and `deno`.
  */
+import { join } from "node:path";
 import type { Phase, PluginConfig } from "../protocol/mod.ts";
 
 /** One command a plugin asks to run. */
@@ -28,11 +29,32 @@ export interface PluginContribution {
   phases: Partial<Record<Phase, PluginCommand[]>>;
 }
 
+/** Where the job's code is, for plugins that look at the repository. */
+export interface PluginContext {
+  /** The checkout. */
+  src: string;
+}
+
 /** A plugin: a name and what it contributes for a given job config. */
 export interface Plugin {
   name: string;
-  contribute(config: PluginConfig): PluginContribution;
+  contribute(config: PluginConfig, context: PluginContext): PluginContribution;
 }
+
+const exists = (path: string) => {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+const sh = (script: string): PluginCommand => ({
+  command: "sh",
+  args: ["-ec", script],
+  screen: script,
+});
 
 const nothing = (): PluginContribution => ({ env: {}, path: [], phases: {} });
 
@@ -49,11 +71,54 @@ export const customPlugin: Plugin = {
     const phases: PluginContribution["phases"] = {};
     for (const [phase, script] of Object.entries(config.custom ?? {})) {
       if (!script?.trim()) continue;
-      phases[phase as Phase] = [{ command: "sh", args: ["-ec", script], screen: script.trim() }];
+      phases[phase as Phase] = [{ ...sh(script), screen: script.trim() }];
     }
     return { ...nothing(), phases };
   },
 };
 
+/**
+ * `node`: installs dependencies with the package manager the lockfile names (`npm ci`,
+ * `yarn install --frozen-lockfile`, `pnpm install --frozen-lockfile`; `npm install` without a
+ * lockfile), then runs the package's test script. `config.node.test` replaces the test command.
+ */
+export const nodePlugin: Plugin = {
+  name: "node",
+  contribute(config, { src }) {
+    const own = (config.node ?? {}) as { test?: unknown };
+    const install = exists(join(src, "pnpm-lock.yaml"))
+      ? "pnpm install --frozen-lockfile"
+      : exists(join(src, "yarn.lock"))
+      ? "yarn install --frozen-lockfile"
+      : exists(join(src, "package-lock.json")) || exists(join(src, "npm-shrinkwrap.json"))
+      ? "npm ci"
+      : "npm install";
+    const test = typeof own.test === "string" ? own.test : "npm test";
+    return {
+      ...nothing(),
+      path: [join(src, "node_modules", ".bin")],
+      phases: { prepare: [sh(install)], test: [sh(test)] },
+    };
+  },
+};
+
+/** `deno`: `deno task test` when the project's deno.json(c) has that task, else `deno test`. */
+export const denoPlugin: Plugin = {
+  name: "deno",
+  contribute(_config, { src }) {
+    let hasTask = false;
+    for (const name of ["deno.json", "deno.jsonc"]) {
+      try {
+        // A task named "test" is all that matters; comments in deno.jsonc make JSON.parse fail,
+        // so a plain search is the robust check.
+        hasTask ||= /"tasks"\s*:\s*\{[^}]*"test"\s*:/s.test(Deno.readTextFileSync(join(src, name)));
+      } catch {
+        // No such file.
+      }
+    }
+    return { ...nothing(), phases: { test: [sh(hasTask ? "deno task test" : "deno test")] } };
+  },
+};
+
 /** The plugins every worker has. */
-export const BUILTIN_PLUGINS: readonly Plugin[] = [envPlugin, customPlugin];
+export const BUILTIN_PLUGINS: readonly Plugin[] = [envPlugin, customPlugin, nodePlugin, denoPlugin];

@@ -26,6 +26,10 @@ export interface WorkerOptions {
   isolation: Isolation;
   /** Seconds between SIGTERM and SIGKILL when a job's command is stopped. */
   killGrace: number;
+  /** Bytes of output one job may send (default 64 MiB). */
+  outputLimit?: number;
+  /** Keep the workspaces of the last N jobs for inspection (default 0: remove each at once). */
+  keepWorkspaces?: number;
   /** A folder of plugin files (`*.json`) to load at start. */
   pluginsDir?: string;
   /** Exit after this many jobs (an ephemeral worker); 0 means never. */
@@ -130,9 +134,19 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     for (const run of runs.values()) {
       if (run.id === job.job_id && run.attempt < attempt) supersede(run);
     }
-    if (runs.size < options.capacity) return begin(job, attempt);
-    waiting.push({ job, attempt });
-    outbox.push(job.job_id, attempt, { event: "job:queued", timestamp: Date.now() });
+    if (runs.size < options.capacity) begin(job, attempt);
+    else {
+      waiting.push({ job, attempt });
+      outbox.push(job.job_id, attempt, { event: "job:queued", timestamp: Date.now() });
+    }
+    // An ephemeral worker says it is draining as soon as it holds its last job, not once that
+    // job is done: by then the queen may already have sent it another.
+    if (limitReached() && !draining) void drain();
+  }
+
+  /** Whether an ephemeral worker (`maxJobs`) holds or has run as many jobs as it may. */
+  function limitReached(): boolean {
+    return !!options.maxJobs && started + waiting.length >= options.maxJobs;
   }
 
   function begin(job: DispatchedJob, attempt: number): void {
@@ -144,6 +158,8 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       plugins,
       isolation: options.isolation,
       graceMs: options.killGrace * 1000,
+      outputLimit: options.outputLimit ?? 64 * 1024 * 1024,
+      keepWorkspace: (options.keepWorkspaces ?? 0) > 0,
       emit: (body) => {
         if (runs.get(runKey(job.job_id, attempt)) === run) outbox.push(job.job_id, attempt, body);
       },
@@ -154,8 +170,20 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       .catch((error) => log(`job ${job.job_id}: ${(error as Error).message}`))
       .finally(() => {
         runs.delete(runKey(job.job_id, attempt));
+        keepWorkspace(join(options.workdir, "jobs", `${job.job_id}.${attempt}`));
         next();
       });
+  }
+
+  /** Keeps the newest `keepWorkspaces` workspaces; older ones are removed. */
+  const kept: string[] = [];
+  function keepWorkspace(path: string): void {
+    const keep = options.keepWorkspaces ?? 0;
+    if (keep <= 0) return;
+    kept.push(path);
+    for (const old of kept.splice(0, Math.max(0, kept.length - keep))) {
+      void Deno.remove(old, { recursive: true }).catch(() => {});
+    }
   }
 
   /** Starts waiting jobs into free slots; stops the worker when it is done with its work. */
@@ -164,8 +192,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       const { job, attempt } = waiting.shift()!;
       begin(job, attempt);
     }
-    const limitReached = !!options.maxJobs && started >= options.maxJobs;
-    if (limitReached && !draining) void drain();
+    if (limitReached() && !draining) void drain();
     if (draining && runs.size === 0 && waiting.length === 0) void finish(0);
   }
 
