@@ -204,6 +204,8 @@ export class JobRun {
       const outcome = await fetchCode(job, {
         dir: src,
         tmp,
+        cacheDir: join(this.#options.workdir, "cache", "git"),
+        note: (text) => out("stderr", text),
         run: async (program, args, extra) => {
           let stderr = "";
           let stdout = "";

@@ -93,11 +93,21 @@ export function fetchScreen(job: DispatchedJob): string {
   return `${job.repo.vcs === "hg" ? "hg" : "git"} fetch ${job.repo.url} ${describeRef(job)}`;
 }
 
+/** Where and how to fetch. */
+export interface FetchOptions {
+  /** The checkout folder; must not exist yet. */
+  dir: string;
+  /** A private folder for credential files, removed by the caller. */
+  tmp: string;
+  run: VcsRunner;
+  /** Folder of per-repository git mirrors; without it every job clones afresh. */
+  cacheDir?: string;
+  /** Adds a line of explanation to the fetch's output. */
+  note: (text: string) => void;
+}
+
 /** Fetches the job's code into `dir` (which must not exist yet) and checks out its ref. */
-export async function fetchCode(
-  job: DispatchedJob,
-  options: { dir: string; tmp: string; run: VcsRunner },
-): Promise<FetchOutcome> {
+export async function fetchCode(job: DispatchedJob, options: FetchOptions): Promise<FetchOutcome> {
   const credentials = await credentialsFor(job.repo.auth, options.tmp);
   try {
     return job.repo.vcs === "hg"
@@ -108,19 +118,110 @@ export async function fetchCode(
   }
 }
 
+/** One fetch at a time per mirror: git's ref locks would fail a concurrent second one. */
+const mirrorLocks = new Map<string, Promise<unknown>>();
+
+async function withMirrorLock<T>(mirror: string, body: () => Promise<T>): Promise<T> {
+  const before = mirrorLocks.get(mirror) ?? Promise.resolve();
+  const mine = before.catch(() => {}).then(body);
+  mirrorLocks.set(mirror, mine);
+  try {
+    return await mine;
+  } finally {
+    if (mirrorLocks.get(mirror) === mine) mirrorLocks.delete(mirror);
+  }
+}
+
+/** The mirror cache folder for `url`: one bare repository per repository URL. */
+async function mirrorPath(cacheDir: string, url: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(url));
+  const hex = [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+  return join(cacheDir, `${hex.slice(0, 32)}.git`);
+}
+
+/** The refspec that stores the job's ref in the mirror under its own name. */
+function mirrorRefspec(ref: DispatchedJob["ref"]): string {
+  if (!("fetch" in ref)) return `+refs/heads/${ref.branch}:refs/heads/${ref.branch}`;
+  const [source, destination] = ref.fetch.replace(/^\+/, "").split(":");
+  return `+${source}:${destination ?? source}`;
+}
+
+/**
+ * Brings the job's ref (and commit) from the repository into the mirror, so that the checkout
+ * fetches locally and a repeat job transfers only new objects.
+ */
+async function updateMirror(
+  job: DispatchedJob,
+  mirror: string,
+  options: { run: VcsRunner; note: (text: string) => void },
+  env: Record<string, string>,
+): Promise<FetchOutcome | undefined> {
+  const { run, note } = options;
+  return await withMirrorLock(mirror, async () => {
+    let fresh = false;
+    try {
+      await Deno.stat(join(mirror, "HEAD"));
+    } catch {
+      fresh = true;
+      await Deno.mkdir(mirror, { recursive: true });
+      const init = await run("git", ["init", "--bare", "-q", mirror], env);
+      if (init.exitCode !== 0) {
+        return { ok: false, error: `git init of the mirror cache failed: ${init.stderr.trim()}` };
+      }
+    }
+    note(fresh ? "creating the mirror cache\n" : "updating the mirror cache\n");
+    const ref = job.ref;
+    const fetched = await run(
+      "git",
+      ["-C", mirror, "fetch", "--no-tags", "--", job.repo.url, mirrorRefspec(ref)],
+      env,
+    );
+    if (fetched.exitCode !== 0) {
+      const what = "fetch" in ref ? ref.fetch : `branch ${ref.branch}`;
+      return { ok: false, error: explainFetchFailure(fetched.stderr, what) };
+    }
+    if ("branch" in ref && ref.id) {
+      const known = await run("git", ["-C", mirror, "cat-file", "-e", `${ref.id}^{commit}`], env);
+      if (known.exitCode !== 0) {
+        // A commit no longer on the branch (force-pushed) can still be fetched by its id.
+        const byId = await run(
+          "git",
+          ["-C", mirror, "fetch", "--no-tags", "--", job.repo.url, ref.id],
+          env,
+        );
+        if (byId.exitCode !== 0) return { ok: false, error: `ref not found: commit ${ref.id}` };
+      }
+    }
+    return undefined;
+  });
+}
+
 async function fetchGit(
   job: DispatchedJob,
-  { dir, run }: { dir: string; run: VcsRunner },
+  { dir, run, cacheDir, note }: FetchOptions,
   env: Record<string, string>,
 ): Promise<FetchOutcome> {
   const git = (args: string[]) => run("git", ["-C", dir, ...args], env);
+  let source = job.repo.url;
+  if (cacheDir) {
+    const mirror = await mirrorPath(cacheDir, job.repo.url);
+    const failed = await updateMirror(job, mirror, { run, note }, env);
+    if (failed) return failed;
+    source = mirror;
+  }
   const init = await run("git", ["init", "-q", dir], env);
   if (init.exitCode !== 0) return { ok: false, error: `git init failed: ${init.stderr.trim()}` };
-  const url = job.repo.url;
+  if (source !== job.repo.url) {
+    // Borrowing the mirror's objects makes the checkout's fetch nearly free.
+    await Deno.writeTextFile(
+      join(dir, ".git", "objects", "info", "alternates"),
+      join(source, "objects") + "\n",
+    );
+  }
   const ref = job.ref;
   let target: string;
   if ("fetch" in ref) {
-    const fetched = await git(["fetch", "--no-tags", "--", url, ref.fetch]);
+    const fetched = await git(["fetch", "--no-tags", "--", source, ref.fetch]);
     if (fetched.exitCode !== 0) {
       return { ok: false, error: explainFetchFailure(fetched.stderr, ref.fetch) };
     }
@@ -131,7 +232,7 @@ async function fetchGit(
       "fetch",
       "--no-tags",
       "--",
-      url,
+      source,
       `+refs/heads/${ref.branch}:${tracking}`,
     ]);
     if (fetched.exitCode !== 0) {
@@ -141,8 +242,7 @@ async function fetchGit(
     if (ref.id) {
       const known = await git(["cat-file", "-e", `${ref.id}^{commit}`]);
       if (known.exitCode !== 0) {
-        // A commit no longer on the branch (force-pushed) can still be fetched by its id.
-        const byId = await git(["fetch", "--no-tags", "--", url, ref.id]);
+        const byId = await git(["fetch", "--no-tags", "--", source, ref.id]);
         if (byId.exitCode !== 0) return { ok: false, error: `ref not found: commit ${ref.id}` };
       }
       target = ref.id;
@@ -170,7 +270,7 @@ async function fetchGit(
 
 async function fetchHg(
   job: DispatchedJob,
-  { dir, run }: { dir: string; run: VcsRunner },
+  { dir, run }: FetchOptions,
   env: Record<string, string>,
 ): Promise<FetchOutcome> {
   const ref = job.ref;
