@@ -45,6 +45,15 @@ export const QUEEN_FLAGS: Flags = {
     help: "attempts before a job is lost",
     default: "3",
   },
+  "default-timeout": {
+    type: "string",
+    value: "S",
+    help: "seconds a job may run when it sets no timeout (0: no limit)",
+    default: "3600",
+  },
+  "max-log-mib": { type: "string", value: "MIB", help: "log kept per job, in MiB", default: "64" },
+  "keep-jobs": { type: "string", value: "N", help: "keep only the newest N finished jobs" },
+  "keep-days": { type: "string", value: "D", help: "keep finished jobs for D days" },
 };
 
 export const WORKER_FLAGS: Flags = {
@@ -112,6 +121,9 @@ export async function queen(args: string[], output: Output): Promise<number> {
     lease: positive(values, "lease"),
     maxAttempts: int(values, "max-attempts", 1, 100),
     defaultTimeout: int(values, "default-timeout", 0, 7 * 24 * 3600),
+    maxLogBytes: int(values, "max-log-mib", 1, 1024 * 1024)! * 1024 * 1024,
+    keepJobs: int(values, "keep-jobs", 0, 100_000_000),
+    keepDays: positive(values, "keep-days"),
   });
   // Tests and wrappers read the chosen port from this line when they ask for port 0.
   output.out(`strider queen listening on ${running.url}\n`);

@@ -63,6 +63,7 @@ export const JobViewSchema = z.object({
     },
   ),
   output: z.string().describe("job-level output that belongs to no command"),
+  retryOf: JobIdSchema.nullable().describe("the job this one re-runs"),
 });
 export type JobView = z.infer<typeof JobViewSchema>;
 

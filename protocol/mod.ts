@@ -13,3 +13,4 @@ export * from "./job_view.ts";
 export * from "./browser.ts";
 export * from "./codec.ts";
 export * from "./json_schema.ts";
+export * from "./legacy.ts";

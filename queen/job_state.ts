@@ -41,6 +41,7 @@ export function newJobView(id: string, spec: JobSpec, createdAt: number): JobVie
     deployed: null,
     phases: emptyPhases(),
     output: "",
+    retryOf: null,
   };
 }
 
@@ -173,36 +174,32 @@ export function applyEvent(view: JobView, recorded: RecordedEvent): void {
   }
 }
 
-/** The job's output as one text, in the order it was produced: each command, then its output. */
-export function mergedLog(events: readonly RecordedEvent[]): string {
-  const parts: string[] = [];
-  let attempt = 0;
-  // A command's header starts on a line of its own even when the output before it did not end
-  // with a newline.
-  const line = (text: string) => {
-    const last = parts[parts.length - 1];
-    if (last && !last.endsWith("\n")) parts.push("\n");
-    parts.push(text);
-  };
-  for (const { data: e } of events) {
-    switch (e.event) {
-      case "job:dispatched":
-        if (attempt > 0) line(`--- attempt ${e.attempt} on ${e.drone} ---\n`);
-        attempt = e.attempt;
-        break;
-      case "job:cmd:start":
-        line(`$ ${e.screencmd}\n`);
-        break;
-      case "job:cmd:stdout":
-      case "job:cmd:stderr":
-      case "job:stdout":
-      case "job:stderr":
-        parts.push(e.text);
-        break;
-      case "job:done":
-        if (e.error) line(`${e.error}\n`);
-        break;
-    }
+/** Output folded into a job's view, in bytes; past it the view points to the full log. */
+export const VIEW_OUTPUT_LIMIT = 1024 * 1024;
+
+const isOutput = (e: RecordedEvent["data"]) =>
+  e.event === "job:cmd:stdout" || e.event === "job:cmd:stderr" || e.event === "job:stdout" ||
+  e.event === "job:stderr";
+
+/**
+ * Folds an event into a job's view, keeping the view's output within `VIEW_OUTPUT_LIMIT` (the
+ * log holds everything), so a job printing hundreds of megabytes costs the queen no memory.
+ * Returns the bytes of output the view grew by.
+ */
+export function foldEvent(view: JobView, recorded: RecordedEvent, viewBytes: number): number {
+  const e = recorded.data;
+  if (!isOutput(e) || !("text" in e)) {
+    applyEvent(view, recorded);
+    return 0;
   }
-  return parts.join("");
+  if (viewBytes >= VIEW_OUTPUT_LIMIT) return 0;
+  const room = VIEW_OUTPUT_LIMIT - viewBytes;
+  if (e.text.length <= room) {
+    applyEvent(view, recorded);
+    return e.text.length;
+  }
+  const marker =
+    `\n[strider: the rest of the output is in the full log: /api/jobs/${view.id}/log]\n`;
+  applyEvent(view, { ...recorded, data: { ...e, text: e.text.slice(0, room) + marker } });
+  return room;
 }

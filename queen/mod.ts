@@ -3,12 +3,15 @@
  * @module
  */
 import { join } from "node:path";
-import { MemoryStore } from "./memory_store.ts";
+import { SqliteStore } from "./sqlite_store.ts";
 import { QueenCore } from "./queen.ts";
 import { createApp } from "./server.ts";
 import { tokenFromDataDir } from "./tokens.ts";
 
 export { QueenCore } from "./queen.ts";
+
+/** How often finished jobs beyond the retention are removed. */
+const RETENTION_EVERY_MS = 10 * 60_000;
 
 /** Settings of `strider queen`. */
 export interface QueenOptions {
@@ -25,6 +28,12 @@ export interface QueenOptions {
   maxAttempts?: number;
   /** Seconds a job may run when its spec sets no `timeout`; 0 for no limit. */
   defaultTimeout?: number;
+  /** Bytes of log kept per job (default 64 MiB). */
+  maxLogBytes?: number;
+  /** Keep only the newest N finished jobs. */
+  keepJobs?: number;
+  /** Keep finished jobs for D days. */
+  keepDays?: number;
   /** Where diagnostics go; defaults to stderr. */
   log?: (message: string) => void;
   signal?: AbortSignal;
@@ -55,12 +64,22 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
   }
   if (!options.apiTokens?.length) log(`API token is in ${join(options.data, "api-token")}`);
 
-  const core = new QueenCore(new MemoryStore(), {
+  const store = new SqliteStore(options.data);
+  const core = new QueenCore(store, {
     leaseMs: (options.lease ?? 30) * 1000,
     maxAttempts: options.maxAttempts ?? 3,
     defaultTimeout: options.defaultTimeout ?? 3600,
+    maxLogBytes: options.maxLogBytes,
     log,
   });
+  const retention = { keepJobs: options.keepJobs, keepDays: options.keepDays };
+  const prune = () => {
+    if (retention.keepJobs === undefined && retention.keepDays === undefined) return;
+    const removed = store.prune(retention, Date.now());
+    if (removed) log(`retention: removed ${removed} finished jobs`);
+  };
+  prune();
+  const pruning = setInterval(prune, RETENTION_EVERY_MS);
   const app = createApp(core, { worker: workerTokens, api: apiTokens });
   const controller = new AbortController();
   options.signal?.addEventListener("abort", () => controller.abort(), { once: true });
@@ -77,6 +96,7 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
   log(`listening on ${url}`);
 
   const finished = server.finished.finally(() => {
+    clearInterval(pruning);
     core.close();
     core.store.close();
   });

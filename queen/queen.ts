@@ -12,7 +12,8 @@ import type {
 import { decodeWorkerFrame, PROTOCOL_VERSION } from "../protocol/mod.ts";
 import { Drone } from "./drone.ts";
 import { Hub } from "./hub.ts";
-import { applyEvent, newJobView } from "./job_state.ts";
+import { foldEvent, newJobView } from "./job_state.ts";
+import { LogBuilder } from "./job_log.ts";
 import { pickDrone, whyWaiting } from "./scheduler.ts";
 import type { JobNeeds } from "./scheduler.ts";
 import type { JobRecord, Store } from "./store.ts";
@@ -25,6 +26,8 @@ export interface QueenCoreOptions {
   maxAttempts: number;
   /** Seconds a job may run when its spec sets no `timeout`; 0 for no limit. */
   defaultTimeout?: number;
+  /** Bytes of output kept per job (default 64 MiB); past it, a truncation marker. */
+  maxLogBytes?: number;
   /** Where diagnostics go. */
   log: (message: string) => void;
 }
@@ -75,8 +78,19 @@ export class QueenCore {
   constructor(store: Store, options: QueenCoreOptions) {
     this.store = store;
     this.#options = options;
+    // After a restart: queued jobs queue again; running ones wait a lease for their workers to
+    // reconnect and re-attach them, as if their drones had just disconnected.
     for (const record of store.unfinishedJobs()) {
-      if (record.view.status === "queued") this.#queue.push(record.id);
+      if (record.view.status === "queued") {
+        this.#queue.push(record.id);
+        continue;
+      }
+      const timer = setTimeout(() => this.#leaseExpired(record.id), options.leaseMs);
+      this.#orphans.set(record.id, {
+        drone: record.view.drone ?? "",
+        attempt: record.view.attempt,
+        timer,
+      });
     }
     this.#sortQueue();
     // Pings keep idle connections alive through proxies and show a drone is still there; a
@@ -85,8 +99,16 @@ export class QueenCore {
     this.#heartbeat = setInterval(() => this.#beat(), every);
   }
 
+  /** Runs a job's spec again as a new job that links to it; undefined when there is no such job. */
+  retry(id: string): JobRecord | undefined {
+    const original = this.store.getJob(id);
+    if (!original) return undefined;
+    const { job_id: _old, ...spec } = original.spec;
+    return this.submit(spec, { retryOf: id });
+  }
+
   /** Validated spec in, queued job out. */
-  submit(spec: JobSpec): JobRecord {
+  submit(spec: JobSpec, links: { retryOf?: string } = {}): JobRecord {
     const id = spec.job_id ?? newJobId();
     if (this.store.getJob(id)) throw new JobRejectedError(`Job id '${id}' is already taken`, 409);
     const full: JobSpec = {
@@ -101,9 +123,13 @@ export class QueenCore {
     const record: JobRecord = {
       id,
       spec: full,
-      view: newJobView(id, full, Date.now()),
+      view: { ...newJobView(id, full, Date.now()), retryOf: links.retryOf ?? null },
       lastSeq: {},
       lastN: 0,
+      logBytes: 0,
+      logEndsWithNewline: true,
+      logAttempt: 0,
+      viewBytes: 0,
     };
     this.store.createJob(record);
     this.#queue.push(id);
@@ -352,7 +378,7 @@ export class QueenCore {
     }
     const last = record.lastSeq[event.attempt] ?? 0;
     if (event.seq <= last) {
-      drone.ack(event.id, event.attempt, last);
+      this.store.afterCommit(() => drone.ack(event.id, event.attempt, last));
       return;
     }
     if (event.seq !== last + 1) {
@@ -366,7 +392,8 @@ export class QueenCore {
     }
     record.lastSeq[event.attempt] = event.seq;
     this.#record(record, event);
-    drone.ack(event.id, event.attempt, event.seq);
+    // Acknowledged only once durable: a queen killed now loses nothing the worker dropped.
+    this.store.afterCommit(() => drone.ack(event.id, event.attempt, event.seq));
     if (event.event === "job:done") {
       drone.jobs.delete(event.id);
       this.dispatch();
@@ -374,9 +401,32 @@ export class QueenCore {
   }
 
   /** Stores an event, folds it into the job's view and fans it out. */
-  #record(record: JobRecord, data: RecordedEvent["data"]): RecordedEvent {
-    const recorded = this.store.appendEvent(record, data, Date.now());
-    applyEvent(record.view, recorded);
+  #record(record: JobRecord, data: RecordedEvent["data"]): RecordedEvent | undefined {
+    const limit = this.#options.maxLogBytes ?? 64 * 1024 * 1024;
+    if ("text" in data && data.text) {
+      if (record.logBytes >= limit) {
+        // Past the cap the output is dropped (still acknowledged: the worker must not resend).
+        this.store.saveJob(record);
+        return undefined;
+      }
+      const room = limit - record.logBytes;
+      const bytes = new TextEncoder().encode(data.text);
+      if (bytes.length >= room) {
+        // The text is cut at the limit, so the marker takes the log past it and later output is
+        // dropped above.
+        data = {
+          ...data,
+          text: new TextDecoder().decode(bytes.subarray(0, room)) +
+            `\n[strider: output truncated: the job passed its ${limit}-byte log limit]\n`,
+        };
+      }
+    }
+    const builder = LogBuilder.resume(record.logAttempt, record.logEndsWithNewline);
+    const log = builder.append(data);
+    record.logAttempt = builder.attempt;
+    record.logEndsWithNewline = builder.endsWithNewline;
+    const recorded = this.store.appendEvent(record, data, Date.now(), log);
+    record.viewBytes += foldEvent(record.view, recorded, record.viewBytes);
     this.store.saveJob(record);
     this.hub.publish(record.id, recorded);
     return recorded;

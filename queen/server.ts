@@ -5,10 +5,19 @@
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import { issuesOf, JobSpecSchema, VERSION } from "../protocol/mod.ts";
+import {
+  convertLegacyJob,
+  isLegacyJob,
+  issuesOf,
+  JobResultSchema,
+  JobSpecSchema,
+  JobStatusSchema,
+  LegacyJobSchema,
+  VERSION,
+} from "../protocol/mod.ts";
 import type { ApiError, JobList, JobSummary } from "../protocol/mod.ts";
 import { bearerToken, tokenMatches } from "./auth.ts";
-import { mergedLog } from "./job_state.ts";
+import { logResponse } from "./log_response.ts";
 import { JobRejectedError } from "./queen.ts";
 import type { QueenCore } from "./queen.ts";
 import { jobEventStream } from "./sse.ts";
@@ -90,6 +99,16 @@ export function createApp(core: QueenCore, tokens: ServerTokens): Hono {
     } catch (error) {
       fail(400, `body is not JSON: ${(error as Error).message}`);
     }
+    if (isLegacyJob(body)) {
+      const legacy = LegacyJobSchema.safeParse(body);
+      if (!legacy.success) {
+        const issues = issuesOf(legacy.error);
+        const error = "invalid job data (older Strider format): " +
+          issues.map((i) => `${i.path}: ${i.message}`).join("; ");
+        return c.json({ error, issues } satisfies ApiError, 400);
+      }
+      body = convertLegacyJob(legacy.data);
+    }
     const parsed = JobSpecSchema.safeParse(body);
     if (!parsed.success) {
       const issues = issuesOf(parsed.error);
@@ -107,24 +126,63 @@ export function createApp(core: QueenCore, tokens: ServerTokens): Hono {
   });
 
   app.get("/api/jobs", (c) => {
-    const limitText = c.req.query("limit") ?? "50";
-    const limit = Number(limitText);
+    const q = (name: string) => c.req.query(name) || undefined;
+    const limit = Number(q("limit") ?? "50");
     if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
       fail(400, "limit must be an integer from 1 to 1000");
     }
-    const jobs = core.store.listJobs({
-      status: c.req.query("status"),
-      result: c.req.query("result"),
-      limit,
-    });
-    return c.json({ jobs: jobs.map(summary), next: null } satisfies JobList);
+    const status = q("status");
+    if (status && !JobStatusSchema.safeParse(status).success) {
+      fail(400, `status must be one of ${JobStatusSchema.options.join(", ")}`);
+    }
+    const result = q("result");
+    if (result && !JobResultSchema.safeParse(result).success) {
+      fail(400, `result must be one of ${JobResultSchema.options.join(", ")}`);
+    }
+    const sinceText = q("since");
+    const since = sinceText ? Date.parse(sinceText) : undefined;
+    if (since !== undefined && Number.isNaN(since)) {
+      fail(400, "since must be a date and time, e.g. 2026-11-28T00:00:00Z");
+    }
+    let page;
+    try {
+      page = core.store.listJobs({
+        status,
+        result,
+        repo: q("repo"),
+        branch: q("branch"),
+        since,
+        limit,
+        cursor: q("cursor"),
+      });
+    } catch (error) {
+      if (error instanceof TypeError) fail(400, error.message);
+      throw error;
+    }
+    return c.json({ jobs: page.records.map(summary), next: page.next } satisfies JobList);
   });
 
   app.get("/api/jobs/:id", (c) => c.json(jobOr404(c.req.param("id")).view));
 
+  app.delete("/api/jobs/:id", (c) => {
+    requireApiToken(c.req.header("authorization"));
+    const record = jobOr404(c.req.param("id"));
+    if (record.view.status !== "done") {
+      fail(409, `job '${record.id}' has not finished: cancel it first`);
+    }
+    core.store.deleteJob(record.id);
+    return c.body(null, 204);
+  });
+
+  app.post("/api/jobs/:id/retry", (c) => {
+    requireApiToken(c.req.header("authorization"));
+    const record = core.retry(jobOr404(c.req.param("id")).id)!;
+    return c.json({ id: record.id, status: record.view.status }, 201);
+  });
+
   app.get("/api/jobs/:id/log", (c) => {
     const record = jobOr404(c.req.param("id"));
-    return c.text(mergedLog(core.store.events(record.id)));
+    return logResponse(core.store, record, c.req.header("range"));
   });
 
   app.get("/api/jobs/:id/events", (c) => {

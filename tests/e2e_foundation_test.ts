@@ -132,20 +132,23 @@ Deno.test("a queen with two workers runs real jobs end to end", async (t) => {
       ok(!log.includes("second version"), `checked out ${second} instead of ${repo.commit}`);
     });
 
-    await t.step("a repeat job of a repository fetches into the worker's mirror cache", async () => {
-      const cached = await makeRepo({ "v.txt": "one\n" });
-      const first = await submitJob(queen, customJob(cached.path, { test: "cat v.txt" }));
-      const one = await waitForJob(queen, first);
-      equal(one.result, "passed");
-      match(one.phases.prepare.commands[0].output, /creating the mirror cache/);
-      await commitFiles(cached.path, { "v.txt": "two\n" }, "two");
-      const second = await submitJob(queen, customJob(cached.path, { test: "cat v.txt" }));
-      const two = await waitForJob(queen, second);
-      equal(two.result, "passed");
-      equal(two.drone, one.drone, "both jobs go to the fastest open drone");
-      match(two.phases.prepare.commands[0].output, /updating the mirror cache/);
-      match(two.phases.test.commands[0].output, /^two$/m);
-    });
+    await t.step(
+      "a repeat job of a repository fetches into the worker's mirror cache",
+      async () => {
+        const cached = await makeRepo({ "v.txt": "one\n" });
+        const first = await submitJob(queen, customJob(cached.path, { test: "cat v.txt" }));
+        const one = await waitForJob(queen, first);
+        equal(one.result, "passed");
+        match(one.phases.prepare.commands[0].output, /creating the mirror cache/);
+        await commitFiles(cached.path, { "v.txt": "two\n" }, "two");
+        const second = await submitJob(queen, customJob(cached.path, { test: "cat v.txt" }));
+        const two = await waitForJob(queen, second);
+        equal(two.result, "passed");
+        equal(two.drone, one.drone, "both jobs go to the fastest open drone");
+        match(two.phases.prepare.commands[0].output, /updating the mirror cache/);
+        match(two.phases.test.commands[0].output, /^two$/m);
+      },
+    );
 
     await t.step("an invalid job spec gets 400 naming every bad field", async () => {
       const response = await api(queen, "/api/jobs", {

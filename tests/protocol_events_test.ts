@@ -416,6 +416,7 @@ const jobView: JobView = {
     cleanup: emptyPhase,
   },
   output: "",
+  retryOf: null,
 };
 
 const recorded = { n: 1, at: T, data: { event: "job:stdout", ...job, text: "hi\n" } };

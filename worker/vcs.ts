@@ -29,9 +29,28 @@ case "$1" in
 esac
 `;
 
-async function credentialsFor(auth: RepoAuth | undefined, tmp: string): Promise<Credentials> {
+/** Characters that would let a value start a new line of an hgrc (and so any setting). */
+const HGRC_UNSAFE = /[\r\n\0]/;
+
+/**
+ * Everything the VCS needs to authenticate, without a secret on any command line: an askpass
+ * script reading the password from the environment (git over HTTP), a 0600 key file (ssh), and
+ * for Mercurial, which reads neither, a private 0600 `~/.hgrc` with an `[auth]` section and
+ * `ui.ssh`. Ssh always runs in batch mode: a job never waits on a prompt.
+ */
+async function credentialsFor(
+  auth: RepoAuth | undefined,
+  tmp: string,
+  vcs: "git" | "hg",
+): Promise<Credentials | { error: string }> {
   const env: Record<string, string> = { GIT_TERMINAL_PROMPT: "0" };
   const files: string[] = [];
+  const cleanup = async () => {
+    for (const file of files.reverse()) {
+      await Deno.remove(file, { recursive: true }).catch(() => {});
+    }
+  };
+  let ssh = "ssh -o BatchMode=yes";
   if (auth?.type === "https") {
     const askpass = join(tmp, "askpass.sh");
     await Deno.writeTextFile(askpass, ASKPASS, { mode: 0o700 });
@@ -47,15 +66,33 @@ async function credentialsFor(auth: RepoAuth | undefined, tmp: string): Promise<
       mode: 0o600,
     });
     files.push(key, known);
-    env.GIT_SSH_COMMAND = `ssh -i '${key}' -o IdentitiesOnly=yes -o BatchMode=yes ` +
+    ssh = `ssh -i '${key}' -o IdentitiesOnly=yes -o BatchMode=yes ` +
       `-o StrictHostKeyChecking=accept-new -o UserKnownHostsFile='${known}'`;
   }
-  return {
-    env,
-    async cleanup() {
-      for (const file of files) await Deno.remove(file).catch(() => {});
-    },
-  };
+  env.GIT_SSH_COMMAND = ssh;
+  if (vcs === "hg") {
+    const lines = ["[ui]", `ssh = ${ssh}`, "interactive = False"];
+    if (auth?.type === "https") {
+      if (HGRC_UNSAFE.test(auth.username) || HGRC_UNSAFE.test(auth.password)) {
+        await cleanup();
+        return { error: "repo.auth username and password must not contain line breaks" };
+      }
+      lines.push(
+        "[auth]",
+        "strider.prefix = *",
+        "strider.schemes = http https",
+        `strider.username = ${auth.username}`,
+        `strider.password = ${auth.password}`,
+      );
+    }
+    // A private HOME for hg alone: its ~/.hgrc carries the settings, the system's still apply.
+    const home = join(tmp, "hg-home");
+    await Deno.mkdir(home, { mode: 0o700 });
+    files.push(home);
+    await Deno.writeTextFile(join(home, ".hgrc"), lines.join("\n") + "\n", { mode: 0o600 });
+    env.HOME = home;
+  }
+  return { env, cleanup };
 }
 
 /** Turns git's or hg's complaint into a sentence that says what went wrong. */
@@ -64,9 +101,14 @@ export function explainFetchFailure(stderr: string, what: string): string {
   if (
     text.includes("authentication failed") || text.includes("could not read username") ||
     text.includes("permission denied") || text.includes("http basic: access denied") ||
-    text.includes("authorization failed") || text.includes("401")
+    text.includes("authorization failed") || text.includes("authorization required") ||
+    text.includes("401")
   ) {
     return "authentication failed: check the job's repo.auth credentials";
+  }
+  if (text.includes("host key verification failed")) {
+    return "the SSH server's host key could not be verified: add it to the worker's known_hosts " +
+      "or give the job repo.auth";
   }
   if (text.includes("couldn't find remote ref") || text.includes("unknown revision")) {
     return `ref not found: ${what}`;
@@ -108,7 +150,8 @@ export interface FetchOptions {
 
 /** Fetches the job's code into `dir` (which must not exist yet) and checks out its ref. */
 export async function fetchCode(job: DispatchedJob, options: FetchOptions): Promise<FetchOutcome> {
-  const credentials = await credentialsFor(job.repo.auth, options.tmp);
+  const credentials = await credentialsFor(job.repo.auth, options.tmp, job.repo.vcs ?? "git");
+  if ("error" in credentials) return { ok: false, error: credentials.error };
   try {
     return job.repo.vcs === "hg"
       ? await fetchHg(job, options, credentials.env)

@@ -23,6 +23,7 @@ export class Proc {
   readonly child: Deno.ChildProcess;
   stdout = "";
   stderr = "";
+  exited = false;
   readonly status: Promise<Deno.CommandStatus>;
   readonly #done: Promise<unknown>;
 
@@ -39,6 +40,7 @@ export class Proc {
       for await (const text of stream.pipeThrough(new TextDecoderStream())) this[key] += text;
     };
     this.status = this.child.status;
+    this.status.then(() => this.exited = true);
     this.#done = Promise.all([
       this.status,
       collect(this.child.stdout, "stdout"),
@@ -81,6 +83,12 @@ export class Proc {
     while (Date.now() < deadline) {
       const match = (this.stdout + this.stderr).match(pattern);
       if (match) return match;
+      if (this.exited) {
+        await new Promise((r) => setTimeout(r, 50));
+        const late = (this.stdout + this.stderr).match(pattern);
+        if (late) return late;
+        throw new Error(`exited before printing ${pattern}; output:\n${this.stdout}${this.stderr}`);
+      }
       await new Promise((r) => setTimeout(r, 20));
     }
     throw new Error(`timed out waiting for ${pattern}; output:\n${this.stdout}${this.stderr}`);
@@ -129,6 +137,8 @@ export async function startWorker(
     env?: Record<string, string>;
     wait?: boolean;
     entry?: string;
+    /** The URL the worker connects to, when not the queen's own (a proxy in front of it). */
+    connect?: string;
   },
 ): Promise<Proc> {
   const workdir = await Deno.makeTempDir({ prefix: `strider-${options.name}-` });
@@ -138,7 +148,7 @@ export async function startWorker(
     options.entry ?? ENTRY,
     "worker",
     "--connect",
-    queen.url,
+    options.connect ?? queen.url,
     "--token",
     options.token ?? WORKER_TOKEN,
     "--name",

@@ -1,0 +1,59 @@
+import type { JobRecord, Store } from "./store.ts";
+
+/** Log bytes read from the store per step of a streamed response. */
+const CHUNK = 1024 * 1024;
+
+/** Parses a single `bytes=` range against `total`; undefined when it cannot be satisfied. */
+export function parseRange(header: string, total: number): [number, number] | undefined {
+  const match = header.match(/^bytes=(\d*)-(\d*)$/);
+  if (!match || (match[1] === "" && match[2] === "")) return undefined;
+  let start: number;
+  let end: number;
+  if (match[1] === "") {
+    start = Math.max(0, total - Number(match[2]));
+    end = total;
+  } else {
+    start = Number(match[1]);
+    end = match[2] === "" ? total : Math.min(total, Number(match[2]) + 1);
+  }
+  return start < end && start < total ? [start, end] : undefined;
+}
+
+/**
+ * A job's merged log as plain text, streamed from the store a megabyte at a time so a large log
+ * costs the queen no memory; one `Range: bytes=...` is honoured with `206`.
+ */
+export function logResponse(store: Store, record: JobRecord, range?: string): Response {
+  const total = record.logBytes;
+  let start = 0;
+  let end = total;
+  let status = 200;
+  const headers = new Headers({
+    "content-type": "text/plain; charset=utf-8",
+    "accept-ranges": "bytes",
+  });
+  if (range) {
+    const parsed = parseRange(range.trim(), total);
+    if (!parsed) {
+      headers.set("content-range", `bytes */${total}`);
+      return new Response(`range not satisfiable: the log has ${total} bytes\n`, {
+        status: 416,
+        headers,
+      });
+    }
+    [start, end] = parsed;
+    status = 206;
+    headers.set("content-range", `bytes ${start}-${end - 1}/${total}`);
+  }
+  headers.set("content-length", String(end - start));
+  let at = start;
+  const body = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (at >= end) return controller.close();
+      const next = Math.min(end, at + CHUNK);
+      controller.enqueue(store.readLog(record.id, at, next));
+      at = next;
+    },
+  });
+  return new Response(body, { status, headers });
+}

@@ -1,0 +1,62 @@
+import type { DatabaseSync } from "node:sqlite";
+
+/**
+ * The store's schema as numbered migrations: migration i brings `PRAGMA user_version` from i to
+ * i + 1. Never edit one that shipped; add the next.
+ */
+export const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE jobs (
+     position INTEGER PRIMARY KEY AUTOINCREMENT,
+     id TEXT NOT NULL UNIQUE,
+     created_at INTEGER NOT NULL,
+     finished_at INTEGER,
+     status TEXT NOT NULL,
+     result TEXT,
+     repo TEXT NOT NULL,
+     branch TEXT,
+     spec TEXT NOT NULL,
+     state TEXT NOT NULL
+   );
+   CREATE INDEX jobs_by_status ON jobs (status, position);
+   CREATE INDEX jobs_by_repo ON jobs (repo, branch, position);
+   CREATE TABLE events (
+     job_id TEXT NOT NULL,
+     n INTEGER NOT NULL,
+     at INTEGER NOT NULL,
+     attempt INTEGER NOT NULL,
+     seq INTEGER NOT NULL,
+     data TEXT NOT NULL,
+     PRIMARY KEY (job_id, n)
+   ) WITHOUT ROWID;
+   CREATE TABLE log_chunks (
+     job_id TEXT NOT NULL,
+     start INTEGER NOT NULL,
+     bytes INTEGER NOT NULL,
+     text TEXT NOT NULL,
+     PRIMARY KEY (job_id, start)
+   ) WITHOUT ROWID;`,
+];
+
+/** Applies the migrations `db` has not had yet, each in its own transaction. */
+export function migrate(db: DatabaseSync): void {
+  const { user_version: version } = db.prepare("PRAGMA user_version").get() as {
+    user_version: number;
+  };
+  if (version > MIGRATIONS.length) {
+    throw new RangeError(
+      `The data folder was written by a newer strider (schema ${version}); ` +
+        `this one knows schema ${MIGRATIONS.length}: upgrade strider`,
+    );
+  }
+  for (let i = version; i < MIGRATIONS.length; i++) {
+    db.exec("BEGIN");
+    try {
+      db.exec(MIGRATIONS[i]);
+      db.exec(`PRAGMA user_version = ${i + 1}`);
+      db.exec("COMMIT");
+    } catch (error) {
+      db.exec("ROLLBACK");
+      throw error;
+    }
+  }
+}

@@ -1,0 +1,396 @@
+/**
+ * The embedded store: SQLite (node:sqlite) in WAL mode under the queen's `--data` folder.
+ *
+ * Events and log text are written in small transactions a few milliseconds apart; the queen
+ * acknowledges a worker's events only after the transaction holding them committed
+ * (`afterCommit`), so an acknowledged line survives `kill -9`. Unfinished jobs stay in memory;
+ * finished ones are read from disk when asked for.
+ */
+import { DatabaseSync } from "node:sqlite";
+import type { StatementSync } from "node:sqlite";
+import { join } from "node:path";
+import type { JobSpec, JobView, RecordedEvent } from "../protocol/mod.ts";
+import { foldEvent } from "./job_state.ts";
+import { migrate } from "./sqlite_schema.ts";
+import { decodeCursor, encodeCursor } from "./store.ts";
+import type { JobFilter, JobPage, JobRecord, Retention, Store } from "./store.ts";
+
+const encoder = new TextEncoder();
+/** How long recorded events may wait to be committed together. */
+const BATCH_MS = 3;
+/** A batch this large is committed at once. */
+const BATCH_EVENTS = 2_000;
+/** A running job's state row is rewritten at most this often (its events carry the detail). */
+const STATE_EVERY_MS = 500;
+
+/** The parts of a record kept as JSON in the `state` column. */
+interface StoredState {
+  view: JobView;
+  /** The last event number folded into `view`. */
+  viewN: number;
+  viewBytes: number;
+  requeued?: string;
+}
+
+interface PendingEvent {
+  id: string;
+  recorded: RecordedEvent;
+  attempt: number;
+  seq: number;
+}
+
+interface PendingLog {
+  id: string;
+  start: number;
+  bytes: Uint8Array;
+  text: string;
+}
+
+type Row = Record<string, string | number | null>;
+
+/** The SQLite store. */
+export class SqliteStore implements Store {
+  readonly #db: DatabaseSync;
+  readonly #live = new Map<string, JobRecord>();
+  #events: PendingEvent[] = [];
+  #logs: PendingLog[] = [];
+  #dirty = new Set<string>();
+  #stateWrittenAt = new Map<string, { at: number; status: string }>();
+  #callbacks: (() => void)[] = [];
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  readonly #sql: Record<string, StatementSync>;
+
+  /** Opens (creating when needed) `strider.db` in `dataDir` and applies pending migrations. */
+  constructor(dataDir: string) {
+    Deno.mkdirSync(dataDir, { recursive: true });
+    this.#db = new DatabaseSync(join(dataDir, "strider.db"));
+    this.#db.exec("PRAGMA journal_mode = WAL");
+    // With WAL, NORMAL survives a crash of the process (kill -9); only a power loss can drop
+    // the last transactions.
+    this.#db.exec("PRAGMA synchronous = NORMAL");
+    this.#db.exec("PRAGMA busy_timeout = 5000");
+    migrate(this.#db);
+    const prepare = (sql: string) => this.#db.prepare(sql);
+    this.#sql = {
+      insertJob: prepare(
+        "INSERT INTO jobs (id, created_at, status, result, repo, branch, spec, state) " +
+          "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+      ),
+      updateJob: prepare(
+        "UPDATE jobs SET status = ?, result = ?, finished_at = ?, state = ? WHERE id = ?",
+      ),
+      insertEvent: prepare(
+        "INSERT OR IGNORE INTO events (job_id, n, at, attempt, seq, data) VALUES (?, ?, ?, ?, ?, ?)",
+      ),
+      insertLog: prepare(
+        "INSERT OR IGNORE INTO log_chunks (job_id, start, bytes, text) VALUES (?, ?, ?, ?)",
+      ),
+      getJob: prepare("SELECT * FROM jobs WHERE id = ?"),
+      events: prepare("SELECT n, at, data FROM events WHERE job_id = ? AND n > ? ORDER BY n"),
+      log: prepare(
+        "SELECT start, text FROM log_chunks WHERE job_id = ? AND start < ? AND start + bytes > ? " +
+          "ORDER BY start",
+      ),
+      unfinished: prepare("SELECT * FROM jobs WHERE status != 'done' ORDER BY position"),
+      lastSeqs: prepare(
+        "SELECT attempt, MAX(seq) AS seq FROM events WHERE job_id = ? GROUP BY attempt",
+      ),
+      lastN: prepare("SELECT MAX(n) AS n FROM events WHERE job_id = ?"),
+      lastLog: prepare(
+        "SELECT start, bytes, text FROM log_chunks WHERE job_id = ? ORDER BY start DESC LIMIT 1",
+      ),
+      deleteJob: prepare("DELETE FROM jobs WHERE id = ?"),
+      deleteEvents: prepare("DELETE FROM events WHERE job_id = ?"),
+      deleteLog: prepare("DELETE FROM log_chunks WHERE job_id = ?"),
+    };
+  }
+
+  createJob(record: JobRecord): void {
+    this.#flush();
+    const { spec, view } = record;
+    try {
+      this.#sql.insertJob.run(
+        record.id,
+        Date.parse(view.createdAt),
+        view.status,
+        view.result,
+        spec.repo.url,
+        "branch" in spec.ref ? spec.ref.branch : null,
+        JSON.stringify(spec),
+        JSON.stringify(this.#state(record)),
+      );
+    } catch (error) {
+      if (String(error).includes("UNIQUE")) {
+        throw new RangeError(`Job id '${record.id}' is already taken`);
+      }
+      throw error;
+    }
+    this.#live.set(record.id, record);
+  }
+
+  getJob(id: string): JobRecord | undefined {
+    const live = this.#live.get(id);
+    if (live) return live;
+    const row = this.#sql.getJob.get(id) as Row | undefined;
+    return row ? this.#load(row) : undefined;
+  }
+
+  listJobs(filter: JobFilter): JobPage {
+    this.#flush();
+    const where: string[] = [];
+    const params: (string | number)[] = [];
+    const add = (sql: string, value: string | number | undefined) => {
+      if (value === undefined || value === "") return;
+      where.push(sql);
+      params.push(value);
+    };
+    add("status = ?", filter.status);
+    add("result = ?", filter.result);
+    add("repo = ?", filter.repo);
+    add("branch = ?", filter.branch);
+    add("created_at >= ?", filter.since);
+    if (filter.cursor) add("position < ?", decodeCursor(filter.cursor));
+    const sql = `SELECT * FROM jobs ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ` +
+      "ORDER BY position DESC LIMIT ?";
+    const rows = this.#db.prepare(sql).all(...params, filter.limit + 1) as Row[];
+    const page = rows.slice(0, filter.limit);
+    const next = rows.length > filter.limit
+      ? encodeCursor(Number(page[page.length - 1].position))
+      : null;
+    return { records: page.map((row) => this.#live.get(String(row.id)) ?? this.#load(row)), next };
+  }
+
+  unfinishedJobs(): JobRecord[] {
+    const rows = this.#sql.unfinished.all() as Row[];
+    return rows.map((row) => {
+      const record = this.#live.get(String(row.id)) ?? this.#load(row);
+      this.#live.set(record.id, record);
+      return record;
+    });
+  }
+
+  appendEvent(
+    record: JobRecord,
+    data: RecordedEvent["data"],
+    at: number,
+    log: string,
+  ): RecordedEvent {
+    const recorded: RecordedEvent = { n: ++record.lastN, at, data };
+    this.#events.push({
+      id: record.id,
+      recorded,
+      attempt: data.attempt,
+      seq: "seq" in data ? data.seq : 0,
+    });
+    if (log) {
+      const bytes = encoder.encode(log);
+      this.#logs.push({ id: record.id, start: record.logBytes, bytes, text: log });
+      record.logBytes += bytes.length;
+    }
+    this.#dirty.add(record.id);
+    this.#schedule(this.#events.length >= BATCH_EVENTS);
+    return recorded;
+  }
+
+  events(id: string, after = 0): RecordedEvent[] {
+    const rows = this.#sql.events.all(id, after) as Row[];
+    const stored = rows.map((row) => ({
+      n: Number(row.n),
+      at: Number(row.at),
+      data: JSON.parse(String(row.data)),
+    })) as RecordedEvent[];
+    let last = stored.length ? stored[stored.length - 1].n : after;
+    for (const pending of this.#events) {
+      if (pending.id === id && pending.recorded.n > last) {
+        stored.push(pending.recorded);
+        last = pending.recorded.n;
+      }
+    }
+    return stored;
+  }
+
+  readLog(id: string, start: number, end: number): Uint8Array {
+    const out = new Uint8Array(Math.max(0, end - start));
+    const place = (chunkStart: number, bytes: Uint8Array) => {
+      const from = Math.max(start, chunkStart);
+      const to = Math.min(end, chunkStart + bytes.length);
+      if (from < to) out.set(bytes.subarray(from - chunkStart, to - chunkStart), from - start);
+    };
+    for (const row of this.#sql.log.all(id, end, start) as Row[]) {
+      place(Number(row.start), encoder.encode(String(row.text)));
+    }
+    for (const pending of this.#logs) if (pending.id === id) place(pending.start, pending.bytes);
+    return out;
+  }
+
+  saveJob(record: JobRecord): void {
+    this.#dirty.add(record.id);
+    this.#schedule(false);
+  }
+
+  deleteJob(id: string): boolean {
+    const record = this.getJob(id);
+    if (!record || record.view.status !== "done") return false;
+    this.#flush();
+    this.#transaction(() => {
+      this.#sql.deleteEvents.run(id);
+      this.#sql.deleteLog.run(id);
+      this.#sql.deleteJob.run(id);
+    });
+    this.#live.delete(id);
+    this.#stateWrittenAt.delete(id);
+    return true;
+  }
+
+  prune(retention: Retention, now: number): number {
+    this.#flush();
+    const doomed = new Set<string>();
+    if (retention.keepJobs !== undefined) {
+      const rows = this.#db.prepare(
+        "SELECT id FROM jobs WHERE status = 'done' ORDER BY position DESC LIMIT -1 OFFSET ?",
+      ).all(retention.keepJobs) as Row[];
+      for (const row of rows) doomed.add(String(row.id));
+    }
+    if (retention.keepDays !== undefined) {
+      const rows = this.#db.prepare(
+        "SELECT id FROM jobs WHERE status = 'done' AND COALESCE(finished_at, created_at) < ?",
+      ).all(now - retention.keepDays * 86_400_000) as Row[];
+      for (const row of rows) doomed.add(String(row.id));
+    }
+    let removed = 0;
+    for (const id of doomed) if (this.deleteJob(id)) removed++;
+    return removed;
+  }
+
+  afterCommit(callback: () => void): void {
+    this.#callbacks.push(callback);
+    this.#schedule(false);
+  }
+
+  close(): void {
+    clearTimeout(this.#timer);
+    this.#flush(true);
+    this.#db.close();
+  }
+
+  #schedule(now: boolean): void {
+    if (now) return this.#flush();
+    this.#timer ??= setTimeout(() => this.#flush(), BATCH_MS);
+  }
+
+  /** Commits what is pending, then runs the callbacks waiting on it. */
+  #flush(allStates = false): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const events = this.#events;
+    const logs = this.#logs;
+    const callbacks = this.#callbacks;
+    this.#events = [];
+    this.#logs = [];
+    this.#callbacks = [];
+    const now = Date.now();
+    const states: JobRecord[] = [];
+    for (const id of this.#dirty) {
+      const record = this.#live.get(id);
+      if (!record) continue;
+      const written = this.#stateWrittenAt.get(id);
+      const changed = !written || written.status !== record.view.status ||
+        record.view.status === "done";
+      if (allStates || changed || now - written.at >= STATE_EVERY_MS) states.push(record);
+    }
+    if (events.length || logs.length || states.length) {
+      this.#transaction(() => {
+        for (const { id, recorded, attempt, seq } of events) {
+          this.#sql.insertEvent.run(
+            id,
+            recorded.n,
+            recorded.at,
+            attempt,
+            seq,
+            JSON.stringify(recorded.data),
+          );
+        }
+        for (const { id, start, bytes, text } of logs) {
+          this.#sql.insertLog.run(id, start, bytes.length, text);
+        }
+        for (const record of states) {
+          const { view } = record;
+          this.#sql.updateJob.run(
+            view.status,
+            view.result,
+            view.finishedAt ? Date.parse(view.finishedAt) : null,
+            JSON.stringify(this.#state(record)),
+            record.id,
+          );
+        }
+      });
+    }
+    for (const record of states) {
+      this.#dirty.delete(record.id);
+      this.#stateWrittenAt.set(record.id, { at: now, status: record.view.status });
+      // Finished jobs leave memory; they are read from disk when asked for.
+      if (record.view.status === "done") this.#live.delete(record.id);
+    }
+    if (this.#dirty.size) this.#timer = setTimeout(() => this.#flush(), STATE_EVERY_MS);
+    for (const callback of callbacks) callback();
+  }
+
+  #transaction(body: () => void): void {
+    this.#db.exec("BEGIN");
+    try {
+      body();
+      this.#db.exec("COMMIT");
+    } catch (error) {
+      this.#db.exec("ROLLBACK");
+      throw error;
+    }
+  }
+
+  #state(record: JobRecord): StoredState {
+    return {
+      view: record.view,
+      viewN: record.lastN,
+      viewBytes: record.viewBytes,
+      ...(record.requeued ? { requeued: record.requeued } : {}),
+    };
+  }
+
+  /**
+   * A record from its row. The state column may lag behind the events (it is written at most
+   * every few hundred milliseconds while a job runs): the events after it are folded in, and
+   * the counters are taken from the events and log themselves.
+   */
+  #load(row: Row): JobRecord {
+    const id = String(row.id);
+    const state = JSON.parse(String(row.state)) as StoredState;
+    const record: JobRecord = {
+      id,
+      spec: JSON.parse(String(row.spec)) as JobSpec,
+      view: state.view,
+      lastSeq: {},
+      lastN: state.viewN,
+      logBytes: 0,
+      logEndsWithNewline: true,
+      logAttempt: 0,
+      viewBytes: state.viewBytes,
+      requeued: state.requeued,
+    };
+    if (state.view.status !== "done") {
+      for (const event of this.events(id, state.viewN)) {
+        record.viewBytes += foldEvent(record.view, event, record.viewBytes);
+      }
+    }
+    const lastN = (this.#sql.lastN.get(id) as Row | undefined)?.n;
+    record.lastN = Math.max(state.viewN, Number(lastN ?? 0));
+    for (const { attempt, seq } of this.#sql.lastSeqs.all(id) as Row[]) {
+      record.lastSeq[Number(attempt)] = Number(seq);
+    }
+    const lastLog = this.#sql.lastLog.get(id) as Row | undefined;
+    if (lastLog) {
+      record.logBytes = Number(lastLog.start) + Number(lastLog.bytes);
+      record.logEndsWithNewline = String(lastLog.text).endsWith("\n");
+    }
+    record.logAttempt = record.view.attempt;
+    return record;
+  }
+}
