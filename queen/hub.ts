@@ -40,6 +40,13 @@ export class Hub {
     }
   }
 
+  /** Number of listeners in all, per job and for all jobs. */
+  size(): number {
+    let count = this.#all.size;
+    for (const set of this.#byJob.values()) count += set.size;
+    return count;
+  }
+
   /** Number of listeners following `id`. */
   followers(id: string): number {
     return this.#byJob.get(id)?.size ?? 0;

@@ -18,6 +18,7 @@ import {
 import type { ApiError, JobList, JobSummary } from "../protocol/mod.ts";
 import { bearerToken, tokenMatches } from "./auth.ts";
 import { logResponse } from "./log_response.ts";
+import { queenMetrics } from "./metrics.ts";
 import { JobRejectedError } from "./queen.ts";
 import type { QueenCore } from "./queen.ts";
 import { jobEventStream } from "./sse.ts";
@@ -78,6 +79,12 @@ export function createApp(core: QueenCore, tokens: ServerTokens): Hono {
     return c.json({ error: "internal error" } satisfies ApiError, 500);
   });
   app.notFound((c) => c.json({ error: `no route ${c.req.method} ${c.req.path}` }, 404));
+
+  const metrics = queenMetrics(core);
+  app.get("/metrics", async (c) => {
+    const text = await metrics.metrics();
+    return c.body(text, 200, { "content-type": metrics.contentType });
+  });
 
   app.get("/healthz", (c) =>
     c.json({

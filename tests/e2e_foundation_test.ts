@@ -267,6 +267,21 @@ Deno.test("a queen with two workers runs real jobs end to end", async (t) => {
       match(logs.stdout, /^\$ git fetch/m);
     });
 
+    await t.step(
+      "GET /metrics reports jobs, drones and dispatch latency to Prometheus",
+      async () => {
+        const response = await api(queen, "/metrics", { token: null });
+        equal(response.status, 200);
+        match(response.headers.get("content-type") ?? "", /^text\/plain/);
+        const text = await response.text();
+        match(text, /^strider_drones_connected 2$/m);
+        match(text, /^strider_jobs_finished_total\{result="passed"\} \d+$/m);
+        match(text, /^strider_jobs_finished_total\{result="failed"\} [1-9]\d*$/m);
+        match(text, /^strider_dispatch_latency_seconds_count [1-9]\d*$/m);
+        match(text, /^strider_output_bytes_total [1-9]\d*$/m);
+      },
+    );
+
     await t.step("a job waiting on a missing label stays queued and says why", async () => {
       const id = await submitJob(
         queen,
