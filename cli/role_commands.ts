@@ -6,7 +6,9 @@ import { startQueen } from "../queen/mod.ts";
 import { startWorker } from "../worker/mod.ts";
 import type { Isolation } from "../worker/mod.ts";
 import { int, list, parseFlags, positive, required, str, usage, UsageError } from "./options.ts";
-import type { Flags } from "./options.ts";
+import type { Flags, Values } from "./options.ts";
+import { makeLogger } from "./logger.ts";
+import type { LogFormat } from "./logger.ts";
 import type { Output } from "./client_commands.ts";
 
 export const QUEEN_FLAGS: Flags = {
@@ -54,6 +56,7 @@ export const QUEEN_FLAGS: Flags = {
   "max-log-mib": { type: "string", value: "MIB", help: "log kept per job, in MiB", default: "64" },
   "keep-jobs": { type: "string", value: "N", help: "keep only the newest N finished jobs" },
   "keep-days": { type: "string", value: "D", help: "keep finished jobs for D days" },
+  "log-format": { type: "string", value: "F", help: "text or json", default: "text" },
 };
 
 export const WORKER_FLAGS: Flags = {
@@ -95,7 +98,16 @@ export const WORKER_FLAGS: Flags = {
     default: "0",
   },
   "plugins-dir": { type: "string", value: "DIR", help: "folder of plugin files (*.json) to load" },
+  "log-format": { type: "string", value: "F", help: "text or json", default: "text" },
 };
+
+function logFormat(values: Values): LogFormat {
+  const format = required(values, "log-format");
+  if (format !== "text" && format !== "json") {
+    throw new UsageError(`--log-format must be text or json, not '${format}'`);
+  }
+  return format;
+}
 
 /** Resolves on the first SIGINT or SIGTERM; calls `again` on each one after it. */
 function onSignals(again: () => void): Promise<void> {
@@ -113,6 +125,7 @@ export async function queen(args: string[], output: Output): Promise<number> {
     return 0;
   }
   const running = await startQueen({
+    log: makeLogger("queen", logFormat(values)),
     port: int(values, "port", 0, 65535)!,
     host: required(values, "host"),
     data: required(values, "data"),
@@ -160,6 +173,7 @@ export async function worker(args: string[], output: Output): Promise<number> {
   const badLabel = labels.find((l) => !/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(l));
   if (badLabel) throw new UsageError(`--labels: '${badLabel}' is not a valid label`);
   const running = await startWorker({
+    log: makeLogger(`worker ${name}`, logFormat(values)),
     connect,
     token,
     name,
