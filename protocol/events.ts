@@ -89,6 +89,9 @@ export const DroneInfoEvent = z.object({
   labels: z.array(NameSchema).max(LIMITS.entries),
   running: z.array(RunningAttemptSchema).max(10_000),
   draining: z.boolean().optional().describe("the worker takes no new jobs (it is shutting down)"),
+  accepts: z.int().min(0).max(1_000_000).optional().describe(
+    "how many more jobs the worker takes before it exits (--max-jobs); absent: no limit",
+  ),
 });
 export type DroneInfo = z.infer<typeof DroneInfoEvent>;
 

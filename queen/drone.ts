@@ -15,6 +15,8 @@ export class Drone {
   lastSeen = Date.now();
   info: DroneInfo | undefined;
   draining = false;
+  /** Jobs the worker still takes (`--max-jobs`), counted down as they are sent. */
+  acceptsLeft: number | undefined;
   /** Job id → attempt number, for every attempt given to this drone and not finished. */
   readonly jobs = new Map<string, number>();
   #socket: WebSocket;
@@ -76,6 +78,7 @@ export class Drone {
       plugins: this.info?.plugins ?? [],
       labels: this.info?.labels ?? [],
       draining: this.draining,
+      remaining: this.acceptsLeft,
     };
   }
 

@@ -251,6 +251,7 @@ export class QueenCore {
         continue;
       }
       chosen.active++;
+      if (chosen.remaining !== undefined) chosen.remaining--;
       if (record.spec.serialize) busyBranches.set(branchKey(record.spec), id);
       this.#assign(record, this.drones.get(chosen.id)!);
     }
@@ -279,6 +280,7 @@ export class QueenCore {
   #assign(record: JobRecord, drone: Drone): void {
     const attempt = record.view.attempt + 1;
     drone.jobs.set(record.id, attempt);
+    if (drone.acceptsLeft !== undefined) drone.acceptsLeft--;
     record.requeued = undefined;
     this.#record(record, {
       event: "job:dispatched",
@@ -313,6 +315,7 @@ export class QueenCore {
     const first = !drone.info;
     drone.info = info;
     drone.draining = info.draining ?? false;
+    drone.acceptsLeft = info.accepts;
     if (first) {
       // A worker that reconnects before its old socket was seen to close: the old connection is
       // stale, and its attempts become orphans that this connection can take back at once.

@@ -15,6 +15,8 @@ export interface DroneLoad {
   plugins: readonly string[];
   labels: readonly string[];
   draining: boolean;
+  /** Jobs the drone still takes before it exits (`--max-jobs`); undefined: no limit. */
+  remaining?: number;
 }
 
 /** What a job asks of a drone. */
@@ -26,6 +28,7 @@ export interface JobNeeds {
 /** Whether `drone` has every plugin and every label `needs` names, and still takes jobs. */
 export function canRun(drone: DroneLoad, needs: JobNeeds): boolean {
   if (drone.draining) return false;
+  if (drone.remaining !== undefined && drone.remaining <= 0) return false;
   return needs.plugins.every((p) => drone.plugins.includes(p)) &&
     needs.labels.every((l) => drone.labels.includes(l));
 }

@@ -26,6 +26,18 @@ export interface ConnectionOptions {
   maxDelayMs?: number;
 }
 
+/**
+ * The queen pings every connection at a steady interval (a third of its lease, at most 10 s). A
+ * connection silent for this many intervals is taken for dead even when no close arrived (a
+ * half-open connection: a dead NAT entry, a pulled cable): it is dropped and a new one made,
+ * still within the lease, so the queen re-attaches the running jobs instead of re-queuing them.
+ */
+const SILENT_INTERVALS = 2;
+/** Silence allowed until two pings have shown the interval: half again the longest interval. */
+const DEFAULT_SILENCE_MS = 15_000;
+/** The least silence ever taken for a dead connection. */
+const MIN_SILENCE_MS = 1_000;
+
 /** Full jitter: a random delay up to the exponential bound spreads reconnecting workers out. */
 export function backoffDelay(failures: number, minMs: number, maxMs: number): number {
   const bound = Math.min(maxMs, minMs * 2 ** Math.min(failures, 20));
@@ -39,6 +51,11 @@ export class QueenConnection {
   #closed = false;
   #failures = 0;
   #retry: ReturnType<typeof setTimeout> | undefined;
+  /** When the current socket last received a frame, and the queen's clock at its last ping. */
+  #lastFrame = 0;
+  #lastPing: number | undefined;
+  #silenceLimit = DEFAULT_SILENCE_MS;
+  #watchdog: ReturnType<typeof setTimeout> | undefined;
   readonly #stopped = Promise.withResolvers<void>();
 
   constructor(options: ConnectionOptions) {
@@ -73,10 +90,16 @@ export class QueenConnection {
     let opened = false;
     socket.onopen = () => {
       opened = true;
+      this.#lastFrame = Date.now();
+      this.#lastPing = undefined;
+      this.#watch(socket);
       this.#options.log(`connected to ${this.#options.url}`);
       this.#options.onOpen();
     };
     socket.onmessage = (message) => {
+      // A socket given up for dead may still deliver late frames: they belong to no one.
+      if (this.#socket !== socket) return;
+      this.#lastFrame = Date.now();
       const decoded = decodeQueenFrame(message.data);
       if (!decoded.ok) {
         this.#options.log(`refused a frame from the queen: ${decoded.error.split("\n")[0]}`);
@@ -84,12 +107,14 @@ export class QueenConnection {
         return;
       }
       this.#failures = 0;
+      if (decoded.value.event === "ping") this.#learnInterval(decoded.value.t);
       this.#options.onFrame(decoded.value);
     };
     socket.onerror = () => {};
     socket.onclose = (event) => {
       if (this.#socket !== socket) return;
       this.#socket = undefined;
+      clearTimeout(this.#watchdog);
       if (opened) this.#options.onClose();
       if (this.#closed) return;
       if (!opened) {
@@ -127,8 +152,43 @@ export class QueenConnection {
   close(): void {
     this.#closed = true;
     clearTimeout(this.#retry);
+    clearTimeout(this.#watchdog);
     this.#socket?.close(1000, "worker stopping");
     this.#stopped.resolve();
+  }
+
+  /** Pings come at the queen's steady interval: the gap between two sets the silence limit. */
+  #learnInterval(t: number): void {
+    const last = this.#lastPing;
+    this.#lastPing = t;
+    if (last === undefined || t <= last) return;
+    const limit = Math.max(MIN_SILENCE_MS, Math.round((t - last) * SILENT_INTERVALS));
+    if (limit === this.#silenceLimit) return;
+    this.#silenceLimit = limit;
+    // The watchdog was armed for the old limit.
+    if (this.#socket) this.#watch(this.#socket);
+  }
+
+  /** Gives `socket` up once the queen has been silent past the limit; see SILENT_INTERVALS. */
+  #watch(socket: WebSocket): void {
+    clearTimeout(this.#watchdog);
+    const left = this.#lastFrame + this.#silenceLimit - Date.now();
+    if (left > 0) {
+      this.#watchdog = setTimeout(() => this.#watch(socket), left);
+      return;
+    }
+    if (this.#socket !== socket) return;
+    // Its close may never complete over a dead connection: do not wait for it.
+    this.#socket = undefined;
+    try {
+      socket.close(4000, "the queen went silent");
+    } catch {
+      // Already closing.
+    }
+    this.#options.onClose();
+    if (!this.#closed) {
+      this.#scheduleRetry(`no word from the queen for ${Date.now() - this.#lastFrame} ms`);
+    }
   }
 
   #scheduleRetry(why: string): void {

@@ -79,7 +79,10 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     token: options.token,
     log,
     onOpen: () => {},
-    onClose: () => {},
+    // Until the queen has the next connection's drone:info, job events wait in the outbox.
+    onClose: () => {
+      ready = false;
+    },
     onFrame: (frame) => onFrame(frame),
   });
   const outbox = new Outbox((event) => ready && connection.send(event), {
@@ -99,6 +102,9 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     labels: options.labels,
     running: outbox.running(),
     draining,
+    ...(options.maxJobs
+      ? { accepts: Math.max(0, options.maxJobs - started - waiting.length) }
+      : {}),
   });
 
   function onFrame(frame: QueenFrame): void {
