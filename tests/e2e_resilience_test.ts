@@ -472,3 +472,33 @@ Deno.test({
     }
   },
 });
+
+Deno.test("a worker restarted after kill -9 ends the commands its last run left behind", async () => {
+  const repo = await makeRepo({ "a.txt": "a\n" });
+  const queen = await startQueen({ args: ["--lease", "30"] });
+  const workdir = await Deno.makeTempDir({ prefix: "strider-leftovers-" });
+  const marker = `1000.${Math.floor(Math.random() * 9000 + 1000)}`;
+  const alive = async () => {
+    const out = await new Deno.Command("pgrep", {
+      args: ["-f", `sleep ${marker}`],
+      stdout: "piped",
+    })
+      .output();
+    return out.success;
+  };
+  let worker: Proc | undefined;
+  try {
+    worker = await startWorker(queen, { name: "crashy", args: ["--workdir", workdir] });
+    const id = await submitJob(queen, customJob(repo.path, { test: `sleep ${marker}` }));
+    await waitUntil(alive, 20_000, "the job's sleep to start");
+    await waitUntil(async () => (await getJob(queen, id)).status === "started", 10_000);
+    await worker.stop("SIGKILL");
+    ok(await alive(), "a quiet command outlives its killed worker");
+    worker = await startWorker(queen, { name: "crashy", args: ["--workdir", workdir] });
+    await waitUntil(async () => !(await alive()), 10_000, "the leftover to be ended");
+    await api(queen, `/api/jobs/${id}/cancel`, { method: "POST" });
+  } finally {
+    await worker?.stop();
+    await queen.proc.stop();
+  }
+});

@@ -214,6 +214,7 @@ export class JobRun {
             env: { ...env, ...extra },
             signal: this.#abort.signal,
             graceMs: this.#options.graceMs,
+            ledger: join(this.#options.workdir, "pids"),
             onStdout: (text) => stdout = (stdout + text).slice(-8192),
             onStderr: (text) => {
               stderr = (stderr + text).slice(-8192);
@@ -285,6 +286,7 @@ export class JobRun {
             env: { ...where.env, ...command.env },
             signal,
             graceMs: this.#options.graceMs,
+            ledger: join(this.#options.workdir, "pids"),
             onStdout: (text) => out("stdout", text),
             onStderr: (text) => out("stderr", text),
           });

@@ -3,6 +3,7 @@
  * every child it started), with output streamed as it arrives, and a kill sequence of SIGTERM,
  * a grace period, then SIGKILL to the whole group.
  */
+import { forgetGroup, recordGroup } from "./process_ledger.ts";
 
 /** How a command is started. */
 export interface SpawnOptions {
@@ -15,6 +16,8 @@ export interface SpawnOptions {
   /** Aborting kills the process group: SIGTERM, then SIGKILL after `graceMs`. */
   signal?: AbortSignal;
   graceMs?: number;
+  /** Folder where the command's process group is noted while it runs (see process_ledger.ts). */
+  ledger?: string;
 }
 
 /** How a command ended: its exit code, or -1 when it could not start (with why). */
@@ -65,6 +68,7 @@ export async function runCommand(
     const why = (error as Error).message;
     return { exitCode: -1, signal: null, error: `could not start ${program}: ${why}` };
   }
+  if (options.ledger) await recordGroup(options.ledger, child.pid);
   let killTimer: ReturnType<typeof setTimeout> | undefined;
   const onAbort = () => {
     killGroup(child.pid, "SIGTERM");
@@ -91,6 +95,7 @@ export async function runCommand(
   } finally {
     clearTimeout(killTimer);
     options.signal?.removeEventListener("abort", onAbort);
+    if (options.ledger) forgetGroup(options.ledger, child.pid);
   }
 }
 

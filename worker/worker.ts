@@ -9,6 +9,7 @@ import { QueenConnection, QueenRefusedError } from "./connection.ts";
 import { JobRun } from "./job_run.ts";
 import { Outbox } from "./outbox.ts";
 import { loadPluginFiles } from "./plugin_files.ts";
+import { killLeftovers } from "./process_ledger.ts";
 import { BUILTIN_PLUGINS } from "./plugins.ts";
 import type { Plugin } from "./plugins.ts";
 import { checkIsolation } from "./sandbox.ts";
@@ -58,6 +59,12 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     ((message: string) => console.error(`worker ${options.name}: ${message}`));
   await checkIsolation(options.isolation);
   await Deno.mkdir(options.workdir, { recursive: true });
+  const leftovers = await killLeftovers(join(options.workdir, "pids"));
+  // Spooled events of an earlier run belong to attempts the queen has re-queued or will.
+  await Deno.remove(join(options.workdir, "spool"), { recursive: true }).catch(() => {});
+  if (leftovers) {
+    log(`ended ${leftovers} command process groups left by an earlier run of this worker`);
+  }
   const plugins = new Map<string, Plugin>(BUILTIN_PLUGINS.map((p) => [p.name, p]));
   for (const plugin of options.pluginsDir ? await loadPluginFiles(options.pluginsDir) : []) {
     if (plugins.has(plugin.name)) {
