@@ -17,6 +17,8 @@ export interface ConnectionOptions {
   /** The queen's base URL, `http(s)://host:port`. */
   url: string;
   token: string;
+  /** Trusts a private CA for https/wss (from `--ca`). */
+  client?: Deno.HttpClient;
   onFrame: (frame: QueenFrame) => void;
   onOpen: () => void;
   onClose: () => void;
@@ -79,6 +81,7 @@ export class QueenConnection {
     try {
       socket = new WebSocket(wsUrl, {
         headers: { authorization: `Bearer ${this.#options.token}` },
+        client: this.#options.client,
       });
     } catch (error) {
       this.#stopped.reject(
@@ -206,6 +209,7 @@ export class QueenConnection {
     try {
       const response = await fetch(new URL("/ws/worker", this.#options.url), {
         headers: { authorization: `Bearer ${this.#options.token}` },
+        client: this.#options.client,
         signal: AbortSignal.timeout(5_000),
       });
       await response.body?.cancel();

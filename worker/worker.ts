@@ -31,6 +31,8 @@ export interface WorkerOptions {
   outputLimit?: number;
   /** Keep the workspaces of the last N jobs for inspection (default 0: remove each at once). */
   keepWorkspaces?: number;
+  /** A PEM CA certificate to trust when the queen's URL is https (a private CA). */
+  ca?: string;
   /** A folder of plugin files (`*.json`) to load at start. */
   pluginsDir?: string;
   /** Exit after this many jobs (an ephemeral worker); 0 means never. */
@@ -81,9 +83,20 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   let started = 0;
   const finished = Promise.withResolvers<number>();
 
+  let client: Deno.HttpClient | undefined;
+  if (options.ca) {
+    let pem: string;
+    try {
+      pem = await Deno.readTextFile(options.ca);
+    } catch (error) {
+      throw new TypeError(`--ca ${options.ca}: ${(error as Error).message}`);
+    }
+    client = Deno.createHttpClient({ caCerts: [pem] });
+  }
   const connection: QueenConnection = new QueenConnection({
     url: options.connect,
     token: options.token,
+    client,
     log,
     onOpen: () => {},
     // Until the queen has the next connection's drone:info, job events wait in the outbox.

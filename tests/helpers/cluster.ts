@@ -123,7 +123,7 @@ export async function startQueen(
     API_TOKEN,
     ...(options.args ?? []),
   ], { env: options.env });
-  const [, url] = await proc.waitFor(/listening on (http:\/\/\S+)/, 30_000);
+  const [, url] = await proc.waitFor(/listening on (https?:\/\/\S+)/, 30_000);
   return { url, proc, data };
 }
 
