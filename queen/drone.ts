@@ -2,6 +2,14 @@ import type { DroneInfo, DroneView, QueenFrame } from "../protocol/mod.ts";
 import { encodeFrame } from "../protocol/mod.ts";
 import type { DroneLoad } from "./scheduler.ts";
 
+/**
+ * Frames per second a drone may send on average, and in a burst. An honest worker batches its
+ * output (a frame per 5 ms per command at most), so it stays far below; a connection flooding
+ * more is cut off before it can starve other drones.
+ */
+const FRAMES_PER_SECOND = 5_000;
+const FRAME_BURST = 20_000;
+
 /** How long acknowledgements are gathered before one cumulative `job:ack` per attempt goes out. */
 const ACK_DELAY_MS = 2;
 
@@ -19,6 +27,9 @@ export class Drone {
   acceptsLeft: number | undefined;
   /** Job id → attempt number, for every attempt given to this drone and not finished. */
   readonly jobs = new Map<string, number>();
+  /** Frames the drone may still send in this second (a token bucket; see `allowFrame`). */
+  #budget = FRAMES_PER_SECOND;
+  #budgetAt = Date.now();
   #socket: WebSocket;
   #acks = new Map<string, { id: string; attempt: number; seq: number }>();
   #ackTimer: ReturnType<typeof setTimeout> | undefined;
@@ -30,6 +41,18 @@ export class Drone {
 
   get name(): string {
     return this.info?.name ?? this.id;
+  }
+
+  /** Takes one frame from the drone's budget; false when it has sent too many too fast. */
+  allowFrame(now = Date.now()): boolean {
+    this.#budget = Math.min(
+      FRAME_BURST,
+      this.#budget + (now - this.#budgetAt) * FRAMES_PER_SECOND / 1000,
+    );
+    this.#budgetAt = now;
+    if (this.#budget < 1) return false;
+    this.#budget--;
+    return true;
   }
 
   /** Sends a frame; a closed socket drops it (the lease decides what happens to the drone). */
@@ -58,7 +81,11 @@ export class Drone {
     this.#acks.clear();
   }
 
+  /** Whether the queen closed this drone's connection (its late frames are ignored). */
+  closed = false;
+
   close(code = 1000, reason = ""): void {
+    this.closed = true;
     clearTimeout(this.#ackTimer);
     try {
       this.#socket.close(code, reason);

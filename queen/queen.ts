@@ -170,7 +170,15 @@ export class QueenCore {
 
   /** Handles one frame from a worker's socket. */
   receive(drone: Drone, raw: unknown): void {
+    if (drone.closed) return;
     drone.lastSeen = Date.now();
+    if (!drone.allowFrame(drone.lastSeen)) {
+      this.#options.log(`drone ${drone.name}: more frames than allowed; disconnecting it`);
+      drone.send({ event: "error", message: "too many frames: slow down" });
+      drone.close(4008, "rate limit exceeded");
+      this.disconnect(drone);
+      return;
+    }
     const decoded = decodeWorkerFrame(raw);
     if (!decoded.ok) {
       drone.send({ event: "error", message: decoded.error });

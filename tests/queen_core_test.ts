@@ -256,3 +256,20 @@ Deno.test("a drone speaking another protocol version is refused", () => {
   equal(core.drones.size, 0);
   core.close();
 });
+
+Deno.test("a drone flooding frames is cut off; the others carry on", () => {
+  const { core, connect, submit, send } = setup();
+  const id = submit();
+  const honest = connect("honest");
+  const flood = connect("flood");
+  for (let i = 0; i < 30_000 && !flood.drone.closed; i++) send(flood.drone, { event: "pong", t: i });
+  ok(flood.drone.closed, "the flooding drone was disconnected");
+  match(flood.socket.of("error").at(-1)?.message ?? "", /too many frames/);
+  equal(core.drones.size, 1);
+  const holder = honest.socket.of("queue:new").length ? honest : undefined;
+  ok(holder, "the job went to the honest drone");
+  send(honest.drone, started(id, 1, 1));
+  send(honest.drone, done(id, 1, 2));
+  equal(core.store.getJob(id)!.view.result, "passed");
+  core.close();
+});
