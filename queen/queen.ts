@@ -28,6 +28,8 @@ export interface QueenCoreOptions {
   defaultTimeout?: number;
   /** Bytes of output kept per job (default 64 MiB); past it, a truncation marker. */
   maxLogBytes?: number;
+  /** Repository URL patterns (`*` matches anything) a job may use; empty: any. */
+  allowRepo?: string[];
   /** Where diagnostics go. */
   log: (message: string) => void;
 }
@@ -45,6 +47,13 @@ export class JobRejectedError extends Error {
     super(message);
     this.name = "JobRejectedError";
   }
+}
+
+/** Whether `text` matches `pattern`, where `*` stands for any run of characters. */
+export function globMatches(pattern: string, text: string): boolean {
+  const source = pattern.split("*").map((part) => part.replace(/[.+?^${}()|[\]\\]/g, "\\$&"))
+    .join(".*");
+  return new RegExp(`^${source}$`).test(text);
 }
 
 function newJobId(): string {
@@ -109,6 +118,12 @@ export class QueenCore {
 
   /** Validated spec in, queued job out. */
   submit(spec: JobSpec, links: { retryOf?: string } = {}): JobRecord {
+    const allowed = this.#options.allowRepo ?? [];
+    if (allowed.length && !allowed.some((pattern) => globMatches(pattern, spec.repo.url))) {
+      throw new JobRejectedError(
+        `repo.url: '${spec.repo.url}' is not allowed on this queen (see its --allow-repo)`,
+      );
+    }
     const id = spec.job_id ?? newJobId();
     if (this.store.getJob(id)) throw new JobRejectedError(`Job id '${id}' is already taken`, 409);
     const full: JobSpec = {

@@ -2,7 +2,7 @@
  * The queen's core without sockets: dispatch order, fencing, duplicate drops, re-attach, leases
  * and serialization, driven with frames as a worker would send them.
  */
-import { deepEqual, equal, match, ok } from "node:assert/strict";
+import { deepEqual, equal, match, ok, throws } from "node:assert/strict";
 import type { JobSpecInput, QueenFrame } from "../protocol/mod.ts";
 import { JobSpecSchema, PROTOCOL_VERSION } from "../protocol/mod.ts";
 import { MemoryStore } from "../queen/memory_store.ts";
@@ -262,7 +262,9 @@ Deno.test("a drone flooding frames is cut off; the others carry on", () => {
   const id = submit();
   const honest = connect("honest");
   const flood = connect("flood");
-  for (let i = 0; i < 30_000 && !flood.drone.closed; i++) send(flood.drone, { event: "pong", t: i });
+  for (let i = 0; i < 30_000 && !flood.drone.closed; i++) {
+    send(flood.drone, { event: "pong", t: i });
+  }
   ok(flood.drone.closed, "the flooding drone was disconnected");
   match(flood.socket.of("error").at(-1)?.message ?? "", /too many frames/);
   equal(core.drones.size, 1);
@@ -272,4 +274,25 @@ Deno.test("a drone flooding frames is cut off; the others carry on", () => {
   send(honest.drone, done(id, 1, 2));
   equal(core.store.getJob(id)!.view.result, "passed");
   core.close();
+});
+
+Deno.test("--allow-repo refuses jobs for other repositories, naming the field", () => {
+  const core = new QueenCore(new MemoryStore(), {
+    leaseMs: 1000,
+    maxAttempts: 1,
+    log: () => {},
+    allowRepo: ["https://git.example/ours/*", "/srv/repos/*"],
+  });
+  try {
+    const spec = (url: string) => JobSpecSchema.parse({ repo: { url }, ref: { branch: "main" } });
+    ok(core.submit(spec("https://git.example/ours/app.git")).id);
+    ok(core.submit(spec("/srv/repos/tool")).id);
+    throws(
+      () => core.submit(spec("https://git.example/theirs/app.git")),
+      /repo\.url: .* not allowed/,
+    );
+    throws(() => core.submit(spec("https://git.example/oursX/app.git")), /not allowed/);
+  } finally {
+    core.close();
+  }
 });
