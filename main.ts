@@ -4,7 +4,7 @@
  * @module
  */
 import { VERSION } from "./protocol/mod.ts";
-import { cancel, consoleOutput, drones, jobs, logs, submit } from "./cli/client_commands.ts";
+import { cancel, consoleOutput, drones, jobs, logs, retry, submit } from "./cli/client_commands.ts";
 import type { Output } from "./cli/client_commands.ts";
 import { ApiError } from "./cli/api_client.ts";
 import { UsageError } from "./cli/options.ts";
@@ -16,7 +16,7 @@ usage:
   strider queen  [--port 3000] [--host 127.0.0.1] [--data ./strider-data] [flags]
   strider worker --connect http://HOST:PORT [--token T] [--capacity 2] [flags]
   strider submit --repo URL [--branch B | --fetch REFSPEC] --test CMD [--follow] [flags]
-  strider jobs | drones | logs ID [--follow] | cancel ID
+  strider jobs | drones | logs ID [--follow] | retry ID [--follow] | cancel ID
   strider help | --version
 
 Every command takes --help. Every flag also reads an environment variable, e.g. --port reads
@@ -29,6 +29,7 @@ const COMMANDS: Record<string, (args: string[], output: Output) => Promise<numbe
   jobs,
   drones,
   logs,
+  retry,
   cancel,
 };
 

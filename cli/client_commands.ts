@@ -1,5 +1,5 @@
 /**
- * `strider submit | jobs | drones | logs | cancel`: clients of the queen's HTTP API.
+ * `strider submit | jobs | drones | logs | retry | cancel`: clients of the queen's HTTP API.
  */
 import { isAbsolute, resolve } from "node:path";
 import type { JobSpecInput, RecordedEvent } from "../protocol/mod.ts";
@@ -14,6 +14,7 @@ import {
 import { request, requestJson, resolveToken } from "./api_client.ts";
 import type { ApiTarget } from "./api_client.ts";
 import { followJob } from "./follow.ts";
+import { triggerColumn, triggerHeader } from "./trigger_text.ts";
 import { int, list, pairs, parseFlags, required, str, usage, UsageError } from "./options.ts";
 import type { Flags } from "./options.ts";
 
@@ -171,6 +172,8 @@ function printEvent(event: RecordedEvent, output: Output): void {
 
 /** Follows a job to its end; returns the exit code: 0 passed, 1 anything else. */
 async function followToEnd(api: ApiTarget, id: string, output: Output): Promise<number> {
+  const start = await requestJson(api, `/api/jobs/${encodeURIComponent(id)}`, JobViewSchema);
+  if (start.spec.trigger) output.err(triggerHeader(id, start.spec.trigger));
   for await (const event of followJob(api, id)) printEvent(event, output);
   const job = await requestJson(api, `/api/jobs/${encodeURIComponent(id)}`, JobViewSchema);
   output.err(`job ${id} ${job.result ?? job.status}\n`);
@@ -217,7 +220,10 @@ export async function jobs(args: string[], output: Output): Promise<number> {
   }
   for (const job of list.jobs) {
     const state = job.result ?? job.status;
-    output.out(`${job.id}  ${state.padEnd(10)} ${job.repo} ${job.ref}  ${job.drone ?? "-"}\n`);
+    output.out(
+      `${job.id}  ${state.padEnd(10)} ${job.repo} ${job.ref}  ${job.drone ?? "-"}  ` +
+        `${triggerColumn(job.trigger)}\n`,
+    );
   }
   return 0;
 }
@@ -261,6 +267,36 @@ export async function logs(args: string[], output: Output): Promise<number> {
   const response = await request(api, `/api/jobs/${encodeURIComponent(id)}/log`);
   output.out(await response.text());
   return 0;
+}
+
+const RETRY_FLAGS: Flags = {
+  ...QUEEN_FLAGS,
+  follow: {
+    type: "boolean",
+    help: "print the new job's output live; exit 0 only if it passed",
+    env: false,
+  },
+};
+
+/** `strider retry ID`: runs a job again as a new job; prints the new id (or follows it). */
+export async function retry(args: string[], output: Output): Promise<number> {
+  const { values, positionals } = parseFlags(args, RETRY_FLAGS, { maxPositionals: 1 });
+  if (values.help) return help("strider retry ID [--follow] [flags]", RETRY_FLAGS, output);
+  const id = positionals[0];
+  if (!id) throw new UsageError("which job? give its id: strider retry ID");
+  const api = await target(values);
+  const created = await requestJson(
+    api,
+    `/api/jobs/${encodeURIComponent(id)}/retry`,
+    JobCreatedSchema,
+    { method: "POST" },
+  );
+  if (!values.follow) {
+    output.out(`${created.id}\n`);
+    return 0;
+  }
+  output.err(`job ${created.id} queued (a re-run of ${id})\n`);
+  return await followToEnd(api, created.id, output);
 }
 
 export async function cancel(args: string[], output: Output): Promise<number> {

@@ -56,6 +56,23 @@ export const QUEEN_FLAGS: Flags = {
   "max-log-mib": { type: "string", value: "MIB", help: "log kept per job, in MiB", default: "64" },
   "keep-jobs": { type: "string", value: "N", help: "keep only the newest N finished jobs" },
   "keep-days": { type: "string", value: "D", help: "keep finished jobs for D days" },
+  "allow-repo": {
+    type: "string",
+    value: "PATTERN",
+    help: "repository URLs jobs may use, * as wildcard (repeatable)",
+    multiple: true,
+  },
+  "tls-cert": { type: "string", value: "FILE", help: "PEM certificate: serve HTTPS/WSS" },
+  "tls-key": { type: "string", value: "FILE", help: "PEM private key for --tls-cert" },
+  private: {
+    type: "boolean",
+    help: "viewing the dashboard and reading the API need the API token too",
+  },
+  "webhook-secret": {
+    type: "string",
+    value: "S",
+    help: "secret that verifies forge webhooks at /hooks/github|gitlab|gitea",
+  },
   "log-format": { type: "string", value: "F", help: "text or json", default: "text" },
 };
 
@@ -98,6 +115,7 @@ export const WORKER_FLAGS: Flags = {
     default: "0",
   },
   "plugins-dir": { type: "string", value: "DIR", help: "folder of plugin files (*.json) to load" },
+  ca: { type: "string", value: "FILE", help: "PEM CA certificate to trust for an https queen" },
   "log-format": { type: "string", value: "F", help: "text or json", default: "text" },
 };
 
@@ -137,6 +155,11 @@ export async function queen(args: string[], output: Output): Promise<number> {
     maxLogBytes: int(values, "max-log-mib", 1, 1024 * 1024)! * 1024 * 1024,
     keepJobs: int(values, "keep-jobs", 0, 100_000_000),
     keepDays: positive(values, "keep-days"),
+    webhookSecret: str(values, "webhook-secret"),
+    private: values.private === true,
+    allowRepo: list(values, "allow-repo"),
+    tlsCert: str(values, "tls-cert"),
+    tlsKey: str(values, "tls-key"),
   });
   // Tests and wrappers read the chosen port from this line when they ask for port 0.
   output.out(`strider queen listening on ${running.url}\n`);
@@ -185,6 +208,7 @@ export async function worker(args: string[], output: Output): Promise<number> {
     killGrace,
     maxJobs,
     pluginsDir: str(values, "plugins-dir"),
+    ca: str(values, "ca"),
     outputLimit: int(values, "output-limit", 1, 1024 * 1024)! * 1024 * 1024,
     keepWorkspaces: int(values, "keep-workspaces", 0, 10_000)!,
   });

@@ -1,6 +1,11 @@
 import { z } from "zod";
 import { JobIdSchema } from "./job_spec.ts";
-import { JobViewSchema, RecordedEventSchema } from "./job_view.ts";
+import {
+  DroneViewSchema,
+  JobSummarySchema,
+  JobViewSchema,
+  RecordedEventSchema,
+} from "./job_view.ts";
 
 /** Queen → browser: a proxied `job:*` event (the seed's `browser eventtype, [args]`). */
 export const BrowserEvent = z.object({
@@ -15,13 +20,38 @@ export const JobInfoEvent = z.object({
   id: JobIdSchema,
   job: JobViewSchema,
   n: z.int().min(0).describe("the last event number the job holds; live events follow it"),
+  omitted: z.record(z.string(), z.int().min(0)).optional().describe(
+    "when job:query-info asked for a tail: characters left out at the start of each shortened " +
+      "output, by command num ('job' for the job-level output)",
+  ),
+  complete: z.boolean().optional().describe(
+    "false when the job's output outgrew what the queen folds into the view; " +
+      "the full log (GET /api/jobs/:id/log) holds the rest",
+  ),
+  logBytes: z.int().min(0).optional().describe("the size of the job's full log"),
 });
+
+/** A queued job as the dashboard lists it: its summary and why it has not gone out yet. */
+export const QueuedJobSchema = JobSummarySchema.extend({
+  waiting: z.string().nullable(),
+});
+export type QueuedJob = z.infer<typeof QueuedJobSchema>;
+
+/** Queen → browser: connected drones, the queue and recent jobs, sent again on every change. */
+export const OverviewEvent = z.object({
+  event: z.literal("overview"),
+  drones: z.array(DroneViewSchema),
+  queue: z.array(QueuedJobSchema),
+  jobs: z.array(JobSummarySchema).describe("the most recent jobs, newest first"),
+});
+export type Overview = Omit<z.infer<typeof OverviewEvent>, "event">;
 
 export const BrowserErrorEvent = z.object({ event: z.literal("error"), message: z.string() });
 
 export const QueenToBrowserSchema = z.discriminatedUnion("event", [
   BrowserEvent,
   JobInfoEvent,
+  OverviewEvent,
   BrowserErrorEvent,
 ]);
 export type QueenToBrowser = z.infer<typeof QueenToBrowserSchema>;
@@ -30,7 +60,16 @@ export type QueenToBrowser = z.infer<typeof QueenToBrowserSchema>;
 export const JobQueryInfoEvent = z.object({
   event: z.literal("job:query-info"),
   id: JobIdSchema,
+  tail: z.int().min(1).max(100_000).optional().describe(
+    "send only the last `tail` lines of each output (see job:info's omitted); all when absent",
+  ),
 });
 
-export const BrowserToQueenSchema = z.discriminatedUnion("event", [JobQueryInfoEvent]);
+/** Browser → queen: send `overview` now and again whenever drones, the queue or jobs change. */
+export const OverviewFollowEvent = z.object({ event: z.literal("overview:follow") });
+
+export const BrowserToQueenSchema = z.discriminatedUnion("event", [
+  JobQueryInfoEvent,
+  OverviewFollowEvent,
+]);
 export type BrowserToQueen = z.infer<typeof BrowserToQueenSchema>;

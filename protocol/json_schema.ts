@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { QueenFrameSchema, WorkerFrameSchema } from "./events.ts";
 import { JobSpecSchema } from "./job_spec.ts";
+import { ProjectSchema, ProjectViewSchema } from "./project.ts";
 import { JobViewSchema, RecordedEventSchema } from "./job_view.ts";
 import { BrowserToQueenSchema, QueenToBrowserSchema } from "./browser.ts";
 
@@ -15,6 +16,8 @@ export function protocolJsonSchema(): Record<string, unknown> {
     ["BrowserToQueen", BrowserToQueenSchema],
     ["JobView", JobViewSchema],
     ["RecordedEvent", RecordedEventSchema],
+    ["Project", ProjectSchema],
+    ["ProjectView", ProjectViewSchema],
   ];
   for (const [id, schema] of named) registry.add(schema, { id });
   const { schemas } = z.toJSONSchema(registry, { io: "input", unrepresentable: "any" });

@@ -4,6 +4,7 @@
  */
 import { join } from "node:path";
 import { SqliteStore } from "./sqlite_store.ts";
+import { SqliteProjectStore } from "./projects/store.ts";
 import { QueenCore } from "./queen.ts";
 import { createApp } from "./server.ts";
 import { tokenFromDataDir } from "./tokens.ts";
@@ -34,6 +35,15 @@ export interface QueenOptions {
   keepJobs?: number;
   /** Keep finished jobs for D days. */
   keepDays?: number;
+  /** Viewing (dashboard, browser socket, API reads) needs the API token too. */
+  private?: boolean;
+  /** Repository URL patterns jobs may use (`*` matches anything); empty: any. */
+  allowRepo?: string[];
+  /** PEM files: with both, the queen serves HTTPS and WSS only. */
+  tlsCert?: string;
+  tlsKey?: string;
+  /** Verifies webhooks (`/hooks/...`) of projects without a secret of their own. */
+  webhookSecret?: string;
   /** Where diagnostics go; defaults to stderr. */
   log?: (message: string) => void;
   signal?: AbortSignal;
@@ -48,6 +58,18 @@ export interface RunningQueen {
   /** Closes worker sockets with 1001 (going away) so workers reconnect promptly, then stops. */
   close(): Promise<void>;
   finished: Promise<void>;
+}
+
+/** Reads a PEM file, or throws a `TypeError` that names the flag and the problem. */
+async function readPem(path: string, flag: string): Promise<string> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (error) {
+    throw new TypeError(`${flag} ${path}: ${(error as Error).message}`);
+  }
+  if (!text.includes("-----BEGIN")) throw new TypeError(`${flag} ${path} is not a PEM file`);
+  return text;
 }
 
 /** Starts a queen and resolves once it listens. */
@@ -70,6 +92,7 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
     maxAttempts: options.maxAttempts ?? 3,
     defaultTimeout: options.defaultTimeout ?? 3600,
     maxLogBytes: options.maxLogBytes,
+    allowRepo: options.allowRepo,
     log,
   });
   const retention = { keepJobs: options.keepJobs, keepDays: options.keepDays };
@@ -80,11 +103,26 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
   };
   prune();
   const pruning = setInterval(prune, RETENTION_EVERY_MS);
-  const app = createApp(core, { worker: workerTokens, api: apiTokens });
+  const app = createApp(core, { worker: workerTokens, api: apiTokens }, {
+    private: options.private,
+    projects: new SqliteProjectStore(store.database),
+    webhookSecret: options.webhookSecret,
+    log,
+  });
   const controller = new AbortController();
   options.signal?.addEventListener("abort", () => controller.abort(), { once: true });
   const { promise: listening, resolve } = Promise.withResolvers<Deno.NetAddr>();
+  if (!options.tlsCert !== !options.tlsKey) {
+    throw new TypeError("TLS needs both --tls-cert and --tls-key");
+  }
+  const tls = options.tlsCert && options.tlsKey
+    ? {
+      cert: await readPem(options.tlsCert, "--tls-cert"),
+      key: await readPem(options.tlsKey, "--tls-key"),
+    }
+    : {};
   const server = Deno.serve({
+    ...tls,
     port: options.port,
     hostname: options.host,
     signal: controller.signal,
@@ -92,7 +130,7 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
   }, app.fetch);
   const addr = await listening;
   const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
-  const url = `http://${host}:${addr.port}`;
+  const url = `${options.tlsCert ? "https" : "http"}://${host}:${addr.port}`;
   log(`listening on ${url}`);
 
   const finished = server.finished.finally(() => {

@@ -3,6 +3,7 @@
  * authenticate, validate with the protocol's schemas and call the core.
  */
 import { Hono } from "hono";
+import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import {
@@ -17,12 +18,17 @@ import {
 } from "../protocol/mod.ts";
 import type { ApiError, JobList, JobSummary } from "../protocol/mod.ts";
 import { bearerToken, tokenMatches } from "./auth.ts";
+import { mountDashboard, sessionAuthorizes } from "./dashboard/mod.ts";
 import { logResponse } from "./log_response.ts";
 import { queenMetrics } from "./metrics.ts";
 import { JobRejectedError } from "./queen.ts";
 import type { QueenCore } from "./queen.ts";
 import { jobEventStream } from "./sse.ts";
 import type { JobRecord } from "./store.ts";
+import { MemoryProjectStore } from "./projects/memory_store.ts";
+import { projectRoutes } from "./projects/routes.ts";
+import type { ProjectStore } from "./projects/store.ts";
+import { webhookRoutes } from "./webhooks/routes.ts";
 
 /** Tokens the server accepts. */
 export interface ServerTokens {
@@ -60,12 +66,33 @@ function fail(status: ContentfulStatusCode, error: string): never {
   throw new HTTPException(status, { message: error });
 }
 
-/** Builds the queen's Hono app over `core`. */
-export function createApp(core: QueenCore, tokens: ServerTokens): Hono {
-  const app = new Hono();
+/** Settings of the server beyond its tokens. */
+export interface ServerOptions {
+  /** Viewing (dashboard, browser socket, API reads) needs the API token too. */
+  private?: boolean;
+  /** Where projects are kept (default: in memory). */
+  projects?: ProjectStore;
+  /** The queen's `--webhook-secret`: without it (or a project's own), webhooks are refused. */
+  webhookSecret?: string;
+  log?: (message: string) => void;
+}
 
-  const requireApiToken = (header: string | undefined) => {
-    if (!tokenMatches(bearerToken(header), tokens.api)) {
+/** Builds the queen's Hono app over `core`. */
+export function createApp(
+  core: QueenCore,
+  tokens: ServerTokens,
+  options: ServerOptions = {},
+): Hono {
+  const app = new Hono();
+  // First, so that a private queen's guard runs before the API routes.
+  mountDashboard(app, core, { apiTokens: tokens.api, private: options.private });
+
+  // The Bearer token, or the dashboard's session cookie with its CSRF token.
+  const requireApiToken = (c: Context) => {
+    if (
+      !tokenMatches(bearerToken(c.req.header("authorization")), tokens.api) &&
+      !sessionAuthorizes(c, tokens.api)
+    ) {
       fail(401, "an API token is required: send 'Authorization: Bearer <token>'");
     }
   };
@@ -95,7 +122,7 @@ export function createApp(core: QueenCore, tokens: ServerTokens): Hono {
     }));
 
   app.post("/api/jobs", async (c) => {
-    requireApiToken(c.req.header("authorization"));
+    requireApiToken(c);
     const length = Number(c.req.header("content-length") ?? 0);
     if (length > MAX_BODY_BYTES) fail(413, `body exceeds ${MAX_BODY_BYTES} bytes`);
     const text = await c.req.text();
@@ -172,7 +199,7 @@ export function createApp(core: QueenCore, tokens: ServerTokens): Hono {
   app.get("/api/jobs/:id", (c) => c.json(jobOr404(c.req.param("id")).view));
 
   app.delete("/api/jobs/:id", (c) => {
-    requireApiToken(c.req.header("authorization"));
+    requireApiToken(c);
     const record = jobOr404(c.req.param("id"));
     if (record.view.status !== "done") {
       fail(409, `job '${record.id}' has not finished: cancel it first`);
@@ -182,7 +209,7 @@ export function createApp(core: QueenCore, tokens: ServerTokens): Hono {
   });
 
   app.post("/api/jobs/:id/retry", (c) => {
-    requireApiToken(c.req.header("authorization"));
+    requireApiToken(c);
     const record = core.retry(jobOr404(c.req.param("id")).id)!;
     return c.json({ id: record.id, status: record.view.status }, 201);
   });
@@ -201,7 +228,7 @@ export function createApp(core: QueenCore, tokens: ServerTokens): Hono {
   });
 
   app.post("/api/jobs/:id/cancel", (c) => {
-    requireApiToken(c.req.header("authorization"));
+    requireApiToken(c);
     const record = jobOr404(c.req.param("id"));
     if (!core.cancel(record.id)) fail(409, `job '${record.id}' has already finished`);
     return c.json({ id: record.id, status: record.view.status }, 202);
@@ -211,6 +238,10 @@ export function createApp(core: QueenCore, tokens: ServerTokens): Hono {
     const drones = [...core.drones.values()].map((d) => d.view((id) => core.isStarted(id)));
     return c.json({ drones });
   });
+
+  const projects = options.projects ?? new MemoryProjectStore();
+  app.route("/api/projects", projectRoutes(projects, requireApiToken));
+  app.route("/hooks", webhookRoutes(core, projects, options));
 
   app.get("/ws/worker", (c) => {
     if (!tokenMatches(bearerToken(c.req.header("authorization")), tokens.worker)) {

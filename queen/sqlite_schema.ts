@@ -35,6 +35,23 @@ export const MIGRATIONS: readonly string[] = [
      text TEXT NOT NULL,
      PRIMARY KEY (job_id, start)
    ) WITHOUT ROWID;`,
+  // 2: projects (repository, branch settings, secrets) and the webhook deliveries that made jobs.
+  `CREATE TABLE projects (
+     name TEXT NOT NULL PRIMARY KEY COLLATE NOCASE,
+     repo_key TEXT NOT NULL,
+     data TEXT NOT NULL,
+     created_at INTEGER NOT NULL,
+     updated_at INTEGER NOT NULL
+   );
+   CREATE INDEX projects_by_repo ON projects (repo_key);
+   CREATE TABLE webhook_deliveries (
+     forge TEXT NOT NULL,
+     delivery_id TEXT NOT NULL,
+     job_id TEXT NOT NULL,
+     received_at INTEGER NOT NULL,
+     PRIMARY KEY (forge, delivery_id)
+   ) WITHOUT ROWID;
+   CREATE INDEX webhook_deliveries_by_time ON webhook_deliveries (received_at);`,
 ];
 
 /** Applies the migrations `db` has not had yet, each in its own transaction. */

@@ -105,6 +105,11 @@ export class SqliteStore implements Store {
     };
   }
 
+  /** The open database, for stores that keep their own tables in the same file (projects). */
+  get database(): DatabaseSync {
+    return this.#db;
+  }
+
   createJob(record: JobRecord): void {
     this.#flush();
     const { spec, view } = record;

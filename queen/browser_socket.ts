@@ -1,0 +1,106 @@
+/**
+ * `GET /ws/browser`: the dashboard's live channel. A browser sends `job:query-info {id}` and gets
+ * `job:info {job, n}` and then that job's events as `browser` frames, numbered after `n`; it sends
+ * `overview:follow` and gets `overview` frames whenever drones, the queue or jobs change.
+ */
+import { decodeBrowserFrame, encodeFrame } from "../protocol/mod.ts";
+import type { QueenToBrowser, RecordedEvent } from "../protocol/mod.ts";
+import type { OverviewFeed } from "./dashboard/overview_feed.ts";
+import { tailView } from "./dashboard/output.ts";
+import { VIEW_OUTPUT_LIMIT } from "./job_state.ts";
+import type { QueenCore } from "./queen.ts";
+
+/** Settings of the browser socket. */
+export interface BrowserSocketOptions {
+  feed: OverviewFeed;
+  /** Bytes a browser may fall behind before it is cut off (it reconnects and catches up). */
+  maxBuffered?: number;
+  /** Jobs one socket may follow at once. */
+  maxJobs?: number;
+}
+
+/** Close code for a browser cut off for falling behind. */
+export const BEHIND_CLOSE_CODE = 4008;
+
+/** Upgrades `request` to the browser socket and serves it. */
+export function browserSocket(
+  request: Request,
+  core: QueenCore,
+  options: BrowserSocketOptions,
+): Response {
+  const maxBuffered = options.maxBuffered ?? 8 * 1024 * 1024;
+  const maxJobs = options.maxJobs ?? 16;
+  const { socket, response } = Deno.upgradeWebSocket(request);
+  const follows = new Map<string, () => void>();
+  let unfeed: (() => void) | undefined;
+
+  const stop = () => {
+    for (const unfollow of follows.values()) unfollow();
+    follows.clear();
+    unfeed?.();
+    unfeed = undefined;
+  };
+  const sendText = (text: string) => {
+    if (socket.readyState !== WebSocket.OPEN) return;
+    socket.send(text);
+    // A browser that cannot keep up would hold the queen's memory hostage: it is cut off, and
+    // catches up from the store when it reconnects.
+    if (socket.bufferedAmount > maxBuffered) {
+      stop();
+      socket.close(BEHIND_CLOSE_CODE, "fell too far behind; reconnect to catch up");
+    }
+  };
+  const send = (frame: QueenToBrowser) => sendText(encodeFrame(frame));
+
+  const queryInfo = (id: string, tail: number | undefined) => {
+    const record = core.store.getJob(id);
+    if (!record) return send({ event: "error", message: `no job with id '${id}'` });
+    follows.get(id)?.();
+    follows.delete(id);
+    if (follows.size >= maxJobs) {
+      return send({ event: "error", message: `follow at most ${maxJobs} jobs on one socket` });
+    }
+    // The snapshot and the following happen in one synchronous step: every event after `n`
+    // reaches the listener, and none before it does.
+    const n = record.lastN;
+    if (record.view.status !== "done") {
+      const unfollow = core.hub.follow(id, (event: RecordedEvent) => {
+        if (event.n <= n) return;
+        send({ event: "browser", type: event.data.event, args: [event] });
+        if (event.data.event === "job:done" && core.store.getJob(id)?.view.status === "done") {
+          follows.get(id)?.();
+          follows.delete(id);
+        }
+      });
+      follows.set(id, unfollow);
+    }
+    const { job, omitted } = tail
+      ? tailView(record.view, tail)
+      : { job: record.view, omitted: undefined };
+    send({
+      event: "job:info",
+      id,
+      job,
+      n,
+      ...(omitted ? { omitted } : {}),
+      complete: record.viewBytes < VIEW_OUTPUT_LIMIT,
+      logBytes: record.logBytes,
+    });
+  };
+
+  socket.onmessage = (message) => {
+    const decoded = decodeBrowserFrame(message.data);
+    if (!decoded.ok) return send({ event: "error", message: decoded.error });
+    const frame = decoded.value;
+    switch (frame.event) {
+      case "job:query-info":
+        return queryInfo(frame.id, frame.tail);
+      case "overview:follow":
+        unfeed ??= options.feed.subscribe(sendText);
+        return;
+    }
+  };
+  socket.onclose = stop;
+  socket.onerror = () => {};
+  return response;
+}

@@ -1,0 +1,269 @@
+/**
+ * One job at `/jobs/:id`: its trigger, repository, drone and attempts, then each phase with its
+ * commands and their output. Only the tail of each output is rendered; earlier parts come on
+ * demand. The client script follows a running job over `/ws/browser` and builds the same markup.
+ */
+import type { CommandView, JobView } from "../../protocol/mod.ts";
+import { PHASES } from "../../protocol/mod.ts";
+import { elapsed, stateOf } from "./format.ts";
+import { CsrfField, Layout, LoginNote } from "./layout.tsx";
+import type { PageContext } from "./layout.tsx";
+import { Ago } from "./overview_page.tsx";
+import { ansiToHtml, tailOf } from "./output.ts";
+import type { OutputPart } from "./output.ts";
+
+/** What the job page shows. */
+export interface JobPageData {
+  view: JobView;
+  /** The last event number the page reflects. */
+  n: number;
+  /** Bytes of the full log. */
+  logBytes: number;
+  /** The end of the full log, when the view's output stopped at the queen's limit. */
+  logTail?: OutputPart & { startByte: number };
+}
+
+/** Output as HTML, with a link to its earlier part when only the tail is shown. */
+function Output(props: { jobId: string; outputKey: string; text: string }) {
+  const tail = tailOf(props.text);
+  const params = new URLSearchParams({ key: props.outputKey, end: String(tail.start) });
+  return (
+    <>
+      {tail.start > 0 && (
+        <a
+          class="earlier"
+          href={`/jobs/${props.jobId}/output?${params}`}
+          data-key={props.outputKey}
+          data-end={tail.start}
+        >
+          {`Show earlier output (${tail.start.toLocaleString("en")} characters)`}
+        </a>
+      )}
+      <pre class="log" data-key={props.outputKey} data-start={tail.start}>
+        <code dangerouslySetInnerHTML={{ __html: ansiToHtml(tail.text) }} />
+      </pre>
+    </>
+  );
+}
+
+function ExitBadge(props: { code: number | null; running?: boolean }) {
+  if (props.code === null) {
+    return (
+      <span class="badge badge-started" data-field="exit">{props.running ? "running" : ""}</span>
+    );
+  }
+  const state = props.code === 0 ? "passed" : "failed";
+  return <span class={`badge badge-${state}`} data-field="exit">{`exit ${props.code}`}</span>;
+}
+
+function Command(
+  props: { jobId: string; command: CommandView; live: boolean; jobEnd: string | null },
+) {
+  const c = props.command;
+  return (
+    <details class="cmd" data-num={c.num} open>
+      <summary>
+        <code class="cmd-line">{`$ ${c.command}`}</code>
+        <span class="cmd-meta">
+          <ExitBadge code={c.exitCode} running={props.live} />
+          <span class="cmd-time" data-start={c.startedAt ?? ""}>
+            {elapsed(c.startedAt, c.finishedAt ?? props.jobEnd)}
+          </span>
+        </span>
+      </summary>
+      <Output jobId={props.jobId} outputKey={String(c.num)} text={c.output} />
+    </details>
+  );
+}
+
+function Trigger(props: { view: JobView }) {
+  const t = props.view.spec.trigger;
+  if (!t) return <span class="muted">none</span>;
+  const author = t.author?.name ?? t.author?.username;
+  const source = t.source.type === "UI"
+    ? `the ${t.source.page}`
+    : t.source.type === "API"
+    ? `the API (${t.source.app})`
+    : `the ${t.source.plugin} plugin`;
+  const message = t.message && (t.url ? <a href={t.url}>{t.message}</a> : t.message);
+  return (
+    <>
+      <span>{`${t.type}${author ? ` by ${author}` : ""}, from ${source}`}</span>
+      {message && <span class="trigger-message">{message}</span>}
+    </>
+  );
+}
+
+function Fact(props: { term: string; children: unknown; field?: string }) {
+  return (
+    <div>
+      <dt>{props.term}</dt>
+      <dd data-field={props.field}>{props.children}</dd>
+    </div>
+  );
+}
+
+function Actions(props: { ctx: PageContext; view: JobView }) {
+  const { ctx, view } = props;
+  const done = view.status === "done";
+  return (
+    <div class="actions">
+      {ctx.session && (
+        <form
+          method="post"
+          action={`/jobs/${view.id}/cancel`}
+          data-api={`/api/jobs/${view.id}/cancel`}
+          class="cancel"
+          hidden={done}
+        >
+          <CsrfField session={ctx.session} />
+          <button type="submit" class="danger">Cancel</button>
+        </form>
+      )}
+      {ctx.session && (
+        <form method="post" action={`/jobs/${view.id}/rerun`} class="rerun">
+          <CsrfField session={ctx.session} />
+          <button type="submit">Re-run</button>
+        </form>
+      )}
+      <a class="button" href={`/api/jobs/${view.id}/log`}>Raw log</a>
+    </div>
+  );
+}
+
+/** The job page. */
+export function JobPage(props: { ctx: PageContext; data: JobPageData }) {
+  const { ctx, data } = props;
+  const { view } = data;
+  const state = stateOf(view);
+  const live = view.status !== "done";
+  const repo = view.spec.repo;
+  const ref = "fetch" in view.spec.ref
+    ? view.spec.ref.fetch
+    : view.spec.ref.id
+    ? `${view.spec.ref.branch} @ ${view.spec.ref.id}`
+    : view.spec.ref.branch;
+  return (
+    <Layout ctx={ctx} title={`Job ${view.id}`}>
+      <article
+        id="job"
+        data-id={view.id}
+        data-status={view.status}
+        data-n={data.n}
+        data-complete={data.logTail ? "false" : "true"}
+      >
+        <header class="job-head">
+          <h1>
+            Job <code>{view.id}</code>{" "}
+            <span class={`badge badge-${state}`} data-field="state" role="status">{state}</span>
+          </h1>
+          <Actions ctx={ctx} view={view} />
+        </header>
+        {!ctx.session && <LoginNote ctx={ctx} what="cancel or re-run this job" />}
+        <p class="alert" role="alert" data-field="message" hidden></p>
+        <p class="error" data-field="error" hidden={!view.error}>{view.error ?? ""}</p>
+        <p class="waiting" data-field="waiting" hidden={!view.waiting}>
+          {view.waiting ? `Waiting: ${view.waiting}` : ""}
+        </p>
+        <dl class="facts">
+          <Fact term="Repository">
+            <span class="wrap">{repo.url}</span>
+            {repo.vcs !== "git" && ` (${repo.vcs})`}
+          </Fact>
+          <Fact term="Ref">{ref}</Fact>
+          <Fact term="Type">{view.spec.job_type}</Fact>
+          <Fact term="Trigger">
+            <Trigger view={view} />
+          </Fact>
+          <Fact term="Drone" field="drone">{view.drone ?? "none yet"}</Fact>
+          <Fact term="Created">
+            <Ago iso={view.createdAt} />
+          </Fact>
+          <Fact term="Duration" field="duration">
+            <span data-start={view.startedAt ?? ""} data-end={view.finishedAt ?? ""}>
+              {elapsed(view.startedAt, view.finishedAt)}
+            </span>
+          </Fact>
+          <Fact term="Attempts" field="attempts">
+            {view.attempts.length === 0
+              ? <span class="muted">none yet</span>
+              : (
+                <ul class="attempts">
+                  {view.attempts.map((a) => (
+                    <li key={a.attempt} data-attempt={a.attempt}>
+                      {`#${a.attempt} on ${a.drone}`}
+                      {a.result && `: ${a.result}`}
+                    </li>
+                  ))}
+                </ul>
+              )}
+          </Fact>
+          {view.retryOf && (
+            <Fact term="Re-run of">
+              <a href={`/jobs/${view.retryOf}`}>{view.retryOf}</a>
+            </Fact>
+          )}
+        </dl>
+        {data.logTail && (
+          <section class="log-tail" aria-labelledby="log-tail-title">
+            <h2 id="log-tail-title">End of the full log</h2>
+            <p class="note">
+              This job printed more output than the queen keeps per command; the output below each
+              command stops there. The end of the full log follows;{" "}
+              <a href={`/api/jobs/${view.id}/log`}>the raw log</a> has all{" "}
+              {data.logBytes.toLocaleString("en")} bytes.
+            </p>
+            {data.logTail.startByte > 0 && (
+              <a
+                class="earlier"
+                href={`/api/jobs/${view.id}/log`}
+                data-key="log"
+                data-byte={data.logTail.startByte}
+              >
+                Show earlier output
+              </a>
+            )}
+            <pre class="log" data-key="log">
+              <code dangerouslySetInnerHTML={{ __html: ansiToHtml(data.logTail.text) }} />
+            </pre>
+          </section>
+        )}
+        <section class="output" aria-label="Output">
+          <div class="job-output" hidden={!view.output}>
+            <Output jobId={view.id} outputKey="job" text={view.output} />
+          </div>
+          {PHASES.map((phase) => {
+            const p = view.phases[phase];
+            return (
+              <section
+                key={phase}
+                class="phase"
+                data-phase={phase}
+                hidden={p.commands.length === 0}
+              >
+                <h2>
+                  <span class="phase-name">{phase}</span> <ExitBadge code={p.exitCode} />
+                </h2>
+                {p.commands.map((c) => (
+                  <Command
+                    key={c.num}
+                    jobId={view.id}
+                    command={c}
+                    live={live && c.exitCode === null}
+                    jobEnd={view.finishedAt}
+                  />
+                ))}
+              </section>
+            );
+          })}
+        </section>
+        {live && (
+          <p class="muted nojs">
+            This page shows the job as it was when loaded; reload it for more, or enable JavaScript
+            to follow it live.
+          </p>
+        )}
+      </article>
+    </Layout>
+  );
+}

@@ -1,0 +1,258 @@
+/**
+ * The dashboard: server-rendered pages at `/` and `/jobs/:id`, the trigger form, login, actions,
+ * the browser socket and the assets, mounted on the queen's Hono app. Pages work without
+ * JavaScript; the client script makes them live.
+ * @module
+ */
+import type { Context, Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { JobIdSchema } from "../../protocol/mod.ts";
+import { bearerToken, tokenMatches } from "../auth.ts";
+import { browserSocket } from "../browser_socket.ts";
+import { VIEW_OUTPUT_LIMIT } from "../job_state.ts";
+import { JobRejectedError } from "../queen.ts";
+import type { QueenCore } from "../queen.ts";
+import { ASSETS } from "./assets.ts";
+import { JobPage } from "./job_page.tsx";
+import { ProblemPage } from "./layout.tsx";
+import type { PageContext } from "./layout.tsx";
+import { LoginPage } from "./login_page.tsx";
+import { logTail, tailOf } from "./output.ts";
+import { OutputPage } from "./output_page.tsx";
+import { OverviewFeed } from "./overview_feed.ts";
+import { overviewOf } from "./overview_data.ts";
+import { OverviewPage } from "./overview_page.tsx";
+import { RunPage } from "./run_page.tsx";
+import { emptyRunForm, readRunForm, specFromRunForm } from "./run_form.ts";
+import { csrfValid, endSession, sameOrigin, sessionOf, startSession } from "./session.ts";
+import type { Session } from "./session.ts";
+
+export { sessionAuthorizes } from "./session.ts";
+
+/** Settings of the dashboard. */
+export interface DashboardOptions {
+  /** The API tokens: the login form accepts them, and sessions are signed with them. */
+  apiTokens: readonly string[];
+  /** Viewing needs a session (pages, `/ws/browser`) or the token (API reads) too. */
+  private?: boolean;
+}
+
+/** What pages are sent with: scripts and styles from this host only, no framing. */
+const PAGE_HEADERS = {
+  "content-security-policy": "default-src 'self'; script-src 'self'; style-src 'self'; " +
+    "style-src-attr 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; " +
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+  "x-content-type-options": "nosniff",
+  "referrer-policy": "same-origin",
+  "cache-control": "no-store",
+};
+
+const FORM_LIMIT = bodyLimit({
+  maxSize: 256 * 1024,
+  onError: (c) => c.text("the form is too large", 413),
+});
+
+/** A same-site path to go to after logging in; anything else becomes `/`. */
+function safeNext(next: unknown): string {
+  return typeof next === "string" && /^\/(?![/\\])/.test(next) ? next : "/";
+}
+
+/** Mounts the dashboard's routes on `app`; mount it before the API routes (for `private`). */
+export function mountDashboard(app: Hono, core: QueenCore, options: DashboardOptions): void {
+  const tokens = options.apiTokens;
+  const feed = new OverviewFeed(core);
+
+  const contextOf = (c: Context, session = sessionOf(c, tokens)): PageContext => {
+    const url = new URL(c.req.url);
+    return { path: url.pathname + url.search, session };
+  };
+  const html = (c: Context, node: unknown, status: 200 | 400 | 401 | 403 | 404 = 200) =>
+    c.html(`<!doctype html>${node}`, status, PAGE_HEADERS);
+  const problem = (c: Context, status: 400 | 401 | 403 | 404, title: string, text: string) =>
+    html(c, ProblemPage({ ctx: contextOf(c), title, text }), status);
+  /** Whether this request may see the dashboard. */
+  const mayView = (c: Context) =>
+    !options.private || sessionOf(c, tokens) !== undefined ||
+    tokenMatches(bearerToken(c.req.header("authorization")), tokens);
+  const toLogin = (c: Context) =>
+    c.redirect(`/login?next=${encodeURIComponent(contextOf(c).path)}`, 303);
+  /** The session of a form post that may act, or the page that says why it may not. */
+  const actor = async (c: Context): Promise<Session | Response> => {
+    const session = sessionOf(c, tokens);
+    if (!session) {
+      return problem(c, 401, "Log in first", "This action needs the API token: log in first.");
+    }
+    const body = await c.req.parseBody();
+    if (!csrfValid(c, session, typeof body._csrf === "string" ? body._csrf : undefined)) {
+      return problem(
+        c,
+        403,
+        "Form expired",
+        "The form did not come from this dashboard's current session. Reload the page and try again.",
+      );
+    }
+    return session;
+  };
+
+  if (options.private) {
+    app.use("/api/*", async (c, next) => {
+      if ((c.req.method === "GET" || c.req.method === "HEAD") && !mayView(c)) {
+        return c.json({
+          error: "this queen is private: send 'Authorization: Bearer <token>' or log in",
+        }, 401);
+      }
+      await next();
+    });
+  }
+
+  app.get("/assets/:name", (c) => {
+    const asset = ASSETS[c.req.param("name")];
+    if (!asset) return c.text("no such asset", 404);
+    const headers = {
+      "content-type": asset.type,
+      etag: asset.etag,
+      "cache-control": "no-cache",
+      "x-content-type-options": "nosniff",
+    };
+    if (c.req.header("if-none-match") === asset.etag) return c.body(null, 304, headers);
+    return c.body(asset.body, 200, headers);
+  });
+
+  app.get("/", (c) => {
+    if (!mayView(c)) return toLogin(c);
+    return html(c, OverviewPage({ ctx: contextOf(c), overview: overviewOf(core) }));
+  });
+
+  app.get("/jobs/:id", (c) => {
+    if (!mayView(c)) return toLogin(c);
+    const record = core.store.getJob(c.req.param("id"));
+    if (!record) return problem(c, 404, "No such job", `There is no job '${c.req.param("id")}'.`);
+    const complete = record.viewBytes < VIEW_OUTPUT_LIMIT;
+    const data = {
+      view: record.view,
+      n: record.lastN,
+      logBytes: record.logBytes,
+      logTail: complete ? undefined : logTail(core.store, record),
+    };
+    return html(c, JobPage({ ctx: contextOf(c), data }));
+  });
+
+  /** An earlier part of one output: `key` is a command num or `job`, `end` where it ends. */
+  const outputPart = (c: Context) => {
+    const record = core.store.getJob(c.req.param("id") ?? "");
+    if (!record) return undefined;
+    const key = c.req.query("key") ?? "";
+    const end = Number(c.req.query("end"));
+    let text: string | undefined;
+    let label = "job output";
+    if (key === "job") text = record.view.output;
+    else {
+      for (const phase of Object.values(record.view.phases)) {
+        const command = phase.commands.find((cmd) => String(cmd.num) === key);
+        if (command) {
+          text = command.output;
+          label = `$ ${command.command}`;
+        }
+      }
+    }
+    if (text === undefined || !Number.isInteger(end) || end < 0) return undefined;
+    return { record, key, label, part: tailOf(text, { end }) };
+  };
+
+  app.get("/jobs/:id/output", (c) => {
+    if (!mayView(c)) return toLogin(c);
+    const found = outputPart(c);
+    if (!found) return problem(c, 404, "No such output", "That job or output does not exist.");
+    const { record, key, part, label } = found;
+    return html(
+      c,
+      OutputPage({ ctx: contextOf(c), jobId: record.id, outputKey: key, part, label }),
+    );
+  });
+
+  app.get("/jobs/:id/output.json", (c) => {
+    if (!mayView(c)) return c.json({ error: "log in to view this queen" }, 401);
+    const found = outputPart(c);
+    if (!found) return c.json({ error: "no such job or output" }, 404);
+    return c.json({ start: found.part.start, text: found.part.text });
+  });
+
+  app.get("/run", (c) => {
+    if (!mayView(c)) return toLogin(c);
+    return html(c, RunPage({ ctx: contextOf(c), form: emptyRunForm() }));
+  });
+
+  app.post("/run", FORM_LIMIT, async (c) => {
+    const session = await actor(c);
+    if (session instanceof Response) return session;
+    const form = readRunForm(await c.req.parseBody());
+    const made = specFromRunForm(form);
+    let problems = made.problems;
+    if (made.spec) {
+      try {
+        const record = core.submit(made.spec);
+        return c.redirect(`/jobs/${record.id}`, 303);
+      } catch (error) {
+        if (!(error instanceof JobRejectedError)) throw error;
+        problems = [error.message];
+      }
+    }
+    return html(c, RunPage({ ctx: contextOf(c, session), form, problems }), 400);
+  });
+
+  app.post("/jobs/:id/cancel", FORM_LIMIT, async (c) => {
+    const session = await actor(c);
+    if (session instanceof Response) return session;
+    const id = c.req.param("id");
+    if (!core.store.getJob(id)) return problem(c, 404, "No such job", `There is no job '${id}'.`);
+    core.cancel(id);
+    return c.redirect(`/jobs/${id}`, 303);
+  });
+
+  app.post("/jobs/:id/rerun", FORM_LIMIT, async (c) => {
+    const session = await actor(c);
+    if (session instanceof Response) return session;
+    const id = c.req.param("id");
+    const record = JobIdSchema.safeParse(id).success ? core.retry(id) : undefined;
+    if (!record) return problem(c, 404, "No such job", `There is no job '${id}'.`);
+    return c.redirect(`/jobs/${record.id}`, 303);
+  });
+
+  app.get("/login", (c) => {
+    const next = safeNext(c.req.query("next"));
+    return html(c, LoginPage({ ctx: contextOf(c), next }));
+  });
+
+  app.post("/login", FORM_LIMIT, async (c) => {
+    const body = await c.req.parseBody();
+    const next = safeNext(body.next);
+    if (!sameOrigin(c)) {
+      return problem(c, 403, "Wrong origin", "Log in from this dashboard's own login page.");
+    }
+    const token = typeof body.token === "string" ? body.token.trim() : "";
+    if (!tokenMatches(token, tokens)) {
+      const problem = "That is not this queen's API token.";
+      return html(c, LoginPage({ ctx: contextOf(c), next, problem }), 401);
+    }
+    startSession(c, token);
+    return c.redirect(next, 303);
+  });
+
+  app.post("/logout", FORM_LIMIT, async (c) => {
+    const session = await actor(c);
+    if (session instanceof Response) return session;
+    endSession(c);
+    return c.redirect("/", 303);
+  });
+
+  app.get("/ws/browser", (c) => {
+    if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
+      return c.json({ error: "this route speaks WebSocket only" }, 426);
+    }
+    // A private queen's socket needs a session from a page of this host (or the token).
+    if (options.private && (!mayView(c) || !sameOrigin(c))) {
+      return c.json({ error: "this queen is private: log in first" }, 401);
+    }
+    return browserSocket(c.req.raw, core, { feed });
+  });
+}
