@@ -56,6 +56,11 @@ export const QUEEN_FLAGS: Flags = {
   "max-log-mib": { type: "string", value: "MIB", help: "log kept per job, in MiB", default: "64" },
   "keep-jobs": { type: "string", value: "N", help: "keep only the newest N finished jobs" },
   "keep-days": { type: "string", value: "D", help: "keep finished jobs for D days" },
+  "tokens-file": {
+    type: "string",
+    value: "FILE",
+    help: "KIND TOKEN lines (worker, api, api-read); reloaded on SIGHUP",
+  },
   "allow-repo": {
     type: "string",
     value: "PATTERN",
@@ -158,9 +163,11 @@ export async function queen(args: string[], output: Output): Promise<number> {
     webhookSecret: str(values, "webhook-secret"),
     private: values.private === true,
     allowRepo: list(values, "allow-repo"),
+    tokensFile: str(values, "tokens-file"),
     tlsCert: str(values, "tls-cert"),
     tlsKey: str(values, "tls-key"),
   });
+  Deno.addSignalListener("SIGHUP", () => void running.reloadTokens());
   // Tests and wrappers read the chosen port from this line when they ask for port 0.
   output.out(`strider queen listening on ${running.url}\n`);
   await Promise.race([onSignals(() => Deno.exit(130)), running.finished]);

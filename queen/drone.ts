@@ -81,6 +81,9 @@ export class Drone {
     this.#acks.clear();
   }
 
+  /** The worker token this connection presented, so revoking it can close the connection. */
+  credential: string | undefined;
+
   /** Whether the queen closed this drone's connection (its late frames are ignored). */
   closed = false;
 

@@ -7,7 +7,8 @@ import { SqliteStore } from "./sqlite_store.ts";
 import { SqliteProjectStore } from "./projects/store.ts";
 import { QueenCore } from "./queen.ts";
 import { createApp } from "./server.ts";
-import { tokenFromDataDir } from "./tokens.ts";
+import { fillTokenSet, parseTokensFile, tokenFromDataDir } from "./tokens.ts";
+import type { TokenSet } from "./tokens.ts";
 
 export { QueenCore } from "./queen.ts";
 
@@ -22,6 +23,8 @@ export interface QueenOptions {
   data: string;
   /** Accepted worker tokens; when empty, one is generated into `<data>/worker-token`. */
   workerTokens?: string[];
+  /** A tokens file (`KIND TOKEN` lines), read at start and on `reloadTokens()`. */
+  tokensFile?: string;
   /** Accepted API tokens; when empty, one is generated into `<data>/api-token`. */
   apiTokens?: string[];
   /** Seconds a silent or disconnected drone keeps its jobs. */
@@ -55,6 +58,8 @@ export interface RunningQueen {
   url: string;
   port: number;
   core: QueenCore;
+  /** Reads the tokens file again (SIGHUP): added tokens work and removed ones stop at once. */
+  reloadTokens(): Promise<void>;
   /** Closes worker sockets with 1001 (going away) so workers reconnect promptly, then stops. */
   close(): Promise<void>;
   finished: Promise<void>;
@@ -75,16 +80,34 @@ async function readPem(path: string, flag: string): Promise<string> {
 /** Starts a queen and resolves once it listens. */
 export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
   const log = options.log ?? ((message: string) => console.error(`queen: ${message}`));
-  const workerTokens = options.workerTokens?.length
-    ? options.workerTokens
-    : [await tokenFromDataDir(options.data, "worker-token")];
-  const apiTokens = options.apiTokens?.length
-    ? options.apiTokens
-    : [await tokenFromDataDir(options.data, "api-token")];
-  if (!options.workerTokens?.length) {
+  const readFile = async () => {
+    if (!options.tokensFile) return { worker: [], api: [], read: [] };
+    let text: string;
+    try {
+      text = await Deno.readTextFile(options.tokensFile);
+    } catch (error) {
+      throw new TypeError(`--tokens-file ${options.tokensFile}: ${(error as Error).message}`);
+    }
+    return parseTokensFile(text);
+  };
+  const file = await readFile();
+  // A queen is never open: a kind of token given nowhere is generated into the data folder.
+  const flags = {
+    worker: options.workerTokens?.length || file.worker.length
+      ? options.workerTokens ?? []
+      : [await tokenFromDataDir(options.data, "worker-token")],
+    api: options.apiTokens?.length || file.api.length
+      ? options.apiTokens ?? []
+      : [await tokenFromDataDir(options.data, "api-token")],
+  };
+  if (!options.workerTokens?.length && !file.worker.length) {
     log(`worker token is in ${join(options.data, "worker-token")}`);
   }
-  if (!options.apiTokens?.length) log(`API token is in ${join(options.data, "api-token")}`);
+  if (!options.apiTokens?.length && !file.api.length) {
+    log(`API token is in ${join(options.data, "api-token")}`);
+  }
+  const tokens: TokenSet = { worker: [], api: [], view: [] };
+  fillTokenSet(tokens, flags, file);
 
   const store = new SqliteStore(options.data);
   const core = new QueenCore(store, {
@@ -103,7 +126,7 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
   };
   prune();
   const pruning = setInterval(prune, RETENTION_EVERY_MS);
-  const app = createApp(core, { worker: workerTokens, api: apiTokens }, {
+  const app = createApp(core, tokens, {
     private: options.private,
     projects: new SqliteProjectStore(store.database),
     webhookSecret: options.webhookSecret,
@@ -143,6 +166,25 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
     port: addr.port,
     core,
     finished,
+    async reloadTokens() {
+      if (!options.tokensFile) return;
+      try {
+        fillTokenSet(tokens, flags, await readFile());
+        for (const drone of core.drones.values()) {
+          if (drone.credential && !tokens.worker.includes(drone.credential)) {
+            log(`drone ${drone.name}: its worker token was revoked; disconnecting it`);
+            drone.close(4001, "worker token revoked");
+            core.disconnect(drone);
+          }
+        }
+        log(
+          `tokens reloaded from ${options.tokensFile}: ${tokens.worker.length} worker, ` +
+            `${tokens.api.length} api, ${tokens.view.length - tokens.api.length} api-read`,
+        );
+      } catch (error) {
+        log(`tokens not reloaded, the old ones stay: ${(error as Error).message}`);
+      }
+    },
     async close() {
       for (const drone of core.drones.values()) drone.close(1001, "queen shutting down");
       controller.abort();

@@ -33,7 +33,10 @@ import { webhookRoutes } from "./webhooks/routes.ts";
 /** Tokens the server accepts. */
 export interface ServerTokens {
   worker: readonly string[];
+  /** API tokens with write scope. */
   api: readonly string[];
+  /** Read-only API tokens (they matter on a `--private` queen); write tokens read too. */
+  view?: readonly string[];
 }
 
 /** Largest request body the API reads. */
@@ -85,7 +88,11 @@ export function createApp(
 ): Hono {
   const app = new Hono();
   // First, so that a private queen's guard runs before the API routes.
-  mountDashboard(app, core, { apiTokens: tokens.api, private: options.private });
+  mountDashboard(app, core, {
+    apiTokens: tokens.api,
+    viewTokens: tokens.view ?? tokens.api,
+    private: options.private,
+  });
 
   // The Bearer token, or the dashboard's session cookie with its CSRF token.
   const requireApiToken = (c: Context) => {
@@ -250,9 +257,14 @@ export function createApp(
     if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
       fail(426, "this route speaks WebSocket only");
     }
+    // Read before upgrading: once upgraded, the request's headers are gone.
+    const credential = bearerToken(c.req.header("authorization"));
     const { socket, response } = Deno.upgradeWebSocket(c.req.raw, { idleTimeout: 0 });
     let drone: ReturnType<QueenCore["connect"]> | undefined;
-    socket.onopen = () => drone = core.connect(socket);
+    socket.onopen = () => {
+      drone = core.connect(socket);
+      drone.credential = credential;
+    };
     socket.onmessage = (message) => drone && core.receive(drone, message.data);
     socket.onclose = () => drone && core.disconnect(drone);
     socket.onerror = () => {};

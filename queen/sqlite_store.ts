@@ -58,6 +58,8 @@ export class SqliteStore implements Store {
   #stateWrittenAt = new Map<string, { at: number; status: string }>();
   #callbacks: (() => void)[] = [];
   #timer: ReturnType<typeof setTimeout> | undefined;
+  /** When `#timer` fires (`performance.now()` clock). */
+  #timerDue = 0;
   readonly #sql: Record<string, StatementSync>;
 
   /** Opens (creating when needed) `strider.db` in `dataDir` and applies pending migrations. */
@@ -230,7 +232,9 @@ export class SqliteStore implements Store {
 
   saveJob(record: JobRecord): void {
     this.#dirty.add(record.id);
-    this.#schedule(false);
+    // A state change alone can wait for a timer already set (the state's own, a few hundred
+    // milliseconds out): the rows it writes are rewritten from the events after a crash anyway.
+    if (this.#timer === undefined) this.#arm(BATCH_MS);
   }
 
   deleteJob(id: string): boolean {
@@ -278,9 +282,23 @@ export class SqliteStore implements Store {
     this.#db.close();
   }
 
+  /**
+   * Commits soon: events and acknowledgements wait at most `BATCH_MS`, even when the timer
+   * already set is the state's (`STATE_EVERY_MS`): an acknowledgement held that long would stall
+   * a worker's stream, which sends only so much ahead of the acknowledgements.
+   */
   #schedule(now: boolean): void {
     if (now) return this.#flush();
-    this.#timer ??= setTimeout(() => this.#flush(), BATCH_MS);
+    this.#arm(BATCH_MS);
+  }
+
+  /** Makes sure a flush happens within `ms`. */
+  #arm(ms: number): void {
+    const due = performance.now() + ms;
+    if (this.#timer !== undefined && this.#timerDue <= due) return;
+    clearTimeout(this.#timer);
+    this.#timerDue = due;
+    this.#timer = setTimeout(() => this.#flush(), ms);
   }
 
   /** Commits what is pending, then runs the callbacks waiting on it. */
@@ -336,7 +354,7 @@ export class SqliteStore implements Store {
       // Finished jobs leave memory; they are read from disk when asked for.
       if (record.view.status === "done") this.#live.delete(record.id);
     }
-    if (this.#dirty.size) this.#timer = setTimeout(() => this.#flush(), STATE_EVERY_MS);
+    if (this.#dirty.size) this.#arm(STATE_EVERY_MS);
     for (const callback of callbacks) callback();
   }
 

@@ -24,3 +24,51 @@ export async function tokenFromDataDir(dataDir: string, name: string): Promise<s
   await Deno.writeTextFile(path, token + "\n", { mode: 0o600 });
   return token;
 }
+
+/** The tokens a queen accepts, by kind. The lists are changed in place when reloaded. */
+export interface TokenSet {
+  worker: string[];
+  /** Write scope. */
+  api: string[];
+  /** Everything that may read: write tokens and read-only ones. */
+  view: string[];
+}
+
+/**
+ * Parses a tokens file: one `KIND TOKEN` per line, KIND `worker`, `api` (read and write) or
+ * `api-read`; `#` starts a comment. Throws a `TypeError` naming the line of any mistake.
+ */
+export function parseTokensFile(text: string): { worker: string[]; api: string[]; read: string[] } {
+  const out = { worker: [] as string[], api: [] as string[], read: [] as string[] };
+  for (const [index, raw] of text.split("\n").entries()) {
+    const line = raw.replace(/#.*/, "").trim();
+    if (!line) continue;
+    const [kind, token, extra] = line.split(/\s+/);
+    if (!token || extra !== undefined) {
+      throw new TypeError(`tokens file line ${index + 1}: write 'KIND TOKEN' (one token per line)`);
+    }
+    if (token.length < 16) {
+      throw new TypeError(`tokens file line ${index + 1}: a token needs at least 16 characters`);
+    }
+    if (kind === "worker") out.worker.push(token);
+    else if (kind === "api") out.api.push(token);
+    else if (kind === "api-read") out.read.push(token);
+    else {
+      throw new TypeError(
+        `tokens file line ${index + 1}: kind must be worker, api or api-read, not '${kind}'`,
+      );
+    }
+  }
+  return out;
+}
+
+/** Replaces the contents of `set` with the flags' tokens plus those of the file. */
+export function fillTokenSet(
+  set: TokenSet,
+  flags: { worker: string[]; api: string[] },
+  file: { worker: string[]; api: string[]; read: string[] },
+): void {
+  set.worker.splice(0, Infinity, ...flags.worker, ...file.worker);
+  set.api.splice(0, Infinity, ...flags.api, ...file.api);
+  set.view.splice(0, Infinity, ...set.api, ...file.read);
+}

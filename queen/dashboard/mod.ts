@@ -33,6 +33,8 @@ export { sessionAuthorizes } from "./session.ts";
 export interface DashboardOptions {
   /** The API tokens: the login form accepts them, and sessions are signed with them. */
   apiTokens: readonly string[];
+  /** Tokens that may view a private queen: the API tokens and the read-only ones. */
+  viewTokens?: readonly string[];
   /** Viewing needs a session (pages, `/ws/browser`) or the token (API reads) too. */
   private?: boolean;
 }
@@ -60,6 +62,7 @@ function safeNext(next: unknown): string {
 /** Mounts the dashboard's routes on `app`; mount it before the API routes (for `private`). */
 export function mountDashboard(app: Hono, core: QueenCore, options: DashboardOptions): void {
   const tokens = options.apiTokens;
+  const viewTokens = options.viewTokens ?? tokens;
   const feed = new OverviewFeed(core);
 
   const contextOf = (c: Context, session = sessionOf(c, tokens)): PageContext => {
@@ -72,8 +75,8 @@ export function mountDashboard(app: Hono, core: QueenCore, options: DashboardOpt
     html(c, ProblemPage({ ctx: contextOf(c), title, text }), status);
   /** Whether this request may see the dashboard. */
   const mayView = (c: Context) =>
-    !options.private || sessionOf(c, tokens) !== undefined ||
-    tokenMatches(bearerToken(c.req.header("authorization")), tokens);
+    !options.private || sessionOf(c, viewTokens) !== undefined ||
+    tokenMatches(bearerToken(c.req.header("authorization")), viewTokens);
   const toLogin = (c: Context) =>
     c.redirect(`/login?next=${encodeURIComponent(contextOf(c).path)}`, 303);
   /** The session of a form post that may act, or the page that says why it may not. */
@@ -230,7 +233,7 @@ export function mountDashboard(app: Hono, core: QueenCore, options: DashboardOpt
       return problem(c, 403, "Wrong origin", "Log in from this dashboard's own login page.");
     }
     const token = typeof body.token === "string" ? body.token.trim() : "";
-    if (!tokenMatches(token, tokens)) {
+    if (!tokenMatches(token, viewTokens)) {
       const problem = "That is not this queen's API token.";
       return html(c, LoginPage({ ctx: contextOf(c), next, problem }), 401);
     }
