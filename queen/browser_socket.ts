@@ -3,6 +3,7 @@
  * `job:info {job, n}` and then that job's events as `browser` frames, numbered after `n`; it sends
  * `overview:follow` and gets `overview` frames whenever drones, the queue or jobs change.
  */
+import { MAX_FOLLOWERS_PER_JOB } from "./hub.ts";
 import { decodeBrowserFrame, encodeFrame } from "../protocol/mod.ts";
 import type { QueenToBrowser, RecordedEvent } from "../protocol/mod.ts";
 import type { OverviewFeed } from "./dashboard/overview_feed.ts";
@@ -59,6 +60,9 @@ export function browserSocket(
     follows.delete(id);
     if (follows.size >= maxJobs) {
       return send({ event: "error", message: `follow at most ${maxJobs} jobs on one socket` });
+    }
+    if (record.view.status !== "done" && core.hub.followers(id) >= MAX_FOLLOWERS_PER_JOB) {
+      return send({ event: "error", message: `job '${id}' has too many viewers; try again later` });
     }
     // The snapshot and the following happen in one synchronous step: every event after `n`
     // reaches the listener, and none before it does.

@@ -3,6 +3,12 @@ import type { RecordedEvent } from "../protocol/mod.ts";
 type Listener = (event: RecordedEvent) => void;
 
 /**
+ * Followers one job may have (browser sockets and SSE streams together): a popular job's page
+ * costs a listener each, and past this many a flood of viewers could starve the queen.
+ */
+export const MAX_FOLLOWERS_PER_JOB = 1_000;
+
+/**
  * Fans recorded events out to whoever follows them: SSE streams and browser sockets per job,
  * and the dashboard for all jobs. A listener that throws is dropped rather than stalling others.
  */

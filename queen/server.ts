@@ -19,6 +19,7 @@ import {
 import type { ApiError, JobList, JobSummary } from "../protocol/mod.ts";
 import { bearerToken, tokenMatches } from "./auth.ts";
 import { mountDashboard, sessionAuthorizes } from "./dashboard/mod.ts";
+import { MAX_FOLLOWERS_PER_JOB } from "./hub.ts";
 import { logResponse } from "./log_response.ts";
 import { queenMetrics } from "./metrics.ts";
 import { JobRejectedError } from "./queen.ts";
@@ -231,6 +232,9 @@ export function createApp(
     const from = c.req.header("last-event-id") ?? c.req.query("after") ?? "0";
     const after = Number(from);
     if (!Number.isInteger(after) || after < 0) fail(400, "Last-Event-ID must be an event number");
+    if (record.view.status !== "done" && core.hub.followers(record.id) >= MAX_FOLLOWERS_PER_JOB) {
+      fail(429, `job '${record.id}' has too many followers; try again later`);
+    }
     return jobEventStream(core, record.id, after);
   });
 
