@@ -3,7 +3,7 @@
  */
 import { hostname } from "node:os";
 import { startQueen } from "../queen/mod.ts";
-import { startWorker } from "../worker/mod.ts";
+import { serveHealth, startWorker } from "../worker/mod.ts";
 import type { Isolation } from "../worker/mod.ts";
 import { int, list, parseFlags, positive, required, str, usage, UsageError } from "./options.ts";
 import type { Flags, Values } from "./options.ts";
@@ -121,8 +121,23 @@ export const WORKER_FLAGS: Flags = {
   },
   "plugins-dir": { type: "string", value: "DIR", help: "folder of plugin files (*.json) to load" },
   ca: { type: "string", value: "FILE", help: "PEM CA certificate to trust for an https queen" },
+  "health-addr": {
+    type: "string",
+    value: "HOST:PORT",
+    help: "serve /healthz and /metrics for this worker",
+  },
   "log-format": { type: "string", value: "F", help: "text or json", default: "text" },
 };
+
+/** `HOST:PORT` (or `:PORT` for 127.0.0.1), or a `UsageError` saying what is wrong. */
+export function parseHostPort(text: string): { hostname: string; port: number } {
+  const match = text.match(/^(.*):(\d{1,5})$/);
+  const port = Number(match?.[2]);
+  if (!match || port > 65535) {
+    throw new UsageError(`--health-addr must be HOST:PORT, e.g. 127.0.0.1:9090, not '${text}'`);
+  }
+  return { hostname: match[1].replace(/^\[|\]$/g, "") || "127.0.0.1", port };
+}
 
 function logFormat(values: Values): LogFormat {
   const format = required(values, "log-format");
@@ -219,6 +234,13 @@ export async function worker(args: string[], output: Output): Promise<number> {
     outputLimit: int(values, "output-limit", 1, 1024 * 1024)! * 1024 * 1024,
     keepWorkspaces: int(values, "keep-workspaces", 0, 10_000)!,
   });
+  const healthAddr = str(values, "health-addr");
+  const stopHealth = new AbortController();
+  if (healthAddr) {
+    const at = await serveHealth(parseHostPort(healthAddr), running.stats, stopHealth.signal);
+    output.err(`worker ${name}: health and metrics on http://${at.hostname}:${at.port}\n`);
+  }
+  void running.finished.then(() => stopHealth.abort());
   // First signal: drain (running jobs finish). Second: cancel them; cleanup still runs.
   void onSignals(() => void running.stop()).then(() => running.drain());
   return await running.finished;

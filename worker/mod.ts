@@ -3,5 +3,6 @@
  * @module
  */
 export { startWorker } from "./worker.ts";
-export type { RunningWorker, WorkerOptions } from "./worker.ts";
+export { serveHealth } from "./health.ts";
+export type { RunningWorker, WorkerOptions, WorkerStats } from "./worker.ts";
 export type { Isolation } from "./sandbox.ts";

@@ -48,6 +48,22 @@ export interface RunningWorker {
   stop(): Promise<number>;
   /** Resolves with the process exit code once the worker has stopped. */
   finished: Promise<number>;
+  /** What the worker is doing now, for its health and metrics endpoint. */
+  stats(): WorkerStats;
+}
+
+/** A worker's state as `--health-addr` reports it. */
+export interface WorkerStats {
+  name: string;
+  connected: boolean;
+  draining: boolean;
+  capacity: number;
+  running: number;
+  waiting: number;
+  /** Events not yet acknowledged by the queen (in memory and spooled). */
+  unacked: number;
+  /** Finished attempts by result, since start. */
+  finished: Record<string, number>;
 }
 
 /** How long a stopping worker waits for the queen to acknowledge its last events. */
@@ -81,6 +97,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   const waiting: { job: DispatchedJob; attempt: number }[] = [];
   let draining = false;
   let started = 0;
+  const results: Record<string, number> = {};
   const finished = Promise.withResolvers<number>();
 
   let client: Deno.HttpClient | undefined;
@@ -192,7 +209,10 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     });
     runs.set(runKey(job.job_id, attempt), run);
     log(`job ${job.job_id} attempt ${attempt}: started`);
-    run.run().then((result) => log(`job ${job.job_id} attempt ${attempt}: ${result}`))
+    run.run().then((result) => {
+      results[result] = (results[result] ?? 0) + 1;
+      log(`job ${job.job_id} attempt ${attempt}: ${result}`);
+    })
       .catch((error) => log(`job ${job.job_id}: ${(error as Error).message}`))
       .finally(() => {
         runs.delete(runKey(job.job_id, attempt));
@@ -295,5 +315,15 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     finished.resolve(1);
   });
   connection.start();
-  return { drain, stop, finished: finished.promise };
+  const stats = (): WorkerStats => ({
+    name: options.name,
+    connected: connection.open && ready,
+    draining,
+    capacity: options.capacity,
+    running: runs.size,
+    waiting: waiting.length,
+    unacked: outbox.pending(),
+    finished: { ...results },
+  });
+  return { drain, stop, finished: finished.promise, stats };
 }
