@@ -16,16 +16,16 @@ import {
   LegacyJobSchema,
   VERSION,
 } from "../protocol/mod.ts";
-import type { ApiError, JobList, JobSummary } from "../protocol/mod.ts";
+import type { ApiError, JobList } from "../protocol/mod.ts";
 import { bearerToken, tokenMatches } from "./auth.ts";
 import { mountDashboard, sessionAuthorizes } from "./dashboard/mod.ts";
 import { MAX_FOLLOWERS_PER_JOB } from "./hub.ts";
+import { jobSummary } from "./job_summary.ts";
 import { logResponse } from "./log_response.ts";
 import { queenMetrics } from "./metrics.ts";
 import { JobRejectedError } from "./queen.ts";
 import type { QueenCore } from "./queen.ts";
 import { jobEventStream } from "./sse.ts";
-import type { JobRecord } from "./store.ts";
 import { MemoryProjectStore } from "./projects/memory_store.ts";
 import { projectRoutes } from "./projects/routes.ts";
 import type { ProjectStore } from "./projects/store.ts";
@@ -42,29 +42,6 @@ export interface ServerTokens {
 
 /** Largest request body the API reads. */
 const MAX_BODY_BYTES = 1024 * 1024;
-
-function summary(record: JobRecord): JobSummary {
-  const { view, spec } = record;
-  const ref = "fetch" in spec.ref
-    ? spec.ref.fetch
-    : spec.ref.id
-    ? `${spec.ref.branch}@${spec.ref.id}`
-    : spec.ref.branch;
-  return {
-    id: view.id,
-    status: view.status,
-    result: view.result,
-    repo: spec.repo.url,
-    ref,
-    job_type: spec.job_type,
-    trigger: spec.trigger!,
-    drone: view.drone,
-    attempt: view.attempt,
-    createdAt: view.createdAt,
-    startedAt: view.startedAt,
-    finishedAt: view.finishedAt,
-  };
-}
 
 function fail(status: ContentfulStatusCode, error: string): never {
   throw new HTTPException(status, { message: error });
@@ -201,7 +178,7 @@ export function createApp(
       if (error instanceof TypeError) fail(400, error.message);
       throw error;
     }
-    return c.json({ jobs: page.records.map(summary), next: page.next } satisfies JobList);
+    return c.json({ jobs: page.records.map(jobSummary), next: page.next } satisfies JobList);
   });
 
   app.get("/api/jobs/:id", (c) => c.json(jobOr404(c.req.param("id")).view));

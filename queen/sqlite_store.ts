@@ -22,6 +22,12 @@ const BATCH_MS = 3;
 const BATCH_EVENTS = 2_000;
 /** A running job's state row is rewritten at most this often (its events carry the detail). */
 const STATE_EVERY_MS = 500;
+/**
+ * An output event's text is the log chunk recorded with it, byte for byte: the event's row keeps
+ * the chunk's start under this key instead of a second copy of the text, which `events()` joins
+ * back in. (Rows written before keep their text, and read as they are.)
+ */
+const LOG_REF = "@log";
 
 /** The parts of a record kept as JSON in the `state` column. */
 interface StoredState {
@@ -37,6 +43,8 @@ interface PendingEvent {
   recorded: RecordedEvent;
   attempt: number;
   seq: number;
+  /** Start of the log chunk that holds this event's text, when it holds all of it. */
+  logStart?: number;
 }
 
 interface PendingLog {
@@ -88,7 +96,11 @@ export class SqliteStore implements Store {
         "INSERT OR IGNORE INTO log_chunks (job_id, start, bytes, text) VALUES (?, ?, ?, ?)",
       ),
       getJob: prepare("SELECT * FROM jobs WHERE id = ?"),
-      events: prepare("SELECT n, at, data FROM events WHERE job_id = ? AND n > ? ORDER BY n"),
+      events: prepare(
+        "SELECT e.n, e.at, e.data, l.text FROM events e LEFT JOIN log_chunks l " +
+          `ON l.job_id = e.job_id AND l.start = json_extract(e.data, '$."${LOG_REF}"') ` +
+          "WHERE e.job_id = ? AND e.n > ? ORDER BY e.n",
+      ),
       log: prepare(
         "SELECT start, text FROM log_chunks WHERE job_id = ? AND start < ? AND start + bytes > ? " +
           "ORDER BY start",
@@ -183,15 +195,17 @@ export class SqliteStore implements Store {
     log: string,
   ): RecordedEvent {
     const recorded: RecordedEvent = { n: ++record.lastN, at, data };
-    this.#events.push({
+    const pending: PendingEvent = {
       id: record.id,
       recorded,
       attempt: data.attempt,
       seq: "seq" in data ? data.seq : 0,
-    });
+    };
+    this.#events.push(pending);
     if (log) {
       const bytes = encoder.encode(log);
       this.#logs.push({ id: record.id, start: record.logBytes, bytes, text: log });
+      if ("text" in data && data.text === log) pending.logStart = record.logBytes;
       record.logBytes += bytes.length;
     }
     this.#dirty.add(record.id);
@@ -201,11 +215,14 @@ export class SqliteStore implements Store {
 
   events(id: string, after = 0): RecordedEvent[] {
     const rows = this.#sql.events.all(id, after) as Row[];
-    const stored = rows.map((row) => ({
-      n: Number(row.n),
-      at: Number(row.at),
-      data: JSON.parse(String(row.data)),
-    })) as RecordedEvent[];
+    const stored = rows.map((row) => {
+      const data = JSON.parse(String(row.data));
+      if (row.text !== null && LOG_REF in data) {
+        delete data[LOG_REF];
+        data.text = row.text;
+      }
+      return { n: Number(row.n), at: Number(row.at), data };
+    }) as RecordedEvent[];
     let last = stored.length ? stored[stored.length - 1].n : after;
     for (const pending of this.#events) {
       if (pending.id === id && pending.recorded.n > last) {
@@ -323,14 +340,17 @@ export class SqliteStore implements Store {
     }
     if (events.length || logs.length || states.length) {
       this.#transaction(() => {
-        for (const { id, recorded, attempt, seq } of events) {
+        for (const { id, recorded, attempt, seq, logStart } of events) {
+          const data = logStart === undefined
+            ? recorded.data
+            : { ...recorded.data, text: undefined, [LOG_REF]: logStart };
           this.#sql.insertEvent.run(
             id,
             recorded.n,
             recorded.at,
             attempt,
             seq,
-            JSON.stringify(recorded.data),
+            JSON.stringify(data),
           );
         }
         for (const { id, start, bytes, text } of logs) {
