@@ -56,49 +56,44 @@ async function target(values: Record<string, unknown>): Promise<ApiTarget> {
 
 export const SUBMIT_FLAGS: Flags = {
   ...QUEEN_FLAGS,
-  repo: { type: "string", value: "URL", help: "repository URL or local path", env: false },
-  branch: { type: "string", value: "B", help: "branch to check out (default main)", env: false },
-  commit: { type: "string", value: "SHA", help: "commit id on the branch", env: false },
-  fetch: { type: "string", value: "REFSPEC", help: "fetch this refspec instead", env: false },
+  repo: { type: "string", value: "URL", help: "repository URL or local path" },
+  branch: { type: "string", value: "B", help: "branch to check out (default main)" },
+  commit: { type: "string", value: "SHA", help: "commit id on the branch" },
+  fetch: { type: "string", value: "REFSPEC", help: "fetch this refspec instead" },
   type: {
     type: "string",
     value: "T",
     help: "TEST, DEPLOY or TEST&DEPLOY",
     default: "TEST",
-    env: false,
   },
-  environment: { type: "string", value: "CMD", help: "environment phase script", env: false },
-  prepare: { type: "string", value: "CMD", help: "prepare phase script", env: false },
-  test: { type: "string", value: "CMD", help: "test phase script", env: false },
-  deploy: { type: "string", value: "CMD", help: "deploy phase script", env: false },
-  cleanup: { type: "string", value: "CMD", help: "cleanup phase script", env: false },
+  environment: { type: "string", value: "CMD", help: "environment phase script" },
+  prepare: { type: "string", value: "CMD", help: "prepare phase script" },
+  test: { type: "string", value: "CMD", help: "test phase script" },
+  deploy: { type: "string", value: "CMD", help: "deploy phase script" },
+  cleanup: { type: "string", value: "CMD", help: "cleanup phase script" },
   env: {
     type: "string",
     value: "K=V",
     help: "variable for the job (repeatable)",
     multiple: true,
-    env: false,
   },
   plugins: {
     type: "string",
     value: "a,b",
     help: "plugins (default env,custom when a phase is given)",
-    env: false,
   },
   label: {
     type: "string",
     value: "L",
     help: "a label the drone must carry (repeatable)",
     multiple: true,
-    env: false,
   },
-  timeout: { type: "string", value: "S", help: "seconds for the whole job", env: false },
-  priority: { type: "string", value: "N", help: "higher goes first", env: false },
-  message: { type: "string", value: "TEXT", help: "trigger message", env: false },
+  timeout: { type: "string", value: "S", help: "seconds for the whole job" },
+  priority: { type: "string", value: "N", help: "higher goes first" },
+  message: { type: "string", value: "TEXT", help: "trigger message" },
   follow: {
     type: "boolean",
     help: "print the job's output live; exit 0 only if it passed",
-    env: false,
   },
 };
 
@@ -202,9 +197,9 @@ export async function submit(args: string[], output: Output): Promise<number> {
 
 const LIST_FLAGS: Flags = {
   ...QUEEN_FLAGS,
-  status: { type: "string", value: "S", help: "queued, dispatched, started or done", env: false },
-  limit: { type: "string", value: "N", help: "how many", default: "50", env: false },
-  json: { type: "boolean", help: "print JSON", env: false },
+  status: { type: "string", value: "S", help: "queued, dispatched, started or done" },
+  limit: { type: "string", value: "N", help: "how many", default: "50" },
+  json: { type: "boolean", help: "print JSON" },
 };
 
 export async function jobs(args: string[], output: Output): Promise<number> {
@@ -230,7 +225,7 @@ export async function jobs(args: string[], output: Output): Promise<number> {
 
 const DRONES_FLAGS: Flags = {
   queen: QUEEN_FLAGS.queen,
-  json: { type: "boolean", help: "print JSON", env: false },
+  json: { type: "boolean", help: "print JSON" },
 };
 
 export async function drones(args: string[], output: Output): Promise<number> {
@@ -254,7 +249,7 @@ export async function drones(args: string[], output: Output): Promise<number> {
 
 const LOGS_FLAGS: Flags = {
   queen: QUEEN_FLAGS.queen,
-  follow: { type: "boolean", help: "keep printing until the job ends", env: false },
+  follow: { type: "boolean", help: "keep printing until the job ends" },
 };
 
 export async function logs(args: string[], output: Output): Promise<number> {
@@ -274,7 +269,6 @@ const RETRY_FLAGS: Flags = {
   follow: {
     type: "boolean",
     help: "print the new job's output live; exit 0 only if it passed",
-    env: false,
   },
 };
 

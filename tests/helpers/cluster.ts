@@ -18,6 +18,13 @@ export const CLIENT_PERMISSIONS = ["--allow-net", "--allow-read", "--allow-env"]
 export const WORKER_TOKEN = "test-worker-token-0123456789";
 export const API_TOKEN = "test-api-token-0123456789";
 
+/** This process's environment without STRIDER_* variables. */
+function inherited(): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(Deno.env.toObject()).filter(([name]) => !name.startsWith("STRIDER_")),
+  );
+}
+
 /** A process started by a test, with its output kept for assertions and diagnostics. */
 export class Proc {
   readonly child: Deno.ChildProcess;
@@ -30,7 +37,9 @@ export class Proc {
   constructor(args: string[], options: { env?: Record<string, string>; cwd?: string } = {}) {
     this.child = new Deno.Command(Deno.execPath(), {
       args,
-      env: { NO_COLOR: "1", ...options.env },
+      // A test run inside a strider job must not pass that job's STRIDER_* on as flags.
+      env: { ...inherited(), NO_COLOR: "1", ...options.env },
+      clearEnv: true,
       cwd: options.cwd,
       stdin: "null",
       stdout: "piped",
