@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { JobIdSchema } from "./job_spec.ts";
+import { JobIdSchema, JobSpecSchema } from "./job_spec.ts";
 import {
   DroneViewSchema,
   JobSummarySchema,
@@ -48,11 +48,18 @@ export type Overview = Omit<z.infer<typeof OverviewEvent>, "event">;
 
 export const BrowserErrorEvent = z.object({ event: z.literal("error"), message: z.string() });
 
+/** Queen → browser: a job the browser submitted with `queue:new` is queued. */
+export const QueueAcceptedEvent = z.object({
+  event: z.literal("queue:accepted"),
+  id: JobIdSchema,
+});
+
 export const QueenToBrowserSchema = z.discriminatedUnion("event", [
   BrowserEvent,
   JobInfoEvent,
   OverviewEvent,
   BrowserErrorEvent,
+  QueueAcceptedEvent,
 ]);
 export type QueenToBrowser = z.infer<typeof QueenToBrowserSchema>;
 
@@ -68,8 +75,19 @@ export const JobQueryInfoEvent = z.object({
 /** Browser → queen: send `overview` now and again whenever drones, the queue or jobs change. */
 export const OverviewFollowEvent = z.object({ event: z.literal("overview:follow") });
 
+/**
+ * Browser → queen: submit a job (the seed's `queue:new`). Needs the API token, either in the
+ * frame or through the dashboard session the socket was opened with.
+ */
+export const BrowserQueueNewEvent = z.object({
+  event: z.literal("queue:new"),
+  job: JobSpecSchema,
+  token: z.string().max(1024).optional(),
+});
+
 export const BrowserToQueenSchema = z.discriminatedUnion("event", [
   JobQueryInfoEvent,
   OverviewFollowEvent,
+  BrowserQueueNewEvent,
 ]);
 export type BrowserToQueen = z.infer<typeof BrowserToQueenSchema>;

@@ -9,7 +9,9 @@ import type { QueenToBrowser, RecordedEvent } from "../protocol/mod.ts";
 import type { OverviewFeed } from "./dashboard/overview_feed.ts";
 import { tailView } from "./dashboard/output.ts";
 import { VIEW_OUTPUT_LIMIT } from "./job_state.ts";
+import { JobRejectedError } from "./queen.ts";
 import type { QueenCore } from "./queen.ts";
+import { tokenMatches } from "./auth.ts";
 
 /** Settings of the browser socket. */
 export interface BrowserSocketOptions {
@@ -18,6 +20,10 @@ export interface BrowserSocketOptions {
   maxBuffered?: number;
   /** Jobs one socket may follow at once. */
   maxJobs?: number;
+  /** The socket was opened by a signed-in dashboard page: it may submit jobs. */
+  mayAct?: boolean;
+  /** Tokens a `queue:new` frame may carry instead. */
+  apiTokens?: readonly string[];
 }
 
 /** Close code for a browser cut off for falling behind. */
@@ -102,6 +108,19 @@ export function browserSocket(
       case "overview:follow":
         unfeed ??= options.feed.subscribe(sendText);
         return;
+      case "queue:new": {
+        if (!options.mayAct && !tokenMatches(frame.token, options.apiTokens ?? [])) {
+          return send({ event: "error", message: "queue:new needs the API token: log in first" });
+        }
+        try {
+          return send({ event: "queue:accepted", id: core.submit(frame.job).id });
+        } catch (error) {
+          if (error instanceof JobRejectedError) {
+            return send({ event: "error", message: error.message });
+          }
+          throw error;
+        }
+      }
     }
   };
   socket.onclose = stop;

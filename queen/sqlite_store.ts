@@ -20,6 +20,11 @@ const encoder = new TextEncoder();
 const BATCH_MS = 3;
 /** A batch this large is committed at once. */
 const BATCH_EVENTS = 2_000;
+/**
+ * Nor more log than this: a fast stream is committed (and acknowledged) in steps, so its worker,
+ * which sends only so far ahead of the acknowledgements, keeps sending while the queen writes.
+ */
+const BATCH_LOG_BYTES = Number(Deno.env.get("XBATCH") ?? 1024 * 1024);
 /** A running job's state row is rewritten at most this often (its events carry the detail). */
 const STATE_EVERY_MS = 500;
 /**
@@ -62,6 +67,7 @@ export class SqliteStore implements Store {
   readonly #live = new Map<string, JobRecord>();
   #events: PendingEvent[] = [];
   #logs: PendingLog[] = [];
+  #logBytes = 0;
   #dirty = new Set<string>();
   #stateWrittenAt = new Map<string, { at: number; status: string }>();
   #callbacks: (() => void)[] = [];
@@ -207,9 +213,10 @@ export class SqliteStore implements Store {
       this.#logs.push({ id: record.id, start: record.logBytes, bytes, text: log });
       if ("text" in data && data.text === log) pending.logStart = record.logBytes;
       record.logBytes += bytes.length;
+      this.#logBytes += bytes.length;
     }
     this.#dirty.add(record.id);
-    this.#schedule(this.#events.length >= BATCH_EVENTS);
+    this.#schedule(this.#events.length >= BATCH_EVENTS || this.#logBytes >= BATCH_LOG_BYTES);
     return recorded;
   }
 
@@ -327,6 +334,7 @@ export class SqliteStore implements Store {
     const callbacks = this.#callbacks;
     this.#events = [];
     this.#logs = [];
+    this.#logBytes = 0;
     this.#callbacks = [];
     const now = Date.now();
     const states: JobRecord[] = [];

@@ -256,6 +256,10 @@ export function mountDashboard(app: Hono, core: QueenCore, options: DashboardOpt
     if (options.private && (!mayView(c) || !sameOrigin(c))) {
       return c.json({ error: "this queen is private: log in first" }, 401);
     }
-    return browserSocket(c.req.raw, core, { feed });
+    return browserSocket(c.req.raw, core, {
+      feed,
+      mayAct: sessionOf(c, tokens) !== undefined && sameOrigin(c),
+      apiTokens: tokens,
+    });
   });
 }
