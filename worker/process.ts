@@ -68,7 +68,7 @@ export async function runCommand(
     const why = (error as Error).message;
     return { exitCode: -1, signal: null, error: `could not start ${program}: ${why}` };
   }
-  if (options.ledger) await recordGroup(options.ledger, child.pid);
+  if (options.ledger) recordGroup(options.ledger, child.pid);
   let killTimer: ReturnType<typeof setTimeout> | undefined;
   const onAbort = () => {
     killGroup(child.pid, "SIGTERM");

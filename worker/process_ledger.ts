@@ -1,38 +1,38 @@
 /**
  * A record, on disk, of the process groups a worker's job commands lead, so that a worker
- * restarted after being killed (kill -9, a crash, a power cut of its own process) can end the
- * commands it left behind instead of letting them run on unsupervised.
+ * restarted after being killed (kill -9, a crash) can end the commands it left behind instead of
+ * letting them run on unsupervised.
  *
- * Each entry is a file named after the group's id holding the leader's start time, so a reused
- * process id is never mistaken for a leftover.
+ * Each entry is a file named after the group's id holding the time it was started. On restart a
+ * group is killed only if `ps` says a process with that id started within seconds of it, so a
+ * reused process id is never mistaken for a leftover. Recording costs one small file write;
+ * `ps` runs only at restart (reading /proc directly would need Deno's --allow-all).
  */
 import { join } from "node:path";
 
-/**
- * The leader's start time as `ps` tells it, or undefined when it is gone. (Reading /proc
- * directly would need Deno's --allow-all; `ps` is within the worker's --allow-run.)
- */
-async function startTime(pid: number): Promise<string | undefined> {
+/** How far `ps`'s start time (whole seconds) may be from the recorded one. */
+const SAME_START_MS = 3_000;
+
+/** When `pid` started according to `ps`, in ms since the epoch, or undefined when it is gone. */
+async function startedAt(pid: number): Promise<number | undefined> {
   try {
     const out = await new Deno.Command("ps", {
       args: ["-o", "lstart=", "-p", String(pid)],
       stdout: "piped",
       stderr: "null",
     }).output();
-    const text = new TextDecoder().decode(out.stdout).trim();
-    return out.success && text ? text : undefined;
+    const time = Date.parse(new TextDecoder().decode(out.stdout).trim());
+    return out.success && !Number.isNaN(time) ? time : undefined;
   } catch {
     return undefined;
   }
 }
 
 /** Notes a process group that a command leads. */
-export async function recordGroup(dir: string, pid: number): Promise<void> {
-  const started = await startTime(pid);
-  if (started === undefined) return;
+export function recordGroup(dir: string, pid: number): void {
   try {
     Deno.mkdirSync(dir, { recursive: true });
-    Deno.writeTextFileSync(join(dir, String(pid)), started);
+    Deno.writeTextFileSync(join(dir, String(pid)), String(Date.now()));
   } catch {
     // Best effort: without the note, only a restart's clean-up is lost.
   }
@@ -60,13 +60,14 @@ export async function killLeftovers(dir: string): Promise<number> {
     const pid = Number(entry.name);
     if (!Number.isSafeInteger(pid) || pid <= 1) continue;
     const path = join(dir, entry.name);
-    let noted = "";
+    let noted = NaN;
     try {
-      noted = Deno.readTextFileSync(path).trim();
+      noted = Number(Deno.readTextFileSync(path).trim());
     } catch {
       continue;
     }
-    if (noted && await startTime(pid) === noted) {
+    const started = await startedAt(pid);
+    if (started !== undefined && Math.abs(started - noted) <= SAME_START_MS) {
       try {
         Deno.kill(-pid, "SIGKILL");
         killed++;
