@@ -10,8 +10,12 @@ import type { DroneLoad } from "./scheduler.ts";
 const FRAMES_PER_SECOND = 5_000;
 const FRAME_BURST = 20_000;
 
-/** How long acknowledgements are gathered before one cumulative `job:ack` per attempt goes out. */
-const ACK_DELAY_MS = 2;
+/**
+ * How long acknowledgements are gathered before one cumulative `job:ack` per attempt goes out.
+ * None: they come from the store's commit callbacks, which all run in one go, so a timer of 0
+ * already gathers a commit's worth; waiting longer only holds back the worker's stream.
+ */
+const ACK_DELAY_MS = 0;
 
 /**
  * The queen's side of one connected worker (the seed's Drone): its socket, what it said it can

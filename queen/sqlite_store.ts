@@ -20,11 +20,6 @@ const encoder = new TextEncoder();
 const BATCH_MS = 3;
 /** A batch this large is committed at once. */
 const BATCH_EVENTS = 2_000;
-/**
- * Nor more log than this: a fast stream is committed (and acknowledged) in steps, so its worker,
- * which sends only so far ahead of the acknowledgements, keeps sending while the queen writes.
- */
-const BATCH_LOG_BYTES = Number(Deno.env.get("XBATCH") ?? 1024 * 1024);
 /** A running job's state row is rewritten at most this often (its events carry the detail). */
 const STATE_EVERY_MS = 500;
 /**
@@ -55,8 +50,17 @@ interface PendingEvent {
 interface PendingLog {
   id: string;
   start: number;
-  bytes: Uint8Array;
+  /** Length of `text` in UTF-8 bytes. */
+  length: number;
   text: string;
+}
+
+/** Room to encode into when only the length is wanted: no copy of every chunk to collect. */
+let scratch = new Uint8Array(256 * 1024);
+
+function utf8Length(text: string): number {
+  if (text.length * 3 > scratch.length) scratch = new Uint8Array(text.length * 3);
+  return encoder.encodeInto(text, scratch).written;
 }
 
 type Row = Record<string, string | number | null>;
@@ -67,7 +71,6 @@ export class SqliteStore implements Store {
   readonly #live = new Map<string, JobRecord>();
   #events: PendingEvent[] = [];
   #logs: PendingLog[] = [];
-  #logBytes = 0;
   #dirty = new Set<string>();
   #stateWrittenAt = new Map<string, { at: number; status: string }>();
   #callbacks: (() => void)[] = [];
@@ -131,7 +134,8 @@ export class SqliteStore implements Store {
   }
 
   createJob(record: JobRecord): void {
-    this.#flush();
+    // The row commits on its own (durable before the API answers); the pending batch keeps its
+    // timer rather than being forced into a commit of its own on every submit.
     const { spec, view } = record;
     try {
       this.#sql.insertJob.run(
@@ -209,14 +213,13 @@ export class SqliteStore implements Store {
     };
     this.#events.push(pending);
     if (log) {
-      const bytes = encoder.encode(log);
-      this.#logs.push({ id: record.id, start: record.logBytes, bytes, text: log });
+      const length = utf8Length(log);
+      this.#logs.push({ id: record.id, start: record.logBytes, length, text: log });
       if ("text" in data && data.text === log) pending.logStart = record.logBytes;
-      record.logBytes += bytes.length;
-      this.#logBytes += bytes.length;
+      record.logBytes += length;
     }
     this.#dirty.add(record.id);
-    this.#schedule(this.#events.length >= BATCH_EVENTS || this.#logBytes >= BATCH_LOG_BYTES);
+    this.#schedule(this.#events.length >= BATCH_EVENTS);
     return recorded;
   }
 
@@ -250,7 +253,9 @@ export class SqliteStore implements Store {
     for (const row of this.#sql.log.all(id, end, start) as Row[]) {
       place(Number(row.start), encoder.encode(String(row.text)));
     }
-    for (const pending of this.#logs) if (pending.id === id) place(pending.start, pending.bytes);
+    for (const pending of this.#logs) {
+      if (pending.id === id) place(pending.start, encoder.encode(pending.text));
+    }
     return out;
   }
 
@@ -334,7 +339,6 @@ export class SqliteStore implements Store {
     const callbacks = this.#callbacks;
     this.#events = [];
     this.#logs = [];
-    this.#logBytes = 0;
     this.#callbacks = [];
     const now = Date.now();
     const states: JobRecord[] = [];
@@ -361,8 +365,8 @@ export class SqliteStore implements Store {
             JSON.stringify(data),
           );
         }
-        for (const { id, start, bytes, text } of logs) {
-          this.#sql.insertLog.run(id, start, bytes.length, text);
+        for (const { id, start, length, text } of logs) {
+          this.#sql.insertLog.run(id, start, length, text);
         }
         for (const record of states) {
           const { view } = record;

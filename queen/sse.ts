@@ -4,8 +4,11 @@ import type { QueenCore } from "./queen.ts";
 const encoder = new TextEncoder();
 /** A comment line this often keeps proxies from closing an idle stream. */
 const KEEPALIVE_MS = 15_000;
-/** Events a follower may fall behind before its stream is closed. */
-const MAX_BEHIND = 20_000;
+/**
+ * Bytes a follower may fall behind before its stream is closed (it resumes from its last event
+ * id). Counted in bytes, not events: output events are up to a megabyte each.
+ */
+const MAX_BEHIND_BYTES = 32 * 1024 * 1024;
 
 function frame(event: RecordedEvent): Uint8Array {
   return encoder.encode(
@@ -42,7 +45,7 @@ export function jobEventStream(core: QueenCore, id: string, after: number): Resp
         controller.enqueue(frame(event));
         // A follower this far behind would hold the queen's memory hostage; it is cut off and
         // can resume from its last event id.
-        if ((controller.desiredSize ?? 0) < -MAX_BEHIND) return stop();
+        if ((controller.desiredSize ?? 0) < -MAX_BEHIND_BYTES) return stop();
         if (event.data.event === "job:done" && core.store.getJob(id)?.view.status === "done") {
           stop();
         }
@@ -55,7 +58,7 @@ export function jobEventStream(core: QueenCore, id: string, after: number): Resp
     cancel() {
       stop();
     },
-  });
+  }, new ByteLengthQueuingStrategy({ highWaterMark: 64 * 1024 }));
   return new Response(body, {
     headers: {
       "content-type": "text/event-stream; charset=utf-8",

@@ -131,10 +131,14 @@ export class Outbox {
     });
   }
 
-  /** Moves spooled events into memory as room allows, sending them. */
+  /**
+   * Moves spooled events into memory as room allows, sending them: one at a time, so what is in
+   * flight stays near the limit (a batch of large output events would overshoot it many times
+   * over, and stall the worker while it parsed them).
+   */
   #refill(log: AttemptLog): void {
     while (log.spool?.pending && log.memoryBytes < this.#memoryLimit) {
-      for (const line of log.spool.take(256)) {
+      for (const line of log.spool.take(1)) {
         const event = JSON.parse(line) as WorkerJobEvent;
         log.memory.push({ event, size: line.length });
         log.memoryBytes += line.length;
