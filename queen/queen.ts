@@ -251,10 +251,14 @@ export class QueenCore {
 
   /** Sends every queued job that some drone can run to the drone the seed's rule picks. */
   dispatch(): void {
+    // Submits, finished jobs and connecting drones all call this: with nothing queued it costs
+    // nothing, whatever the number of drones.
+    if (this.#queue.length === 0) return;
     const ready = [...this.drones.values()].filter((d) => d.info);
     const loads = ready.map((d) => d.load());
     const remaining: string[] = [];
-    const busyBranches = this.#busyBranches();
+    const serialized = this.#queue.some((id) => this.store.getJob(id)?.spec.serialize);
+    const busyBranches = serialized ? this.#busyBranches() : new Map<string, string>();
     for (const id of this.#queue) {
       const record = this.store.getJob(id);
       if (!record || record.view.status !== "queued") continue;
@@ -436,8 +440,9 @@ export class QueenCore {
         return undefined;
       }
       const room = limit - record.logBytes;
-      const bytes = new TextEncoder().encode(data.text);
-      if (bytes.length >= room) {
+      // A UTF-16 unit is at most 3 bytes of UTF-8: only text that might not fit is encoded.
+      const bytes = data.text.length * 3 >= room ? new TextEncoder().encode(data.text) : undefined;
+      if (bytes && bytes.length >= room) {
         // The text is cut at the limit, so the marker takes the log past it and later output is
         // dropped above.
         data = {

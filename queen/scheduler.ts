@@ -50,17 +50,23 @@ function byIdentity(a: DroneLoad, b: DroneLoad): number {
  * ```
  */
 export function pickDrone(needs: JobNeeds, drones: readonly DroneLoad[]): DroneLoad | undefined {
-  const able = drones.filter((drone) => canRun(drone, needs));
-  const open = able.filter((drone) => drone.active < drone.capacity);
-  if (open.length > 0) {
-    return open.toSorted((a, b) =>
-      b.speed - a.speed || a.active / a.capacity - b.active / b.capacity || byIdentity(a, b)
-    )[0];
-  }
+  // One pass, no sorting: with thousands of drones this runs on every dispatch.
+  const openOrder = (a: DroneLoad, b: DroneLoad) =>
+    b.speed - a.speed || a.active / a.capacity - b.active / b.capacity || byIdentity(a, b);
   const queueOf = (d: DroneLoad) => (d.active - d.capacity) / d.capacity;
-  return able.toSorted((a, b) =>
-    queueOf(a) - queueOf(b) || b.speed - a.speed || byIdentity(a, b)
-  )[0];
+  const fullOrder = (a: DroneLoad, b: DroneLoad) =>
+    queueOf(a) - queueOf(b) || b.speed - a.speed || byIdentity(a, b);
+  let bestOpen: DroneLoad | undefined;
+  let bestFull: DroneLoad | undefined;
+  for (const drone of drones) {
+    if (!canRun(drone, needs)) continue;
+    if (drone.active < drone.capacity) {
+      if (!bestOpen || openOrder(drone, bestOpen) < 0) bestOpen = drone;
+    } else if (!bestOpen && (!bestFull || fullOrder(drone, bestFull) < 0)) {
+      bestFull = drone;
+    }
+  }
+  return bestOpen ?? bestFull;
 }
 
 /**

@@ -252,7 +252,7 @@ async function fetchGit(
     if (failed) return failed;
     source = mirror;
   }
-  const init = await run("git", ["init", "-q", dir], env);
+  const init = await run("git", ["init", "-q", "--template=", dir], env);
   if (init.exitCode !== 0) return { ok: false, error: `git init failed: ${init.stderr.trim()}` };
   if (source !== job.repo.url) {
     // Borrowing the mirror's objects makes the checkout's fetch nearly free.
@@ -307,8 +307,11 @@ async function fetchGit(
   } catch {
     // No submodules.
   }
-  const head = await git(["rev-parse", "HEAD"]);
-  return { ok: true, commit: head.stdout.trim() };
+  // A detached HEAD holds the commit id itself: no process needed to read it.
+  const head = (await Deno.readTextFile(join(dir, ".git", "HEAD"))).trim();
+  if (/^[0-9a-f]{40,64}$/.test(head)) return { ok: true, commit: head };
+  const parsed = await git(["rev-parse", "HEAD"]);
+  return { ok: true, commit: parsed.stdout.trim() };
 }
 
 async function fetchHg(
