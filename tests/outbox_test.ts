@@ -74,3 +74,27 @@ Deno.test("a superseded attempt is dropped with its spool", async () => {
   deepEqual([...Deno.readDirSync(dir)], []);
   equal(await outbox.drained(10), true);
 });
+
+Deno.test("whenRoom holds a job's output back until the queen acknowledges, within a bound", async () => {
+  const sent: WorkerJobEvent[] = [];
+  const outbox = new Outbox((e) => (sent.push(e), true), {
+    spoolDir: await Deno.makeTempDir(),
+    memoryLimit: 1_000,
+  });
+  await outbox.whenRoom("job", 1, 10); // no events yet: room at once
+  for (let i = 1; i <= 10; i++) outbox.push("job", 1, line(i));
+  let released = false;
+  const waiting = outbox.whenRoom("job", 1, 5_000).then(() => released = true);
+  await new Promise((r) => setTimeout(r, 20));
+  equal(released, false, "full: the output waits");
+  while (outbox.pending() > 0) {
+    const last = sent[sent.length - 1];
+    outbox.ack(last.id, last.attempt, last.seq);
+  }
+  await waiting;
+  equal(released, true);
+  const started = Date.now();
+  for (let i = 11; i <= 30; i++) outbox.push("job", 1, line(i));
+  await outbox.whenRoom("job", 1, 50);
+  ok(Date.now() - started < 2_000, "the wait is bounded when no acknowledgement comes");
+});

@@ -147,6 +147,18 @@ export class QueenConnection {
     }
   }
 
+  /** Sends text already encoded as a frame; returns false when not connected. */
+  sendText(text: string): boolean {
+    const socket = this.#socket;
+    if (!socket || socket.readyState !== WebSocket.OPEN) return false;
+    try {
+      socket.send(text);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   /** Drops the current socket without closing for good: the next attempt reconnects. */
   reconnect(): void {
     this.#socket?.close(4000, "reconnecting");

@@ -40,6 +40,8 @@ export interface JobRunOptions {
   keepWorkspace?: boolean;
   /** Bytes of output a job may send; past it, a truncation notice and nothing more. */
   outputLimit: number;
+  /** Resolves when the job's output may be read on (the queen keeps up); optional. */
+  ready?: () => Promise<void>;
 }
 
 /** Cleanup must end even when its commands hang: it gets this long. */
@@ -289,6 +291,7 @@ export class JobRun {
             ledger: join(this.#options.workdir, "pids"),
             onStdout: (text) => out("stdout", text),
             onStderr: (text) => out("stderr", text),
+            ready: this.#options.ready,
           });
           if (ran.error) out("stderr", `${ran.error}\n`);
           if (limit?.aborted && !phaseSignal.aborted) {

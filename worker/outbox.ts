@@ -20,7 +20,7 @@ interface AttemptLog {
   attempt: number;
   seq: number;
   /** Oldest unacknowledged events, contiguous in seq, sent or ready to send. */
-  memory: { event: WorkerJobEvent; size: number }[];
+  memory: { event: WorkerJobEvent; line: string }[];
   memoryBytes: number;
   /** Newer events waiting on disk; never sent before they move to memory. */
   spool: Spool | undefined;
@@ -30,14 +30,18 @@ interface AttemptLog {
 /** Numbers, keeps and resends one worker's job events. */
 export class Outbox {
   #attempts = new Map<string, AttemptLog>();
-  #send: (event: WorkerJobEvent) => boolean;
+  #send: (event: WorkerJobEvent, line: string) => boolean;
+  #roomWaiters: (() => void)[] = [];
   #drained: (() => void)[] = [];
   readonly #spoolDir: string;
   readonly #memoryLimit: number;
 
-  /** `send` delivers an event now, or returns false when the queen is not reachable. */
+  /**
+   * `send` delivers an event (and its JSON, already encoded) now, or returns false when the
+   * queen is not reachable.
+   */
   constructor(
-    send: (event: WorkerJobEvent) => boolean,
+    send: (event: WorkerJobEvent, line: string) => boolean,
     options: { spoolDir: string; memoryLimit?: number },
   ) {
     this.#send = send;
@@ -61,9 +65,9 @@ export class Outbox {
       log.spool.append(line);
       return event;
     }
-    log.memory.push({ event, size: line.length });
+    log.memory.push({ event, line });
     log.memoryBytes += line.length;
-    this.#send(event);
+    this.#send(event, line);
     return event;
   }
 
@@ -74,13 +78,38 @@ export class Outbox {
     if (!log) return;
     let dropped = 0;
     while (dropped < log.memory.length && log.memory[dropped].event.seq <= seq) {
-      log.memoryBytes -= log.memory[dropped].size;
+      log.memoryBytes -= log.memory[dropped].line.length;
       dropped++;
     }
     log.memory.splice(0, dropped);
     this.#refill(log);
     if (log.done && log.memory.length === 0 && !log.spool?.pending) this.#forget(key, log);
     this.#notifyIfDrained();
+    if (this.#roomWaiters.length && this.#hasRoom(id, attempt)) {
+      for (const resolve of this.#roomWaiters.splice(0)) resolve();
+    }
+  }
+
+  #hasRoom(id: string, attempt: number): boolean {
+    const log = this.#attempts.get(`${id}\u0000${attempt}`);
+    return !log || (!log.spool?.pending && log.memoryBytes < this.#memoryLimit);
+  }
+
+  /**
+   * Resolves once the attempt's events fit in memory again, or after `timeoutMs`. A job's output
+   * is read no faster than the queen takes it while connected: spooling hundreds of megabytes to
+   * disk and back would cost more than waiting.
+   */
+  whenRoom(id: string, attempt: number, timeoutMs: number): Promise<void> {
+    if (this.#hasRoom(id, attempt)) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, timeoutMs);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.#roomWaiters.push(done);
+    });
   }
 
   /** Forgets an attempt the queen has superseded: its events would be refused. */
@@ -94,7 +123,7 @@ export class Outbox {
   /** Resends every unacknowledged event, in order, after a reconnect. */
   resend(): void {
     for (const log of this.#attempts.values()) {
-      for (const { event } of log.memory) if (!this.#send(event)) return;
+      for (const { event, line } of log.memory) if (!this.#send(event, line)) return;
     }
   }
 
@@ -140,9 +169,9 @@ export class Outbox {
     while (log.spool?.pending && log.memoryBytes < this.#memoryLimit) {
       for (const line of log.spool.take(1)) {
         const event = JSON.parse(line) as WorkerJobEvent;
-        log.memory.push({ event, size: line.length });
+        log.memory.push({ event, line });
         log.memoryBytes += line.length;
-        this.#send(event);
+        this.#send(event, line);
       }
     }
     if (log.spool && !log.spool.pending) {

@@ -16,6 +16,8 @@ export interface SpawnOptions {
   /** Aborting kills the process group: SIGTERM, then SIGKILL after `graceMs`. */
   signal?: AbortSignal;
   graceMs?: number;
+  /** Awaited after each read of output: backpressure from whoever takes the output away. */
+  ready?: () => Promise<void>;
   /** Folder where the command's process group is noted while it runs (see process_ledger.ts). */
   ledger?: string;
 }
@@ -27,11 +29,17 @@ export interface CommandOutcome {
   error?: string;
 }
 
-async function pump(stream: ReadableStream<Uint8Array>, sink: (text: string) => void) {
+async function pump(
+  stream: ReadableStream<Uint8Array>,
+  sink: (text: string) => void,
+  ready?: () => Promise<void>,
+) {
   const decoder = new TextDecoder();
   for await (const chunk of stream) {
     const text = decoder.decode(chunk, { stream: true });
     if (text) sink(text);
+    // Not reading is how a pipe slows a command down to what its reader can take.
+    if (ready) await ready();
   }
   const rest = decoder.decode();
   if (rest) sink(rest);
@@ -77,8 +85,8 @@ export async function runCommand(
   if (options.signal?.aborted) onAbort();
   else options.signal?.addEventListener("abort", onAbort, { once: true });
   const drained = Promise.all([
-    pump(child.stdout, options.onStdout),
-    pump(child.stderr, options.onStderr),
+    pump(child.stdout, options.onStdout, options.ready),
+    pump(child.stderr, options.onStderr, options.ready),
   ]).catch(() => {});
   try {
     const status = await child.status;

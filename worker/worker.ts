@@ -66,6 +66,9 @@ export interface WorkerStats {
   finished: Record<string, number>;
 }
 
+/** Longest a job's output waits for room in the outbox before it spools to disk instead. */
+const ROOM_WAIT_MS = 2_000;
+
 /** How long a stopping worker waits for the queen to acknowledge its last events. */
 const FINAL_ACK_TIMEOUT_MS = 30_000;
 
@@ -122,7 +125,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     },
     onFrame: (frame) => onFrame(frame),
   });
-  const outbox = new Outbox((event) => ready && connection.send(event), {
+  const outbox = new Outbox((_event, line) => ready && connection.sendText(line), {
     spoolDir: join(options.workdir, "spool"),
   });
   // Job events wait until the queen has this connection's drone:info.
@@ -202,6 +205,9 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       isolation: options.isolation,
       graceMs: options.killGrace * 1000,
       outputLimit: options.outputLimit ?? 64 * 1024 * 1024,
+      // While connected, output is read as fast as the queen acknowledges it; while away, it
+      // spools to disk so the job never waits on the network.
+      ready: () => (ready ? outbox.whenRoom(job.job_id, attempt, ROOM_WAIT_MS) : Promise.resolve()),
       keepWorkspace: (options.keepWorkspaces ?? 0) > 0,
       emit: (body) => {
         if (runs.get(runKey(job.job_id, attempt)) === run) outbox.push(job.job_id, attempt, body);
