@@ -7,8 +7,9 @@ import type { DroneLoad } from "./scheduler.ts";
  * output (a frame per 5 ms per command at most), so it stays far below; a connection flooding
  * more is cut off before it can starve other drones.
  */
-const FRAMES_PER_SECOND = 5_000;
-const FRAME_BURST = 20_000;
+const FRAMES_PER_SECOND = 20_000;
+/** Above a reconnecting worker's resend: at most 10,000 events per attempt it holds. */
+const FRAME_BURST = 100_000;
 
 /**
  * How long acknowledgements are gathered before one cumulative `job:ack` per attempt goes out.

@@ -165,6 +165,10 @@ export class QueenCore {
       this.#finish(record, "cancelled", "cancelled before it started");
       return true;
     }
+    // Kept with the job: the frame below can be lost with a dying connection, and a worker
+    // that comes back (or a lease that runs out) must not carry the job on.
+    record.cancelRequested = true;
+    this.store.saveJob(record);
     const drone = this.#holder(id);
     if (drone) {
       drone.send({ event: "job:cancel", id, attempt: record.view.attempt, reason: "cancelled" });
@@ -317,16 +321,20 @@ export class QueenCore {
       timestamp: Date.now(),
     });
     const timeout = record.spec.timeout ?? (this.#options.defaultTimeout || undefined);
-    drone.send({
-      event: "queue:new",
-      attempt,
-      job: {
-        ...record.spec,
-        job_id: record.id,
-        trigger: record.spec.trigger!,
-        ...(timeout ? { timeout } : {}),
-      },
-    });
+    // Sent once the attempt is on disk: a queen killed in between must not find, after its
+    // restart, a worker running an attempt it never recorded.
+    this.store.afterCommit(() =>
+      drone.send({
+        event: "queue:new",
+        attempt,
+        job: {
+          ...record.spec,
+          job_id: record.id,
+          trigger: record.spec.trigger!,
+          ...(timeout ? { timeout } : {}),
+        },
+      })
+    );
   }
 
   #onInfo(drone: Drone, info: DroneInfo): void {
@@ -369,6 +377,14 @@ export class QueenCore {
       if (current) {
         this.#dropOrphan(running.id);
         drone.jobs.set(running.id, running.attempt);
+        if (record.cancelRequested) {
+          drone.send({
+            event: "job:cancel",
+            id: running.id,
+            attempt: running.attempt,
+            reason: "cancelled",
+          });
+        }
       } else {
         drone.send({
           event: "job:cancel",
@@ -435,21 +451,24 @@ export class QueenCore {
     const limit = this.#options.maxLogBytes ?? 64 * 1024 * 1024;
     if ("text" in data && data.text) {
       if (record.logBytes >= limit) {
-        // Past the cap the output is dropped (still acknowledged: the worker must not resend).
-        this.store.saveJob(record);
-        return undefined;
-      }
-      const room = limit - record.logBytes;
-      // A UTF-16 unit is at most 3 bytes of UTF-8: only text that might not fit is encoded.
-      const bytes = data.text.length * 3 >= room ? new TextEncoder().encode(data.text) : undefined;
-      if (bytes && bytes.length >= room) {
-        // The text is cut at the limit, so the marker takes the log past it and later output is
-        // dropped above.
-        data = {
-          ...data,
-          text: new TextDecoder().decode(bytes.subarray(0, room)) +
-            `\n[strider: output truncated: the job passed its ${limit}-byte log limit]\n`,
-        };
+        // Past the cap the text is dropped, but the event is stored (empty) so that its seq is
+        // on disk: after a restart the queen must expect the worker's next seq, not this one.
+        data = { ...data, text: "" };
+      } else {
+        const room = limit - record.logBytes;
+        // A UTF-16 unit is at most 3 bytes of UTF-8: only text that might not fit is encoded.
+        const bytes = data.text.length * 3 >= room
+          ? new TextEncoder().encode(data.text)
+          : undefined;
+        if (bytes && bytes.length >= room) {
+          // The text is cut at the limit, so the marker takes the log past it and later output
+          // is dropped above.
+          data = {
+            ...data,
+            text: new TextDecoder().decode(bytes.subarray(0, room)) +
+              `\n[strider: output truncated: the job passed its ${limit}-byte log limit]\n`,
+          };
+        }
       }
     }
     const builder = LogBuilder.resume(record.logAttempt, record.logEndsWithNewline);
@@ -500,6 +519,10 @@ export class QueenCore {
   #retryOrLose(id: string, why: string): void {
     const record = this.store.getJob(id);
     if (!record || record.view.status === "done") return;
+    if (record.cancelRequested) {
+      this.#finish(record, "cancelled", `cancelled; ${why}`);
+      return;
+    }
     if (record.view.attempt >= this.#options.maxAttempts) {
       this.#finish(record, "lost", `${why}; no attempts left (${this.#options.maxAttempts})`);
       return;

@@ -36,6 +36,7 @@ interface StoredState {
   viewN: number;
   viewBytes: number;
   requeued?: string;
+  cancelRequested?: boolean;
 }
 
 interface PendingEvent {
@@ -317,7 +318,9 @@ export class SqliteStore implements Store {
    * a worker's stream, which sends only so much ahead of the acknowledgements.
    */
   #schedule(now: boolean): void {
-    if (now) return this.#flush();
+    // "Now" still waits for the caller's synchronous step to end (the queen folds the event into
+    // the job's view right after appending it): the state written must include it.
+    if (now) return queueMicrotask(() => this.#flush());
     this.#arm(BATCH_MS);
   }
 
@@ -384,7 +387,10 @@ export class SqliteStore implements Store {
       this.#dirty.delete(record.id);
       this.#stateWrittenAt.set(record.id, { at: now, status: record.view.status });
       // Finished jobs leave memory; they are read from disk when asked for.
-      if (record.view.status === "done") this.#live.delete(record.id);
+      if (record.view.status === "done") {
+        this.#live.delete(record.id);
+        this.#stateWrittenAt.delete(record.id);
+      }
     }
     if (this.#dirty.size) this.#arm(STATE_EVERY_MS);
     for (const callback of callbacks) callback();
@@ -407,6 +413,7 @@ export class SqliteStore implements Store {
       viewN: record.lastN,
       viewBytes: record.viewBytes,
       ...(record.requeued ? { requeued: record.requeued } : {}),
+      ...(record.cancelRequested ? { cancelRequested: true } : {}),
     };
   }
 
@@ -429,6 +436,7 @@ export class SqliteStore implements Store {
       logAttempt: 0,
       viewBytes: state.viewBytes,
       requeued: state.requeued,
+      cancelRequested: state.cancelRequested,
     };
     if (state.view.status !== "done") {
       for (const event of this.events(id, state.viewN)) {

@@ -23,6 +23,8 @@ export interface JobRecord {
   viewBytes: number;
   /** Why the job went back to the queue, shown while it waits again. */
   requeued?: string;
+  /** A cancel was asked for while the job ran: resent on reconnect, and no retry follows. */
+  cancelRequested?: boolean;
 }
 
 /** Filters for listing jobs, newest first. */

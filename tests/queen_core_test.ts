@@ -8,6 +8,8 @@ import { JobSpecSchema, PROTOCOL_VERSION } from "../protocol/mod.ts";
 import { MemoryStore } from "../queen/memory_store.ts";
 import { QueenCore } from "../queen/queen.ts";
 import type { Drone } from "../queen/drone.ts";
+import { SqliteStore } from "../queen/sqlite_store.ts";
+import type { Store } from "../queen/store.ts";
 
 /** Stands in for a worker's WebSocket: records what the queen sends. */
 class FakeSocket {
@@ -24,10 +26,13 @@ class FakeSocket {
   }
 }
 
-function setup(options: { leaseMs?: number; maxAttempts?: number } = {}) {
-  const core = new QueenCore(new MemoryStore(), {
+function setup(
+  options: { leaseMs?: number; maxAttempts?: number; store?: Store; maxLogBytes?: number } = {},
+) {
+  const core = new QueenCore(options.store ?? new MemoryStore(), {
     leaseMs: options.leaseMs ?? 60_000,
     maxAttempts: options.maxAttempts ?? 3,
+    maxLogBytes: options.maxLogBytes,
     log: () => {},
   });
   const connect = (
@@ -262,7 +267,7 @@ Deno.test("a drone flooding frames is cut off; the others carry on", () => {
   const id = submit();
   const honest = connect("honest");
   const flood = connect("flood");
-  for (let i = 0; i < 30_000 && !flood.drone.closed; i++) {
+  for (let i = 0; i < 300_000 && !flood.drone.closed; i++) {
     send(flood.drone, { event: "pong", t: i });
   }
   ok(flood.drone.closed, "the flooding drone was disconnected");
@@ -295,4 +300,58 @@ Deno.test("--allow-repo refuses jobs for other repositories, naming the field", 
   } finally {
     core.close();
   }
+});
+
+Deno.test("a cancel whose frame was lost still stops the job: resent on reconnect", () => {
+  const { core, connect, submit, send } = setup();
+  const id = submit();
+  const first = connect("w");
+  send(first.drone, started(id, 1, 1));
+  first.socket.close(); // the connection is dying: the cancel frame goes nowhere
+  ok(core.cancel(id));
+  equal(first.socket.of("job:cancel").length, 0);
+  core.disconnect(first.drone);
+  const back = connect("w", { running: [{ id, attempt: 1, seq: 1 }] });
+  deepEqual(back.socket.of("job:cancel").map((c) => [c.id, c.reason]), [[id, "cancelled"]]);
+  core.close();
+});
+
+Deno.test("a cancelled job whose drone never returns ends cancelled, not retried", async () => {
+  const { core, connect, submit, send } = setup({ leaseMs: 20 });
+  const id = submit();
+  const first = connect("w");
+  send(first.drone, started(id, 1, 1));
+  first.socket.close();
+  core.cancel(id);
+  core.disconnect(first.drone);
+  await new Promise((r) => setTimeout(r, 60));
+  const view = core.store.getJob(id)!.view;
+  equal(view.result, "cancelled");
+  equal(view.attempts.length, 1);
+  core.close();
+});
+
+Deno.test("after a restart, output past the log cap does not open a gap in seq", async () => {
+  const dir = await Deno.makeTempDir();
+  let store = new SqliteStore(dir);
+  let { core, connect, submit, send } = setup({ store, maxLogBytes: 50 });
+  const id = submit();
+  let w = connect("w");
+  send(w.drone, started(id, 1, 1));
+  for (let seq = 2; seq <= 6; seq++) {
+    send(w.drone, { event: "job:stdout", id, attempt: 1, seq, text: "x".repeat(30) + "\n" });
+  }
+  await new Promise((r) => setTimeout(r, 30)); // committed and acknowledged
+  deepEqual(w.socket.of("job:ack").at(-1)?.seq, 6);
+  core.close();
+  store.close();
+  store = new SqliteStore(dir);
+  ({ core, connect, send } = setup({ store, maxLogBytes: 50 }));
+  w = connect("w", { running: [{ id, attempt: 1, seq: 6 }] });
+  send(w.drone, done(id, 1, 7));
+  equal(w.socket.of("error").length, 0, JSON.stringify(w.socket.of("error")));
+  equal(core.store.getJob(id)!.view.result, "passed");
+  match(new TextDecoder().decode(core.store.readLog(id, 0, 1000)), /output truncated/);
+  core.close();
+  store.close();
 });

@@ -14,6 +14,11 @@ import { Spool } from "./spool.ts";
 
 /** Unacknowledged events kept in memory per attempt, in bytes of JSON, before spooling. */
 export const DEFAULT_MEMORY_LIMIT = 4 * 1024 * 1024;
+/**
+ * And in number: a reconnect resends them all at once, which must stay well inside the queen's
+ * frame burst (see queen/drone.ts) even for a worker holding several attempts.
+ */
+export const MAX_MEMORY_EVENTS = 10_000;
 
 interface AttemptLog {
   id: string;
@@ -60,7 +65,10 @@ export class Outbox {
     const event = { ...body, id, attempt, seq: ++log.seq } as WorkerJobEvent;
     if (event.event === "job:done") log.done = true;
     const line = JSON.stringify(event);
-    if (log.spool?.pending || log.memoryBytes + line.length > this.#memoryLimit) {
+    if (
+      log.spool?.pending || log.memoryBytes + line.length > this.#memoryLimit ||
+      log.memory.length >= MAX_MEMORY_EVENTS
+    ) {
       log.spool ??= new Spool(join(this.#spoolDir, `${encodeURIComponent(id)}.${attempt}.jsonl`));
       log.spool.append(line);
       return event;
@@ -92,7 +100,8 @@ export class Outbox {
 
   #hasRoom(id: string, attempt: number): boolean {
     const log = this.#attempts.get(`${id}\u0000${attempt}`);
-    return !log || (!log.spool?.pending && log.memoryBytes < this.#memoryLimit);
+    return !log || (!log.spool?.pending && log.memoryBytes < this.#memoryLimit &&
+      log.memory.length < MAX_MEMORY_EVENTS);
   }
 
   /**
@@ -166,7 +175,10 @@ export class Outbox {
    * over, and stall the worker while it parsed them).
    */
   #refill(log: AttemptLog): void {
-    while (log.spool?.pending && log.memoryBytes < this.#memoryLimit) {
+    while (
+      log.spool?.pending && log.memoryBytes < this.#memoryLimit &&
+      log.memory.length < MAX_MEMORY_EVENTS
+    ) {
       for (const line of log.spool.take(1)) {
         const event = JSON.parse(line) as WorkerJobEvent;
         log.memory.push({ event, line });

@@ -84,9 +84,12 @@ export async function runCommand(
   };
   if (options.signal?.aborted) onAbort();
   else options.signal?.addEventListener("abort", onAbort, { once: true });
+  // Output after the drain timeout (from a process that left the group) belongs to no command.
+  let open = true;
+  const sink = (to: (text: string) => void) => (text: string) => open && to(text);
   const drained = Promise.all([
-    pump(child.stdout, options.onStdout, options.ready),
-    pump(child.stderr, options.onStderr, options.ready),
+    pump(child.stdout, sink(options.onStdout), options.ready),
+    pump(child.stderr, sink(options.onStderr), options.ready),
   ]).catch(() => {});
   try {
     const status = await child.status;
@@ -98,6 +101,7 @@ export async function runCommand(
     const lateTimer = setTimeout(resolve, DRAIN_TIMEOUT_MS);
     await Promise.race([drained, late]);
     clearTimeout(lateTimer);
+    open = false;
     const exitCode = status.signal ? 128 + signalNumber(status.signal) : status.code;
     return { exitCode, signal: status.signal };
   } finally {

@@ -71,6 +71,11 @@ const ROOM_WAIT_MS = 2_000;
 
 /** How long a stopping worker waits for the queen to acknowledge its last events. */
 const FINAL_ACK_TIMEOUT_MS = 30_000;
+/**
+ * How long a draining worker waits for the queen to take the results it holds: a queen being
+ * restarted must not make a finished job run again. A second signal waits only the short time.
+ */
+const DRAIN_ACK_TIMEOUT_MS = 10 * 60_000;
 
 const runKey = (id: string, attempt: number) => `${id}\u0000${attempt}`;
 
@@ -221,7 +226,8 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     })
       .catch((error) => log(`job ${job.job_id}: ${(error as Error).message}`))
       .finally(() => {
-        runs.delete(runKey(job.job_id, attempt));
+        // A run superseded by a new one under the same key must not remove that one.
+        if (runs.get(runKey(job.job_id, attempt)) === run) runs.delete(runKey(job.job_id, attempt));
         keepWorkspace(join(options.workdir, "jobs", `${job.job_id}.${attempt}`));
         next();
       });
@@ -281,10 +287,21 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   }
 
   let finishing = false;
+  let impatient = false;
   async function finish(code: number): Promise<void> {
     if (finishing) return;
     finishing = true;
-    const acked = await outbox.drained(FINAL_ACK_TIMEOUT_MS);
+    let acked = await outbox.drained(FINAL_ACK_TIMEOUT_MS);
+    if (!acked && !impatient) {
+      log(
+        `waiting up to ${DRAIN_ACK_TIMEOUT_MS / 60_000} min for the queen to take ` +
+          `${outbox.pending()} events (signal again to stop now)`,
+      );
+      acked = await Promise.race([
+        outbox.drained(DRAIN_ACK_TIMEOUT_MS - FINAL_ACK_TIMEOUT_MS),
+        hurry.promise.then(() => false),
+      ]);
+    }
     if (!acked) log(`${outbox.pending()} events were not acknowledged before stopping`);
     connection.close();
     finished.resolve(acked ? code : 1);
@@ -300,8 +317,11 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     return await finished.promise;
   }
 
+  const hurry = Promise.withResolvers<void>();
   async function stop(): Promise<number> {
     draining = true;
+    impatient = true;
+    hurry.resolve();
     for (const { job, attempt } of waiting.splice(0)) {
       outbox.push(job.job_id, attempt, {
         event: "job:done",
