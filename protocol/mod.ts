@@ -7,6 +7,7 @@ export * from "./version.ts";
 export * from "./limits.ts";
 export * from "./refs.ts";
 export * from "./trigger.ts";
+export * from "./secret_names.ts";
 export * from "./job_spec.ts";
 export * from "./project.ts";
 export * from "./events.ts";

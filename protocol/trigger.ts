@@ -3,6 +3,24 @@ import { LIMITS } from "./limits.ts";
 
 const text = (max: number = LIMITS.text) => z.string().max(max);
 
+/**
+ * Whether `url` is an absolute `http:` or `https:` URL: the only links strider renders (a
+ * `javascript:` or `data:` link in a trigger would run in the dashboard's origin when clicked).
+ */
+export function isHttpUrl(url: string): boolean {
+  if (!/^https?:\/\//i.test(url)) return false;
+  try {
+    return ["http:", "https:"].includes(new URL(url).protocol);
+  } catch {
+    return false;
+  }
+}
+
+const httpUrl = text(LIMITS.url).refine(
+  isHttpUrl,
+  "must be an http:// or https:// URL (other schemes are never rendered as links)",
+);
+
 /** Who caused a job to run (the seed's trigger spec, `author`). */
 export const TriggerAuthorSchema = z.strictObject({
   id: text(LIMITS.url).optional().describe("the strider user id"),
@@ -28,7 +46,7 @@ export const TriggerSchema = z.strictObject({
   author: TriggerAuthorSchema.optional(),
   message: text().optional().describe("displayed in the UI"),
   timestamp: z.iso.datetime({ offset: true }).describe("when the trigger happened (ISO 8601)"),
-  url: text(LIMITS.url).optional().describe("the message links here"),
+  url: httpUrl.optional().describe("the message links here (http or https only)"),
   source: TriggerSourceSchema,
 });
 

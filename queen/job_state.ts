@@ -4,11 +4,21 @@
  * rebuild every job from its store.
  */
 import type { CommandView, JobSpec, JobView, Phase, RecordedEvent } from "../protocol/mod.ts";
-import { PHASES } from "../protocol/mod.ts";
+import { isSecretName, PHASES } from "../protocol/mod.ts";
 
 const MASK = "***";
 
-/** A copy of `spec` fit to show: secret values and repository credentials become `***`. */
+/** `env` with the values of secret-named variables (`isSecretName`) as `***`, in place. */
+export function maskSecretEnv(env: Record<string, string> | undefined): void {
+  if (!env) return;
+  for (const name of Object.keys(env)) if (isSecretName(name)) env[name] = MASK;
+}
+
+/**
+ * A copy of `spec` fit to show: secret values, repository credentials and the values of
+ * secret-named `config.env` variables (those the worker masks in output) become `***`. Showing
+ * an already public spec again changes nothing.
+ */
 export function publicSpec(spec: JobSpec): JobSpec {
   const shown: JobSpec = structuredClone(spec);
   if (shown.secrets) {
@@ -17,6 +27,7 @@ export function publicSpec(spec: JobSpec): JobSpec {
   const auth = shown.repo.auth;
   if (auth?.type === "https") auth.password = MASK;
   if (auth?.type === "ssh") auth.key = MASK;
+  maskSecretEnv(shown.config?.env);
   return shown;
 }
 

@@ -1,5 +1,14 @@
 import type { JobRecord, Store } from "./store.ts";
 
+/**
+ * A log is the job's own output: a browser must never sniff it into HTML or run anything in it,
+ * even opened directly at the queen's origin.
+ */
+export const RAW_LOG_HEADERS = {
+  "x-content-type-options": "nosniff",
+  "content-security-policy": "default-src 'none'; sandbox",
+} as const;
+
 /** Log bytes read from the store per step of a streamed response. */
 const CHUNK = 1024 * 1024;
 
@@ -31,6 +40,7 @@ export function logResponse(store: Store, record: JobRecord, range?: string): Re
   const headers = new Headers({
     "content-type": "text/plain; charset=utf-8",
     "accept-ranges": "bytes",
+    ...RAW_LOG_HEADERS,
   });
   if (range) {
     const parsed = parseRange(range.trim(), total);

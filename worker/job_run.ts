@@ -11,6 +11,7 @@ import type {
   WorkerJobEvent,
 } from "../protocol/mod.ts";
 import { PHASES } from "../protocol/mod.ts";
+import { masksNamedValue } from "../protocol/secret_names.ts";
 import { Masker } from "./masking.ts";
 import { OutputBatcher } from "./output_batcher.ts";
 import { resultOf, shouldRun } from "./phases.ts";
@@ -46,9 +47,6 @@ export interface JobRunOptions {
 
 /** Cleanup must end even when its commands hang: it gets this long. */
 const CLEANUP_LIMIT_MS = 10 * 60_000;
-/** Names of variables whose values are masked like secrets. */
-const SECRET_NAME = /(_TOKEN|_PASSWORD|_SECRET|_KEY)$/i;
-const MIN_NAMED_SECRET = 6;
 
 /** Runs one attempt; `run()` resolves with its result once `job:done` is emitted. */
 export class JobRun {
@@ -194,7 +192,7 @@ export class JobRun {
     if (job.repo.auth?.type === "https") values.push(job.repo.auth.password);
     if (job.repo.auth?.type === "ssh") values.push(job.repo.auth.key);
     for (const [name, value] of Object.entries(env)) {
-      if (SECRET_NAME.test(name) && value.length >= MIN_NAMED_SECRET) values.push(value);
+      if (masksNamedValue(name, value)) values.push(value);
     }
     return values;
   }

@@ -4,7 +4,7 @@
  * demand. The client script follows a running job over `/ws/browser` and builds the same markup.
  */
 import type { CommandView, JobView } from "../../protocol/mod.ts";
-import { PHASES } from "../../protocol/mod.ts";
+import { isHttpUrl, PHASES } from "../../protocol/mod.ts";
 import { elapsed, stateOf } from "./format.ts";
 import { CsrfField, Layout, LoginNote } from "./layout.tsx";
 import type { PageContext } from "./layout.tsx";
@@ -85,7 +85,9 @@ function Trigger(props: { view: JobView }) {
     : t.source.type === "API"
     ? `the API (${t.source.app})`
     : `the ${t.source.plugin} plugin`;
-  const message = t.message && (t.url ? <a href={t.url}>{t.message}</a> : t.message);
+  // Jobs stored before trigger URLs were checked may hold any scheme: link only http(s).
+  const message = t.message &&
+    (t.url && isHttpUrl(t.url) ? <a href={t.url}>{t.message}</a> : t.message);
   return (
     <>
       <span>{`${t.type}${author ? ` by ${author}` : ""}, from ${source}`}</span>

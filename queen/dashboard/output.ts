@@ -56,10 +56,12 @@ export function tailOf(
   return { text: text.slice(at, end), start: at };
 }
 
-/** `text` with ANSI colours as HTML spans; everything else escaped. */
+/** `text` with ANSI colours as HTML spans and http(s) OSC 8 links; everything else escaped. */
 export function ansiToHtml(text: string): string {
   const ansi = new AnsiUp();
   ansi.use_classes = true;
+  // OSC 8 links in output become links only for http(s); others are dropped, text and all.
+  ansi.url_allowlist = { http: 1, https: 1 };
   return ansi.ansi_to_html(text);
 }
 

@@ -42,6 +42,13 @@ export function patchProject(project: Project, patch: Json): unknown {
     for (const name of Object.keys(edit.secrets)) dropMask(edit.secrets, name);
   }
   dropMask(edit, "webhook_secret");
+  // Secret-named config.env values are shown as `***` too (see `projectView`).
+  if (isObject(edit.branches)) {
+    for (const settings of Object.values(edit.branches)) {
+      const env = isObject(settings) && isObject(settings.config) ? settings.config.env : undefined;
+      if (isObject(env)) for (const name of Object.keys(env)) dropMask(env, name);
+    }
+  }
   const auth = isObject(edit.repo) ? edit.repo.auth : undefined;
   if (isObject(auth)) {
     dropMask(auth, "password");

@@ -1,17 +1,23 @@
 import type { ProjectView } from "../../protocol/mod.ts";
 import { SECRET_MASK } from "../../protocol/mod.ts";
+import { maskSecretEnv } from "../job_state.ts";
 import type { StoredProject } from "./store.ts";
 
-/** A project fit to show: secret values and repository credentials become `***`. */
+/**
+ * A project fit to show: secret values, repository credentials and the values of secret-named
+ * `config.env` variables of its branches become `***`.
+ */
 export function projectView(stored: StoredProject): ProjectView {
   const { project } = stored;
   const repo = structuredClone(project.repo);
   if (repo.auth?.type === "https") repo.auth.password = SECRET_MASK;
   if (repo.auth?.type === "ssh") repo.auth.key = SECRET_MASK;
+  const branches = structuredClone(project.branches);
+  for (const settings of Object.values(branches)) maskSecretEnv(settings.config?.env);
   return {
     name: project.name,
     repo,
-    branches: project.branches,
+    branches,
     secrets: Object.fromEntries(Object.keys(project.secrets).map((name) => [name, SECRET_MASK])),
     webhook_secret: project.webhook_secret === undefined ? null : SECRET_MASK,
     createdAt: new Date(stored.createdAt).toISOString(),

@@ -1,4 +1,5 @@
 import type { BranchSettings, JobSpecInput, JobType, Project } from "../../protocol/mod.ts";
+import { isHttpUrl } from "../../protocol/mod.ts";
 import type { WebhookJob } from "./types.ts";
 
 /** The job a webhook event makes for a project, or why it makes none. */
@@ -38,13 +39,15 @@ export function webhookJobSpec(project: Project, event: WebhookJob): WebhookJobS
     };
   }
   const secrets = event.fromFork ? {} : project.secrets;
+  // A payload's link that is not http(s) is left out rather than refusing the whole event.
+  const { url, ...trigger } = event.trigger;
   return {
     ok: true,
     spec: {
       repo: project.repo,
       ref: event.ref,
       job_type: event.kind === "pull-request" ? "TEST" : jobType(settings),
-      trigger: event.trigger,
+      trigger: url !== undefined && isHttpUrl(url) ? { ...trigger, url } : trigger,
       ...(settings.plugins ? { plugins: settings.plugins } : {}),
       ...(settings.config ? { config: settings.config } : {}),
       ...(Object.keys(secrets).length ? { secrets } : {}),

@@ -3,6 +3,14 @@
 // Cancel goes through the API with the session's CSRF token.
 import { AnsiUp } from "./ansi_up.js";
 
+/** An ANSI renderer: colours as classes, and OSC 8 links only when they are http(s). */
+function newAnsi() {
+  const ansi = new AnsiUp();
+  ansi.use_classes = true;
+  ansi.url_allowlist = { http: 1, https: 1 };
+  return ansi;
+}
+
 /** Lines of each output asked for in job:info (the page renders as many). */
 const TAIL_LINES = 2000;
 /** Characters one output keeps in the page; older ones are dropped (and can be loaded again). */
@@ -406,8 +414,7 @@ class JobFollower {
   outputBlock(key, text, start) {
     const code = h("code");
     const pre = h("pre", { class: "log", "data-key": key, "data-start": start }, code);
-    const out = { code, pre, ansi: new AnsiUp(), chunks: [], length: 0 };
-    out.ansi.use_classes = true;
+    const out = { code, pre, ansi: newAnsi(), chunks: [], length: 0 };
     this.outputs.set(key, out);
     if (text) this.write(out, text);
     return start > 0 ? [earlierLink(this.id, key, start), pre] : [pre];
@@ -440,9 +447,8 @@ class JobFollower {
       if (!out) {
         const pre = this.root.querySelector('.log-tail pre[data-key="log"]');
         if (!pre) return undefined;
-        out = { code: pre.firstElementChild, pre, ansi: new AnsiUp(), chunks: [], length: 0 };
-        out.ansi.use_classes = true;
-        this.outputs.set("log", out);
+        out = { code: pre.firstElementChild, pre, ansi: newAnsi(), chunks: [], length: 0 };
+            this.outputs.set("log", out);
       }
       return out;
     }
@@ -654,8 +660,7 @@ async function loadEarlier(link) {
     link.textContent = `Show earlier output (${start.toLocaleString("en")} characters)`;
     pre.dataset.start = String(start);
   }
-  const ansi = new AnsiUp();
-  ansi.use_classes = true;
+  const ansi = newAnsi();
   const span = document.createElement("span");
   span.innerHTML = ansi.ansi_to_html(text);
   const fromEnd = pre.scrollHeight - pre.scrollTop;
