@@ -22,7 +22,7 @@ export const QUEEN_FLAGS: Flags = {
   data: {
     type: "string",
     value: "DIR",
-    help: "data folder (store, tokens)",
+    help: "data folder (store, secret key, tokens); made 0700, its files 0600",
     default: "./strider-data",
   },
   "worker-token": {
@@ -77,6 +77,12 @@ export const QUEEN_FLAGS: Flags = {
     type: "string",
     value: "S",
     help: "secret that verifies forge webhooks at /hooks/github|gitlab|gitea",
+  },
+  "rotate-secret-key": {
+    type: "boolean",
+    env: false,
+    help: "make a new DIR/secret-key and re-encrypt every stored secret with it, then serve " +
+      "(the key is STRIDER_SECRET_KEY when set: 32 random bytes in base64)",
   },
   "log-format": { type: "string", value: "F", help: "text or json", default: "text" },
 };
@@ -181,6 +187,10 @@ export async function queen(args: string[], output: Output): Promise<number> {
     tokensFile: str(values, "tokens-file"),
     tlsCert: str(values, "tls-cert"),
     tlsKey: str(values, "tls-key"),
+    // Keys are read from the environment only: a command line is visible to every local user.
+    secretKey: Deno.env.get("STRIDER_SECRET_KEY") || undefined,
+    oldSecretKey: Deno.env.get("STRIDER_SECRET_KEY_OLD") || undefined,
+    rotateSecretKey: values["rotate-secret-key"] === true,
   });
   Deno.addSignalListener("SIGHUP", () => void running.reloadTokens());
   // Tests and wrappers read the chosen port from this line when they ask for port 0.

@@ -3,6 +3,7 @@
  * @module
  */
 import { join } from "node:path";
+import { secureDataDir } from "./data_dir.ts";
 import { SqliteStore } from "./sqlite_store.ts";
 import { SqliteProjectStore } from "./projects/store.ts";
 import { QueenCore } from "./queen.ts";
@@ -19,8 +20,14 @@ const RETENTION_EVERY_MS = 10 * 60_000;
 export interface QueenOptions {
   port: number;
   host: string;
-  /** Folder of the store and of generated tokens. */
+  /** Folder of the store, the secret key and generated tokens (made 0700, its files 0600). */
   data: string;
+  /** The key sealing secrets at rest, 32 bytes in base64; default: `<data>/secret-key`. */
+  secretKey?: string;
+  /** The previous `secretKey`, for the one start that re-seals everything with the new one. */
+  oldSecretKey?: string;
+  /** Make a new `<data>/secret-key` and re-seal everything with it before serving. */
+  rotateSecretKey?: boolean;
   /** Accepted worker tokens; when empty, one is generated into `<data>/worker-token`. */
   workerTokens?: string[];
   /** A tokens file (`KIND TOKEN` lines), read at start and on `reloadTokens()`. */
@@ -80,6 +87,8 @@ async function readPem(path: string, flag: string): Promise<string> {
 /** Starts a queen and resolves once it listens. */
 export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
   const log = options.log ?? ((message: string) => console.error(`queen: ${message}`));
+  // Before anything is written there: tokens, key and database are private from the start.
+  secureDataDir(options.data);
   const readFile = async () => {
     if (!options.tokensFile) return { worker: [], api: [], read: [] };
     let text: string;
@@ -109,7 +118,16 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
   const tokens: TokenSet = { worker: [], api: [], view: [] };
   fillTokenSet(tokens, flags, file);
 
-  const store = new SqliteStore(options.data);
+  const store = new SqliteStore(options.data, {
+    secretKey: options.secretKey,
+    oldSecretKey: options.oldSecretKey,
+    rotateSecretKey: options.rotateSecretKey,
+  });
+  if (options.rotateSecretKey) {
+    log(
+      `secret key rotated: everything is sealed with the new ${join(options.data, "secret-key")}`,
+    );
+  }
   const core = new QueenCore(store, {
     leaseMs: (options.lease ?? 30) * 1000,
     maxAttempts: options.maxAttempts ?? 3,
@@ -128,7 +146,7 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
   const pruning = setInterval(prune, RETENTION_EVERY_MS);
   const app = createApp(core, tokens, {
     private: options.private,
-    projects: new SqliteProjectStore(store.database),
+    projects: new SqliteProjectStore(store.database, store.secretBox),
     webhookSecret: options.webhookSecret,
     log,
   });

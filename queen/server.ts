@@ -24,6 +24,7 @@ import { jobSummary } from "./job_summary.ts";
 import { logResponse } from "./log_response.ts";
 import { queenMetrics } from "./metrics.ts";
 import { JobRejectedError } from "./queen.ts";
+import { rerunSpec } from "./rerun.ts";
 import type { QueenCore } from "./queen.ts";
 import { jobEventStream } from "./sse.ts";
 import { MemoryProjectStore } from "./projects/memory_store.ts";
@@ -65,11 +66,13 @@ export function createApp(
   options: ServerOptions = {},
 ): Hono {
   const app = new Hono();
+  const projects = options.projects ?? new MemoryProjectStore();
   // First, so that a private queen's guard runs before the API routes.
   mountDashboard(app, core, {
     apiTokens: tokens.api,
     viewTokens: tokens.view ?? tokens.api,
     private: options.private,
+    projects,
   });
 
   // The Bearer token, or the dashboard's session cookie with its CSRF token.
@@ -195,8 +198,14 @@ export function createApp(
 
   app.post("/api/jobs/:id/retry", (c) => {
     requireApiToken(c);
-    const record = core.retry(jobOr404(c.req.param("id")).id)!;
-    return c.json({ id: record.id, status: record.view.status }, 201);
+    const original = jobOr404(c.req.param("id"));
+    try {
+      const record = core.submit(rerunSpec(original, projects), { retryOf: original.id });
+      return c.json({ id: record.id, status: record.view.status }, 201);
+    } catch (error) {
+      if (error instanceof JobRejectedError) fail(error.status, error.message);
+      throw error;
+    }
   });
 
   app.get("/api/jobs/:id/log", (c) => {
@@ -227,7 +236,6 @@ export function createApp(
     return c.json({ drones });
   });
 
-  const projects = options.projects ?? new MemoryProjectStore();
   app.route("/api/projects", projectRoutes(projects, requireApiToken));
   app.route("/hooks", webhookRoutes(core, projects, options));
 

@@ -10,7 +10,12 @@ import { DatabaseSync } from "node:sqlite";
 import type { StatementSync } from "node:sqlite";
 import { join } from "node:path";
 import type { JobSpec, JobView, RecordedEvent } from "../protocol/mod.ts";
+import { createPrivateFile, secureDataDir } from "./data_dir.ts";
 import { foldEvent } from "./job_state.ts";
+import type { SecretBox } from "./secret_box.ts";
+import { forgetOldKeyFile, openSecretBox } from "./secret_key.ts";
+import type { SecretKeyOptions } from "./secret_key.ts";
+import { eraseSecrets, jobContext, openText, resealAll } from "./sealing.ts";
 import { migrate } from "./sqlite_schema.ts";
 import { decodeCursor, encodeCursor } from "./store.ts";
 import type { JobFilter, JobPage, JobRecord, Retention, Store } from "./store.ts";
@@ -79,17 +84,31 @@ export class SqliteStore implements Store {
   /** When `#timer` fires (`performance.now()` clock). */
   #timerDue = 0;
   readonly #sql: Record<string, StatementSync>;
+  readonly #box: SecretBox;
 
-  /** Opens (creating when needed) `strider.db` in `dataDir` and applies pending migrations. */
-  constructor(dataDir: string) {
-    Deno.mkdirSync(dataDir, { recursive: true });
-    this.#db = new DatabaseSync(join(dataDir, "strider.db"));
+  /**
+   * Opens (creating when needed) `strider.db` in `dataDir`, applies pending migrations and seals
+   * with the current secret key whatever is not sealed with it yet (see `sealing.ts`). The folder
+   * is made 0700 and its files 0600 first.
+   */
+  constructor(dataDir: string, options: SecretKeyOptions = {}) {
+    secureDataDir(dataDir);
+    this.#box = openSecretBox(dataDir, options);
+    const file = join(dataDir, "strider.db");
+    // SQLite gives the -wal and -shm files the database's own mode.
+    createPrivateFile(file);
+    this.#db = new DatabaseSync(file);
     this.#db.exec("PRAGMA journal_mode = WAL");
     // With WAL, NORMAL survives a crash of the process (kill -9); only a power loss can drop
     // the last transactions.
     this.#db.exec("PRAGMA synchronous = NORMAL");
     this.#db.exec("PRAGMA busy_timeout = 5000");
     migrate(this.#db);
+    this.#resealOnce(dataDir);
+    // Freed space is zeroed within its pages, at no extra I/O: a finished job's erased spec
+    // does not linger in the file (sealed as it was anyway).
+    this.#db.exec("PRAGMA secure_delete = FAST");
+    secureDataDir(dataDir);
     const prepare = (sql: string) => this.#db.prepare(sql);
     this.#sql = {
       insertJob: prepare(
@@ -99,6 +118,7 @@ export class SqliteStore implements Store {
       updateJob: prepare(
         "UPDATE jobs SET status = ?, result = ?, finished_at = ?, state = ? WHERE id = ?",
       ),
+      updateSpec: prepare("UPDATE jobs SET spec = ? WHERE id = ?"),
       insertEvent: prepare(
         "INSERT OR IGNORE INTO events (job_id, n, at, attempt, seq, data) VALUES (?, ?, ?, ?, ?, ?)",
       ),
@@ -134,6 +154,31 @@ export class SqliteStore implements Store {
     return this.#db;
   }
 
+  /** What seals secrets in this database, for stores that keep their own tables in it. */
+  get secretBox(): SecretBox {
+    return this.#box;
+  }
+
+  /**
+   * Seals what an older strider or an older key left (`resealAll`). When anything was left, the
+   * file is rewritten (`VACUUM`) and the write-ahead log emptied, so that no page keeps the old
+   * bytes; only then is the old key file removed.
+   */
+  #resealOnce(dataDir: string): void {
+    this.#db.exec("PRAGMA secure_delete = ON");
+    let changed = 0;
+    this.#transaction(() => changed = resealAll(this.#db, this.#box));
+    if (changed) {
+      this.#db.exec("VACUUM");
+      this.#db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+    }
+    forgetOldKeyFile(dataDir);
+  }
+
+  #sealSpec(id: string, spec: JobSpec): string {
+    return this.#box.seal(JSON.stringify(spec), jobContext(id));
+  }
+
   createJob(record: JobRecord): void {
     // The row commits on its own (durable before the API answers); the pending batch keeps its
     // timer rather than being forced into a commit of its own on every submit.
@@ -146,7 +191,7 @@ export class SqliteStore implements Store {
         view.result,
         spec.repo.url,
         "branch" in spec.ref ? spec.ref.branch : null,
-        JSON.stringify(spec),
+        this.#sealSpec(record.id, spec),
         JSON.stringify(this.#state(record)),
       );
     } catch (error) {
@@ -380,6 +425,13 @@ export class SqliteStore implements Store {
             JSON.stringify(this.#state(record)),
             record.id,
           );
+          // Final: the job never runs again, so its row forgets its secrets and credentials.
+          if (view.status === "done") {
+            this.#sql.updateSpec.run(
+              this.#sealSpec(record.id, eraseSecrets(record.spec)),
+              record.id,
+            );
+          }
         }
       });
     }
@@ -427,7 +479,7 @@ export class SqliteStore implements Store {
     const state = JSON.parse(String(row.state)) as StoredState;
     const record: JobRecord = {
       id,
-      spec: JSON.parse(String(row.spec)) as JobSpec,
+      spec: JSON.parse(openText(this.#box, String(row.spec), jobContext(id))) as JobSpec,
       view: state.view,
       lastSeq: {},
       lastN: state.viewN,

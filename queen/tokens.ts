@@ -20,8 +20,10 @@ export async function tokenFromDataDir(dataDir: string, name: string): Promise<s
     if (!(error instanceof Deno.errors.NotFound)) throw error;
   }
   const token = randomToken();
-  await Deno.mkdir(dataDir, { recursive: true });
+  await Deno.mkdir(dataDir, { recursive: true, mode: 0o700 });
   await Deno.writeTextFile(path, token + "\n", { mode: 0o600 });
+  // The mode above is only for a new file and passes through the umask: say it outright.
+  if (Deno.build.os !== "windows") await Deno.chmod(path, 0o600);
   return token;
 }
 

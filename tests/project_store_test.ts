@@ -104,7 +104,7 @@ contract("SQLite project store", () => {
   const dir = Deno.makeTempDirSync({ prefix: "strider-projects-" });
   const jobs = new SqliteStore(dir);
   return {
-    store: new SqliteProjectStore(jobs.database),
+    store: new SqliteProjectStore(jobs.database, jobs.secretBox),
     close() {
       jobs.close();
       Deno.removeSync(dir, { recursive: true });
@@ -118,11 +118,16 @@ Deno.test("the SQLite project store keeps projects and deliveries across a reope
     let jobs = new SqliteStore(dir);
     const version = jobs.database.prepare("PRAGMA user_version").get() as { user_version: number };
     equal(version.user_version, MIGRATIONS.length);
-    new SqliteProjectStore(jobs.database).create(project(), 1);
-    new SqliteProjectStore(jobs.database).recordDelivery("gitea", "x", "job-9", Date.now());
+    new SqliteProjectStore(jobs.database, jobs.secretBox).create(project(), 1);
+    new SqliteProjectStore(jobs.database, jobs.secretBox).recordDelivery(
+      "gitea",
+      "x",
+      "job-9",
+      Date.now(),
+    );
     jobs.close();
     jobs = new SqliteStore(dir);
-    const store = new SqliteProjectStore(jobs.database);
+    const store = new SqliteProjectStore(jobs.database, jobs.secretBox);
     deepEqual(store.get("octo-org/hello-world")?.project, project());
     equal(store.deliveryJob("gitea", "x"), "job-9");
     jobs.close();

@@ -10,7 +10,9 @@ import { JobIdSchema } from "../../protocol/mod.ts";
 import { bearerToken, tokenMatches } from "../auth.ts";
 import { browserSocket } from "../browser_socket.ts";
 import { VIEW_OUTPUT_LIMIT } from "../job_state.ts";
+import type { ProjectStore } from "../projects/store.ts";
 import { JobRejectedError } from "../queen.ts";
+import { rerunSpec } from "../rerun.ts";
 import type { QueenCore } from "../queen.ts";
 import { ASSETS } from "./assets.ts";
 import { JobPage } from "./job_page.tsx";
@@ -37,6 +39,8 @@ export interface DashboardOptions {
   viewTokens?: readonly string[];
   /** Viewing needs a session (pages, `/ws/browser`) or the token (API reads) too. */
   private?: boolean;
+  /** Where a re-run of a finished job takes its secrets from (see `rerun.ts`). */
+  projects: ProjectStore;
 }
 
 /** What pages are sent with: scripts and styles from this host only, no framing. */
@@ -69,9 +73,9 @@ export function mountDashboard(app: Hono, core: QueenCore, options: DashboardOpt
     const url = new URL(c.req.url);
     return { path: url.pathname + url.search, session };
   };
-  const html = (c: Context, node: unknown, status: 200 | 400 | 401 | 403 | 404 = 200) =>
+  const html = (c: Context, node: unknown, status: 200 | 400 | 401 | 403 | 404 | 409 = 200) =>
     c.html(`<!doctype html>${node}`, status, PAGE_HEADERS);
-  const problem = (c: Context, status: 400 | 401 | 403 | 404, title: string, text: string) =>
+  const problem = (c: Context, status: 400 | 401 | 403 | 404 | 409, title: string, text: string) =>
     html(c, ProblemPage({ ctx: contextOf(c), title, text }), status);
   /** Whether this request may see the dashboard. */
   const mayView = (c: Context) =>
@@ -216,9 +220,15 @@ export function mountDashboard(app: Hono, core: QueenCore, options: DashboardOpt
     const session = await actor(c);
     if (session instanceof Response) return session;
     const id = c.req.param("id");
-    const record = JobIdSchema.safeParse(id).success ? core.retry(id) : undefined;
-    if (!record) return problem(c, 404, "No such job", `There is no job '${id}'.`);
-    return c.redirect(`/jobs/${record.id}`, 303);
+    const original = JobIdSchema.safeParse(id).success ? core.store.getJob(id) : undefined;
+    if (!original) return problem(c, 404, "No such job", `There is no job '${id}'.`);
+    try {
+      const record = core.submit(rerunSpec(original, options.projects), { retryOf: id });
+      return c.redirect(`/jobs/${record.id}`, 303);
+    } catch (error) {
+      if (!(error instanceof JobRejectedError)) throw error;
+      return problem(c, error.status, "Cannot re-run", error.message);
+    }
   });
 
   app.get("/login", (c) => {

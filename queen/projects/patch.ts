@@ -46,7 +46,7 @@ export function patchProject(project: Project, patch: Json): unknown {
   if (isObject(edit.branches)) {
     for (const settings of Object.values(edit.branches)) {
       const env = isObject(settings) && isObject(settings.config) ? settings.config.env : undefined;
-      if (isObject(env)) for (const name of Object.keys(env)) dropMask(env, name);
+      if (isObject(env)) { for (const name of Object.keys(env)) dropMask(env, name); }
     }
   }
   const auth = isObject(edit.repo) ? edit.repo.auth : undefined;

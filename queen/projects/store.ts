@@ -5,6 +5,8 @@
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import type { Project } from "../../protocol/mod.ts";
+import type { SecretBox } from "../secret_box.ts";
+import { openText, projectContext } from "../sealing.ts";
 import { repoKey } from "./repo_key.ts";
 
 /** A project as stored, with when it was created and last changed (ms since the epoch). */
@@ -48,13 +50,19 @@ export interface ProjectStore {
 
 type Row = Record<string, string | number | null>;
 
-/** Projects in the queen's SQLite database (tables from migration 2 of `sqlite_schema.ts`). */
+/**
+ * Projects in the queen's SQLite database (tables from migration 2 of `sqlite_schema.ts`). A
+ * project's settings, secrets included, are stored sealed with the queen's secret key.
+ */
 export class SqliteProjectStore implements ProjectStore {
   readonly #db: DatabaseSync;
+  readonly #box: SecretBox;
   readonly #sql: Record<string, StatementSync>;
 
-  constructor(db: DatabaseSync) {
+  /** `box` is the job store's (`SqliteStore.secretBox`), which sealed what is already there. */
+  constructor(db: DatabaseSync, box: SecretBox) {
     this.#db = db;
+    this.#box = box;
     const prepare = (sql: string) => db.prepare(sql);
     this.#sql = {
       insert: prepare(
@@ -83,7 +91,7 @@ export class SqliteProjectStore implements ProjectStore {
       this.#sql.insert.run(
         project.name,
         repoKey(project.repo.url),
-        JSON.stringify(project),
+        this.#seal(project),
         now,
         now,
       );
@@ -96,11 +104,11 @@ export class SqliteProjectStore implements ProjectStore {
 
   get(name: string): StoredProject | undefined {
     const row = this.#sql.get.get(name) as Row | undefined;
-    return row ? fromRow(row) : undefined;
+    return row ? this.#fromRow(row) : undefined;
   }
 
   list(): StoredProject[] {
-    return (this.#sql.list.all() as Row[]).map(fromRow);
+    return (this.#sql.list.all() as Row[]).map((row) => this.#fromRow(row));
   }
 
   update(project: Project, now: number): StoredProject | undefined {
@@ -108,7 +116,7 @@ export class SqliteProjectStore implements ProjectStore {
     if (!existing) return undefined;
     // The stored name keeps its spelling: `name` matched it without case.
     const kept = { ...project, name: existing.project.name };
-    this.#sql.update.run(repoKey(kept.repo.url), JSON.stringify(kept), now, kept.name);
+    this.#sql.update.run(repoKey(kept.repo.url), this.#seal(kept), now, kept.name);
     return { project: kept, createdAt: existing.createdAt, updatedAt: now };
   }
 
@@ -123,7 +131,7 @@ export class SqliteProjectStore implements ProjectStore {
     }
     for (const name of names) {
       const row = this.#sql.byKey.get(repoKey(name)) as Row | undefined;
-      if (row) return fromRow(row);
+      if (row) return this.#fromRow(row);
     }
     return undefined;
   }
@@ -146,12 +154,18 @@ export class SqliteProjectStore implements ProjectStore {
       throw error;
     }
   }
-}
 
-function fromRow(row: Row): StoredProject {
-  return {
-    project: JSON.parse(String(row.data)) as Project,
-    createdAt: Number(row.created_at),
-    updatedAt: Number(row.updated_at),
-  };
+  /** The row is named as stored: `name` compares without case, the sealed value does not. */
+  #seal(project: Project): string {
+    return this.#box.seal(JSON.stringify(project), projectContext(project.name));
+  }
+
+  #fromRow(row: Row): StoredProject {
+    const context = projectContext(String(row.name));
+    return {
+      project: JSON.parse(openText(this.#box, String(row.data), context)) as Project,
+      createdAt: Number(row.created_at),
+      updatedAt: Number(row.updated_at),
+    };
+  }
 }

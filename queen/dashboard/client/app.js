@@ -448,7 +448,7 @@ class JobFollower {
         const pre = this.root.querySelector('.log-tail pre[data-key="log"]');
         if (!pre) return undefined;
         out = { code: pre.firstElementChild, pre, ansi: newAnsi(), chunks: [], length: 0 };
-            this.outputs.set("log", out);
+        this.outputs.set("log", out);
       }
       return out;
     }

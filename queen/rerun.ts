@@ -1,0 +1,50 @@
+/**
+ * What a re-run (`POST /api/jobs/:id/retry`, the dashboard's Re-run) submits. A re-run is a new
+ * job from the old one's spec. A job that has not finished still holds its secrets and passes
+ * them on. A finished job's row no longer holds any (`eraseSecrets`), so its re-run takes the
+ * current values of the same secret names, and the same kind of repository credential, from the
+ * project of its repository, as a CI re-run does; without them it is refused with a message
+ * saying to submit the job again. A re-run never gains secrets the original did not have (a
+ * fork's pull request had none, and its re-run has none).
+ */
+import type { JobSpec } from "../protocol/mod.ts";
+import type { ProjectStore } from "./projects/store.ts";
+import { JobRejectedError } from "./queen.ts";
+import { eraseSecrets } from "./sealing.ts";
+import type { JobRecord } from "./store.ts";
+
+/** The spec a re-run of `record` submits; throws a 409 `JobRejectedError` when it cannot. */
+export function rerunSpec(record: JobRecord, projects: ProjectStore): JobSpec {
+  const { job_id: _old, ...spec } = record.spec;
+  if (record.view.status !== "done") return spec;
+  const base = eraseSecrets(spec);
+  // The view shows which secrets and which kind of credential the job had, never their values.
+  const shown = record.view.spec;
+  const names = Object.keys(shown.secrets ?? {});
+  const authType = shown.repo.auth?.type;
+  if (!names.length && !authType) return base;
+  const project = projects.findByRepo([spec.repo.url])?.project;
+  const missing: string[] = [];
+  const secrets: Record<string, string> = {};
+  for (const name of names) {
+    if (project && Object.hasOwn(project.secrets, name)) secrets[name] = project.secrets[name];
+    else missing.push(`secret ${name}`);
+  }
+  const auth = authType && project?.repo.auth?.type === authType ? project.repo.auth : undefined;
+  if (authType && !auth) missing.push(`${authType} repository credential`);
+  if (missing.length) {
+    throw new JobRejectedError(
+      `job '${record.id}' has finished, and a finished job keeps no secrets: ` +
+        (project
+          ? `its project '${project.name}' has no ${missing.join(", ")}`
+          : `no project holds its repository ${spec.repo.url} to take them from`) +
+        "; submit the job again with its secrets (POST /api/jobs, strider run)",
+      409,
+    );
+  }
+  return {
+    ...base,
+    repo: auth ? { ...base.repo, auth } : base.repo,
+    ...(names.length ? { secrets } : {}),
+  };
+}
