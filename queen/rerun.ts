@@ -7,7 +7,8 @@
  * saying to submit the job again. A re-run never gains secrets the original did not have (a
  * fork's pull request had none, and its re-run has none).
  */
-import type { JobSpec } from "../protocol/mod.ts";
+import type { JobSpec, Project } from "../protocol/mod.ts";
+import { repoKey } from "./projects/repo_key.ts";
 import type { ProjectStore } from "./projects/store.ts";
 import { JobRejectedError } from "./queen.ts";
 import { eraseSecrets } from "./sealing.ts";
@@ -23,16 +24,18 @@ export function rerunSpec(record: JobRecord, projects: ProjectStore): JobSpec {
   const names = Object.keys(shown.secrets ?? {});
   const authType = shown.repo.auth?.type;
   if (!names.length && !authType) return base;
-  const project = projects.findByRepo([spec.repo.url])?.project;
-  const missing: string[] = [];
-  const secrets: Record<string, string> = {};
-  for (const name of names) {
-    if (project && Object.hasOwn(project.secrets, name)) secrets[name] = project.secrets[name];
-    else missing.push(`secret ${name}`);
-  }
-  const auth = authType && project?.repo.auth?.type === authType ? project.repo.auth : undefined;
-  if (authType && !auth) missing.push(`${authType} repository credential`);
-  if (missing.length) {
+  // Several projects may share a repository: the first (by name) that holds everything needed.
+  const candidates = projects.list().map((stored) => stored.project)
+    .filter((project) => repoKey(project.repo.url) === repoKey(spec.repo.url));
+  const lacks = (project: Project) => [
+    ...names.filter((name) => !Object.hasOwn(project.secrets, name)).map((n) => `secret ${n}`),
+    ...(authType && project.repo.auth?.type !== authType
+      ? [`${authType} repository credential`]
+      : []),
+  ];
+  const project = candidates.find((p) => lacks(p).length === 0) ?? candidates[0];
+  const missing = project ? lacks(project) : [];
+  if (!project || missing.length) {
     throw new JobRejectedError(
       `job '${record.id}' has finished, and a finished job keeps no secrets: ` +
         (project
@@ -42,9 +45,10 @@ export function rerunSpec(record: JobRecord, projects: ProjectStore): JobSpec {
       409,
     );
   }
+  const secrets = Object.fromEntries(names.map((name) => [name, project.secrets[name]]));
   return {
     ...base,
-    repo: auth ? { ...base.repo, auth } : base.repo,
+    repo: authType ? { ...base.repo, auth: project.repo.auth } : base.repo,
     ...(names.length ? { secrets } : {}),
   };
 }

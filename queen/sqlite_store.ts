@@ -160,18 +160,16 @@ export class SqliteStore implements Store {
   }
 
   /**
-   * Seals what an older strider or an older key left (`resealAll`). When anything was left, the
-   * file is rewritten (`VACUUM`) and the write-ahead log emptied, so that no page keeps the old
-   * bytes; only then is the old key file removed.
+   * Seals what an older strider or an older key left (`resealAll`). The replaced bytes are
+   * overwritten with zeros (`secure_delete`) and the write-ahead log, which still holds the old
+   * pages, is copied back and emptied, so that no file keeps them; only then is the old key file
+   * removed.
    */
   #resealOnce(dataDir: string): void {
     this.#db.exec("PRAGMA secure_delete = ON");
     let changed = 0;
     this.#transaction(() => changed = resealAll(this.#db, this.#box));
-    if (changed) {
-      this.#db.exec("VACUUM");
-      this.#db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
-    }
+    if (changed) this.#db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
     forgetOldKeyFile(dataDir);
   }
 

@@ -34,9 +34,20 @@ export class Proc {
   readonly status: Promise<Deno.CommandStatus>;
   readonly #done: Promise<unknown>;
 
-  constructor(args: string[], options: { env?: Record<string, string>; cwd?: string } = {}) {
-    this.child = new Deno.Command(Deno.execPath(), {
-      args,
+  constructor(
+    args: string[],
+    options: { env?: Record<string, string>; cwd?: string; umask?: number } = {},
+  ) {
+    // With `umask`, through a shell that sets it (Deno cannot set a child's umask).
+    const [program, allArgs] = options.umask === undefined ? [Deno.execPath(), args] : ["sh", [
+      "-c",
+      'umask "$0" && exec "$@"',
+      options.umask.toString(8),
+      Deno.execPath(),
+      ...args,
+    ]];
+    this.child = new Deno.Command(program, {
+      args: allArgs,
       // A test run inside a strider job must not pass that job's STRIDER_* on as flags.
       env: { ...inherited(), NO_COLOR: "1", ...options.env },
       clearEnv: true,
