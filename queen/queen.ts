@@ -108,14 +108,6 @@ export class QueenCore {
     this.#heartbeat = setInterval(() => this.#beat(), every);
   }
 
-  /** Runs a job's spec again as a new job that links to it; undefined when there is no such job. */
-  retry(id: string): JobRecord | undefined {
-    const original = this.store.getJob(id);
-    if (!original) return undefined;
-    const { job_id: _old, ...spec } = original.spec;
-    return this.submit(spec, { retryOf: id });
-  }
-
   /** Validated spec in, queued job out. */
   submit(spec: JobSpec, links: { retryOf?: string } = {}): JobRecord {
     const allowed = this.#options.allowRepo ?? [];
