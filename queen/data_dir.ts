@@ -27,7 +27,17 @@ const chmodWorks = Deno.build.os !== "windows";
 export function secureDataDir(dir: string): void {
   Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
   if (!chmodWorks) return;
-  Deno.chmodSync(dir, 0o700);
+  const chmod = (path: string, mode: number) => {
+    try {
+      Deno.chmodSync(path, mode);
+    } catch (error) {
+      throw new TypeError(
+        `--data ${dir}: cannot make ${path} private (mode ${mode.toString(8)}): ` +
+          `${(error as Error).message}; run the queen as the owner of its data folder`,
+      );
+    }
+  };
+  chmod(dir, 0o700);
   for (const name of DATA_FILES) {
     let info: Deno.FileInfo;
     try {
@@ -37,7 +47,7 @@ export function secureDataDir(dir: string): void {
       throw error;
     }
     // A symlink is followed by nobody here: its target is not ours to change.
-    if (info.isFile && (info.mode ?? 0) & 0o077) Deno.chmodSync(join(dir, name), 0o600);
+    if (info.isFile && (info.mode ?? 0) & 0o077) chmod(join(dir, name), 0o600);
   }
 }
 

@@ -210,7 +210,16 @@ Deno.test("secrets are unreadable at rest, hidden by the API, and re-sealed on r
       const oldKey = await Deno.readTextFile(join(data, "secret-key"));
       const oldId = sha256Bytes(oldKey).slice(0, 16);
       await queen.proc.stop();
+      // Modes widened while it was down (a restore, a careless copy) are narrowed on start.
+      for (const name of ["strider.db", "secret-key", "api-token"]) {
+        await Deno.chmod(join(data, name), 0o644);
+      }
+      await Deno.chmod(data, 0o755);
       queen = await startQueen(data, ["--rotate-secret-key"]);
+      equal(await mode(data), "700");
+      for (const name of ["strider.db", "api-token", "strider.db-wal", "strider.db-shm"]) {
+        equal(await mode(join(data, name)), "600", name);
+      }
       match(queen.proc.stderr, /secret key rotated/);
       const newKey = await Deno.readTextFile(join(data, "secret-key"));
       ok(newKey !== oldKey);
