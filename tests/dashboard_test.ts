@@ -188,6 +188,17 @@ Deno.test("a session acts through the API and forms only with its CSRF token", a
   const id = made.headers.get("location")?.split("/").pop() ?? "";
   equal(queen.core.store.getJob(id)?.view.retryOf, first.id);
 
+  // A finished job keeps no secrets: without a project holding them, its re-run is refused.
+  const secret = queen.core.submit({ ...spec, secrets: { DEPLOY_TOKEN: "s3cret-value" } });
+  queen.core.cancel(secret.id);
+  const refused = await queen.app.request(`http://queen.test/jobs/${secret.id}/rerun`, {
+    method: "POST",
+    headers: { cookie },
+    body: new URLSearchParams({ _csrf: csrf }),
+  });
+  equal(refused.status, 409);
+  match(await refused.text(), /submit the job again with its secrets/);
+
   const logout = await queen.app.request("http://queen.test/logout", {
     method: "POST",
     headers: { cookie },
