@@ -19,8 +19,8 @@ const TAG_BYTES = 16;
 /** Bytes of a key: AES-256. */
 export const KEY_BYTES = 32;
 
-/** A sealed value cannot be opened: wrong or unknown key, or changed bytes. */
-export class SecretKeyError extends Error {
+/** A sealed value cannot be opened: wrong or unknown key, or changed bytes (bad input: exit 1). */
+export class SecretKeyError extends TypeError {
   constructor(message: string) {
     super(message);
     this.name = "SecretKeyError";

@@ -252,6 +252,15 @@ Deno.test("secrets are unreadable at rest, hidden by the API, and re-sealed on r
         db.close();
       }
       deepEqual(await foundInDatabase(data, [...everySecret, `enc:v1:${oldId}:`]), []);
+
+      // A key that is not one says what a key looks like, and the queen does not start.
+      const bad = new Proc(
+        ["run", ...QUEEN_PERMISSIONS, ENTRY, "queen", "--port", "0", "--data", data],
+        { env: { STRIDER_SECRET_KEY: "hunter2" } },
+      );
+      equal((await bad.exit()).code, 1);
+      match(bad.stderr, /STRIDER_SECRET_KEY must hold 32 random bytes in base64/);
+      ok(!bad.stderr.includes("hunter2"));
     });
   } finally {
     await worker.stop();
