@@ -23,13 +23,15 @@ const SECRET_WORDS = new Set([
 export const MIN_NAMED_SECRET_LENGTH = 6;
 
 /**
- * Whether a variable of this name holds a secret: one of its `_`-separated words (any case) is
- * TOKEN, PASSWORD, PASSWD, SECRET, KEY, APIKEY, CREDENTIAL or CREDENTIALS. So `DEPLOY_KEY`,
- * `AWS_SECRET`, `AWS_SECRET_ACCESS_KEY`, `GITHUB_TOKEN`, `password` and `NPM_TOKEN_RO` are;
- * `KEYBOARD` and `MONKEY` are not.
+ * Whether a variable (or config key) of this name holds a secret: one of its words, in any case,
+ * is TOKEN, PASSWORD, PASSWD, SECRET, KEY, APIKEY, CREDENTIAL or CREDENTIALS. Words are separated
+ * by `_`, `-`, `.` or a change to upper case. So `DEPLOY_KEY`, `AWS_SECRET`,
+ * `AWS_SECRET_ACCESS_KEY`, `GITHUB_TOKEN`, `NPM_TOKEN_RO`, `password`, `api-key` and `apiKey`
+ * are; `KEYBOARD`, `MONKEY` and `SECRETARY` are not.
  */
 export function isSecretName(name: string): boolean {
-  return name.toUpperCase().split("_").some((word) => SECRET_WORDS.has(word));
+  return name.replace(/([a-z0-9])([A-Z])/g, "$1_$2").toUpperCase().split(/[_.-]/)
+    .some((word) => SECRET_WORDS.has(word));
 }
 
 /** Whether the worker masks `value` in output because of its variable's name. */

@@ -8,15 +8,23 @@ import { isSecretName, PHASES } from "../protocol/mod.ts";
 
 const MASK = "***";
 
-/** `env` with the values of secret-named variables (`isSecretName`) as `***`, in place. */
-export function maskSecretEnv(env: Record<string, string> | undefined): void {
-  if (!env) return;
-  for (const name of Object.keys(env)) if (isSecretName(name)) env[name] = MASK;
+/**
+ * Plugin config with every text under a secret name (`isSecretName`: `config.env.DEPLOY_KEY`,
+ * a plugin's `api_token`) as `***`, in place, at any depth: a plugin may pass any of it to a
+ * command's environment, where the worker masks it.
+ */
+export function maskSecretConfig(config: unknown): void {
+  if (typeof config !== "object" || config === null) return;
+  for (const [key, value] of Object.entries(config)) {
+    if (typeof value === "string" && isSecretName(key) && !Array.isArray(config)) {
+      (config as Record<string, unknown>)[key] = MASK;
+    } else maskSecretConfig(value);
+  }
 }
 
 /**
- * A copy of `spec` fit to show: secret values, repository credentials and the values of
- * secret-named `config.env` variables (those the worker masks in output) become `***`. Showing
+ * A copy of `spec` fit to show: secret values, repository credentials and secret-named config
+ * values such as `config.env.DEPLOY_KEY` (the worker masks those in output) become `***`. Showing
  * an already public spec again changes nothing.
  */
 export function publicSpec(spec: JobSpec): JobSpec {
@@ -27,7 +35,7 @@ export function publicSpec(spec: JobSpec): JobSpec {
   const auth = shown.repo.auth;
   if (auth?.type === "https") auth.password = MASK;
   if (auth?.type === "ssh") auth.key = MASK;
-  maskSecretEnv(shown.config?.env);
+  maskSecretConfig(shown.config);
   return shown;
 }
 

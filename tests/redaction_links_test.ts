@@ -32,8 +32,19 @@ const SECRET_NAMES = [
   "GOOGLE_CREDENTIALS",
   "PASSWD",
   "SECRET",
+  "api-key",
+  "apiKey",
+  "deploy.token",
 ];
-const PLAIN_NAMES = ["PATH", "KEYBOARD", "MONKEY", "TOKENIZER", "NODE_ENV", "SECRETARY_NAME"];
+const PLAIN_NAMES = [
+  "PATH",
+  "KEYBOARD",
+  "MONKEY",
+  "TOKENIZER",
+  "NODE_ENV",
+  "SECRETARY_NAME",
+  "keyboardLayout",
+];
 
 Deno.test("one rule decides which names are secret, for masking and for the API", () => {
   for (const name of SECRET_NAMES) ok(isSecretName(name), name);
@@ -44,7 +55,8 @@ Deno.test("one rule decides which names are secret, for masking and for the API"
   ok(!masksNamedValue("PATH", "/usr/bin:/bin"));
 
   const env = Object.fromEntries(
-    [...SECRET_NAMES, ...PLAIN_NAMES].map((name) => [name, `value-of-${name}`]),
+    [...SECRET_NAMES, ...PLAIN_NAMES].filter((name) => /^[A-Za-z_]\w*$/.test(name))
+      .map((name) => [name, `value-of-${name}`]),
   );
   const spec = JobSpecSchema.parse({
     repo: { url: "https://git.example/a/b.git" },
@@ -58,6 +70,14 @@ Deno.test("one rule decides which names are secret, for masking and for the API"
     else equal(shown[name], value, name);
   }
   deepEqual(publicSpec(publicSpec(spec)), publicSpec(spec), "showing twice changes nothing");
+
+  // A plugin's own config may hold secrets too: a plugin can pass any of it to a command.
+  const deploy = publicSpec(JobSpecSchema.parse({
+    repo: { url: "https://git.example/a/b.git" },
+    ref: { branch: "main" },
+    config: { deploy: { apiToken: "tok-123456", region: "eu", hosts: [{ password: "pw-1234" }] } },
+  })).config!.deploy;
+  deepEqual(deploy, { apiToken: "***", region: "eu", hosts: [{ password: "***" }] });
   equal(spec.config!.env!.DEPLOY_KEY, "value-of-DEPLOY_KEY", "the spec itself is untouched");
 });
 
@@ -65,15 +85,23 @@ Deno.test("a project's view hides secret-named config values; sending them back 
   const project = ProjectSchema.parse({
     name: "team/app",
     repo: { url: "https://git.example/team/app.git" },
-    branches: { "*": { config: { env: { DEPLOY_KEY: "real-deploy-key", MODE: "ci" } } } },
+    branches: {
+      "*": {
+        config: {
+          env: { DEPLOY_KEY: "real-deploy-key", MODE: "ci" },
+          deploy: { api_token: "real-api-token" },
+        },
+      },
+    },
   });
   const view = projectView({ project, createdAt: 1, updatedAt: 2 });
   deepEqual(view.branches["*"].config?.env, { DEPLOY_KEY: "***", MODE: "ci" });
+  deepEqual(view.branches["*"].config?.deploy, { api_token: "***" });
   equal(project.branches["*"].config?.env?.DEPLOY_KEY, "real-deploy-key");
   const patched = ProjectSchema.parse(
     patchProject(project, { branches: view.branches } as Record<string, unknown>),
   );
-  deepEqual(patched.branches["*"].config?.env, { DEPLOY_KEY: "real-deploy-key", MODE: "ci" });
+  deepEqual(patched.branches["*"].config, project.branches["*"].config);
 });
 
 Deno.test("a trigger URL must be http(s); a webhook's other link is left out", () => {

@@ -28,6 +28,15 @@ function dropMask(object: unknown, key: string): void {
   if (isObject(object) && object[key] === SECRET_MASK) delete object[key];
 }
 
+/** Drops every `***` in `object`, at any depth. */
+function dropMasks(object: unknown): void {
+  if (!isObject(object)) return;
+  for (const [key, value] of Object.entries(object)) {
+    dropMask(object, key);
+    dropMasks(value);
+  }
+}
+
 /**
  * The project `patch` makes of `project`, to be validated as a whole. Masked secrets keep their
  * values; an `auth` of another type replaces the old one instead of merging into it.
@@ -42,11 +51,10 @@ export function patchProject(project: Project, patch: Json): unknown {
     for (const name of Object.keys(edit.secrets)) dropMask(edit.secrets, name);
   }
   dropMask(edit, "webhook_secret");
-  // Secret-named config.env values are shown as `***` too (see `projectView`).
+  // Secret-named config values are shown as `***` too (see `projectView`).
   if (isObject(edit.branches)) {
     for (const settings of Object.values(edit.branches)) {
-      const env = isObject(settings) && isObject(settings.config) ? settings.config.env : undefined;
-      if (isObject(env)) { for (const name of Object.keys(env)) dropMask(env, name); }
+      if (isObject(settings)) dropMasks(settings.config);
     }
   }
   const auth = isObject(edit.repo) ? edit.repo.auth : undefined;

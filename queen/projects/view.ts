@@ -1,11 +1,11 @@
 import type { ProjectView } from "../../protocol/mod.ts";
 import { SECRET_MASK } from "../../protocol/mod.ts";
-import { maskSecretEnv } from "../job_state.ts";
+import { maskSecretConfig } from "../job_state.ts";
 import type { StoredProject } from "./store.ts";
 
 /**
- * A project fit to show: secret values, repository credentials and the values of secret-named
- * `config.env` variables of its branches become `***`.
+ * A project fit to show: secret values, repository credentials and secret-named config values of
+ * its branches (`config.env.DEPLOY_KEY`, a plugin's `api_token`) become `***`.
  */
 export function projectView(stored: StoredProject): ProjectView {
   const { project } = stored;
@@ -13,7 +13,7 @@ export function projectView(stored: StoredProject): ProjectView {
   if (repo.auth?.type === "https") repo.auth.password = SECRET_MASK;
   if (repo.auth?.type === "ssh") repo.auth.key = SECRET_MASK;
   const branches = structuredClone(project.branches);
-  for (const settings of Object.values(branches)) maskSecretEnv(settings.config?.env);
+  for (const settings of Object.values(branches)) maskSecretConfig(settings.config);
   return {
     name: project.name,
     repo,
