@@ -222,3 +222,63 @@ Deno.test("a sealed value opens only with its key, for its row, unchanged", () =
 function notEqualSealed(a: string, b: string): void {
   ok(a !== b, "each seal has a fresh IV");
 }
+
+Deno.test("rotation keeps a queued job's secrets, and a rotation cut short finishes on start", () => {
+  const dir = Deno.makeTempDirSync({ prefix: "strider-rotate-" });
+  const values = {
+    secret: `secret-${random()}`,
+    password: `password-${random()}`,
+    env: `env-${random()}`,
+  };
+  const full = spec("queued-1", values);
+  let store = new SqliteStore(dir);
+  store.createJob({
+    id: "queued-1",
+    spec: full,
+    view: newJobView("queued-1", full, Date.now()),
+    lastSeq: {},
+    lastN: 0,
+    logBytes: 0,
+    logEndsWithNewline: true,
+    logAttempt: 0,
+    viewBytes: 0,
+  });
+  store.close();
+  const first = Deno.readTextFileSync(join(dir, "secret-key"));
+
+  store = new SqliteStore(dir, { rotateSecretKey: true });
+  const second = Deno.readTextFileSync(join(dir, "secret-key"));
+  ok(second !== first);
+  deepEqual(store.getJob("queued-1")?.spec.secrets, { DEPLOY_TOKEN: values.secret });
+  store.close();
+  throws(() => Deno.statSync(join(dir, "secret-key.old")), Deno.errors.NotFound);
+
+  // A crash after the new key was written, before the rows were sealed again: both keys are on
+  // disk; the next start opens the rows with the old one, seals them with the new one.
+  const db = new DatabaseSync(join(dir, "strider.db"));
+  const sealed = (db.prepare("SELECT spec FROM jobs").get() as { spec: string }).spec;
+  db.close();
+  Deno.writeTextFileSync(join(dir, "secret-key.old"), second, { mode: 0o600 });
+  Deno.writeTextFileSync(join(dir, "secret-key"), newSecretKey() + "\n");
+  throws(
+    () => new SqliteStore(dir, { rotateSecretKey: true }),
+    /left from a rotation that did not finish/,
+  );
+  store = new SqliteStore(dir);
+  try {
+    deepEqual(store.getJob("queued-1")?.spec.secrets, { DEPLOY_TOKEN: values.secret });
+    ok(!store.secretBox.isCurrent(sealed));
+  } finally {
+    store.close();
+  }
+  throws(() => Deno.statSync(join(dir, "secret-key.old")), Deno.errors.NotFound);
+  const resealed = new DatabaseSync(join(dir, "strider.db"));
+  const now = (resealed.prepare("SELECT spec FROM jobs").get() as { spec: string }).spec;
+  resealed.close();
+  ok(
+    new SecretBox(parseSecretKey(Deno.readTextFileSync(join(dir, "secret-key")), "k")).isCurrent(
+      now,
+    ),
+  );
+  deepEqual(foundInFiles(dir, Object.values(values)), []);
+});
