@@ -39,9 +39,23 @@ export interface Output {
   err: (text: string) => void;
 }
 
+/**
+ * Writes all of `text` to `file`. A reader that went away (`strider jobs | head -1`) ends the
+ * command quietly with status 0, as `ls | head -1` does: nothing more is wanted.
+ */
+function writeAll(file: { writeSync(p: Uint8Array): number }, text: string): void {
+  let bytes = new TextEncoder().encode(text);
+  try {
+    while (bytes.length > 0) bytes = bytes.subarray(file.writeSync(bytes));
+  } catch (error) {
+    if (error instanceof Deno.errors.BrokenPipe) Deno.exit(0);
+    throw error;
+  }
+}
+
 export const consoleOutput: Output = {
-  out: (text) => Deno.stdout.writeSync(new TextEncoder().encode(text)),
-  err: (text) => Deno.stderr.writeSync(new TextEncoder().encode(text)),
+  out: (text) => writeAll(Deno.stdout, text),
+  err: (text) => writeAll(Deno.stderr, text),
 };
 
 async function target(values: Record<string, unknown>): Promise<ApiTarget> {

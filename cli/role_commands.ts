@@ -127,6 +127,12 @@ export const WORKER_FLAGS: Flags = {
     help: "serve /healthz and /metrics for this worker",
   },
   "log-format": { type: "string", value: "F", help: "text or json", default: "text" },
+  "env-pass": {
+    type: "string",
+    value: "NAME",
+    help: "pass this variable of the worker's environment to jobs (repeatable)",
+    multiple: true,
+  },
 };
 
 /** `HOST:PORT` (or `:PORT` for 127.0.0.1), or a `UsageError` saying what is wrong. */
@@ -217,7 +223,14 @@ export async function worker(args: string[], output: Output): Promise<number> {
   const labels = list(values, "labels");
   const badLabel = labels.find((l) => !/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(l));
   if (badLabel) throw new UsageError(`--labels: '${badLabel}' is not a valid label`);
+  const envPass = list(values, "env-pass");
+  const badName = envPass.find((n) => !/^[A-Za-z_][A-Za-z0-9_]{0,127}$/.test(n));
+  if (badName) throw new UsageError(`--env-pass: '${badName}' is not a variable name`);
+  // The worker's own settings (its token above all) never reach a job.
+  const own = envPass.find((n) => n.startsWith("STRIDER_"));
+  if (own) throw new UsageError(`--env-pass: '${own}' is the worker's own setting; not passed`);
   const running = await startWorker({
+    envPass,
     log: makeLogger(`worker ${name}`, logFormat(values)),
     connect,
     token,

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { LIMITS } from "./limits.ts";
-import { fetchRefspecProblem, refNameProblem, repoUrlProblem } from "./refs.ts";
+import { fetchRefspecProblem, normalizeRepoUrl, refNameProblem, repoUrlProblem } from "./refs.ts";
 import { TriggerSchema } from "./trigger.ts";
 
 /** Adds `problem(value)` as a zod refinement: a returned string becomes the error message. */
@@ -48,7 +48,10 @@ export const RepoAuthSchema = z.discriminatedUnion("type", [
 ]);
 
 export const RepoSchema = z.strictObject({
-  url: checked(z.string().max(LIMITS.url), repoUrlProblem),
+  // Room for the `https://` a bare host/path gains, so a stored spec parses again as it is.
+  url: z.string().max(LIMITS.url + 8).transform(normalizeRepoUrl).pipe(
+    checked(z.string().max(LIMITS.url + 8), repoUrlProblem),
+  ).describe("a URL, an absolute path, user@host:path, or host/path (read as https://host/path)"),
   auth: RepoAuthSchema.optional(),
   provider: z.enum(["github", "bitbucket", "gitlab", "gitea", "other"]).optional(),
   vcs: z.enum(["git", "hg"]).default("git"),

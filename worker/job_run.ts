@@ -11,6 +11,7 @@ import type {
   WorkerJobEvent,
 } from "../protocol/mod.ts";
 import { PHASES } from "../protocol/mod.ts";
+import { jobBaseEnv } from "./job_env.ts";
 import { Masker } from "./masking.ts";
 import { OutputBatcher } from "./output_batcher.ts";
 import { resultOf, shouldRun } from "./phases.ts";
@@ -42,6 +43,8 @@ export interface JobRunOptions {
   outputLimit: number;
   /** Resolves when the job's output may be read on (the queen keeps up); optional. */
   ready?: () => Promise<void>;
+  /** Variables `--env-pass` takes from the worker's environment, by name. */
+  envPass?: Record<string, string>;
 }
 
 /** Cleanup must end even when its commands hang: it gets this long. */
@@ -167,24 +170,9 @@ export class JobRun {
     return { result: resultOf(progress) };
   }
 
-  /** The cleared environment every command starts from (DESIGN.md, Security). */
+  /** The cleared environment every command starts from (DESIGN.md, Security; job_env.ts). */
   #baseEnv(home: string, tmp: string): Record<string, string> {
-    const { job } = this.#options;
-    const ref = job.ref;
-    return {
-      PATH: Deno.env.get("PATH") ?? "/usr/local/bin:/usr/bin:/bin",
-      HOME: home,
-      TMPDIR: tmp,
-      LANG: "C.UTF-8",
-      CI: "true",
-      STRIDER: "true",
-      STRIDER_JOB_ID: job.job_id,
-      STRIDER_ATTEMPT: String(this.attempt),
-      STRIDER_BRANCH: "branch" in ref ? ref.branch : "",
-      STRIDER_COMMIT: "branch" in ref ? ref.id ?? "" : "",
-      STRIDER_REPO: job.repo.url,
-      STRIDER_TRIGGER: job.trigger.type,
-    };
+    return jobBaseEnv(this.#options.job, this.attempt, { home, tmp }, this.#options.envPass);
   }
 
   /** Every value that must never leave the worker: secrets, credentials, secret-named vars. */

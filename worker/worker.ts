@@ -6,6 +6,7 @@ import { join } from "node:path";
 import type { DispatchedJob, DroneInfo, QueenFrame } from "../protocol/mod.ts";
 import { PROTOCOL_VERSION, VERSION } from "../protocol/mod.ts";
 import { QueenConnection, QueenRefusedError } from "./connection.ts";
+import { passedEnv } from "./job_env.ts";
 import { JobRun } from "./job_run.ts";
 import { Outbox } from "./outbox.ts";
 import { loadPluginFiles } from "./plugin_files.ts";
@@ -37,6 +38,8 @@ export interface WorkerOptions {
   pluginsDir?: string;
   /** Exit after this many jobs (an ephemeral worker); 0 means never. */
   maxJobs?: number;
+  /** Names of worker environment variables passed on to every job (`--env-pass`). */
+  envPass?: string[];
   log?: (message: string) => void;
 }
 
@@ -214,6 +217,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       // spools to disk so the job never waits on the network.
       ready: () => (ready ? outbox.whenRoom(job.job_id, attempt, ROOM_WAIT_MS) : Promise.resolve()),
       keepWorkspace: (options.keepWorkspaces ?? 0) > 0,
+      envPass: passedEnv(options.envPass ?? []),
       emit: (body) => {
         if (runs.get(runKey(job.job_id, attempt)) === run) outbox.push(job.job_id, attempt, body);
       },
