@@ -127,6 +127,12 @@ export const WORKER_FLAGS: Flags = {
     help: "serve /healthz and /metrics for this worker",
   },
   "log-format": { type: "string", value: "F", help: "text or json", default: "text" },
+  "cache-max-mib": {
+    type: "string",
+    value: "MIB",
+    help: "MiB all job caches may take (least recently used go first; 0: no caches)",
+    default: "2048",
+  },
   "env-pass": {
     type: "string",
     value: "NAME",
@@ -231,6 +237,7 @@ export async function worker(args: string[], output: Output): Promise<number> {
   if (own) throw new UsageError(`--env-pass: '${own}' is the worker's own setting; not passed`);
   const running = await startWorker({
     envPass,
+    cacheMaxBytes: int(values, "cache-max-mib", 0, 1024 * 1024 * 1024)! * 1024 * 1024,
     log: makeLogger(`worker ${name}`, logFormat(values)),
     connect,
     token,

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { ArtifactPatternsSchema, CacheListSchema } from "./job_files.ts";
 import { LIMITS } from "./limits.ts";
 import { fetchRefspecProblem, normalizeRepoUrl, refNameProblem, repoUrlProblem } from "./refs.ts";
 import { TriggerSchema } from "./trigger.ts";
@@ -110,6 +111,10 @@ export const JobSpecSchema = z.strictObject({
   network: z.boolean().optional().describe("false cuts the job off the network where possible"),
   priority: z.int().min(-1000).max(1000).optional().describe("higher goes first"),
   serialize: z.boolean().optional().describe("never run two jobs of this repo+branch at once"),
+  cache: CacheListSchema.optional().describe("caches; without it the repository's strider.json's"),
+  artifacts: ArtifactPatternsSchema.optional().describe(
+    "files kept with the job, e.g. dist/** or coverage/; without it strider.json's",
+  ),
 });
 
 /** A job spec as submitted (before defaults are applied). */

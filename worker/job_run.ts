@@ -5,12 +5,16 @@
 import { join, resolve } from "node:path";
 import type {
   AttemptResult,
+  CacheSpec,
   DispatchedJob,
   Phase,
   PluginConfig,
   WorkerJobEvent,
 } from "../protocol/mod.ts";
 import { PHASES } from "../protocol/mod.ts";
+import type { CacheStore } from "./cache_store.ts";
+import { JobCaches } from "./job_caches.ts";
+import type { CacheStep } from "./job_caches.ts";
 import { jobBaseEnv } from "./job_env.ts";
 import { Masker } from "./masking.ts";
 import { OutputBatcher } from "./output_batcher.ts";
@@ -45,6 +49,8 @@ export interface JobRunOptions {
   ready?: () => Promise<void>;
   /** Variables `--env-pass` takes from the worker's environment, by name. */
   envPass?: Record<string, string>;
+  /** The worker's caches; without it, jobs' `cache` entries are ignored. */
+  caches?: CacheStore;
 }
 
 /** Cleanup must end even when its commands hang: it gets this long. */
@@ -139,20 +145,30 @@ export class JobRun {
         error: `plugins not installed on this worker: ${missing.join(", ")}`,
       };
     }
-    const { env, commands } = this.#contributions(
+    const { env, commands, cache } = this.#contributions(
       settings.plugins,
       settings.config,
       baseEnv,
       src,
     );
     this.#masker = new Masker(this.#secretValues(env));
+    const caches = await JobCaches.prepare(this.#options.caches, [...settings.cache, ...cache], {
+      repo: job.repo.url,
+      saves: "branch" in job.ref,
+      layout: { workspace, src, home },
+    });
+    if (!caches.ok) return { result: "errored", error: caches.error };
 
     const progress: PhaseProgress = { jobType: job.job_type, codes: {} };
     for (const phase of PHASES) {
       if (this.#stopped) progress.stopped = this.#stopped;
       if (!shouldRun(phase, progress)) continue;
+      if (phase === "prepare") await this.#cacheSteps("prepare", caches.value.restoreSteps());
       const code = await this.#runPhase(phase, commands[phase], { cwd: src, env });
       progress.codes[phase] = code;
+      if (phase === "test" && code === 0 && !this.#stopped) {
+        await this.#cacheSteps("test", caches.value.saveSteps());
+      }
       if (phase === "test") {
         this.#options.emit({ event: "job:tested", code, timestamp: Date.now() });
       }
@@ -228,6 +244,7 @@ export class JobRun {
   ) {
     const env: Record<string, string> = { ...baseEnv };
     const path: string[] = [];
+    const cache: CacheSpec[] = [];
     const commands = Object.fromEntries(PHASES.map((p) => [p, []])) as unknown as Record<
       Phase,
       PluginCommand[]
@@ -236,11 +253,22 @@ export class JobRun {
       const contribution = this.#options.plugins.get(name)!.contribute(config, { src });
       Object.assign(env, contribution.env);
       path.push(...contribution.path);
+      cache.push(...contribution.cache ?? []);
       for (const phase of PHASES) commands[phase].push(...(contribution.phases[phase] ?? []));
     }
     Object.assign(env, this.#options.job.secrets ?? {});
     if (path.length) env.PATH = [...path, baseEnv.PATH].join(":");
-    return { env, commands };
+    return { env, commands, cache };
+  }
+
+  /** Shows each cache restore or save as a command of `phase`; they never fail the job. */
+  async #cacheSteps(phase: Phase, steps: CacheStep[]): Promise<void> {
+    for (const step of steps) {
+      await this.#command({ phase, screen: step.screen }, async (out) => {
+        out("stderr", `${await step.run()}\n`);
+        return { exitCode: 0, value: undefined };
+      });
+    }
   }
 
   /** Runs a phase's commands until one fails; returns the phase's exit code. */

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import type { DispatchedJob, DroneInfo, QueenFrame } from "../protocol/mod.ts";
 import { PROTOCOL_VERSION, VERSION } from "../protocol/mod.ts";
 import { QueenConnection, QueenRefusedError } from "./connection.ts";
+import { CacheStore } from "./cache_store.ts";
 import { passedEnv } from "./job_env.ts";
 import { JobRun } from "./job_run.ts";
 import { Outbox } from "./outbox.ts";
@@ -40,6 +41,8 @@ export interface WorkerOptions {
   maxJobs?: number;
   /** Names of worker environment variables passed on to every job (`--env-pass`). */
   envPass?: string[];
+  /** Bytes all job caches together may take under `WORKDIR/cache/jobs`; 0 turns caches off. */
+  cacheMaxBytes?: number;
   log?: (message: string) => void;
 }
 
@@ -69,6 +72,9 @@ export interface WorkerStats {
   finished: Record<string, number>;
 }
 
+/** Job caches' default size cap: 2 GiB. */
+const DEFAULT_CACHE_MAX_BYTES = 2 * 1024 * 1024 * 1024;
+
 /** Longest a job's output waits for room in the outbox before it spools to disk instead. */
 const ROOM_WAIT_MS = 2_000;
 
@@ -95,6 +101,10 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     log(`ended ${leftovers} command process groups left by an earlier run of this worker`);
   }
   const plugins = new Map<string, Plugin>(BUILTIN_PLUGINS.map((p) => [p.name, p]));
+  const cacheMaxBytes = options.cacheMaxBytes ?? DEFAULT_CACHE_MAX_BYTES;
+  const caches = cacheMaxBytes > 0
+    ? new CacheStore(join(options.workdir, "cache", "jobs"), cacheMaxBytes)
+    : undefined;
   for (const plugin of options.pluginsDir ? await loadPluginFiles(options.pluginsDir) : []) {
     if (plugins.has(plugin.name)) {
       throw new TypeError(
@@ -218,6 +228,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       ready: () => (ready ? outbox.whenRoom(job.job_id, attempt, ROOM_WAIT_MS) : Promise.resolve()),
       keepWorkspace: (options.keepWorkspaces ?? 0) > 0,
       envPass: passedEnv(options.envPass ?? []),
+      caches,
       emit: (body) => {
         if (runs.get(runKey(job.job_id, attempt)) === run) outbox.push(job.job_id, attempt, body);
       },
