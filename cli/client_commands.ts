@@ -58,7 +58,7 @@ export const consoleOutput: Output = {
   err: (text) => writeAll(Deno.stderr, text),
 };
 
-async function target(values: Record<string, unknown>): Promise<ApiTarget> {
+export async function target(values: Record<string, unknown>): Promise<ApiTarget> {
   const queen = values.queen as string;
   try {
     new URL(queen);

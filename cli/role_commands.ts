@@ -54,6 +54,12 @@ export const QUEEN_FLAGS: Flags = {
     default: "3600",
   },
   "max-log-mib": { type: "string", value: "MIB", help: "log kept per job, in MiB", default: "64" },
+  "max-artifact-mib": {
+    type: "string",
+    value: "MIB",
+    help: "artifacts kept per job, in MiB",
+    default: "256",
+  },
   "keep-jobs": { type: "string", value: "N", help: "keep only the newest N finished jobs" },
   "keep-days": { type: "string", value: "D", help: "keep finished jobs for D days" },
   "tokens-file": {
@@ -185,6 +191,7 @@ export async function queen(args: string[], output: Output): Promise<number> {
     maxAttempts: int(values, "max-attempts", 1, 100),
     defaultTimeout: int(values, "default-timeout", 0, 7 * 24 * 3600),
     maxLogBytes: int(values, "max-log-mib", 1, 1024 * 1024)! * 1024 * 1024,
+    maxArtifactBytes: int(values, "max-artifact-mib", 0, 1024 * 1024)! * 1024 * 1024,
     keepJobs: int(values, "keep-jobs", 0, 100_000_000),
     keepDays: positive(values, "keep-days"),
     webhookSecret: str(values, "webhook-secret"),

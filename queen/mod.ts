@@ -4,6 +4,7 @@
  */
 import { join } from "node:path";
 import { SqliteStore } from "./sqlite_store.ts";
+import { ArtifactStore } from "./artifacts/store.ts";
 import { SqliteProjectStore } from "./projects/store.ts";
 import { QueenCore } from "./queen.ts";
 import { createApp } from "./server.ts";
@@ -47,6 +48,8 @@ export interface QueenOptions {
   tlsKey?: string;
   /** Verifies webhooks (`/hooks/...`) of projects without a secret of their own. */
   webhookSecret?: string;
+  /** Bytes one job's artifacts may take together (default 256 MiB). */
+  maxArtifactBytes?: number;
   /** Where diagnostics go; defaults to stderr. */
   log?: (message: string) => void;
   signal?: AbortSignal;
@@ -130,6 +133,8 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
     private: options.private,
     projects: new SqliteProjectStore(store.database),
     webhookSecret: options.webhookSecret,
+    artifacts: new ArtifactStore(store.database),
+    maxArtifactBytes: options.maxArtifactBytes,
     log,
   });
   const controller = new AbortController();

@@ -30,6 +30,9 @@ import { MemoryProjectStore } from "./projects/memory_store.ts";
 import { projectRoutes } from "./projects/routes.ts";
 import type { ProjectStore } from "./projects/store.ts";
 import { webhookRoutes } from "./webhooks/routes.ts";
+import { mountArtifactRoutes } from "./artifacts/routes.ts";
+import { memoryArtifactStore } from "./artifacts/store.ts";
+import type { ArtifactStore } from "./artifacts/store.ts";
 
 /** Tokens the server accepts. */
 export interface ServerTokens {
@@ -55,6 +58,10 @@ export interface ServerOptions {
   projects?: ProjectStore;
   /** The queen's `--webhook-secret`: without it (or a project's own), webhooks are refused. */
   webhookSecret?: string;
+  /** Where artifacts are kept (default: an in-memory database). */
+  artifacts?: ArtifactStore;
+  /** Bytes one job's artifacts may take together (`--max-artifact-mib`). */
+  maxArtifactBytes?: number;
   log?: (message: string) => void;
 }
 
@@ -65,11 +72,13 @@ export function createApp(
   options: ServerOptions = {},
 ): Hono {
   const app = new Hono();
+  const artifactStore = options.artifacts ?? memoryArtifactStore();
   // First, so that a private queen's guard runs before the API routes.
   mountDashboard(app, core, {
     apiTokens: tokens.api,
     viewTokens: tokens.view ?? tokens.api,
     private: options.private,
+    artifacts: (id) => artifactStore.list(id),
   });
 
   // The Bearer token, or the dashboard's session cookie with its CSRF token.
@@ -230,6 +239,10 @@ export function createApp(
   const projects = options.projects ?? new MemoryProjectStore();
   app.route("/api/projects", projectRoutes(projects, requireApiToken));
   app.route("/hooks", webhookRoutes(core, projects, options));
+  mountArtifactRoutes(app, core, artifactStore, {
+    workerTokens: () => tokens.worker,
+    maxBytes: options.maxArtifactBytes,
+  });
 
   app.get("/ws/worker", (c) => {
     if (!tokenMatches(bearerToken(c.req.header("authorization")), tokens.worker)) {

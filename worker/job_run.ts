@@ -12,6 +12,8 @@ import type {
   WorkerJobEvent,
 } from "../protocol/mod.ts";
 import { PHASES } from "../protocol/mod.ts";
+import { findArtifacts } from "./artifacts.ts";
+import type { ArtifactSender } from "./artifacts.ts";
 import type { CacheStore } from "./cache_store.ts";
 import { JobCaches } from "./job_caches.ts";
 import type { CacheStep } from "./job_caches.ts";
@@ -51,6 +53,8 @@ export interface JobRunOptions {
   envPass?: Record<string, string>;
   /** The worker's caches; without it, jobs' `cache` entries are ignored. */
   caches?: CacheStore;
+  /** Sends artifacts to the queen; without it, jobs' `artifacts` are ignored. */
+  artifacts?: ArtifactSender;
 }
 
 /** Cleanup must end even when its commands hang: it gets this long. */
@@ -164,6 +168,9 @@ export class JobRun {
       if (this.#stopped) progress.stopped = this.#stopped;
       if (!shouldRun(phase, progress)) continue;
       if (phase === "prepare") await this.#cacheSteps("prepare", caches.value.restoreSteps());
+      if (phase === "cleanup" && !this.#stopped && settings.artifacts.length > 0) {
+        await this.#sendArtifacts(settings.artifacts, src);
+      }
       const code = await this.#runPhase(phase, commands[phase], { cwd: src, env });
       progress.codes[phase] = code;
       if (phase === "test" && code === 0 && !this.#stopped) {
@@ -259,6 +266,32 @@ export class JobRun {
     Object.assign(env, this.#options.job.secrets ?? {});
     if (path.length) env.PATH = [...path, baseEnv.PATH].join(":");
     return { env, commands, cache };
+  }
+
+  /** Sends the files `patterns` match to the queen, shown as a command opening `cleanup`. */
+  async #sendArtifacts(patterns: string[], src: string): Promise<void> {
+    const sender = this.#options.artifacts;
+    if (!sender) return;
+    await this.#command(
+      { phase: "cleanup", screen: `artifacts ${patterns.join(" ")}` },
+      async (out) => {
+        const { found, notes } = await findArtifacts(src, patterns);
+        for (const note of notes) out("stderr", `${note}\n`);
+        if (found.length === 0) out("stderr", "no files match\n");
+        let sent = 0;
+        for (const artifact of found) {
+          if (this.#stopped) break;
+          try {
+            await sender.send(this.id, this.attempt, artifact);
+            sent++;
+          } catch (error) {
+            out("stderr", `not sent '${artifact.path}': ${(error as Error).message}\n`);
+          }
+        }
+        if (found.length) out("stderr", `sent ${sent} of ${found.length} files to the queen\n`);
+        return { exitCode: 0, value: undefined };
+      },
+    );
   }
 
   /** Shows each cache restore or save as a command of `phase`; they never fail the job. */

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import type { DispatchedJob, DroneInfo, QueenFrame } from "../protocol/mod.ts";
 import { PROTOCOL_VERSION, VERSION } from "../protocol/mod.ts";
 import { QueenConnection, QueenRefusedError } from "./connection.ts";
+import { httpArtifactSender } from "./artifacts.ts";
 import { CacheStore } from "./cache_store.ts";
 import { passedEnv } from "./job_env.ts";
 import { JobRun } from "./job_run.ts";
@@ -131,6 +132,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     }
     client = Deno.createHttpClient({ caCerts: [pem] });
   }
+  const artifacts = httpArtifactSender({ queen: options.connect, token: options.token, client });
   const connection: QueenConnection = new QueenConnection({
     url: options.connect,
     token: options.token,
@@ -229,6 +231,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       keepWorkspace: (options.keepWorkspaces ?? 0) > 0,
       envPass: passedEnv(options.envPass ?? []),
       caches,
+      artifacts,
       emit: (body) => {
         if (runs.get(runKey(job.job_id, attempt)) === run) outbox.push(job.job_id, attempt, body);
       },

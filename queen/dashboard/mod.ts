@@ -14,6 +14,7 @@ import { JobRejectedError } from "../queen.ts";
 import type { QueenCore } from "../queen.ts";
 import { ASSETS } from "./assets.ts";
 import { JobPage } from "./job_page.tsx";
+import type { Artifact } from "../../protocol/mod.ts";
 import { ProblemPage } from "./layout.tsx";
 import type { PageContext } from "./layout.tsx";
 import { LoginPage } from "./login_page.tsx";
@@ -37,6 +38,8 @@ export interface DashboardOptions {
   viewTokens?: readonly string[];
   /** Viewing needs a session (pages, `/ws/browser`) or the token (API reads) too. */
   private?: boolean;
+  /** A job's artifacts, listed on its page. */
+  artifacts?: (jobId: string) => Artifact[];
 }
 
 /** What pages are sent with: scripts and styles from this host only, no framing. */
@@ -136,6 +139,7 @@ export function mountDashboard(app: Hono, core: QueenCore, options: DashboardOpt
       n: record.lastN,
       logBytes: record.logBytes,
       logTail: complete ? undefined : logTail(core.store, record),
+      artifacts: options.artifacts?.(record.id),
     };
     return html(c, JobPage({ ctx: contextOf(c), data }));
   });
