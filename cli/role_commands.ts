@@ -54,6 +54,11 @@ export const QUEEN_FLAGS: Flags = {
     default: "3600",
   },
   "max-log-mib": { type: "string", value: "MIB", help: "log kept per job, in MiB", default: "64" },
+  "public-url": {
+    type: "string",
+    value: "URL",
+    help: "the queen's address as people reach it, for links in commit statuses",
+  },
   "max-artifact-mib": {
     type: "string",
     value: "MIB",
@@ -157,6 +162,24 @@ export function parseHostPort(text: string): { hostname: string; port: number } 
   return { hostname: match[1].replace(/^\[|\]$/g, "") || "127.0.0.1", port };
 }
 
+/** `--public-url`, checked: an http(s) address without credentials. */
+function publicUrl(values: Values): string | undefined {
+  const text = str(values, "public-url");
+  if (text === undefined) return undefined;
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new UsageError(
+      `--public-url must be a URL such as https://ci.example.com, not '${text}'`,
+    );
+  }
+  if (!/^https?:$/.test(url.protocol) || url.username || url.password) {
+    throw new UsageError(`--public-url must be an http(s) URL without credentials, not '${text}'`);
+  }
+  return text.replace(/\/+$/, "");
+}
+
 function logFormat(values: Values): LogFormat {
   const format = required(values, "log-format");
   if (format !== "text" && format !== "json") {
@@ -192,6 +215,7 @@ export async function queen(args: string[], output: Output): Promise<number> {
     defaultTimeout: int(values, "default-timeout", 0, 7 * 24 * 3600),
     maxLogBytes: int(values, "max-log-mib", 1, 1024 * 1024)! * 1024 * 1024,
     maxArtifactBytes: int(values, "max-artifact-mib", 0, 1024 * 1024)! * 1024 * 1024,
+    publicUrl: publicUrl(values),
     keepJobs: int(values, "keep-jobs", 0, 100_000_000),
     keepDays: positive(values, "keep-days"),
     webhookSecret: str(values, "webhook-secret"),

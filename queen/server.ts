@@ -33,6 +33,7 @@ import { webhookRoutes } from "./webhooks/routes.ts";
 import { mountArtifactRoutes } from "./artifacts/routes.ts";
 import { memoryArtifactStore } from "./artifacts/store.ts";
 import type { ArtifactStore } from "./artifacts/store.ts";
+import type { StatusReporter } from "./forge_status/reporter.ts";
 
 /** Tokens the server accepts. */
 export interface ServerTokens {
@@ -62,6 +63,8 @@ export interface ServerOptions {
   artifacts?: ArtifactStore;
   /** Bytes one job's artifacts may take together (`--max-artifact-mib`). */
   maxArtifactBytes?: number;
+  /** Reports webhook jobs' commit statuses to their forge. */
+  reporter?: StatusReporter;
   log?: (message: string) => void;
 }
 
@@ -79,6 +82,7 @@ export function createApp(
     viewTokens: tokens.view ?? tokens.api,
     private: options.private,
     artifacts: (id) => artifactStore.list(id),
+    reported: (id) => options.reporter?.view(id) ?? null,
   });
 
   // The Bearer token, or the dashboard's session cookie with its CSRF token.
@@ -190,7 +194,11 @@ export function createApp(
     return c.json({ jobs: page.records.map(jobSummary), next: page.next } satisfies JobList);
   });
 
-  app.get("/api/jobs/:id", (c) => c.json(jobOr404(c.req.param("id")).view));
+  app.get("/api/jobs/:id", (c) => {
+    const view = jobOr404(c.req.param("id")).view;
+    const reported = reporter?.view(view.id);
+    return c.json(reported ? { ...view, reported } : view);
+  });
 
   app.delete("/api/jobs/:id", (c) => {
     requireApiToken(c);
@@ -238,7 +246,14 @@ export function createApp(
 
   const projects = options.projects ?? new MemoryProjectStore();
   app.route("/api/projects", projectRoutes(projects, requireApiToken));
-  app.route("/hooks", webhookRoutes(core, projects, options));
+  const reporter = options.reporter;
+  app.route(
+    "/hooks",
+    webhookRoutes(core, projects, {
+      ...options,
+      onWebhookJob: reporter && ((job, where) => reporter.track(job, where)),
+    }),
+  );
   mountArtifactRoutes(app, core, artifactStore, {
     workerTokens: () => tokens.worker,
     maxBytes: options.maxArtifactBytes,

@@ -77,6 +77,23 @@ export const MIGRATIONS: readonly string[] = [
        WHERE artifact_id IN (SELECT id FROM artifacts WHERE job_id = OLD.id);
      DELETE FROM artifacts WHERE job_id = OLD.id;
    END;`,
+  // 4: commit statuses reported to forges for webhook jobs: what is wanted and what the forge
+  // accepted, so reporting resumes after a restart. No token here: it stays a project secret.
+  `CREATE TABLE commit_statuses (
+     job_id TEXT NOT NULL PRIMARY KEY,
+     forge TEXT NOT NULL,
+     project TEXT NOT NULL,
+     sha TEXT NOT NULL,
+     wanted TEXT NOT NULL,
+     sent TEXT,
+     sent_at INTEGER,
+     tries INTEGER NOT NULL,
+     error TEXT,
+     created_at INTEGER NOT NULL
+   );
+   CREATE TRIGGER jobs_delete_commit_statuses AFTER DELETE ON jobs BEGIN
+     DELETE FROM commit_statuses WHERE job_id = OLD.id;
+   END;`,
 ];
 
 /** Applies the migrations `db` has not had yet, each in its own transaction. */

@@ -3,7 +3,7 @@
  * commands and their output. Only the tail of each output is rendered; earlier parts come on
  * demand. The client script follows a running job over `/ws/browser` and builds the same markup.
  */
-import type { Artifact, CommandView, JobView } from "../../protocol/mod.ts";
+import type { Artifact, CommandView, JobView, ReportedStatus } from "../../protocol/mod.ts";
 import { PHASES } from "../../protocol/mod.ts";
 import { elapsed, stateOf } from "./format.ts";
 import { CsrfField, Layout, LoginNote } from "./layout.tsx";
@@ -23,6 +23,16 @@ export interface JobPageData {
   logTail?: OutputPart & { startByte: number };
   /** The job's artifacts (files it kept), when it has any. */
   artifacts?: Artifact[];
+  /** The commit status reported to the forge, for webhook jobs that report. */
+  reported?: ReportedStatus;
+}
+
+/** `reported: success to github` and, while it is not through, what is being tried. */
+export function reportedText(r: ReportedStatus): string {
+  const done = r.state ? `${r.state} to ${r.forge} for ${r.commit.slice(0, 12)}` : "nothing yet";
+  const pending = r.state === r.wanted ? "" : `; reporting ${r.wanted}`;
+  const error = r.error ? ` (${r.error})` : "";
+  return `${done}${pending}${r.tries ? `, try ${r.tries}` : ""}${error}`;
 }
 
 /** The job's artifacts, each a download link with its size. */
@@ -217,6 +227,9 @@ export function JobPage(props: { ctx: PageContext; data: JobPageData }) {
                 </ul>
               )}
           </Fact>
+          {data.reported && (
+            <Fact term="Reported" field="reported">{reportedText(data.reported)}</Fact>
+          )}
           {data.artifacts && data.artifacts.length > 0 && (
             <Fact term="Artifacts" field="artifact-list">
               <Artifacts jobId={view.id} artifacts={data.artifacts} />

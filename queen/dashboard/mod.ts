@@ -14,7 +14,7 @@ import { JobRejectedError } from "../queen.ts";
 import type { QueenCore } from "../queen.ts";
 import { ASSETS } from "./assets.ts";
 import { JobPage } from "./job_page.tsx";
-import type { Artifact } from "../../protocol/mod.ts";
+import type { Artifact, ReportedStatus } from "../../protocol/mod.ts";
 import { ProblemPage } from "./layout.tsx";
 import type { PageContext } from "./layout.tsx";
 import { LoginPage } from "./login_page.tsx";
@@ -40,6 +40,8 @@ export interface DashboardOptions {
   private?: boolean;
   /** A job's artifacts, listed on its page. */
   artifacts?: (jobId: string) => Artifact[];
+  /** The commit status reported for a job, shown on its page. */
+  reported?: (jobId: string) => ReportedStatus | null;
 }
 
 /** What pages are sent with: scripts and styles from this host only, no framing. */
@@ -140,6 +142,7 @@ export function mountDashboard(app: Hono, core: QueenCore, options: DashboardOpt
       logBytes: record.logBytes,
       logTail: complete ? undefined : logTail(core.store, record),
       artifacts: options.artifacts?.(record.id),
+      reported: options.reported?.(record.id) ?? undefined,
     };
     return html(c, JobPage({ ctx: contextOf(c), data }));
   });

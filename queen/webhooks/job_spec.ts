@@ -1,4 +1,5 @@
 import type { BranchSettings, JobSpecInput, JobType, Project } from "../../protocol/mod.ts";
+import { DEFAULT_FORGE_TOKEN_SECRET } from "../../protocol/mod.ts";
 import type { WebhookJob } from "./types.ts";
 
 /** The job a webhook event makes for a project, or why it makes none. */
@@ -37,7 +38,9 @@ export function webhookJobSpec(project: Project, event: WebhookJob): WebhookJobS
         `add ${event.branch === undefined ? "" : "an entry for it or "}a '*' entry to its branches`,
     };
   }
-  const secrets = event.fromFork ? {} : project.secrets;
+  // The forge token reports statuses from the queen; jobs never need it.
+  const { [project.status?.token_secret ?? DEFAULT_FORGE_TOKEN_SECRET]: _token, ...secrets } =
+    event.fromFork ? {} : project.secrets;
   return {
     ok: true,
     spec: {
