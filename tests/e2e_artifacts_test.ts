@@ -33,6 +33,7 @@ const BUILD = [
   "mkdir -p dist/sub coverage",
   "head -c 2500000 /dev/urandom > dist/app.bin",
   "printf 'nested\\n' > dist/sub/x.txt",
+  ": > dist/empty",
   "printf '<html>cov</html>' > coverage/index.html",
   "printf 'not an artifact\\n' > build.log",
   "ln -s /etc/passwd dist/leak",
@@ -73,6 +74,7 @@ Deno.test("artifacts round-trip byte for byte; traversal and links out are refus
       deepEqual(list.map((a) => a.path), [
         "coverage/index.html",
         "dist/app.bin",
+        "dist/empty",
         "dist/readme-link",
         "dist/sub/x.txt",
       ]);
@@ -81,7 +83,8 @@ Deno.test("artifacts round-trip byte for byte; traversal and links out are refus
       equal(app.sha256, appSha);
       equal(app.attempt, 1);
       match(log, /left out 'dist\/leak': a symlink out of the checkout \(not followed\)/);
-      match(log, /sent 4 of 4 files to the queen/);
+      match(log, /sent 5 of 5 files to the queen/);
+      equal(list.find((a) => a.path === "dist/empty")?.size, 0);
       const sent = job.phases.cleanup.commands[0];
       equal(sent.command, "artifacts dist/** coverage/", "sent before cleanup's own commands");
     });
@@ -127,6 +130,7 @@ Deno.test("artifacts round-trip byte for byte; traversal and links out are refus
       equal(sha256(await Deno.readFile(join(out, "dist", "app.bin"))), appSha);
       equal(await Deno.readTextFile(join(out, "dist", "sub", "x.txt")), "nested\n");
       equal(await Deno.readTextFile(join(out, "coverage", "index.html")), "<html>cov</html>");
+      equal((await Deno.readFile(join(out, "dist", "empty"))).length, 0);
       const one = new Proc([
         "run",
         ...CLIENT_PERMISSIONS,

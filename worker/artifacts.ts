@@ -110,8 +110,12 @@ export async function fileSha256(file: string): Promise<string> {
 
 /** Sends files to the queen for one attempt of one job. */
 export interface ArtifactSender {
-  send(job: string, attempt: number, artifact: FoundArtifact): Promise<void>;
+  /** Sends one file; `signal` (the job being cancelled) stops it. */
+  send(job: string, attempt: number, artifact: FoundArtifact, signal?: AbortSignal): Promise<void>;
 }
+
+/** One file's send may take this long: a queen that stops reading must not hold the job. */
+const SEND_TIMEOUT_MS = 15 * 60_000;
 
 /** Statuses worth another try: the queen restarting, the worker reconnecting, overload. */
 const RETRYABLE = new Set([409, 429, 500, 502, 503, 504]);
@@ -126,7 +130,7 @@ export function httpArtifactSender(options: {
 }): ArtifactSender {
   const delays = options.delays ?? [1_000, 2_000, 4_000, 8_000, 16_000];
   return {
-    async send(job, attempt, artifact) {
+    async send(job, attempt, artifact, signal) {
       const sha256 = await fileSha256(artifact.file);
       const url = new URL(
         `/worker/artifacts/${encodeURIComponent(job)}/${attempt}`,
@@ -147,6 +151,9 @@ export function httpArtifactSender(options: {
             },
             body: handle.readable,
             client: options.client,
+            signal: signal
+              ? AbortSignal.any([signal, AbortSignal.timeout(SEND_TIMEOUT_MS)])
+              : AbortSignal.timeout(SEND_TIMEOUT_MS),
           });
           status = response.status;
           const text = await response.text();
@@ -159,6 +166,7 @@ export function httpArtifactSender(options: {
             }
           })();
         } catch (error) {
+          if (signal?.aborted) throw new Error("the job was stopped");
           why = (error as Error).message;
         }
         if ((status !== 0 && !RETRYABLE.has(status)) || tries >= delays.length) {

@@ -282,7 +282,7 @@ export class JobRun {
         for (const artifact of found) {
           if (this.#stopped) break;
           try {
-            await sender.send(this.id, this.attempt, artifact);
+            await sender.send(this.id, this.attempt, artifact, this.#abort.signal);
             sent++;
           } catch (error) {
             out("stderr", `not sent '${artifact.path}': ${(error as Error).message}\n`);

@@ -9,6 +9,9 @@ import { DatabaseSync } from "node:sqlite";
 import type { Artifact } from "../../protocol/mod.ts";
 import { migrate } from "../sqlite_schema.ts";
 
+/** An incomplete upload this old was cut short (a send takes at most 15 minutes). */
+const STALE_UPLOAD_MS = 60 * 60_000;
+
 /** Bytes per stored chunk. */
 export const CHUNK_BYTES = 1024 * 1024;
 
@@ -27,8 +30,9 @@ export class ArtifactStore {
 
   constructor(db: DatabaseSync) {
     this.#db = db;
-    // Uploads cut short by a crash are never complete: drop them.
-    this.#deleteWhere("complete = 0");
+    // Uploads cut short by a crash are never complete: drop them. Only old ones: another queen
+    // on the same database may be receiving one right now.
+    this.#deleteWhere("complete = 0 AND created_at < ?", Date.now() - STALE_UPLOAD_MS);
   }
 
   /** The job's artifacts, by path. */
