@@ -9,6 +9,7 @@ import type { Output } from "./cli/client_commands.ts";
 import { ApiError } from "./cli/api_client.ts";
 import { UsageError } from "./cli/options.ts";
 import { queen, worker } from "./cli/role_commands.ts";
+import { artifacts } from "./cli/artifacts_command.ts";
 
 const USAGE = `strider ${VERSION}: a distributed CI job runner
 
@@ -17,6 +18,7 @@ usage:
   strider worker --connect http://HOST:PORT [--token T] [--capacity 2] [flags]
   strider submit --repo URL [--branch B | --fetch REFSPEC] --test CMD [--follow] [flags]
   strider jobs | drones | logs ID [--follow] | retry ID [--follow] | cancel ID
+  strider artifacts ID [PATH] [--out DIR]
   strider help | --version
 
 Every command takes --help. Every flag also reads an environment variable, e.g. --port reads
@@ -31,6 +33,7 @@ const COMMANDS: Record<string, (args: string[], output: Output) => Promise<numbe
   logs,
   retry,
   cancel,
+  artifacts,
 };
 
 /** Runs the command line `args`; resolves with the exit code. */

@@ -9,6 +9,7 @@ import {
   JobListSchema,
   JobSpecSchema,
   JobViewSchema,
+  normalizeRepoUrl,
   validate,
 } from "../protocol/mod.ts";
 import { request, requestJson, resolveToken } from "./api_client.ts";
@@ -39,12 +40,26 @@ export interface Output {
   err: (text: string) => void;
 }
 
+/**
+ * Writes all of `text` to `file`. A reader that went away (`strider jobs | head -1`) ends the
+ * command quietly with status 0, as `ls | head -1` does: nothing more is wanted.
+ */
+function writeAll(file: { writeSync(p: Uint8Array): number }, text: string): void {
+  let bytes = new TextEncoder().encode(text);
+  try {
+    while (bytes.length > 0) bytes = bytes.subarray(file.writeSync(bytes));
+  } catch (error) {
+    if (error instanceof Deno.errors.BrokenPipe) Deno.exit(0);
+    throw error;
+  }
+}
+
 export const consoleOutput: Output = {
-  out: (text) => Deno.stdout.writeSync(new TextEncoder().encode(text)),
-  err: (text) => Deno.stderr.writeSync(new TextEncoder().encode(text)),
+  out: (text) => writeAll(Deno.stdout, text),
+  err: (text) => writeAll(Deno.stderr, text),
 };
 
-async function target(values: Record<string, unknown>): Promise<ApiTarget> {
+export async function target(values: Record<string, unknown>): Promise<ApiTarget> {
   const queen = values.queen as string;
   try {
     new URL(queen);
@@ -89,6 +104,12 @@ export const SUBMIT_FLAGS: Flags = {
     multiple: true,
   },
   timeout: { type: "string", value: "S", help: "seconds for the whole job" },
+  artifact: {
+    type: "string",
+    value: "GLOB",
+    help: "files to keep, e.g. dist/** (repeatable; see strider artifacts)",
+    multiple: true,
+  },
   priority: { type: "string", value: "N", help: "higher goes first" },
   message: { type: "string", value: "TEXT", help: "trigger message" },
   follow: {
@@ -97,13 +118,24 @@ export const SUBMIT_FLAGS: Flags = {
   },
 };
 
+function existsLocally(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Turns `submit`'s flags into a job spec (validated by the queen and here). */
 export function specFromFlags(values: Record<string, unknown>): JobSpecInput {
   const v = values as Record<string, string | string[] | boolean | undefined>;
   let repo = required(v, "repo");
   // A local path is made absolute, so the worker finds it whatever its working directory.
   const looksRemote = /^[a-z][a-z0-9+.-]*:\/\//i.test(repo) || /^[^/]+@[^/]+:/.test(repo);
-  if (!looksRemote && !isAbsolute(repo)) repo = resolve(repo);
+  // `github.com/owner/repo.git` that is no folder here is the seed's form of a remote address.
+  const bareRemote = normalizeRepoUrl(repo) !== repo && !existsLocally(repo);
+  if (!looksRemote && !bareRemote && !isAbsolute(repo)) repo = resolve(repo);
   const fetch = str(v, "fetch");
   const branch = str(v, "branch");
   if (fetch && (branch || str(v, "commit"))) {
@@ -138,6 +170,7 @@ export function specFromFlags(values: Record<string, unknown>): JobSpecInput {
     ...(list(v, "label").length ? { labels: list(v, "label") } : {}),
     ...(str(v, "timeout") ? { timeout: int(v, "timeout", 1, 7 * 24 * 3600) } : {}),
     ...(str(v, "priority") ? { priority: int(v, "priority", -1000, 1000) } : {}),
+    ...(list(v, "artifact").length ? { artifacts: list(v, "artifact") } : {}),
   };
 }
 

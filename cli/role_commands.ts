@@ -54,6 +54,17 @@ export const QUEEN_FLAGS: Flags = {
     default: "3600",
   },
   "max-log-mib": { type: "string", value: "MIB", help: "log kept per job, in MiB", default: "64" },
+  "public-url": {
+    type: "string",
+    value: "URL",
+    help: "the queen's address as people reach it, for links in commit statuses",
+  },
+  "max-artifact-mib": {
+    type: "string",
+    value: "MIB",
+    help: "artifacts kept per job, in MiB",
+    default: "256",
+  },
   "keep-jobs": { type: "string", value: "N", help: "keep only the newest N finished jobs" },
   "keep-days": { type: "string", value: "D", help: "keep finished jobs for D days" },
   "tokens-file": {
@@ -133,6 +144,18 @@ export const WORKER_FLAGS: Flags = {
     help: "serve /healthz and /metrics for this worker",
   },
   "log-format": { type: "string", value: "F", help: "text or json", default: "text" },
+  "cache-max-mib": {
+    type: "string",
+    value: "MIB",
+    help: "MiB all job caches may take (least recently used go first; 0: no caches)",
+    default: "2048",
+  },
+  "env-pass": {
+    type: "string",
+    value: "NAME",
+    help: "pass this variable of the worker's environment to jobs (repeatable)",
+    multiple: true,
+  },
 };
 
 /** `HOST:PORT` (or `:PORT` for 127.0.0.1), or a `UsageError` saying what is wrong. */
@@ -143,6 +166,24 @@ export function parseHostPort(text: string): { hostname: string; port: number } 
     throw new UsageError(`--health-addr must be HOST:PORT, e.g. 127.0.0.1:9090, not '${text}'`);
   }
   return { hostname: match[1].replace(/^\[|\]$/g, "") || "127.0.0.1", port };
+}
+
+/** `--public-url`, checked: an http(s) address without credentials. */
+function publicUrl(values: Values): string | undefined {
+  const text = str(values, "public-url");
+  if (text === undefined) return undefined;
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new UsageError(
+      `--public-url must be a URL such as https://ci.example.com, not '${text}'`,
+    );
+  }
+  if (!/^https?:$/.test(url.protocol) || url.username || url.password) {
+    throw new UsageError(`--public-url must be an http(s) URL without credentials, not '${text}'`);
+  }
+  return text.replace(/\/+$/, "");
 }
 
 function logFormat(values: Values): LogFormat {
@@ -179,6 +220,8 @@ export async function queen(args: string[], output: Output): Promise<number> {
     maxAttempts: int(values, "max-attempts", 1, 100),
     defaultTimeout: int(values, "default-timeout", 0, 7 * 24 * 3600),
     maxLogBytes: int(values, "max-log-mib", 1, 1024 * 1024)! * 1024 * 1024,
+    maxArtifactBytes: int(values, "max-artifact-mib", 0, 1024 * 1024)! * 1024 * 1024,
+    publicUrl: publicUrl(values),
     keepJobs: int(values, "keep-jobs", 0, 100_000_000),
     keepDays: positive(values, "keep-days"),
     webhookSecret: str(values, "webhook-secret"),
@@ -227,7 +270,15 @@ export async function worker(args: string[], output: Output): Promise<number> {
   const labels = list(values, "labels");
   const badLabel = labels.find((l) => !/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(l));
   if (badLabel) throw new UsageError(`--labels: '${badLabel}' is not a valid label`);
+  const envPass = list(values, "env-pass");
+  const badName = envPass.find((n) => !/^[A-Za-z_][A-Za-z0-9_]{0,127}$/.test(n));
+  if (badName) throw new UsageError(`--env-pass: '${badName}' is not a variable name`);
+  // The worker's own settings (its token above all) never reach a job.
+  const own = envPass.find((n) => n.startsWith("STRIDER_"));
+  if (own) throw new UsageError(`--env-pass: '${own}' is the worker's own setting; not passed`);
   const running = await startWorker({
+    envPass,
+    cacheMaxBytes: int(values, "cache-max-mib", 0, 1024 * 1024 * 1024)! * 1024 * 1024,
     log: makeLogger(`worker ${name}`, logFormat(values)),
     connect,
     token,

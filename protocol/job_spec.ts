@@ -1,6 +1,7 @@
 import { z } from "zod";
+import { ArtifactPatternsSchema, CacheListSchema } from "./job_files.ts";
 import { LIMITS } from "./limits.ts";
-import { fetchRefspecProblem, refNameProblem, repoUrlProblem } from "./refs.ts";
+import { fetchRefspecProblem, normalizeRepoUrl, refNameProblem, repoUrlProblem } from "./refs.ts";
 import { TriggerSchema } from "./trigger.ts";
 
 /** Adds `problem(value)` as a zod refinement: a returned string becomes the error message. */
@@ -48,7 +49,10 @@ export const RepoAuthSchema = z.discriminatedUnion("type", [
 ]);
 
 export const RepoSchema = z.strictObject({
-  url: checked(z.string().max(LIMITS.url), repoUrlProblem),
+  // Room for the `https://` a bare host/path gains, so a stored spec parses again as it is.
+  url: z.string().max(LIMITS.url + 8).transform(normalizeRepoUrl).pipe(
+    checked(z.string().max(LIMITS.url + 8), repoUrlProblem),
+  ).describe("a URL, an absolute path, user@host:path, or host/path (read as https://host/path)"),
   auth: RepoAuthSchema.optional(),
   provider: z.enum(["github", "bitbucket", "gitlab", "gitea", "other"]).optional(),
   vcs: z.enum(["git", "hg"]).default("git"),
@@ -107,6 +111,10 @@ export const JobSpecSchema = z.strictObject({
   network: z.boolean().optional().describe("false cuts the job off the network where possible"),
   priority: z.int().min(-1000).max(1000).optional().describe("higher goes first"),
   serialize: z.boolean().optional().describe("never run two jobs of this repo+branch at once"),
+  cache: CacheListSchema.optional().describe("caches; without it the repository's strider.json's"),
+  artifacts: ArtifactPatternsSchema.optional().describe(
+    "files kept with the job, e.g. dist/** or coverage/; without it strider.json's",
+  ),
 });
 
 /** A job spec as submitted (before defaults are applied). */

@@ -38,6 +38,18 @@ export const AttemptViewSchema = z.object({
 });
 export type AttemptView = z.infer<typeof AttemptViewSchema>;
 
+/** What the queen last told the forge about a webhook job's commit (`reported: ...`). */
+export const ReportedStatusSchema = z.object({
+  forge: z.string(),
+  commit: z.string(),
+  state: z.string().nullable().describe("the state the forge accepted last; null before any"),
+  wanted: z.string().describe("the state being reported"),
+  at: isoTime.nullable().describe("when the forge accepted it"),
+  tries: z.int(),
+  error: z.string().nullable().describe("why the last try failed"),
+});
+export type ReportedStatus = z.infer<typeof ReportedStatusSchema>;
+
 /** A job spec as the API shows it: secret values and credentials replaced by `***`. */
 export const PublicJobSpecSchema = JobSpecSchema;
 
@@ -64,6 +76,9 @@ export const JobViewSchema = z.object({
   ),
   output: z.string().describe("job-level output that belongs to no command"),
   retryOf: JobIdSchema.nullable().describe("the job this one re-runs"),
+  reported: ReportedStatusSchema.nullable().optional().describe(
+    "the commit status last reported to the forge, for webhook jobs of projects that report",
+  ),
 });
 export type JobView = z.infer<typeof JobViewSchema>;
 

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { ArtifactListSchema } from "./artifacts.ts";
 import { QueenFrameSchema, WorkerFrameSchema } from "./events.ts";
 import { JobSpecSchema } from "./job_spec.ts";
 import { ProjectSchema, ProjectViewSchema } from "./project.ts";
@@ -18,6 +19,7 @@ export function protocolJsonSchema(): Record<string, unknown> {
     ["RecordedEvent", RecordedEventSchema],
     ["Project", ProjectSchema],
     ["ProjectView", ProjectViewSchema],
+    ["ArtifactList", ArtifactListSchema],
   ];
   for (const [id, schema] of named) registry.add(schema, { id });
   const { schemas } = z.toJSONSchema(registry, { io: "input", unrepresentable: "any" });

@@ -13,7 +13,7 @@ const CommitInfoSchema = z.looseObject({
   id: z.string().max(64).optional(),
   branch: z.string().max(LIMITS.ref).optional(),
   message: text.optional(),
-  timestamp: z.string().max(64).optional(),
+  timestamp: z.union([z.string().max(64), z.number()]).optional(),
   url: z.string().max(LIMITS.url).optional(),
   author: z.looseObject({
     name: z.string().max(LIMITS.url).optional(),
@@ -74,9 +74,7 @@ export function convertLegacyJob(legacy: LegacyJob): JobSpecInput {
     config.env = { ...env, STRIDER_DEPLOY_TARGET: legacy.deploy_target };
   }
   const privkey = legacy.repo_config?.privkey;
-  const timestamp = commit?.timestamp && !Number.isNaN(Date.parse(commit.timestamp))
-    ? new Date(commit.timestamp).toISOString()
-    : new Date().toISOString();
+  const timestamp = legacyTime(commit?.timestamp);
   return {
     ...(legacy.user_id ? { user_id: legacy.user_id } : {}),
     ...(legacy.job_id ? { job_id: legacy.job_id } : {}),
@@ -106,4 +104,10 @@ export function convertLegacyJob(legacy: LegacyJob): JobSpecInput {
     ...(enabled.length ? { plugins: enabled.map((p) => p.id) } : {}),
     ...(Object.keys(config).length ? { config } : {}),
   };
+}
+
+/** An ISO 8601 time from the older format's string or epoch milliseconds; now when neither. */
+function legacyTime(value: string | number | undefined): string {
+  const time = new Date(value ?? NaN);
+  return Number.isNaN(time.getTime()) ? new Date().toISOString() : time.toISOString();
 }

@@ -9,6 +9,8 @@ export * from "./refs.ts";
 export * from "./trigger.ts";
 export * from "./secret_names.ts";
 export * from "./job_spec.ts";
+export * from "./job_files.ts";
+export * from "./artifacts.ts";
 export * from "./project.ts";
 export * from "./events.ts";
 export * from "./job_view.ts";

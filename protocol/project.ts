@@ -54,6 +54,28 @@ function refusing(schema: z.ZodString, problem: (value: string) => string | unde
   });
 }
 
+/** Default name of the project secret holding the forge token that statuses are reported with. */
+export const DEFAULT_FORGE_TOKEN_SECRET = "FORGE_TOKEN";
+
+/**
+ * Commit status reporting for the project's webhook jobs: on when the project has the secret
+ * `token_secret` (a forge token allowed to set commit statuses).
+ */
+export const StatusSettingsSchema = z.strictObject({
+  api: z.url({ protocol: /^https?$/ }).max(LIMITS.url).optional().describe(
+    "the forge's API; by default https://api.github.com (or https://HOST/api/v3), " +
+      "https://HOST/api/v4 for GitLab, https://HOST/api/v1 for Gitea, HOST from repo.url",
+  ),
+  context: z.string().min(1).max(255).optional().describe(
+    "the status's name on the forge (default 'strider')",
+  ),
+  token_secret: EnvNameSchema.optional().describe(
+    `the project secret holding the forge token (default ${DEFAULT_FORGE_TOKEN_SECRET}); it is ` +
+      "used by the queen only, never passed to jobs",
+  ),
+});
+export type StatusSettings = z.infer<typeof StatusSettingsSchema>;
+
 /** A project as created (`POST /api/projects`) and as the queen keeps it, secrets included. */
 export const ProjectSchema = z.strictObject({
   name: ProjectNameSchema,
@@ -85,6 +107,7 @@ export const ProjectSchema = z.strictObject({
     .describe("sent to workers only inside jobs; the API shows their names, never their values"),
   webhook_secret: refusing(z.string().min(1).max(LIMITS.text), notMask("secret")).optional()
     .describe("verifies this project's webhooks instead of the queen's --webhook-secret"),
+  status: StatusSettingsSchema.optional(),
 });
 /** A project as submitted (before defaults). */
 export type ProjectInput = z.input<typeof ProjectSchema>;
@@ -100,6 +123,7 @@ export const ProjectViewSchema = z.object({
   branches: z.record(z.string(), BranchSettingsSchema),
   secrets: z.record(z.string(), z.literal(SECRET_MASK)).describe("names only"),
   webhook_secret: z.literal(SECRET_MASK).nullable().describe("whether one is set"),
+  status: StatusSettingsSchema.optional(),
   createdAt: isoTime,
   updatedAt: isoTime,
 });

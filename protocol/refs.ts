@@ -41,6 +41,20 @@ export function fetchRefspecProblem(refspec: string): string | undefined {
   return undefined;
 }
 
+/** `host.example/owner/repo.git`: a forge address without a scheme, as the seed writes it. */
+const BARE_FORGE =
+  /^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+(?::\d{1,5})?\/[^\s]+$/;
+
+/**
+ * The fetchable form of a repository address: `github.com/jaredly/jared.git` (the seed's own
+ * example) becomes `https://github.com/jaredly/jared.git`; anything else is left as written.
+ * A scheme-less address cannot be a local path (those are absolute), so this reads it the one
+ * way it can be fetched.
+ */
+export function normalizeRepoUrl(url: string): string {
+  return BARE_FORGE.test(url) ? `https://${url}` : url;
+}
+
 const SCP_LIKE = /^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s]+$/;
 const URL_SCHEMES = new Set(["http:", "https:", "ssh:", "git:", "file:"]);
 

@@ -38,6 +38,19 @@ export const TriggerSourceSchema = z.discriminatedUnion("type", [
   z.strictObject({ type: z.literal("plugin"), plugin: text(LIMITS.name) }),
 ]);
 
+/** Latest epoch-milliseconds value a JavaScript Date can hold. */
+const MAX_EPOCH_MS = 8.64e15;
+
+/**
+ * When a trigger happened: ISO 8601, or milliseconds since the Unix epoch (what Strider's own
+ * JavaScript wrote, `Date.now()`), stored as ISO 8601 either way.
+ */
+export const TimestampSchema = z.union([
+  z.iso.datetime({ offset: true }),
+  z.int().min(0).max(MAX_EPOCH_MS),
+]).transform((value) => typeof value === "number" ? new Date(value).toISOString() : value)
+  .describe("when the trigger happened: ISO 8601, or milliseconds since the Unix epoch");
+
 /** The seed's trigger spec: why a job ran, shown in the UI. */
 export const TriggerSchema = z.strictObject({
   type: z.string().min(1).max(LIMITS.name).describe(
@@ -45,7 +58,7 @@ export const TriggerSchema = z.strictObject({
   ),
   author: TriggerAuthorSchema.optional(),
   message: text().optional().describe("displayed in the UI"),
-  timestamp: z.iso.datetime({ offset: true }).describe("when the trigger happened (ISO 8601)"),
+  timestamp: TimestampSchema,
   url: httpUrl.optional().describe("the message links here (http or https only)"),
   source: TriggerSourceSchema,
 });

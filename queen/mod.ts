@@ -5,6 +5,8 @@
 import { join } from "node:path";
 import { secureDataDir } from "./data_dir.ts";
 import { SqliteStore } from "./sqlite_store.ts";
+import { ArtifactStore } from "./artifacts/store.ts";
+import { StatusReporter } from "./forge_status/reporter.ts";
 import { SqliteProjectStore } from "./projects/store.ts";
 import { QueenCore } from "./queen.ts";
 import { createApp } from "./server.ts";
@@ -54,6 +56,10 @@ export interface QueenOptions {
   tlsKey?: string;
   /** Verifies webhooks (`/hooks/...`) of projects without a secret of their own. */
   webhookSecret?: string;
+  /** Bytes one job's artifacts may take together (default 256 MiB). */
+  maxArtifactBytes?: number;
+  /** The queen's address as people reach it, for links in commit statuses (default its own). */
+  publicUrl?: string;
   /** Where diagnostics go; defaults to stderr. */
   log?: (message: string) => void;
   signal?: AbortSignal;
@@ -144,10 +150,22 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
   };
   prune();
   const pruning = setInterval(prune, RETENTION_EVERY_MS);
+  const projects = new SqliteProjectStore(store.database, store.secretBox);
+  let ownUrl = "";
+  const reporter = new StatusReporter({
+    db: store.database,
+    projects,
+    queen: { getJob: (id) => store.getJob(id), followAll: (fn) => core.hub.followAll(fn) },
+    publicUrl: () => options.publicUrl ?? ownUrl,
+    log,
+  });
   const app = createApp(core, tokens, {
     private: options.private,
-    projects: new SqliteProjectStore(store.database, store.secretBox),
+    projects,
+    reporter,
     webhookSecret: options.webhookSecret,
+    artifacts: new ArtifactStore(store.database),
+    maxArtifactBytes: options.maxArtifactBytes,
     log,
   });
   const controller = new AbortController();
@@ -172,9 +190,11 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
   const addr = await listening;
   const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
   const url = `${options.tlsCert ? "https" : "http"}://${host}:${addr.port}`;
+  ownUrl = url;
   log(`listening on ${url}`);
 
-  const finished = server.finished.finally(() => {
+  const finished = server.finished.finally(async () => {
+    await reporter.close();
     clearInterval(pruning);
     core.close();
     core.store.close();

@@ -31,6 +31,10 @@ import { MemoryProjectStore } from "./projects/memory_store.ts";
 import { projectRoutes } from "./projects/routes.ts";
 import type { ProjectStore } from "./projects/store.ts";
 import { webhookRoutes } from "./webhooks/routes.ts";
+import { mountArtifactRoutes } from "./artifacts/routes.ts";
+import { memoryArtifactStore } from "./artifacts/store.ts";
+import type { ArtifactStore } from "./artifacts/store.ts";
+import type { StatusReporter } from "./forge_status/reporter.ts";
 
 /** Tokens the server accepts. */
 export interface ServerTokens {
@@ -56,6 +60,12 @@ export interface ServerOptions {
   projects?: ProjectStore;
   /** The queen's `--webhook-secret`: without it (or a project's own), webhooks are refused. */
   webhookSecret?: string;
+  /** Where artifacts are kept (default: an in-memory database). */
+  artifacts?: ArtifactStore;
+  /** Bytes one job's artifacts may take together (`--max-artifact-mib`). */
+  maxArtifactBytes?: number;
+  /** Reports webhook jobs' commit statuses to their forge. */
+  reporter?: StatusReporter;
   log?: (message: string) => void;
 }
 
@@ -67,12 +77,15 @@ export function createApp(
 ): Hono {
   const app = new Hono();
   const projects = options.projects ?? new MemoryProjectStore();
+  const artifactStore = options.artifacts ?? memoryArtifactStore();
   // First, so that a private queen's guard runs before the API routes.
   mountDashboard(app, core, {
     apiTokens: tokens.api,
     viewTokens: tokens.view ?? tokens.api,
     private: options.private,
     projects,
+    artifacts: (id) => artifactStore.list(id),
+    reported: (id) => options.reporter?.view(id) ?? null,
   });
 
   // The Bearer token, or the dashboard's session cookie with its CSRF token.
@@ -184,7 +197,11 @@ export function createApp(
     return c.json({ jobs: page.records.map(jobSummary), next: page.next } satisfies JobList);
   });
 
-  app.get("/api/jobs/:id", (c) => c.json(jobOr404(c.req.param("id")).view));
+  app.get("/api/jobs/:id", (c) => {
+    const view = jobOr404(c.req.param("id")).view;
+    const reported = reporter?.view(view.id);
+    return c.json(reported ? { ...view, reported } : view);
+  });
 
   app.delete("/api/jobs/:id", (c) => {
     requireApiToken(c);
@@ -237,7 +254,18 @@ export function createApp(
   });
 
   app.route("/api/projects", projectRoutes(projects, requireApiToken));
-  app.route("/hooks", webhookRoutes(core, projects, options));
+  const reporter = options.reporter;
+  app.route(
+    "/hooks",
+    webhookRoutes(core, projects, {
+      ...options,
+      onWebhookJob: reporter && ((job, where) => reporter.track(job, where)),
+    }),
+  );
+  mountArtifactRoutes(app, core, artifactStore, {
+    workerTokens: () => tokens.worker,
+    maxBytes: options.maxArtifactBytes,
+  });
 
   app.get("/ws/worker", (c) => {
     if (!tokenMatches(bearerToken(c.req.header("authorization")), tokens.worker)) {

@@ -52,6 +52,48 @@ export const MIGRATIONS: readonly string[] = [
      PRIMARY KEY (forge, delivery_id)
    ) WITHOUT ROWID;
    CREATE INDEX webhook_deliveries_by_time ON webhook_deliveries (received_at);`,
+  // 3: artifacts, in the database (not beside it) so that any queen sharing it can serve them;
+  // content in chunks so neither an upload nor a download holds a whole file in memory. A job's
+  // artifacts go with its row, whether deleted through the API or by retention.
+  `CREATE TABLE artifacts (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     job_id TEXT NOT NULL,
+     path TEXT NOT NULL,
+     attempt INTEGER NOT NULL,
+     size INTEGER NOT NULL,
+     sha256 TEXT NOT NULL,
+     complete INTEGER NOT NULL,
+     created_at INTEGER NOT NULL
+   );
+   CREATE INDEX artifacts_by_job ON artifacts (job_id, path);
+   CREATE TABLE artifact_chunks (
+     artifact_id INTEGER NOT NULL,
+     n INTEGER NOT NULL,
+     data BLOB NOT NULL,
+     PRIMARY KEY (artifact_id, n)
+   ) WITHOUT ROWID;
+   CREATE TRIGGER jobs_delete_artifacts AFTER DELETE ON jobs BEGIN
+     DELETE FROM artifact_chunks
+       WHERE artifact_id IN (SELECT id FROM artifacts WHERE job_id = OLD.id);
+     DELETE FROM artifacts WHERE job_id = OLD.id;
+   END;`,
+  // 4: commit statuses reported to forges for webhook jobs: what is wanted and what the forge
+  // accepted, so reporting resumes after a restart. No token here: it stays a project secret.
+  `CREATE TABLE commit_statuses (
+     job_id TEXT NOT NULL PRIMARY KEY,
+     forge TEXT NOT NULL,
+     project TEXT NOT NULL,
+     sha TEXT NOT NULL,
+     wanted TEXT NOT NULL,
+     sent TEXT,
+     sent_at INTEGER,
+     tries INTEGER NOT NULL,
+     error TEXT,
+     created_at INTEGER NOT NULL
+   );
+   CREATE TRIGGER jobs_delete_commit_statuses AFTER DELETE ON jobs BEGIN
+     DELETE FROM commit_statuses WHERE job_id = OLD.id;
+   END;`,
 ];
 
 /** Applies the migrations `db` has not had yet, each in its own transaction. */

@@ -32,3 +32,22 @@ Deno.test("the deno plugin runs the project's test task, else deno test", async 
   );
   deepEqual(scriptsOf(denoPlugin.contribute({}, { src }).phases.test), ["deno task test"]);
 });
+
+Deno.test("node and deno keep their package caches by default, keyed by the lockfile", async () => {
+  const cases: [string | undefined, string, string][] = [
+    [undefined, 'node-npm-{{ checksum "package.json" }}', "~/.npm"],
+    ["package-lock.json", 'node-npm-{{ checksum "package-lock.json" }}', "~/.npm"],
+    ["yarn.lock", 'node-yarn-{{ checksum "yarn.lock" }}', "~/.cache/yarn"],
+    ["pnpm-lock.yaml", 'node-pnpm-{{ checksum "pnpm-lock.yaml" }}', "~/.local/share/pnpm/store"],
+  ];
+  for (const [lockfile, key, path] of cases) {
+    const src = await Deno.makeTempDir();
+    if (lockfile) await Deno.writeTextFile(join(src, lockfile), "");
+    deepEqual(nodePlugin.contribute({}, { src }).cache, [{ key, paths: [path] }]);
+  }
+  deepEqual(nodePlugin.contribute({ node: { cache: false } }, { src: "/nowhere" }).cache, []);
+  deepEqual(denoPlugin.contribute({}, { src: "/nowhere" }).cache, [
+    { key: 'deno-{{ checksum "deno.lock" }}', paths: ["~/.cache/deno"] },
+  ]);
+  deepEqual(denoPlugin.contribute({ deno: { cache: false } }, { src: "/nowhere" }).cache, []);
+});

@@ -174,6 +174,10 @@ Deno.test("random bodies into every API route never produce a 5xx", async () => 
       ["GET", "/metrics"],
       ["GET", "/ws/worker"],
       ["POST", "/api/jobs/nope/cancel"],
+      ["GET", `/api/jobs/${existing}/artifacts`],
+      ["GET", `/api/jobs/${existing}/artifacts/a%2F..%2F%00b`],
+      ["PUT", `/worker/artifacts/${existing}/1?path=dist%2Fa`],
+      ["PUT", `/worker/artifacts/${existing}/x?path=..%2Fa`],
     ];
     const body = fc.oneof(
       fc.json(),
@@ -207,7 +211,10 @@ Deno.test("random bodies into every API route never produce a 5xx", async () => 
         fc.string({ maxLength: 30 }),
         async ([method, path], text, q, withToken, range) => {
           const headers: Record<string, string> = { "content-type": "application/json" };
-          if (withToken) headers.authorization = "Bearer a-token";
+          if (withToken) {
+            headers.authorization = `Bearer ${path.startsWith("/worker/") ? "w-token" : "a-token"}`;
+            headers["x-strider-sha256"] = "0".repeat(64);
+          }
           if (path.endsWith("/log")) headers.range = range;
           const init: RequestInit = { method, headers };
           if (method !== "GET") init.body = text;

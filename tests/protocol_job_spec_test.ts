@@ -377,3 +377,32 @@ Deno.test("repoUrlProblem refuses a URL whose user or host would reach ssh as an
     match(message, /must not start with '-'/);
   }
 });
+
+Deno.test("the seed's scheme-less repo.url becomes https; other forms stay as written", () => {
+  const seed = accepted({
+    ...minimal,
+    repo: { url: "github.com/jaredly/jared.git", provider: "github" },
+  });
+  equal(seed.repo.url, "https://github.com/jaredly/jared.git");
+  equal(accepted(seed).repo.url, "https://github.com/jaredly/jared.git", "parses again as stored");
+  equal(
+    accepted({ ...minimal, repo: { url: "git.example:8443/o/r" } }).repo.url,
+    "https://git.example:8443/o/r",
+  );
+  for (
+    const url of ["/srv/repo", "git@github.com:o/r.git", "ssh://git@host/o/r", "file:///srv/r"]
+  ) {
+    equal(accepted({ ...minimal, repo: { url } }).repo.url, url);
+  }
+  // Not a host: still refused, never guessed.
+  match(refused({ ...minimal, repo: { url: "relative/path" } }), /repo\.url/);
+  match(refused({ ...minimal, repo: { url: "-oProxyCommand=x/y" } }), /repo\.url/);
+});
+
+Deno.test("a trigger timestamp in epoch milliseconds is accepted and stored as ISO 8601", () => {
+  const spec = accepted({ ...minimal, trigger: { ...trigger, timestamp: 1393606800000 } });
+  equal(spec.trigger?.timestamp, "2014-02-28T17:00:00.000Z");
+  match(refused({ ...minimal, trigger: { ...trigger, timestamp: -1 } }), /trigger\.timestamp/);
+  match(refused({ ...minimal, trigger: { ...trigger, timestamp: 1.5 } }), /trigger\.timestamp/);
+  match(refused({ ...minimal, trigger: { ...trigger, timestamp: 9e15 } }), /trigger\.timestamp/);
+});

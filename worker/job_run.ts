@@ -5,6 +5,7 @@
 import { join, resolve } from "node:path";
 import type {
   AttemptResult,
+  CacheSpec,
   DispatchedJob,
   Phase,
   PluginConfig,
@@ -12,6 +13,12 @@ import type {
 } from "../protocol/mod.ts";
 import { PHASES } from "../protocol/mod.ts";
 import { masksNamedValue } from "../protocol/secret_names.ts";
+import { findArtifacts } from "./artifacts.ts";
+import type { ArtifactSender } from "./artifacts.ts";
+import type { CacheStore } from "./cache_store.ts";
+import { JobCaches } from "./job_caches.ts";
+import type { CacheStep } from "./job_caches.ts";
+import { jobBaseEnv } from "./job_env.ts";
 import { Masker } from "./masking.ts";
 import { OutputBatcher } from "./output_batcher.ts";
 import { resultOf, shouldRun } from "./phases.ts";
@@ -43,6 +50,12 @@ export interface JobRunOptions {
   outputLimit: number;
   /** Resolves when the job's output may be read on (the queen keeps up); optional. */
   ready?: () => Promise<void>;
+  /** Variables `--env-pass` takes from the worker's environment, by name. */
+  envPass?: Record<string, string>;
+  /** The worker's caches; without it, jobs' `cache` entries are ignored. */
+  caches?: CacheStore;
+  /** Sends artifacts to the queen; without it, jobs' `artifacts` are ignored. */
+  artifacts?: ArtifactSender;
 }
 
 /** Cleanup must end even when its commands hang: it gets this long. */
@@ -134,20 +147,33 @@ export class JobRun {
         error: `plugins not installed on this worker: ${missing.join(", ")}`,
       };
     }
-    const { env, commands } = this.#contributions(
+    const { env, commands, cache } = this.#contributions(
       settings.plugins,
       settings.config,
       baseEnv,
       src,
     );
     this.#masker = new Masker(this.#secretValues(env));
+    const caches = await JobCaches.prepare(this.#options.caches, [...settings.cache, ...cache], {
+      repo: job.repo.url,
+      saves: "branch" in job.ref,
+      layout: { workspace, src, home },
+    });
+    if (!caches.ok) return { result: "errored", error: caches.error };
 
     const progress: PhaseProgress = { jobType: job.job_type, codes: {} };
     for (const phase of PHASES) {
       if (this.#stopped) progress.stopped = this.#stopped;
       if (!shouldRun(phase, progress)) continue;
+      if (phase === "prepare") await this.#cacheSteps("prepare", caches.value.restoreSteps());
+      if (phase === "cleanup" && !this.#stopped && settings.artifacts.length > 0) {
+        await this.#sendArtifacts(settings.artifacts, src);
+      }
       const code = await this.#runPhase(phase, commands[phase], { cwd: src, env });
       progress.codes[phase] = code;
+      if (phase === "test" && code === 0 && !this.#stopped) {
+        await this.#cacheSteps("test", caches.value.saveSteps());
+      }
       if (phase === "test") {
         this.#options.emit({ event: "job:tested", code, timestamp: Date.now() });
       }
@@ -165,24 +191,9 @@ export class JobRun {
     return { result: resultOf(progress) };
   }
 
-  /** The cleared environment every command starts from (DESIGN.md, Security). */
+  /** The cleared environment every command starts from (DESIGN.md, Security; job_env.ts). */
   #baseEnv(home: string, tmp: string): Record<string, string> {
-    const { job } = this.#options;
-    const ref = job.ref;
-    return {
-      PATH: Deno.env.get("PATH") ?? "/usr/local/bin:/usr/bin:/bin",
-      HOME: home,
-      TMPDIR: tmp,
-      LANG: "C.UTF-8",
-      CI: "true",
-      STRIDER: "true",
-      STRIDER_JOB_ID: job.job_id,
-      STRIDER_ATTEMPT: String(this.attempt),
-      STRIDER_BRANCH: "branch" in ref ? ref.branch : "",
-      STRIDER_COMMIT: "branch" in ref ? ref.id ?? "" : "",
-      STRIDER_REPO: job.repo.url,
-      STRIDER_TRIGGER: job.trigger.type,
-    };
+    return jobBaseEnv(this.#options.job, this.attempt, { home, tmp }, this.#options.envPass);
   }
 
   /** Every value that must never leave the worker: secrets, credentials, secret-named vars. */
@@ -238,6 +249,7 @@ export class JobRun {
   ) {
     const env: Record<string, string> = { ...baseEnv };
     const path: string[] = [];
+    const cache: CacheSpec[] = [];
     const commands = Object.fromEntries(PHASES.map((p) => [p, []])) as unknown as Record<
       Phase,
       PluginCommand[]
@@ -246,11 +258,48 @@ export class JobRun {
       const contribution = this.#options.plugins.get(name)!.contribute(config, { src });
       Object.assign(env, contribution.env);
       path.push(...contribution.path);
+      cache.push(...contribution.cache ?? []);
       for (const phase of PHASES) commands[phase].push(...(contribution.phases[phase] ?? []));
     }
     Object.assign(env, this.#options.job.secrets ?? {});
     if (path.length) env.PATH = [...path, baseEnv.PATH].join(":");
-    return { env, commands };
+    return { env, commands, cache };
+  }
+
+  /** Sends the files `patterns` match to the queen, shown as a command opening `cleanup`. */
+  async #sendArtifacts(patterns: string[], src: string): Promise<void> {
+    const sender = this.#options.artifacts;
+    if (!sender) return;
+    await this.#command(
+      { phase: "cleanup", screen: `artifacts ${patterns.join(" ")}` },
+      async (out) => {
+        const { found, notes } = await findArtifacts(src, patterns);
+        for (const note of notes) out("stderr", `${note}\n`);
+        if (found.length === 0) out("stderr", "no files match\n");
+        let sent = 0;
+        for (const artifact of found) {
+          if (this.#stopped) break;
+          try {
+            await sender.send(this.id, this.attempt, artifact, this.#abort.signal);
+            sent++;
+          } catch (error) {
+            out("stderr", `not sent '${artifact.path}': ${(error as Error).message}\n`);
+          }
+        }
+        if (found.length) out("stderr", `sent ${sent} of ${found.length} files to the queen\n`);
+        return { exitCode: 0, value: undefined };
+      },
+    );
+  }
+
+  /** Shows each cache restore or save as a command of `phase`; they never fail the job. */
+  async #cacheSteps(phase: Phase, steps: CacheStep[]): Promise<void> {
+    for (const step of steps) {
+      await this.#command({ phase, screen: step.screen }, async (out) => {
+        out("stderr", `${await step.run()}\n`);
+        return { exitCode: 0, value: undefined };
+      });
+    }
   }
 
   /** Runs a phase's commands until one fails; returns the phase's exit code. */

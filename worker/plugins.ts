@@ -3,7 +3,7 @@
  * entries and, per phase, commands. The built-ins are `env`, `custom`, `node` and `deno`.
  */
 import { join } from "node:path";
-import type { Phase, PluginConfig } from "../protocol/mod.ts";
+import type { CacheSpec, Phase, PluginConfig } from "../protocol/mod.ts";
 
 /** One command a plugin asks to run. */
 export interface PluginCommand {
@@ -27,6 +27,8 @@ export interface PluginContribution {
   env: Record<string, string>;
   path: string[];
   phases: Partial<Record<Phase, PluginCommand[]>>;
+  /** Caches the plugin keeps by default (the job's own `cache` entries come first). */
+  cache?: CacheSpec[];
 }
 
 /** Where the job's code is, for plugins that look at the repository. */
@@ -81,31 +83,46 @@ export const customPlugin: Plugin = {
  * `node`: installs dependencies with the package manager the lockfile names (`npm ci`,
  * `yarn install --frozen-lockfile`, `pnpm install --frozen-lockfile`; `npm install` without a
  * lockfile), then runs the package's test script. `config.node.test` replaces the test command.
+ * The package manager's download cache is kept, keyed by the lockfile's digest, unless
+ * `config.node.cache` is `false`.
  */
 export const nodePlugin: Plugin = {
   name: "node",
   contribute(config, { src }) {
-    const own = (config.node ?? {}) as { test?: unknown };
-    const install = exists(join(src, "pnpm-lock.yaml"))
+    const own = (config.node ?? {}) as { test?: unknown; cache?: unknown };
+    const lock = ["pnpm-lock.yaml", "yarn.lock", "package-lock.json", "npm-shrinkwrap.json"]
+      .find((name) => exists(join(src, name)));
+    const install = lock === "pnpm-lock.yaml"
       ? "pnpm install --frozen-lockfile"
-      : exists(join(src, "yarn.lock"))
+      : lock === "yarn.lock"
       ? "yarn install --frozen-lockfile"
-      : exists(join(src, "package-lock.json")) || exists(join(src, "npm-shrinkwrap.json"))
+      : lock
       ? "npm ci"
       : "npm install";
+    const manager = lock === "pnpm-lock.yaml" ? "pnpm" : lock === "yarn.lock" ? "yarn" : "npm";
+    const folder = { pnpm: "~/.local/share/pnpm/store", yarn: "~/.cache/yarn", npm: "~/.npm" };
     const test = typeof own.test === "string" ? own.test : "npm test";
     return {
       ...nothing(),
       path: [join(src, "node_modules", ".bin")],
       phases: { prepare: [sh(install)], test: [sh(test)] },
+      cache: own.cache === false ? [] : [{
+        key: `node-${manager}-{{ checksum "${lock ?? "package.json"}" }}`,
+        paths: [folder[manager]],
+      }],
     };
   },
 };
 
-/** `deno`: `deno task test` when the project's deno.json(c) has that task, else `deno test`. */
+/**
+ * `deno`: `deno task test` when the project's deno.json(c) has that task, else `deno test`.
+ * Deno's module cache (`~/.cache/deno`) is kept, keyed by `deno.lock`'s digest, unless
+ * `config.deno.cache` is `false`.
+ */
 export const denoPlugin: Plugin = {
   name: "deno",
-  contribute(_config, { src }) {
+  contribute(config, { src }) {
+    const own = (config.deno ?? {}) as { cache?: unknown };
     let hasTask = false;
     for (const name of ["deno.json", "deno.jsonc"]) {
       try {
@@ -116,7 +133,13 @@ export const denoPlugin: Plugin = {
         // No such file.
       }
     }
-    return { ...nothing(), phases: { test: [sh(hasTask ? "deno task test" : "deno test")] } };
+    return {
+      ...nothing(),
+      phases: { test: [sh(hasTask ? "deno task test" : "deno test")] },
+      cache: own.cache === false
+        ? []
+        : [{ key: 'deno-{{ checksum "deno.lock" }}', paths: ["~/.cache/deno"] }],
+    };
   },
 };
 

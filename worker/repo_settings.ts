@@ -1,17 +1,34 @@
 import { join } from "node:path";
 import { z } from "zod";
 import type { DispatchedJob, PluginConfig } from "../protocol/mod.ts";
-import { NameSchema, PluginConfigSchema, validate } from "../protocol/mod.ts";
+import type { CacheSpec } from "../protocol/mod.ts";
+import {
+  ArtifactPatternsSchema,
+  CacheListSchema,
+  NameSchema,
+  PluginConfigSchema,
+  validate,
+} from "../protocol/mod.ts";
 
 /** A repository's own `strider.json`: the plugins to run and their config. */
 export const StriderJsonSchema = z.object({
   plugins: z.array(NameSchema).max(256),
   config: PluginConfigSchema.optional(),
+  cache: CacheListSchema.optional(),
+  artifacts: ArtifactPatternsSchema.optional(),
 });
 
 /** The plugins a job runs and their config, or why they cannot be known. */
 export type RepoSettings =
-  | { ok: true; plugins: string[]; config: PluginConfig }
+  | {
+    ok: true;
+    plugins: string[];
+    config: PluginConfig;
+    /** The job's caches, else the file's (plugins add their own defaults later). */
+    cache: CacheSpec[];
+    /** The job's artifact patterns, else the file's. */
+    artifacts: string[];
+  }
   | { ok: false; error: string };
 
 /**
@@ -19,7 +36,15 @@ export type RepoSettings =
  * `strider.json` says, with the job's config merged over the file's (job wins per plugin key).
  */
 export async function repoSettings(job: DispatchedJob, src: string): Promise<RepoSettings> {
-  if (job.plugins) return { ok: true, plugins: job.plugins, config: job.config ?? {} };
+  if (job.plugins) {
+    return {
+      ok: true,
+      plugins: job.plugins,
+      config: job.config ?? {},
+      cache: job.cache ?? [],
+      artifacts: job.artifacts ?? [],
+    };
+  }
   let text: string;
   try {
     text = await Deno.readTextFile(join(src, "strider.json"));
@@ -43,7 +68,13 @@ export async function repoSettings(job: DispatchedJob, src: string): Promise<Rep
     const base = config[key];
     config[key] = isObject(base) && isObject(value) ? { ...base, ...value } : value;
   }
-  return { ok: true, plugins: file.value.plugins, config };
+  return {
+    ok: true,
+    plugins: file.value.plugins,
+    config,
+    cache: job.cache ?? file.value.cache ?? [],
+    artifacts: job.artifacts ?? file.value.artifacts ?? [],
+  };
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

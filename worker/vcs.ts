@@ -132,6 +132,12 @@ function describeRef(job: DispatchedJob): string {
 
 /** The command people see for the fetch step (no credentials: the URL never carries any). */
 export function fetchScreen(job: DispatchedJob): string {
+  const ref = job.ref;
+  if (job.repo.vcs === "hg" && "branch" in ref) {
+    // The commands fetchHg runs, as run (`hg fetch` is an extension command, not this).
+    return `hg clone --noupdate -- ${job.repo.url} src && ` +
+      `hg update --clean --rev ${ref.id ?? ref.branch}`;
+  }
   return `${job.repo.vcs === "hg" ? "hg" : "git"} fetch ${job.repo.url} ${describeRef(job)}`;
 }
 

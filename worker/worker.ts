@@ -6,6 +6,9 @@ import { join } from "node:path";
 import type { DispatchedJob, DroneInfo, QueenFrame } from "../protocol/mod.ts";
 import { PROTOCOL_VERSION, VERSION } from "../protocol/mod.ts";
 import { QueenConnection, QueenRefusedError } from "./connection.ts";
+import { httpArtifactSender } from "./artifacts.ts";
+import { CacheStore } from "./cache_store.ts";
+import { passedEnv } from "./job_env.ts";
 import { JobRun } from "./job_run.ts";
 import { Outbox } from "./outbox.ts";
 import { loadPluginFiles } from "./plugin_files.ts";
@@ -37,6 +40,10 @@ export interface WorkerOptions {
   pluginsDir?: string;
   /** Exit after this many jobs (an ephemeral worker); 0 means never. */
   maxJobs?: number;
+  /** Names of worker environment variables passed on to every job (`--env-pass`). */
+  envPass?: string[];
+  /** Bytes all job caches together may take under `WORKDIR/cache/jobs`; 0 turns caches off. */
+  cacheMaxBytes?: number;
   log?: (message: string) => void;
 }
 
@@ -66,6 +73,9 @@ export interface WorkerStats {
   finished: Record<string, number>;
 }
 
+/** Job caches' default size cap: 2 GiB. */
+const DEFAULT_CACHE_MAX_BYTES = 2 * 1024 * 1024 * 1024;
+
 /** Longest a job's output waits for room in the outbox before it spools to disk instead. */
 const ROOM_WAIT_MS = 2_000;
 
@@ -92,6 +102,10 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     log(`ended ${leftovers} command process groups left by an earlier run of this worker`);
   }
   const plugins = new Map<string, Plugin>(BUILTIN_PLUGINS.map((p) => [p.name, p]));
+  const cacheMaxBytes = options.cacheMaxBytes ?? DEFAULT_CACHE_MAX_BYTES;
+  const caches = cacheMaxBytes > 0
+    ? new CacheStore(join(options.workdir, "cache", "jobs"), cacheMaxBytes)
+    : undefined;
   for (const plugin of options.pluginsDir ? await loadPluginFiles(options.pluginsDir) : []) {
     if (plugins.has(plugin.name)) {
       throw new TypeError(
@@ -118,6 +132,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     }
     client = Deno.createHttpClient({ caCerts: [pem] });
   }
+  const artifacts = httpArtifactSender({ queen: options.connect, token: options.token, client });
   const connection: QueenConnection = new QueenConnection({
     url: options.connect,
     token: options.token,
@@ -214,6 +229,9 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       // spools to disk so the job never waits on the network.
       ready: () => (ready ? outbox.whenRoom(job.job_id, attempt, ROOM_WAIT_MS) : Promise.resolve()),
       keepWorkspace: (options.keepWorkspaces ?? 0) > 0,
+      envPass: passedEnv(options.envPass ?? []),
+      caches,
+      artifacts,
       emit: (body) => {
         if (runs.get(runKey(job.job_id, attempt)) === run) outbox.push(job.job_id, attempt, body);
       },

@@ -3,7 +3,7 @@
  * commands and their output. Only the tail of each output is rendered; earlier parts come on
  * demand. The client script follows a running job over `/ws/browser` and builds the same markup.
  */
-import type { CommandView, JobView } from "../../protocol/mod.ts";
+import type { Artifact, CommandView, JobView, ReportedStatus } from "../../protocol/mod.ts";
 import { isHttpUrl, PHASES } from "../../protocol/mod.ts";
 import { elapsed, stateOf } from "./format.ts";
 import { CsrfField, Layout, LoginNote } from "./layout.tsx";
@@ -21,6 +21,35 @@ export interface JobPageData {
   logBytes: number;
   /** The end of the full log, when the view's output stopped at the queen's limit. */
   logTail?: OutputPart & { startByte: number };
+  /** The job's artifacts (files it kept), when it has any. */
+  artifacts?: Artifact[];
+  /** The commit status reported to the forge, for webhook jobs that report. */
+  reported?: ReportedStatus;
+}
+
+/** `reported: success to github` and, while it is not through, what is being tried. */
+export function reportedText(r: ReportedStatus): string {
+  const done = r.state ? `${r.state} to ${r.forge} for ${r.commit.slice(0, 12)}` : "nothing yet";
+  const pending = r.state === r.wanted ? "" : `; reporting ${r.wanted}`;
+  const error = r.error ? ` (${r.error})` : "";
+  return `${done}${pending}${r.tries ? `, try ${r.tries}` : ""}${error}`;
+}
+
+/** The job's artifacts, each a download link with its size. */
+function Artifacts(props: { jobId: string; artifacts: Artifact[] }) {
+  const href = (path: string) =>
+    `/api/jobs/${encodeURIComponent(props.jobId)}/artifacts/` +
+    path.split("/").map(encodeURIComponent).join("/");
+  return (
+    <ul class="artifacts" data-field="artifacts">
+      {props.artifacts.map((a) => (
+        <li key={a.path}>
+          <a href={href(a.path)} download>{a.path}</a>{" "}
+          <span class="muted">{`${a.size.toLocaleString("en")} bytes`}</span>
+        </li>
+      ))}
+    </ul>
+  );
 }
 
 /** Output as HTML, with a link to its earlier part when only the tail is shown. */
@@ -200,6 +229,14 @@ export function JobPage(props: { ctx: PageContext; data: JobPageData }) {
                 </ul>
               )}
           </Fact>
+          {data.reported && (
+            <Fact term="Reported" field="reported">{reportedText(data.reported)}</Fact>
+          )}
+          {data.artifacts && data.artifacts.length > 0 && (
+            <Fact term="Artifacts" field="artifact-list">
+              <Artifacts jobId={view.id} artifacts={data.artifacts} />
+            </Fact>
+          )}
           {view.retryOf && (
             <Fact term="Re-run of">
               <a href={`/jobs/${view.retryOf}`}>{view.retryOf}</a>

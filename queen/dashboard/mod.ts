@@ -16,6 +16,7 @@ import { rerunSpec } from "../rerun.ts";
 import type { QueenCore } from "../queen.ts";
 import { ASSETS } from "./assets.ts";
 import { JobPage } from "./job_page.tsx";
+import type { Artifact, ReportedStatus } from "../../protocol/mod.ts";
 import { ProblemPage } from "./layout.tsx";
 import type { PageContext } from "./layout.tsx";
 import { LoginPage } from "./login_page.tsx";
@@ -41,6 +42,10 @@ export interface DashboardOptions {
   private?: boolean;
   /** Where a re-run of a finished job takes its secrets from (see `rerun.ts`). */
   projects: ProjectStore;
+  /** A job's artifacts, listed on its page. */
+  artifacts?: (jobId: string) => Artifact[];
+  /** The commit status reported for a job, shown on its page. */
+  reported?: (jobId: string) => ReportedStatus | null;
 }
 
 /** What pages are sent with: scripts and styles from this host only, no framing. */
@@ -140,6 +145,8 @@ export function mountDashboard(app: Hono, core: QueenCore, options: DashboardOpt
       n: record.lastN,
       logBytes: record.logBytes,
       logTail: complete ? undefined : logTail(core.store, record),
+      artifacts: options.artifacts?.(record.id),
+      reported: options.reported?.(record.id) ?? undefined,
     };
     return html(c, JobPage({ ctx: contextOf(c), data }));
   });

@@ -20,6 +20,7 @@ export function projectView(stored: StoredProject): ProjectView {
     branches,
     secrets: Object.fromEntries(Object.keys(project.secrets).map((name) => [name, SECRET_MASK])),
     webhook_secret: project.webhook_secret === undefined ? null : SECRET_MASK,
+    ...(project.status ? { status: project.status } : {}),
     createdAt: new Date(stored.createdAt).toISOString(),
     updatedAt: new Date(stored.updatedAt).toISOString(),
   };

@@ -66,6 +66,7 @@ const PullRequestPayload = z.looseObject({
     user: User.nullish(),
     head: z.looseObject({
       ref: z.string(),
+      sha: z.string().nullish(),
       repo_id: z.int().nullish(),
       repo: z.looseObject({ full_name: z.string() }).nullish(),
     }),
@@ -139,6 +140,7 @@ export function parseGiteaWebhook(
       repoNames,
       ref: branch ? { branch, ...(id ? { id } : {}) } : { fetch: `refs/tags/${tag}` },
       ...(branch ? { branch } : {}),
+      ...(id ? { commit: id } : {}),
       trigger: {
         type: "commit",
         author: author({
@@ -179,6 +181,7 @@ export function parseGiteaWebhook(
       ref: { fetch: `refs/pull/${body.number}/head` },
       branch: pr.base.ref,
       fromFork: !sameRepo,
+      ...(commitId(pr.head.sha) ? { commit: pr.head.sha! } : {}),
       trigger: {
         type: "pull-request",
         author: author({

@@ -129,6 +129,7 @@ export function parseGithubWebhook(
       repoNames,
       ref: branch ? { branch, ...(id ? { id } : {}) } : { fetch: `refs/tags/${tag}` },
       ...(branch ? { branch } : {}),
+      ...(id ? { commit: id } : {}),
       trigger: {
         type: "commit",
         author: author({
@@ -158,6 +159,7 @@ export function parseGithubWebhook(
       ref: { fetch: `refs/pull/${body.number}/merge` },
       branch: pr.base.ref,
       fromFork: pr.head.repo?.full_name !== body.repository.full_name,
+      ...(commitId(pr.head.sha) ? { commit: pr.head.sha } : {}),
       trigger: {
         type: "pull-request",
         author: author({

@@ -125,6 +125,7 @@ export function parseGitlabWebhook(
       repoNames,
       ref: branch ? { branch, ...(id ? { id } : {}) } : { fetch: `refs/tags/${tag}` },
       ...(branch ? { branch } : {}),
+      ...(id ? { commit: id } : {}),
       trigger: {
         type: "commit",
         author: author({
@@ -158,6 +159,7 @@ export function parseGitlabWebhook(
       ref: { fetch: `refs/merge-requests/${mr.iid}/head` },
       branch: mr.target_branch,
       fromFork: mr.source_project_id != null && mr.source_project_id !== mr.target_project_id,
+      ...(commitId(mr.last_commit?.id) ? { commit: mr.last_commit!.id } : {}),
       trigger: {
         type: "pull-request",
         author: author({

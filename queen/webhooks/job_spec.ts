@@ -1,5 +1,5 @@
 import type { BranchSettings, JobSpecInput, JobType, Project } from "../../protocol/mod.ts";
-import { isHttpUrl } from "../../protocol/mod.ts";
+import { DEFAULT_FORGE_TOKEN_SECRET, isHttpUrl } from "../../protocol/mod.ts";
 import type { WebhookJob } from "./types.ts";
 
 /** The job a webhook event makes for a project, or why it makes none. */
@@ -38,7 +38,9 @@ export function webhookJobSpec(project: Project, event: WebhookJob): WebhookJobS
         `add ${event.branch === undefined ? "" : "an entry for it or "}a '*' entry to its branches`,
     };
   }
-  const secrets = event.fromFork ? {} : project.secrets;
+  // The forge token reports statuses from the queen; jobs never need it.
+  const { [project.status?.token_secret ?? DEFAULT_FORGE_TOKEN_SECRET]: _token, ...secrets } =
+    event.fromFork ? {} : project.secrets;
   // A payload's link that is not http(s) is left out rather than refusing the whole event.
   const { url, ...trigger } = event.trigger;
   return {

@@ -25,6 +25,11 @@ export const FORGES: readonly Forge[] = [github, gitlab, gitea];
 export interface WebhookOptions {
   /** The queen's `--webhook-secret`; a project's own `webhook_secret` wins over it. */
   webhookSecret?: string;
+  /** Called for each job a delivery made whose commit is known (to report its status). */
+  onWebhookJob?: (
+    job: string,
+    where: { forge: Forge["name"]; project: string; sha: string },
+  ) => void;
   log?: (message: string) => void;
 }
 
@@ -121,6 +126,13 @@ export function webhookRoutes(
       projects.recordDelivery(forge.name, event.deliveryId, record.id, Date.now());
     }
     log(`${forge.name} ${event.kind} of ${project.name} made job ${record.id}`);
+    if (event.commit) {
+      options.onWebhookJob?.(record.id, {
+        forge: forge.name,
+        project: project.name,
+        sha: event.commit,
+      });
+    }
     return c.json({ id: record.id, status: record.view.status, project: project.name }, 201);
   };
 

@@ -36,6 +36,8 @@ export interface WebhookJob {
   branch?: string;
   /** A pull request from another repository (a fork): its jobs get no secrets. */
   fromFork?: boolean;
+  /** The commit the forge shows the job's status on: the pushed one, or the pull request's head. */
+  commit?: string;
   trigger: Trigger;
 }
 

@@ -1,0 +1,111 @@
+/**
+ * Artifact routes. Workers upload with `PUT /worker/artifacts/:id/:attempt?path=P`, the worker
+ * token and `x-strider-sha256`; the queen keeps a file only from the connection that holds that
+ * attempt of that job right now, and only while the job runs. Anyone who may view the job lists
+ * and downloads them with `GET /api/jobs/:id/artifacts[/path]`.
+ */
+import type { Hono } from "hono";
+import { HTTPException } from "hono/http-exception";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { artifactPathProblem } from "../../protocol/mod.ts";
+import type { ArtifactList } from "../../protocol/mod.ts";
+import { bearerToken, tokenMatches } from "../auth.ts";
+import type { QueenCore } from "../queen.ts";
+import { ArtifactRefusedError } from "./store.ts";
+import type { ArtifactStore } from "./store.ts";
+
+/** Default cap on one job's artifacts together. */
+export const DEFAULT_MAX_ARTIFACT_BYTES = 256 * 1024 * 1024;
+
+function fail(status: ContentfulStatusCode, error: string): never {
+  throw new HTTPException(status, { message: error });
+}
+
+/** `path`, or a 400 saying what is wrong with it. */
+function cleanPath(path: string | undefined): string {
+  if (path === undefined) fail(400, "the artifact path is missing: add ?path=RELATIVE/PATH");
+  const problem = artifactPathProblem(path);
+  if (problem) fail(400, `artifact path '${path.slice(0, 200)}' ${problem}`);
+  return path;
+}
+
+/** Mounts the upload route and the API's artifact routes on `app`. */
+export function mountArtifactRoutes(
+  app: Hono,
+  core: QueenCore,
+  artifacts: ArtifactStore,
+  options: { workerTokens: () => readonly string[]; maxBytes?: number },
+): void {
+  const maxBytes = options.maxBytes ?? DEFAULT_MAX_ARTIFACT_BYTES;
+  const jobOr404 = (id: string) => core.store.getJob(id) ?? fail(404, `no job with id '${id}'`);
+
+  app.put("/worker/artifacts/:id/:attempt", async (c) => {
+    const token = bearerToken(c.req.header("authorization"));
+    if (!tokenMatches(token, options.workerTokens())) {
+      fail(401, "a worker token is required: send 'Authorization: Bearer <token>'");
+    }
+    const path = cleanPath(c.req.query("path"));
+    const sha256 = c.req.header("x-strider-sha256") ?? "";
+    if (!/^[0-9a-f]{64}$/.test(sha256)) fail(400, "x-strider-sha256 must be 64 hex digits");
+    const record = jobOr404(c.req.param("id"));
+    const attempt = Number(c.req.param("attempt"));
+    // Only the connection running this attempt, with the token it connected with, may add files.
+    const holder = [...core.drones.values()].find((d) =>
+      d.jobs.get(record.id) === attempt && d.credential !== undefined &&
+      tokenMatches(token, [d.credential])
+    );
+    if (record.view.status === "done" || record.view.attempt !== attempt || !holder) {
+      fail(409, `job '${record.id}' attempt ${attempt} is not running on this worker`);
+    }
+    const others = artifacts.list(record.id)
+      .filter((a) => a.path !== path && a.attempt === attempt)
+      .reduce((sum, a) => sum + a.size, 0);
+    const room = maxBytes - others;
+    if (Number(c.req.header("content-length") ?? 0) > room) {
+      fail(413, `artifact '${path}' passes the job's artifact limit of ${maxBytes} bytes`);
+    }
+    try {
+      const stored = await artifacts.put(
+        { jobId: record.id, attempt, path, sha256 },
+        c.req.raw.body ?? new ReadableStream({ start: (s) => s.close() }),
+        room,
+      );
+      return c.json(stored, 201);
+    } catch (error) {
+      if (error instanceof ArtifactRefusedError) fail(error.status, error.message);
+      throw error;
+    }
+  });
+
+  app.get("/api/jobs/:id/artifacts", (c) => {
+    const record = jobOr404(c.req.param("id"));
+    return c.json({ artifacts: artifacts.list(record.id) } satisfies ArtifactList);
+  });
+
+  app.get("/api/jobs/:id/artifacts/*", (c) => {
+    const record = jobOr404(c.req.param("id"));
+    const prefix = `/api/jobs/${encodeURIComponent(record.id)}/artifacts/`;
+    const raw = new URL(c.req.url).pathname;
+    let path: string;
+    try {
+      path = raw.startsWith(prefix)
+        ? raw.slice(prefix.length).split("/").map(decodeURIComponent).join("/")
+        : "";
+    } catch {
+      fail(400, "the artifact path is not valid percent-encoding");
+    }
+    const opened = artifacts.open(record.id, cleanPath(path));
+    if (!opened) fail(404, `job '${record.id}' has no artifact '${path}'`);
+    const name = path.split("/").pop()!.replace(/[^A-Za-z0-9._-]/g, "_");
+    return new Response(opened.body, {
+      headers: {
+        "content-type": "application/octet-stream",
+        "content-length": String(opened.artifact.size),
+        "content-disposition": `attachment; filename="${name}"`,
+        "x-content-type-options": "nosniff",
+        "x-strider-sha256": opened.artifact.sha256,
+        etag: `"${opened.artifact.sha256}"`,
+      },
+    });
+  });
+}

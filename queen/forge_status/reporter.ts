@@ -1,0 +1,227 @@
+/**
+ * Reports webhook jobs' commit statuses to their forge: `pending` when the job is made, then
+ * its result when it ends, with a link to the job's page. Sending happens beside the job, never
+ * in its way: a forge that is down is retried with backoff, and a later state replaces one not
+ * sent yet. What was wanted and what the forge accepted are kept in the database, so a queen
+ * restarted mid-report carries on.
+ */
+import type { DatabaseSync } from "node:sqlite";
+import type { Project, RecordedEvent, ReportedStatus } from "../../protocol/mod.ts";
+import { DEFAULT_FORGE_TOKEN_SECRET } from "../../protocol/mod.ts";
+import type { ProjectStore } from "../projects/store.ts";
+import type { JobRecord } from "../store.ts";
+import { defaultApi, forgeState, statusRequest } from "./requests.ts";
+import type { ForgeName, JobState } from "./requests.ts";
+
+/** What the reporter needs of the queen. */
+export interface ReporterQueen {
+  getJob(id: string): JobRecord | undefined;
+  followAll(listener: (event: RecordedEvent) => void): () => void;
+}
+
+export interface ReporterOptions {
+  db: DatabaseSync;
+  projects: ProjectStore;
+  queen: ReporterQueen;
+  /** The queen's address as people reach it (`--public-url`), for links to job pages. */
+  publicUrl: () => string;
+  /** Waits before each retry (ms); the default backs off from 2 s to about 8 minutes. */
+  delays?: number[];
+  fetch?: typeof fetch;
+  log?: (message: string) => void;
+}
+
+const DEFAULT_DELAYS = [2_000, 5_000, 15_000, 30_000, 60_000, 120_000, 240_000, 480_000];
+/** One call's limit: a hanging forge must not hold its loop for ever. */
+const REQUEST_TIMEOUT_MS = 30_000;
+
+type Row = Record<string, string | number | null>;
+
+/** The token and forge API a project reports with, or why it cannot. */
+export function reportingOf(
+  project: Project,
+  forge: ForgeName,
+): { ok: true; token: string; api: string; context: string } | { ok: false; error: string } {
+  const secret = project.status?.token_secret ?? DEFAULT_FORGE_TOKEN_SECRET;
+  const token = project.secrets[secret];
+  if (!token) return { ok: false, error: `project ${project.name} has no secret ${secret}` };
+  const api = project.status?.api ?? defaultApi(forge, project.repo.url);
+  if (!api) {
+    return {
+      ok: false,
+      error: `no forge API address for ${project.repo.url}: set the project's status.api`,
+    };
+  }
+  return { ok: true, token, api, context: project.status?.context ?? "strider" };
+}
+
+export class StatusReporter {
+  readonly #options: ReporterOptions;
+  readonly #delays: number[];
+  readonly #fetch: typeof fetch;
+  readonly #running = new Set<string>();
+  readonly #stop = new AbortController();
+  readonly #unfollow: () => void;
+  readonly #idle = new Set<Promise<void>>();
+
+  constructor(options: ReporterOptions) {
+    this.#options = options;
+    this.#delays = options.delays ?? DEFAULT_DELAYS;
+    this.#fetch = options.fetch ?? fetch;
+    this.#unfollow = options.queen.followAll((event) => {
+      if (event.data.event === "job:done") this.#jobEnded(event.data.id);
+    });
+    // Carry on with what a previous run left unsent, and results that ended while it was down.
+    const rows = options.db.prepare(
+      "SELECT job_id FROM commit_statuses WHERE sent IS NULL OR sent != wanted OR wanted = 'pending'",
+    ).all() as Row[];
+    for (const row of rows) this.#jobEnded(String(row.job_id), true);
+  }
+
+  /**
+   * Starts reporting a webhook job: `pending` now, its result when it ends. Jobs of projects
+   * without a forge token are not reported.
+   */
+  track(job: string, where: { forge: ForgeName; project: string; sha: string }): void {
+    // Reporting is on for projects that hold a forge token.
+    const project = this.#options.projects.get(where.project)?.project;
+    const secret = project?.status?.token_secret ?? DEFAULT_FORGE_TOKEN_SECRET;
+    if (!project?.secrets[secret]) return;
+    const record = this.#options.queen.getJob(job);
+    const wanted: JobState = record?.view.status === "done" && record.view.result
+      ? record.view.result
+      : "pending";
+    this.#options.db.prepare(
+      "INSERT OR IGNORE INTO commit_statuses " +
+        "(job_id, forge, project, sha, wanted, sent, sent_at, tries, error, created_at) " +
+        "VALUES (?, ?, ?, ?, ?, NULL, NULL, 0, NULL, ?)",
+    ).run(job, where.forge, where.project, where.sha, wanted, Date.now());
+    this.#kick(job);
+  }
+
+  /** What the job's view shows as `reported`, or null for a job that does not report. */
+  view(job: string): ReportedStatus | null {
+    const row = this.#row(job);
+    if (!row) return null;
+    const forge = String(row.forge) as ForgeName;
+    return {
+      forge,
+      commit: String(row.sha),
+      // In the forge's own words, as its page shows them.
+      state: row.sent === null ? null : forgeState(forge, String(row.sent) as JobState),
+      wanted: forgeState(forge, String(row.wanted) as JobState),
+      at: row.sent_at === null ? null : new Date(Number(row.sent_at)).toISOString(),
+      tries: Number(row.tries),
+      error: row.error === null ? null : String(row.error),
+    };
+  }
+
+  /** Stops following jobs and retrying; resolves when no call is in flight. */
+  async close(): Promise<void> {
+    this.#unfollow();
+    this.#stop.abort();
+    await Promise.all([...this.#idle]);
+  }
+
+  #row(job: string): Row | undefined {
+    return this.#options.db.prepare("SELECT * FROM commit_statuses WHERE job_id = ?").get(job) as
+      | Row
+      | undefined;
+  }
+
+  #jobEnded(job: string, resume = false): void {
+    const record = this.#options.queen.getJob(job);
+    if (!record || !this.#row(job)) return;
+    if (record.view.status === "done" && record.view.result) {
+      // A new state gets the full round of retries.
+      this.#options.db.prepare(
+        "UPDATE commit_statuses SET tries = CASE WHEN wanted = ? THEN tries ELSE 0 END, " +
+          "wanted = ? WHERE job_id = ?",
+      ).run(record.view.result, record.view.result, job);
+    } else if (!resume) return;
+    this.#kick(job);
+  }
+
+  /** Runs the job's send loop unless one runs already (it will see the newest wanted state). */
+  #kick(job: string): void {
+    if (this.#running.has(job) || this.#stop.signal.aborted) return;
+    this.#running.add(job);
+    const loop = this.#loop(job).catch((error) => {
+      this.#options.log?.(`status of job ${job}: ${(error as Error).message}`);
+    }).finally(() => {
+      this.#running.delete(job);
+      this.#idle.delete(loop);
+    });
+    this.#idle.add(loop);
+  }
+
+  async #loop(job: string): Promise<void> {
+    const db = this.#options.db;
+    const note = (tries: number, error: string | null) =>
+      db.prepare("UPDATE commit_statuses SET tries = ?, error = ? WHERE job_id = ?")
+        .run(tries, error, job);
+    while (!this.#stop.signal.aborted) {
+      const row = this.#row(job);
+      if (!row || row.sent === row.wanted) return;
+      const wanted = String(row.wanted) as JobState;
+      const forge = String(row.forge) as ForgeName;
+      const stored = this.#options.projects.get(String(row.project));
+      if (!stored) return void note(Number(row.tries), `project ${row.project} is gone`);
+      const how = reportingOf(stored.project, forge);
+      if (!how.ok) return void note(Number(row.tries), how.error);
+      const request = statusRequest(forge, {
+        api: how.api,
+        repo: stored.project.name,
+        sha: String(row.sha),
+        token: how.token,
+        state: wanted,
+        targetUrl: `${this.#options.publicUrl().replace(/\/+$/, "")}/jobs/${
+          encodeURIComponent(job)
+        }`,
+        context: how.context,
+      });
+      const tries = Number(row.tries) + 1;
+      let retry: boolean;
+      let error: string;
+      try {
+        const response = await this.#fetch(request.url, {
+          method: request.method,
+          headers: request.headers,
+          body: JSON.stringify(request.body),
+          signal: AbortSignal.any([this.#stop.signal, AbortSignal.timeout(REQUEST_TIMEOUT_MS)]),
+        });
+        const text = (await response.text()).replaceAll(how.token, "***").slice(0, 300);
+        if (response.ok) {
+          db.prepare(
+            "UPDATE commit_statuses SET sent = ?, sent_at = ?, tries = 0, error = NULL " +
+              "WHERE job_id = ?",
+          ).run(wanted, Date.now(), job);
+          continue;
+        }
+        retry = response.status === 429 || response.status >= 500;
+        error = `${forge} answered ${response.status} to ${wanted}: ${text}`;
+      } catch (e) {
+        if (this.#stop.signal.aborted) return;
+        retry = true;
+        error = `${forge} could not be reached for ${wanted}: ${(e as Error).message}`;
+      }
+      note(tries, error);
+      this.#options.log?.(`status of job ${job}: ${error}${retry ? "; retrying" : ""}`);
+      const delay = this.#delays[tries - 1];
+      if (!retry || delay === undefined) return;
+      await sleep(delay, this.#stop.signal);
+    }
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
+  });
+}

@@ -1,0 +1,293 @@
+/**
+ * End to end: artifacts from a real job on a real worker, through the queen's database, back out
+ * through the API, the CLI and the dashboard, byte for byte; and every way of sending a file
+ * somewhere it must not go, refused.
+ */
+import { deepEqual, equal, match, ok } from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import {
+  api,
+  API_TOKEN,
+  CLIENT_PERMISSIONS,
+  customJob,
+  ENTRY,
+  getJob,
+  jobLog,
+  Proc,
+  startQueen,
+  startWorker,
+  submitJob,
+  waitForJob,
+  waitUntil,
+  WORKER_TOKEN,
+} from "./helpers/cluster.ts";
+import type { TestQueen } from "./helpers/cluster.ts";
+import { makeRepo } from "./helpers/git_repo.ts";
+
+const sha256 = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
+
+/** Makes build output: a 2.5 MB binary (past one stored chunk), text, links in and out. */
+const BUILD = [
+  "mkdir -p dist/sub coverage",
+  "head -c 2500000 /dev/urandom > dist/app.bin",
+  "printf 'nested\\n' > dist/sub/x.txt",
+  ": > dist/empty",
+  "printf '<html>cov</html>' > coverage/index.html",
+  "printf 'not an artifact\\n' > build.log",
+  "ln -s /etc/passwd dist/leak",
+  "ln -s ../README dist/readme-link",
+  'echo "APP-SHA=$(sha256sum dist/app.bin | cut -d" " -f1)"',
+].join("\n");
+
+async function listOf(queen: TestQueen, id: string) {
+  const response = await api(queen, `/api/jobs/${id}/artifacts`);
+  equal(response.status, 200);
+  return (await response.json()).artifacts as {
+    path: string;
+    size: number;
+    sha256: string;
+    attempt: number;
+  }[];
+}
+
+Deno.test("artifacts round-trip byte for byte; traversal and links out are refused", async (t) => {
+  const repo = await makeRepo({ "README": "read me\n" });
+  const queen = await startQueen({ args: ["--max-artifact-mib", "3"] });
+  const worker = await startWorker(queen, { name: "artifacts-worker" });
+  let id = "";
+  let appSha = "";
+  try {
+    await t.step("the matching files reach the queen with their digests", async () => {
+      id = await submitJob(
+        queen,
+        customJob(repo.path, { test: BUILD, cleanup: "rm -rf dist coverage" }, {
+          artifacts: ["dist/**", "coverage/"],
+        }),
+      );
+      const job = await waitForJob(queen, id, 90_000);
+      const log = await jobLog(queen, id);
+      equal(job.result, "passed", log);
+      appSha = log.match(/APP-SHA=([0-9a-f]{64})/)![1];
+      const list = await listOf(queen, id);
+      deepEqual(list.map((a) => a.path), [
+        "coverage/index.html",
+        "dist/app.bin",
+        "dist/empty",
+        "dist/readme-link",
+        "dist/sub/x.txt",
+      ]);
+      const app = list.find((a) => a.path === "dist/app.bin")!;
+      equal(app.size, 2_500_000);
+      equal(app.sha256, appSha);
+      equal(app.attempt, 1);
+      match(log, /left out 'dist\/leak': a symlink out of the checkout \(not followed\)/);
+      match(log, /sent 5 of 5 files to the queen/);
+      equal(list.find((a) => a.path === "dist/empty")?.size, 0);
+      const sent = job.phases.cleanup.commands[0];
+      equal(sent.command, "artifacts dist/** coverage/", "sent before cleanup's own commands");
+    });
+
+    await t.step("the API serves each file byte-identical", async () => {
+      const response = await api(queen, `/api/jobs/${id}/artifacts/dist/app.bin`);
+      equal(response.status, 200);
+      equal(response.headers.get("x-strider-sha256"), appSha);
+      const bytes = new Uint8Array(await response.arrayBuffer());
+      equal(bytes.length, 2_500_000);
+      equal(sha256(bytes), appSha);
+      const link = await api(queen, `/api/jobs/${id}/artifacts/dist/readme-link`);
+      equal(await link.text(), "read me\n", "a link inside the checkout is sent as its file");
+    });
+
+    await t.step("strider artifacts lists, prints and downloads them", async () => {
+      const env = { STRIDER_API_TOKEN: API_TOKEN };
+      const listed = new Proc([
+        "run",
+        ...CLIENT_PERMISSIONS,
+        ENTRY,
+        "artifacts",
+        id,
+        "--queen",
+        queen.url,
+      ], { env });
+      equal((await listed.exit()).code, 0, listed.stderr);
+      match(listed.stdout, new RegExp(`dist/app\\.bin  2500000  ${appSha}`));
+      const out = await Deno.makeTempDir();
+      const download = new Proc([
+        "run",
+        ...CLIENT_PERMISSIONS,
+        "--allow-write",
+        ENTRY,
+        "artifacts",
+        id,
+        "--queen",
+        queen.url,
+        "--out",
+        out,
+      ], { env });
+      equal((await download.exit()).code, 0, download.stderr);
+      equal(sha256(await Deno.readFile(join(out, "dist", "app.bin"))), appSha);
+      equal(await Deno.readTextFile(join(out, "dist", "sub", "x.txt")), "nested\n");
+      equal(await Deno.readTextFile(join(out, "coverage", "index.html")), "<html>cov</html>");
+      equal((await Deno.readFile(join(out, "dist", "empty"))).length, 0);
+      const one = new Proc([
+        "run",
+        ...CLIENT_PERMISSIONS,
+        ENTRY,
+        "artifacts",
+        id,
+        "dist/sub/x.txt",
+        "--queen",
+        queen.url,
+      ], { env });
+      equal((await one.exit()).code, 0, one.stderr);
+      equal(one.stdout, "nested\n");
+    });
+
+    await t.step("the dashboard's job page links each artifact", async () => {
+      const page = await (await fetch(new URL(`/jobs/${id}`, queen.url))).text();
+      match(page, new RegExp(`href="/api/jobs/${id}/artifacts/dist/app.bin"`));
+      match(page, /2,500,000 bytes/);
+    });
+
+    await t.step("traversal is refused on upload and download", async () => {
+      for (const path of ["../../etc/evil", "/etc/evil", "dist/../../x", "a//b", "./x", "a\\b"]) {
+        const response = await fetch(
+          new URL(`/worker/artifacts/${id}/1?path=${encodeURIComponent(path)}`, queen.url),
+          {
+            method: "PUT",
+            headers: {
+              authorization: `Bearer ${WORKER_TOKEN}`,
+              "x-strider-sha256": "0".repeat(64),
+            },
+            body: "x",
+          },
+        );
+        equal(response.status, 400, `upload to '${path}'`);
+        match((await response.json()).error, /artifact path/);
+      }
+      for (const raw of ["..%2F..%2Fetc%2Fpasswd", "dist%2F..%2F..%2Fx", "%2Fetc%2Fpasswd"]) {
+        const response = await api(queen, `/api/jobs/${id}/artifacts/${raw}`);
+        equal(response.status, 400, `download of '${raw}'`);
+        await response.body?.cancel();
+      }
+    });
+
+    await t.step("only the connection running the attempt may add files", async () => {
+      const put = (token: string, attempt = 1) =>
+        fetch(new URL(`/worker/artifacts/${id}/${attempt}?path=dist/late.txt`, queen.url), {
+          method: "PUT",
+          headers: {
+            authorization: `Bearer ${token}`,
+            "x-strider-sha256": sha256(new TextEncoder().encode("late")),
+          },
+          body: "late",
+        });
+      const wrongToken = await put(API_TOKEN);
+      equal(wrongToken.status, 401);
+      await wrongToken.body?.cancel();
+      const finished = await put(WORKER_TOKEN);
+      equal(finished.status, 409, "a finished job took a file");
+      await finished.body?.cancel();
+      ok(!(await listOf(queen, id)).some((a) => a.path === "dist/late.txt"));
+
+      const running = await submitJob(queen, customJob(repo.path, { test: "sleep 30" }));
+      await waitUntil(async () => (await getJob(queen, running)).status === "started");
+      const other = (attempt: number) =>
+        fetch(new URL(`/worker/artifacts/${running}/${attempt}?path=x.txt`, queen.url), {
+          method: "PUT",
+          headers: {
+            authorization: `Bearer ${WORKER_TOKEN}`,
+            "x-strider-sha256": sha256(new TextEncoder().encode("x")),
+          },
+          body: "x",
+        });
+      for (const attempt of [0, 2]) {
+        const response = await other(attempt);
+        equal(response.status, 409, `attempt ${attempt} of a job on attempt 1`);
+        await response.body?.cancel();
+      }
+      const wrongDigest = await fetch(
+        new URL(`/worker/artifacts/${running}/1?path=x.txt`, queen.url),
+        {
+          method: "PUT",
+          headers: { authorization: `Bearer ${WORKER_TOKEN}`, "x-strider-sha256": "a".repeat(64) },
+          body: "x",
+        },
+      );
+      equal(wrongDigest.status, 400);
+      match((await wrongDigest.json()).error, /not the a{64} announced/);
+      deepEqual(await listOf(queen, running), [], "a file with the wrong digest was kept");
+      await api(queen, `/api/jobs/${running}/cancel`, { method: "POST" });
+      await waitForJob(queen, running);
+    });
+
+    await t.step("a file past the job's cap is refused and the others kept", async () => {
+      const big = await submitJob(
+        queen,
+        customJob(repo.path, {
+          test:
+            "mkdir -p out && head -c 4000000 /dev/urandom > out/big.bin && echo ok > out/small.txt",
+        }, { artifacts: ["out/"] }),
+      );
+      const job = await waitForJob(queen, big, 90_000);
+      equal(job.result, "passed");
+      const log = await jobLog(queen, big);
+      match(log, /not sent 'out\/big\.bin': the queen refused it \(413\)/);
+      deepEqual((await listOf(queen, big)).map((a) => a.path), ["out/small.txt"]);
+    });
+
+    await t.step("artifacts are deleted with their job", async () => {
+      const deleted = await api(queen, `/api/jobs/${id}`, { method: "DELETE" });
+      equal(deleted.status, 204);
+      equal((await api(queen, `/api/jobs/${id}/artifacts`)).status, 404);
+      const db = new DatabaseSync(join(queen.data, "strider.db"), { readOnly: true });
+      try {
+        const rows = db.prepare("SELECT COUNT(*) AS n FROM artifacts WHERE job_id = ?").get(id);
+        equal((rows as { n: number }).n, 0);
+        const chunks = db.prepare(
+          "SELECT COUNT(*) AS n FROM artifact_chunks c LEFT JOIN artifacts a " +
+            "ON a.id = c.artifact_id WHERE a.id IS NULL",
+        ).get();
+        equal((chunks as { n: number }).n, 0, "chunks outlived their artifact");
+      } finally {
+        db.close();
+      }
+    });
+  } finally {
+    await worker.stop();
+    await queen.proc.stop();
+  }
+});
+
+Deno.test("artifacts survive a queen restart and retention removes them", async () => {
+  const repo = await makeRepo({ "README": "x\n" });
+  const data = await Deno.makeTempDir({ prefix: "strider-queen-" });
+  let queen = await startQueen({ data });
+  const worker = await startWorker(queen, { name: "keep-worker" });
+  try {
+    const id = await submitJob(
+      queen,
+      customJob(repo.path, { test: "printf kept > kept.txt" }, { artifacts: ["kept.txt"] }),
+    );
+    equal((await waitForJob(queen, id)).result, "passed");
+    await worker.stop();
+    await queen.proc.stop();
+    queen = await startQueen({ data });
+    equal(await (await api(queen, `/api/jobs/${id}/artifacts/kept.txt`)).text(), "kept");
+    await queen.proc.stop();
+    // Retention of zero finished jobs removes the job and, with it, its artifacts.
+    queen = await startQueen({ data, args: ["--keep-jobs", "0"] });
+    equal((await api(queen, `/api/jobs/${id}/artifacts`)).status, 404);
+    const db = new DatabaseSync(join(data, "strider.db"), { readOnly: true });
+    try {
+      equal((db.prepare("SELECT COUNT(*) AS n FROM artifact_chunks").get() as { n: number }).n, 0);
+    } finally {
+      db.close();
+    }
+  } finally {
+    await worker.stop();
+    await queen.proc.stop();
+  }
+});
