@@ -20,6 +20,9 @@ export interface SpawnOptions {
   ready?: () => Promise<void>;
   /** Folder where the command's process group is noted while it runs (see process_ledger.ts). */
   ledger?: string;
+  /** The user and group to run as (a root worker's sandboxed jobs); default: the worker's. */
+  uid?: number;
+  gid?: number;
 }
 
 /** How a command ended: its exit code, or -1 when it could not start (with why). */
@@ -71,6 +74,7 @@ export async function runCommand(
       stdout: "piped",
       stderr: "piped",
       detached: true,
+      ...(options.uid !== undefined ? { uid: options.uid, gid: options.gid } : {}),
     }).spawn();
   } catch (error) {
     const why = (error as Error).message;

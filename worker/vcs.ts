@@ -15,7 +15,10 @@ export type VcsRunner = (
 ) => Promise<{ exitCode: number; stderr: string; stdout: string }>;
 
 /** What fetching produced: the checked-out commit, or a clear reason it failed. */
-export type FetchOutcome = { ok: true; commit: string } | { ok: false; error: string };
+export type FetchOutcome =
+  /** `objects`: the mirror's object folder the checkout borrows from, when it does. */
+  | { ok: true; commit: string; objects?: string }
+  | { ok: false; error: string };
 
 /** Environment and files that carry repository credentials; `cleanup` removes the files. */
 interface Credentials {
@@ -386,11 +389,12 @@ async function fetchGit(
   } catch {
     // No submodules.
   }
+  const objects = source !== job.repo.url ? { objects: join(source, "objects") } : {};
   // A detached HEAD holds the commit id itself: no process needed to read it.
   const head = (await Deno.readTextFile(join(dir, ".git", "HEAD"))).trim();
-  if (/^[0-9a-f]{40,64}$/.test(head)) return { ok: true, commit: head };
+  if (/^[0-9a-f]{40,64}$/.test(head)) return { ok: true, commit: head, ...objects };
   const parsed = await git(["rev-parse", "HEAD"]);
-  return { ok: true, commit: parsed.stdout.trim() };
+  return { ok: true, commit: parsed.stdout.trim(), ...objects };
 }
 
 async function fetchHg(
