@@ -305,6 +305,8 @@ export class JobRun {
           const ran = await runCommand(wrapped.program, wrapped.args, {
             uid: wrapped.uid,
             gid: wrapped.gid,
+            // A sandbox's PID namespace ends all of a command; without one, the mark does.
+            sweep: this.#sandbox.isolation === "none",
             cwd,
             env,
             signal,
