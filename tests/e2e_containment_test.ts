@@ -145,6 +145,31 @@ Deno.test("repository credentials reach only the repository's host, never job co
         }
       },
     );
+
+    await t.step("a secret printed half on stdout, half on stderr, is masked", async () => {
+      const repo = await makeRepo({ "a.txt": "a\n" });
+      const id = await submitJob(queen, {
+        ...customJob(repo.path, {
+          test: "printf 'before split-'; sleep 0.3; printf 'across-streams after\\n' >&2; " +
+            "sleep 0.3; printf 'split-across-'; sleep 0.3; printf 'streams\\n' >&2",
+        }),
+        secrets: { STREAM_SECRET: "split-across-streams" },
+      });
+      const job = await waitForJob(queen, id);
+      equal(job.result, "passed", job.error ?? "");
+      const log = await jobLog(queen, id);
+      match(log, /before \*\*\* after/);
+      for (const half of ["split-", "across-streams"]) {
+        ok(!log.split("\n").some((line) => !line.startsWith("$ ") && line.includes(half)), log);
+      }
+      // What the worker sent as output, stream by stream (not the shown command).
+      const body = await (await api(queen, `/api/jobs/${id}/events`)).text();
+      const output = [...body.matchAll(/"event":"job:cmd:std(?:out|err)"[^}]*"text":"([^"]*)"/g)]
+        .map((m) => m[1]).join("|");
+      ok(output.includes("***"), `no output events found in ${body.slice(0, 2000)}`);
+      ok(!output.includes("across-streams"), `the second half was sent unmasked: ${output}`);
+      ok(!output.includes("split-"), `the first half was sent unmasked: ${output}`);
+    });
   } finally {
     await worker.stop();
     await queen.proc.stop();
