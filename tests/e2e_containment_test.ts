@@ -192,6 +192,12 @@ function bwrapWorks(): boolean {
   }
 }
 
+/** Whether this bwrap's help names `option`. */
+function bwrapHas(option: string): boolean {
+  const help = new Deno.Command("bwrap", { args: ["--help"], stdout: "piped" }).outputSync();
+  return new TextDecoder().decode(help.stdout).includes(option);
+}
+
 Deno.test({
   name: "a job under --isolation bwrap cannot reach the worker, its token, other jobs or the queen",
   ignore: !bwrapWorks(),
@@ -247,7 +253,8 @@ Deno.test({
             ["SAW-QUEEN-DATA", `ls ${queen.data}`],
             ["READ-SHADOW", "grep -q root /etc/shadow"],
             ["IS-ROOT", 'test "$(id -u)" = 0'],
-          ];
+            ...(bwrapHas("--disable-userns") ? [["NESTED-USERNS", "unshare --user true"]] : []),
+          ] as [string, string][];
           const script = [
             // The token only encoded: the job's own command line must not hold it.
             `T=$(printf %s '${btoa(WORKER_TOKEN)}' | base64 -d)`,

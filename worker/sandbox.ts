@@ -70,6 +70,8 @@ const ETC_SECRETS = [
 const SYSTEM = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"];
 
 let layout: string[] | undefined;
+/** Whether this bwrap can forbid user namespaces inside the sandbox (0.8 and later). */
+let canDisableUserns = false;
 
 /** The bwrap arguments for the system's read-only part, worked out once per worker. */
 function systemMounts(): string[] {
@@ -190,6 +192,8 @@ export function wrapCommand(
     "--unshare-ipc",
     "--unshare-uts",
     "--unshare-cgroup-try",
+    // A namespace inside would give the job capabilities there: less kernel to attack without.
+    ...(canDisableUserns ? ["--disable-userns"] : []),
     ...(where.network ? [] : ["--unshare-net"]),
     // Inside, the job is always `nobody`, whoever it is outside.
     "--uid",
@@ -285,6 +289,8 @@ export async function checkIsolation(settings: SandboxSettings, workdir: string)
   const probe = join(workdir, "jobs", ".sandbox-probe");
   await Deno.mkdir(probe, { recursive: true });
   try {
+    const help = await new Deno.Command("bwrap", { args: ["--help"], stdout: "piped" }).output();
+    canDisableUserns = new TextDecoder().decode(help.stdout).includes("--disable-userns");
     await handOver(settings, probe);
     const wrapped = wrapCommand(settings, { command: "true", args: [], screen: "true" }, {
       workspace: probe,
