@@ -250,20 +250,16 @@ export async function handOver(settings: SandboxSettings, workspace: string): Pr
 
 /**
  * Makes the folders on the way to workspaces and mirror caches passable (not listable) for the
- * job's user, which bwrap runs as when it mounts them.
+ * job's user, which bwrap runs as when it mounts them, and for no other user: they belong to the
+ * job user's group with mode 0710.
  */
 export async function prepareWorkdir(settings: SandboxSettings, workdir: string): Promise<void> {
   if (settings.isolation === "none" || !settings.runAs) return;
-  for (
-    const dir of [
-      workdir,
-      join(workdir, "jobs"),
-      join(workdir, "cache"),
-      join(workdir, "cache", "git"),
-    ]
-  ) {
+  const cache = join(workdir, "cache");
+  for (const dir of [workdir, join(workdir, "jobs"), cache, join(cache, "git")]) {
     await Deno.mkdir(dir, { recursive: true });
-    await Deno.chmod(dir, 0o711);
+    await Deno.chown(dir, null, settings.runAs.gid);
+    await Deno.chmod(dir, 0o710);
   }
 }
 
