@@ -342,7 +342,9 @@ Deno.test({
           try {
             const id = await submitJob(queen, {
               ...customJob(repo.path, {
-                test: `S=${seconds}; setsid sleep $S & (trap '' TERM; exec sleep $S) & ` +
+                // The shell takes SIGTERM as a chance to clean up; one child ignores it.
+                test: `trap 'echo got-term; exit 0' TERM; ` +
+                  `S=${seconds}; setsid sleep $S & (trap '' TERM; exec sleep $S) & ` +
                   `nohup sleep $S >/dev/null 2>&1 & echo children-started; wait`,
               }),
               ...(how === "timeout" ? { timeout: 4 } : {}),
@@ -358,6 +360,8 @@ Deno.test({
             }
             const job = await waitForJob(queen, id, 30_000);
             equal(job.result, how === "cancel" ? "cancelled" : "timeout");
+            // SIGTERM came first, inside the sandbox, before the sandbox was killed.
+            ok((await outputLines(queen, id)).includes("got-term"), await jobLog(queen, id));
             await waitNoProcess(marker);
           } finally {
             await reap(marker);

@@ -307,6 +307,7 @@ export class JobRun {
             gid: wrapped.gid,
             // A sandbox's PID namespace ends all of a command; without one, the mark does.
             sweep: this.#sandbox.isolation === "none",
+            sandboxed: this.#sandbox.isolation === "bwrap",
             cwd,
             env,
             signal,

@@ -1,7 +1,8 @@
 /**
  * Running one command the way a CI job needs it: in its own process group (so a cancel reaches
  * every child it started), with output streamed as it arrives, and a kill sequence of SIGTERM,
- * a grace period, then SIGKILL to the whole group.
+ * a grace period, then SIGKILL to the whole group. What escapes the group is still found: in a
+ * sandbox through its PID namespace, without one through a mark in its environment.
  */
 import { forgetGroup, recordGroup } from "./process_ledger.ts";
 
@@ -26,6 +27,11 @@ export interface SpawnOptions {
    * PID namespace this is what finds them.
    */
   sweep?: boolean;
+  /**
+   * The program is a bwrap sandbox with its own PID namespace: a stop sends SIGTERM to every
+   * process in that namespace (bwrap itself would just die), then SIGKILL ends the sandbox.
+   */
+  sandboxed?: boolean;
   /** The user and group to run as (a root worker's sandboxed jobs); default: the worker's. */
   uid?: number;
   gid?: number;
@@ -90,7 +96,9 @@ export async function runCommand(
   if (options.ledger) recordGroup(options.ledger, child.pid);
   let killTimer: ReturnType<typeof setTimeout> | undefined;
   const onAbort = () => {
-    killGroup(child.pid, "SIGTERM");
+    if (options.sandboxed) {
+      void terminateNamespace(child.pid).then((done) => done || killGroup(child.pid, "SIGTERM"));
+    } else killGroup(child.pid, "SIGTERM");
     killTimer = setTimeout(() => killGroup(child.pid, "SIGKILL"), options.graceMs ?? 10_000);
   };
   if (options.signal?.aborted) onAbort();
@@ -124,6 +132,39 @@ export async function runCommand(
     options.signal?.removeEventListener("abort", onAbort);
     if (options.ledger) forgetGroup(options.ledger, child.pid);
   }
+}
+
+/** PIDs that `pgrep args` lists (none when pgrep is missing or finds nothing). */
+async function pgrep(args: string[]): Promise<number[]> {
+  try {
+    const out = await new Deno.Command("pgrep", { args, stdout: "piped", stderr: "null" })
+      .output();
+    return new TextDecoder().decode(out.stdout).split("\n").filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Sends SIGTERM to the processes inside the sandbox whose outer bwrap is `outer`: those in the
+ * PID namespace of its child. Returns false, having signalled nothing, unless that namespace is
+ * certainly not the worker's own.
+ */
+async function terminateNamespace(outer: number): Promise<boolean> {
+  const [inner] = await pgrep(["-P", String(outer)]);
+  if (!inner) return false;
+  const members = await pgrep(["--ns", String(inner), "--nslist", "pid"]);
+  // The worker or the outer bwrap listed: not a namespace of its own (yet). Never signal those.
+  if (members.length === 0 || members.includes(Deno.pid) || members.includes(outer)) return false;
+  for (const pid of members) {
+    if (pid === inner) continue;
+    try {
+      Deno.kill(pid, "SIGTERM");
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return true;
 }
 
 /** The environment variable that marks a command's processes for `sweep`. */
