@@ -9,6 +9,9 @@ export const StriderJsonSchema = z.object({
   config: PluginConfigSchema.optional(),
 });
 
+/** Larger than any real settings file. */
+const MAX_STRIDER_JSON = 1024 * 1024;
+
 /** The plugins a job runs and their config, or why they cannot be known. */
 export type RepoSettings =
   | { ok: true; plugins: string[]; config: PluginConfig }
@@ -21,8 +24,18 @@ export type RepoSettings =
 export async function repoSettings(job: DispatchedJob, src: string): Promise<RepoSettings> {
   if (job.plugins) return { ok: true, plugins: job.plugins, config: job.config ?? {} };
   let text: string;
+  const path = join(src, "strider.json");
   try {
-    text = await Deno.readTextFile(join(src, "strider.json"));
+    // The worker reads this file, not the job: a link to /etc/shadow or /proc/self/environ would
+    // show its start in the parse error. Only a plain file of the repository counts.
+    const info = await Deno.lstat(path);
+    if (!info.isFile) {
+      return { ok: false, error: "strider.json must be a regular file, not a link or folder" };
+    }
+    if (info.size > MAX_STRIDER_JSON) {
+      return { ok: false, error: `strider.json is over ${MAX_STRIDER_JSON} bytes` };
+    }
+    text = await Deno.readTextFile(path);
   } catch {
     return {
       ok: false,
