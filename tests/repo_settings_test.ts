@@ -2,6 +2,7 @@
 import { equal, match, ok } from "node:assert/strict";
 import { join } from "node:path";
 import type { DispatchedJob } from "../protocol/mod.ts";
+import { denoPlugin } from "../worker/plugins.ts";
 import { repoSettings } from "../worker/repo_settings.ts";
 
 const job = {
@@ -40,5 +41,19 @@ Deno.test("a plain strider.json still decides the plugins", async () => {
     equal(settings.ok && settings.plugins.join(","), "env,custom");
   } finally {
     await Deno.remove(src, { recursive: true });
+  }
+});
+
+Deno.test("the deno plugin does not follow a deno.json link out of the repository", async () => {
+  const src = await Deno.makeTempDir({ prefix: "strider-settings-test-" });
+  const outside = await Deno.makeTempFile({ prefix: "strider-outside-", suffix: ".json" });
+  try {
+    await Deno.writeTextFile(outside, '{"tasks": {"test": "echo outside"}}');
+    await Deno.symlink(outside, join(src, "deno.json"));
+    const contribution = denoPlugin.contribute({}, { src });
+    equal(contribution.phases.test?.[0].screen, "deno test");
+  } finally {
+    await Deno.remove(src, { recursive: true });
+    await Deno.remove(outside);
   }
 });
