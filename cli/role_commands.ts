@@ -3,7 +3,12 @@
  */
 import { hostname } from "node:os";
 import { startQueen } from "../queen/mod.ts";
-import { serveHealth, startWorker } from "../worker/mod.ts";
+import {
+  DEFAULT_MAX_MEMORY_MIB,
+  DEFAULT_MAX_PROCS,
+  serveHealth,
+  startWorker,
+} from "../worker/mod.ts";
 import type { Isolation } from "../worker/mod.ts";
 import { int, list, parseFlags, positive, required, str, usage, UsageError } from "./options.ts";
 import type { Flags, Values } from "./options.ts";
@@ -117,6 +122,23 @@ export const WORKER_FLAGS: Flags = {
   },
   labels: { type: "string", value: "a,b", help: "labels jobs can ask for" },
   isolation: { type: "string", value: "MODE", help: "none or bwrap", default: "none" },
+  "run-as": {
+    type: "string",
+    value: "USER",
+    help: "with bwrap and a root worker: the user jobs run as (default nobody)",
+  },
+  "max-procs": {
+    type: "string",
+    value: "N",
+    help: "with bwrap: processes and threads the job's user may have",
+    default: String(DEFAULT_MAX_PROCS),
+  },
+  "max-memory": {
+    type: "string",
+    value: "MIB",
+    help: "with bwrap: MiB of data memory each job process may use",
+    default: String(DEFAULT_MAX_MEMORY_MIB),
+  },
   "kill-grace": {
     type: "string",
     value: "S",
@@ -288,6 +310,9 @@ export async function worker(args: string[], output: Output): Promise<number> {
     workdir: required(values, "workdir"),
     labels,
     isolation: isolation as Isolation,
+    runAs: str(values, "run-as"),
+    maxProcs: int(values, "max-procs", 16, 1_000_000)!,
+    maxMemoryMib: int(values, "max-memory", 64, 16 * 1024 * 1024)!,
     killGrace,
     maxJobs,
     pluginsDir: str(values, "plugins-dir"),

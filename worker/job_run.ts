@@ -26,8 +26,8 @@ import type { PhaseProgress } from "./phases.ts";
 import type { Plugin, PluginCommand } from "./plugins.ts";
 import { runCommand } from "./process.ts";
 import { repoSettings } from "./repo_settings.ts";
-import { wrapCommand } from "./sandbox.ts";
-import type { Isolation } from "./sandbox.ts";
+import { DEFAULT_MAX_MEMORY_MIB, DEFAULT_MAX_PROCS, handOver, wrapCommand } from "./sandbox.ts";
+import type { Isolation, SandboxSettings } from "./sandbox.ts";
 import { fetchCode, fetchScreen } from "./vcs.ts";
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
@@ -42,6 +42,8 @@ export interface JobRunOptions {
   plugins: ReadonlyMap<string, Plugin>;
   emit: (event: JobEventBody) => void;
   isolation: Isolation;
+  /** The sandbox's user and limits under `bwrap` (default: the worker's user, default limits). */
+  sandbox?: SandboxSettings;
   /** Between SIGTERM and SIGKILL when a command is stopped. */
   graceMs: number;
   /** Keep the workspace after the job (for debugging); it is removed by default. */
@@ -72,11 +74,21 @@ export class JobRun {
   #outputBytes = 0;
   #workspace = "";
   #masker = new Masker([]);
+  /** The mirror objects the checkout borrows: the sandbox mounts them read-only. */
+  #objects: string | undefined;
 
   constructor(options: JobRunOptions) {
     this.#options = options;
     this.id = options.job.job_id;
     this.attempt = options.attempt;
+  }
+
+  get #sandbox(): SandboxSettings {
+    return this.#options.sandbox ?? {
+      isolation: this.#options.isolation,
+      maxProcs: DEFAULT_MAX_PROCS,
+      maxMemory: DEFAULT_MAX_MEMORY_MIB * 1024 * 1024,
+    };
   }
 
   /** Stops the running command (SIGTERM, grace, SIGKILL); cleanup still runs. */
@@ -129,6 +141,7 @@ export class JobRun {
 
     // Fetching is the first step of `prepare`.
     const { value: fetched } = await this.#fetch(src, tmp, baseEnv);
+    await handOver(this.#sandbox, workspace);
     if (!fetched.ok) {
       // Cleanup always runs; without the code, only plugins the spec itself names are known.
       const named = (job.plugins ?? []).filter((name) => this.#options.plugins.has(name));
@@ -137,6 +150,7 @@ export class JobRun {
       return { result: "errored", error: fetched.error };
     }
     baseEnv.STRIDER_COMMIT = fetched.commit;
+    this.#objects = fetched.objects;
 
     const settings = await repoSettings(job, src);
     if (!settings.ok) return { result: "errored", error: settings.error };
@@ -165,7 +179,12 @@ export class JobRun {
     for (const phase of PHASES) {
       if (this.#stopped) progress.stopped = this.#stopped;
       if (!shouldRun(phase, progress)) continue;
-      if (phase === "prepare") await this.#cacheSteps("prepare", caches.value.restoreSteps());
+      if (phase === "prepare") {
+        const restores = caches.value.restoreSteps();
+        await this.#cacheSteps("prepare", restores);
+        // Restored files belong to the worker's user: the sandboxed job user must own them too.
+        if (restores.length > 0) await handOver(this.#sandbox, workspace);
+      }
       if (phase === "cleanup" && !this.#stopped && settings.artifacts.length > 0) {
         await this.#sendArtifacts(settings.artifacts, src);
       }
@@ -326,13 +345,23 @@ export class JobRun {
       const { exitCode } = await this.#command(
         { phase, screen: command.screen, silent: command.silent },
         async (out) => {
-          const [program, args] = wrapCommand(this.#options.isolation, command, {
+          const env = { ...where.env, ...command.env };
+          const wrapped = wrapCommand(this.#sandbox, command, {
             workspace: this.#workspace,
+            workdir: this.#options.workdir,
             network: this.#options.job.network !== false,
-          });
-          const ran = await runCommand(program, args, {
             cwd,
-            env: { ...where.env, ...command.env },
+            path: env.PATH,
+            objects: this.#objects,
+          });
+          const ran = await runCommand(wrapped.program, wrapped.args, {
+            uid: wrapped.uid,
+            gid: wrapped.gid,
+            // A sandbox's PID namespace ends all of a command; without one, the mark does.
+            sweep: this.#sandbox.isolation === "none",
+            sandboxed: this.#sandbox.isolation === "bwrap",
+            cwd,
+            env,
             signal,
             graceMs: this.#options.graceMs,
             ledger: join(this.#options.workdir, "pids"),

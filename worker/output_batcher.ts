@@ -1,6 +1,4 @@
-import type { Masker, StreamMasker } from "./masking.ts";
-
-type Stream = "stdout" | "stderr";
+import type { Masker, Piece, SequenceMasker, Stream } from "./masking.ts";
 
 /** How long output may wait to be sent together with what follows it. */
 const BATCH_MS = 5;
@@ -10,40 +8,42 @@ const BATCH_BYTES = 64 * 1024;
 /**
  * Gathers a command's output into fewer, larger events: a chatty command writing a line at a
  * time would otherwise cost one frame, one record and one acknowledgement per line. Order
- * between stdout and stderr is kept: switching streams sends what was waiting first.
+ * between stdout and stderr is kept: switching streams sends what was waiting first. Both
+ * streams pass through one masker in the order they were read, so a secret split between them
+ * is masked too.
  */
 export class OutputBatcher {
   readonly #send: (stream: Stream, text: string) => void;
-  readonly #maskers: Record<Stream, StreamMasker>;
+  readonly #masker: SequenceMasker;
   #stream: Stream = "stdout";
   #pending = "";
   #timer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(masker: Masker, send: (stream: Stream, text: string) => void) {
     this.#send = send;
-    this.#maskers = { stdout: masker.stream(), stderr: masker.stream() };
+    this.#masker = masker.sequence();
   }
 
   write(stream: Stream, text: string): void {
-    if (stream !== this.#stream) {
-      this.#flush();
-      this.#stream = stream;
-    }
-    this.#pending += this.#maskers[stream].push(text);
+    this.#take(this.#masker.push(stream, text));
     if (this.#pending.length >= BATCH_BYTES) this.#flush();
     else if (this.#pending) this.#timer ??= setTimeout(() => this.#flush(), BATCH_MS);
   }
 
-  /** Sends everything, including what the maskers held back. */
+  /** Sends everything, including what the masker held back. */
   close(): void {
-    for (const stream of ["stdout", "stderr"] as const) {
-      const rest = this.#maskers[stream].flush();
-      if (!rest) continue;
-      if (stream !== this.#stream) this.#flush();
-      this.#stream = stream;
-      this.#pending += rest;
-    }
+    this.#take(this.#masker.flush());
     this.#flush();
+  }
+
+  #take(pieces: Piece[]): void {
+    for (const piece of pieces) {
+      if (piece.stream !== this.#stream) {
+        this.#flush();
+        this.#stream = piece.stream;
+      }
+      this.#pending += piece.text;
+    }
   }
 
   #flush(): void {

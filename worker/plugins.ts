@@ -128,6 +128,10 @@ export const denoPlugin: Plugin = {
       try {
         // A task named "test" is all that matters; comments in deno.jsonc make JSON.parse fail,
         // so a plain search is the robust check.
+        // The worker reads it: only a plain file of the repository (not a link to /dev/zero or
+        // to the worker's own files) of a sane size.
+        const info = Deno.lstatSync(join(src, name));
+        if (!info.isFile || info.size > 1024 * 1024) continue;
         hasTask ||= /"tasks"\s*:\s*\{[^}]*"test"\s*:/s.test(Deno.readTextFileSync(join(src, name)));
       } catch {
         // No such file.

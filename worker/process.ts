@@ -1,7 +1,8 @@
 /**
  * Running one command the way a CI job needs it: in its own process group (so a cancel reaches
  * every child it started), with output streamed as it arrives, and a kill sequence of SIGTERM,
- * a grace period, then SIGKILL to the whole group.
+ * a grace period, then SIGKILL to the whole group. What escapes the group is still found: in a
+ * sandbox through its PID namespace, without one through a mark in its environment.
  */
 import { forgetGroup, recordGroup } from "./process_ledger.ts";
 
@@ -20,6 +21,20 @@ export interface SpawnOptions {
   ready?: () => Promise<void>;
   /** Folder where the command's process group is noted while it runs (see process_ledger.ts). */
   ledger?: string;
+  /**
+   * Also end, when the command ends or is stopped, every process still carrying its mark in
+   * its environment: those that left the process group (setsid, daemons). Without a sandbox's
+   * PID namespace this is what finds them.
+   */
+  sweep?: boolean;
+  /**
+   * The program is a bwrap sandbox with its own PID namespace: a stop sends SIGTERM to every
+   * process in that namespace (bwrap itself would just die), then SIGKILL ends the sandbox.
+   */
+  sandboxed?: boolean;
+  /** The user and group to run as (a root worker's sandboxed jobs); default: the worker's. */
+  uid?: number;
+  gid?: number;
 }
 
 /** How a command ended: its exit code, or -1 when it could not start (with why). */
@@ -61,16 +76,18 @@ export async function runCommand(
   options: SpawnOptions,
 ): Promise<CommandOutcome> {
   let child: Deno.ChildProcess;
+  const mark = options.sweep ? `${MARK}=${crypto.randomUUID()}` : undefined;
   try {
     child = new Deno.Command(program, {
       args: [...args],
       cwd: options.cwd,
-      env: options.env,
+      env: mark ? { ...options.env, [MARK]: mark.slice(MARK.length + 1) } : options.env,
       clearEnv: true,
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
       detached: true,
+      ...(options.uid !== undefined ? { uid: options.uid, gid: options.gid } : {}),
     }).spawn();
   } catch (error) {
     const why = (error as Error).message;
@@ -79,7 +96,9 @@ export async function runCommand(
   if (options.ledger) recordGroup(options.ledger, child.pid);
   let killTimer: ReturnType<typeof setTimeout> | undefined;
   const onAbort = () => {
-    killGroup(child.pid, "SIGTERM");
+    if (options.sandboxed) {
+      void terminateNamespace(child.pid).then((done) => done || killGroup(child.pid, "SIGTERM"));
+    } else killGroup(child.pid, "SIGTERM");
     killTimer = setTimeout(() => killGroup(child.pid, "SIGKILL"), options.graceMs ?? 10_000);
   };
   if (options.signal?.aborted) onAbort();
@@ -96,11 +115,15 @@ export async function runCommand(
     // Background children that outlived the command would hold its output open and linger
     // between jobs: they go with it.
     killGroup(child.pid, "SIGKILL");
+    // A stopped command leaves nothing: not even what left its group (setsid, daemons).
+    if (mark && options.signal?.aborted) await sweep(mark);
     // A process that left the group (setsid) could still hold the pipes; stop waiting then.
-    const { promise: late, resolve } = Promise.withResolvers<void>();
-    const lateTimer = setTimeout(resolve, DRAIN_TIMEOUT_MS);
-    await Promise.race([drained, late]);
+    const { promise: late, resolve } = Promise.withResolvers<boolean>();
+    const lateTimer = setTimeout(() => resolve(true), DRAIN_TIMEOUT_MS);
+    const stuck = await Promise.race([drained.then(() => false), late]);
     clearTimeout(lateTimer);
+    // Something outside the group still holds the output: it goes too.
+    if (mark && stuck) await sweep(mark);
     open = false;
     const exitCode = status.signal ? 128 + signalNumber(status.signal) : status.code;
     return { exitCode, signal: status.signal };
@@ -109,6 +132,79 @@ export async function runCommand(
     options.signal?.removeEventListener("abort", onAbort);
     if (options.ledger) forgetGroup(options.ledger, child.pid);
   }
+}
+
+/** PIDs that `pgrep args` lists (none when pgrep is missing or finds nothing). */
+async function pgrep(args: string[]): Promise<number[]> {
+  try {
+    const out = await new Deno.Command("pgrep", { args, stdout: "piped", stderr: "null" })
+      .output();
+    return new TextDecoder().decode(out.stdout).split("\n").filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Sends SIGTERM to the processes inside the sandbox whose outer bwrap is `outer`: those in the
+ * PID namespace of its child. Returns false, having signalled nothing, unless that namespace is
+ * certainly not the worker's own.
+ */
+async function terminateNamespace(outer: number): Promise<boolean> {
+  const [inner] = await pgrep(["-P", String(outer)]);
+  if (!inner) return false;
+  const members = await pgrep(["--ns", String(inner), "--nslist", "pid"]);
+  // The worker or the outer bwrap listed: not a namespace of its own (yet). Never signal those.
+  if (members.length === 0 || members.includes(Deno.pid) || members.includes(outer)) return false;
+  for (const pid of members) {
+    if (pid === inner) continue;
+    try {
+      Deno.kill(pid, "SIGTERM");
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return true;
+}
+
+/** The environment variable that marks a command's processes for `sweep`. */
+const MARK = "STRIDER_PROCESS_MARK";
+
+/**
+ * Kills every process whose environment holds `mark` (`NAME=value`): what a command left
+ * running outside its process group. Reading other processes' environments needs Deno's
+ * --allow-all, so `grep` reads them; processes of other users cannot be read and are skipped.
+ * Repeats while it finds any, so a process forking as it is swept goes too.
+ */
+export async function sweep(mark: string): Promise<number> {
+  let killed = 0;
+  for (let pass = 0; pass < 5; pass++) {
+    let found: number[];
+    try {
+      const out = await new Deno.Command("sh", {
+        args: ["-c", 'exec grep -lsaFx -z -e "$1" /proc/[0-9]*/environ', "sweep", mark],
+        clearEnv: true,
+        env: { PATH: "/usr/bin:/bin" },
+        stdout: "piped",
+        stderr: "null",
+      }).output();
+      found = [...new TextDecoder().decode(out.stdout).matchAll(/\/proc\/(\d+)\/environ/g)]
+        .map((m) => Number(m[1]))
+        .filter((pid) => pid !== Deno.pid);
+    } catch {
+      return killed;
+    }
+    if (found.length === 0) break;
+    for (const pid of found) {
+      try {
+        Deno.kill(pid, "SIGKILL");
+        killed++;
+      } catch {
+        // Gone meanwhile.
+      }
+    }
+  }
+  return killed;
 }
 
 /** How long output may keep flowing after a command exits. */

@@ -18,6 +18,9 @@ export const StriderJsonSchema = z.object({
   artifacts: ArtifactPatternsSchema.optional(),
 });
 
+/** Larger than any real settings file. */
+const MAX_STRIDER_JSON = 1024 * 1024;
+
 /** The plugins a job runs and their config, or why they cannot be known. */
 export type RepoSettings =
   | {
@@ -46,8 +49,18 @@ export async function repoSettings(job: DispatchedJob, src: string): Promise<Rep
     };
   }
   let text: string;
+  const path = join(src, "strider.json");
   try {
-    text = await Deno.readTextFile(join(src, "strider.json"));
+    // The worker reads this file, not the job: a link to /etc/shadow or /proc/self/environ would
+    // show its start in the parse error. Only a plain file of the repository counts.
+    const info = await Deno.lstat(path);
+    if (!info.isFile) {
+      return { ok: false, error: "strider.json must be a regular file, not a link or folder" };
+    }
+    if (info.size > MAX_STRIDER_JSON) {
+      return { ok: false, error: `strider.json is over ${MAX_STRIDER_JSON} bytes` };
+    }
+    text = await Deno.readTextFile(path);
   } catch {
     return {
       ok: false,

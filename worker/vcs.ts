@@ -1,7 +1,8 @@
 /**
  * Fetching a job's code: git (branch, commit id, or any fetch refspec) and Mercurial. Every
  * ref and URL was validated by the protocol and is passed after `--`, so no value can become an
- * option. Credentials reach git only through askpass or a 0600 key file, never the command line.
+ * option. Credentials reach git only through a credential helper or a 0600 key file offered to the
+ * repository's own host, never a command line, and are gone when the fetch is over.
  */
 import { join } from "node:path";
 import type { DispatchedJob, RepoAuth } from "../protocol/mod.ts";
@@ -14,7 +15,10 @@ export type VcsRunner = (
 ) => Promise<{ exitCode: number; stderr: string; stdout: string }>;
 
 /** What fetching produced: the checked-out commit, or a clear reason it failed. */
-export type FetchOutcome = { ok: true; commit: string } | { ok: false; error: string };
+export type FetchOutcome =
+  /** `objects`: the mirror's object folder the checkout borrows from, when it does. */
+  | { ok: true; commit: string; objects?: string }
+  | { ok: false; error: string };
 
 /** Environment and files that carry repository credentials; `cleanup` removes the files. */
 interface Credentials {
@@ -22,65 +26,138 @@ interface Credentials {
   cleanup(): Promise<void>;
 }
 
-const ASKPASS = `#!/bin/sh
-case "$1" in
-  Username*|username*) printf '%s\\n' "$STRIDER_GIT_USERNAME" ;;
-  *) printf '%s\\n' "$STRIDER_GIT_PASSWORD" ;;
-esac
-`;
-
-/** Characters that would let a value start a new line of an hgrc (and so any setting). */
-const HGRC_UNSAFE = /[\r\n\0]/;
+/**
+ * A git credential helper (a shell snippet in git's config, so no file holds it) that answers
+ * only when git asks for the repository's own scheme and host (with port): a submodule or a
+ * redirect to another host gets `quit`, never the password. The values come from the fetch's
+ * environment, which job commands never get.
+ */
+const CREDENTIAL_HELPER = '!f() { test "$1" = get || return 0; p=; h=; ' +
+  'while IFS= read -r l && test -n "$l"; do case "$l" in ' +
+  "protocol=*) p=${l#protocol=};; host=*) h=${l#host=};; esac; done; " +
+  'if test "$p" = "$STRIDER_GIT_PROTOCOL" && test "$h" = "$STRIDER_GIT_HOST"; then ' +
+  'printf \'username=%s\\npassword=%s\\n\' "$STRIDER_GIT_USERNAME" "$STRIDER_GIT_PASSWORD"; ' +
+  "else echo quit=1; fi; }; f";
 
 /**
- * Everything the VCS needs to authenticate, without a secret on any command line: an askpass
- * script reading the password from the environment (git over HTTP), a 0600 key file (ssh), and
- * for Mercurial, which reads neither, a private 0600 `~/.hgrc` with an `[auth]` section and
- * `ui.ssh`. Ssh always runs in batch mode: a job never waits on a prompt.
+ * The ssh command for git and hg: the job's key only when ssh is asked to reach the repository's
+ * own `[user@]host` and port (the two arguments before the remote command, and `-p`); any
+ * other host (a submodule elsewhere) is reached without it.
+ */
+const SSH_WRAPPER = `#!/bin/sh
+port=
+prev=
+for arg in "$@"; do
+  [ "$prev" = "-p" ] && port=$arg
+  prev=$arg
+done
+eval "dest=\\\${$(($# - 1))}"
+if [ -n "$STRIDER_SSH_KEY" ] && [ "$dest" = "$STRIDER_SSH_DEST" ] && [ "$port" = "$STRIDER_SSH_PORT" ]; then
+  exec ssh -i "$STRIDER_SSH_KEY" -o IdentitiesOnly=yes -o BatchMode=yes \\
+    -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile="$STRIDER_SSH_KNOWN" "$@"
+fi
+exec ssh -o BatchMode=yes "$@"
+`;
+
+/** Characters that would let a value start a new line of an hgrc or a credential answer. */
+const LINE_UNSAFE = /[\r\n\0]/;
+
+/** Where a repository URL points: scheme, `host[:port]` as written, and for ssh user and port. */
+export function repoOrigin(
+  url: string,
+): { scheme: string; host: string; sshDest: string; sshPort: string } | undefined {
+  const full = /^([a-z][a-z0-9+.-]*):\/\/(?:([^@/]*)@)?([^/?#]+)/i.exec(url);
+  if (full) {
+    const [, scheme, user, host] = full;
+    const port = /:(\d+)$/.exec(host)?.[1] ?? "";
+    const bare = port ? host.slice(0, -(port.length + 1)) : host;
+    const sshDest = user ? `${user.replace(/:.*/, "")}@${bare}` : bare;
+    return { scheme: scheme.toLowerCase(), host, sshDest, sshPort: port };
+  }
+  // scp-like `[user@]host:path`: ssh on its default port.
+  const scp = /^((?:[^@/:]+@)?[^/:]+):/.exec(url);
+  if (scp) return { scheme: "ssh", host: scp[1].replace(/^.*@/, ""), sshDest: scp[1], sshPort: "" };
+  return undefined;
+}
+
+/**
+ * Everything the VCS needs to authenticate, offered only to the repository's own host and never
+ * on a command line or in the job's environment: for git over HTTP a credential helper that
+ * checks who asks; for ssh a 0600 key file used through a wrapper that checks the host; for
+ * Mercurial, which reads neither, a private 0600 `~/.hgrc` whose `[auth]` prefix is the
+ * repository's scheme, host and port. Ssh always runs in batch mode: a job never waits on a
+ * prompt. Every file is removed once the fetch is over.
  */
 async function credentialsFor(
+  url: string,
   auth: RepoAuth | undefined,
   tmp: string,
   vcs: "git" | "hg",
 ): Promise<Credentials | { error: string }> {
-  const env: Record<string, string> = { GIT_TERMINAL_PROMPT: "0" };
+  const origin = repoOrigin(url);
+  const env: Record<string, string> = {
+    GIT_TERMINAL_PROMPT: "0",
+    // Only our helper may answer (an empty value drops any the system configures), local and
+    // ext transports stay off for submodules whatever the system's git says.
+    GIT_CONFIG_COUNT: "4",
+    GIT_CONFIG_KEY_0: "credential.helper",
+    GIT_CONFIG_VALUE_0: "",
+    GIT_CONFIG_KEY_1: "credential.helper",
+    GIT_CONFIG_VALUE_1: auth?.type === "https" ? CREDENTIAL_HELPER : "",
+    GIT_CONFIG_KEY_2: "protocol.file.allow",
+    GIT_CONFIG_VALUE_2: "user",
+    GIT_CONFIG_KEY_3: "protocol.ext.allow",
+    GIT_CONFIG_VALUE_3: "never",
+  };
   const files: string[] = [];
   const cleanup = async () => {
     for (const file of files.reverse()) {
       await Deno.remove(file, { recursive: true }).catch(() => {});
     }
   };
-  let ssh = "ssh -o BatchMode=yes";
   if (auth?.type === "https") {
-    const askpass = join(tmp, "askpass.sh");
-    await Deno.writeTextFile(askpass, ASKPASS, { mode: 0o700 });
-    files.push(askpass);
-    env.GIT_ASKPASS = askpass;
+    if (LINE_UNSAFE.test(auth.username) || LINE_UNSAFE.test(auth.password)) {
+      return { error: "repo.auth username and password must not contain line breaks" };
+    }
+    if (!origin || (origin.scheme !== "http" && origin.scheme !== "https")) {
+      return { error: "repo.auth of type https needs an http:// or https:// repo.url" };
+    }
+    env.STRIDER_GIT_PROTOCOL = origin.scheme;
+    env.STRIDER_GIT_HOST = origin.host;
     env.STRIDER_GIT_USERNAME = auth.username;
     env.STRIDER_GIT_PASSWORD = auth.password;
   }
+  const wrapper = join(tmp, "ssh-wrapper.sh");
+  await Deno.writeTextFile(wrapper, SSH_WRAPPER, { mode: 0o700 });
+  files.push(wrapper);
   if (auth?.type === "ssh") {
+    if (!origin || origin.scheme !== "ssh") {
+      return await cleanup().then(() => ({
+        error: "repo.auth of type ssh needs an ssh:// or user@host:path repo.url",
+      }));
+    }
     const key = join(tmp, "id_key");
     const known = join(tmp, "known_hosts");
     await Deno.writeTextFile(key, auth.key.endsWith("\n") ? auth.key : auth.key + "\n", {
       mode: 0o600,
     });
     files.push(key, known);
-    ssh = `ssh -i '${key}' -o IdentitiesOnly=yes -o BatchMode=yes ` +
-      `-o StrictHostKeyChecking=accept-new -o UserKnownHostsFile='${known}'`;
+    env.STRIDER_SSH_KEY = key;
+    env.STRIDER_SSH_KNOWN = known;
+    env.STRIDER_SSH_DEST = origin.sshDest;
+    env.STRIDER_SSH_PORT = origin.sshPort;
   }
-  env.GIT_SSH_COMMAND = ssh;
+  // The wrapper is not called "ssh": say which options it takes.
+  env.GIT_SSH_COMMAND = `'${wrapper.replaceAll("'", `'\\''`)}'`;
+  env.GIT_SSH_VARIANT = "ssh";
   if (vcs === "hg") {
-    const lines = ["[ui]", `ssh = ${ssh}`, "interactive = False"];
-    if (auth?.type === "https") {
-      if (HGRC_UNSAFE.test(auth.username) || HGRC_UNSAFE.test(auth.password)) {
-        await cleanup();
-        return { error: "repo.auth username and password must not contain line breaks" };
-      }
+    const lines = ["[ui]", `ssh = ${env.GIT_SSH_COMMAND}`, "interactive = False"];
+    if (auth?.type === "https" && origin) {
       lines.push(
         "[auth]",
-        "strider.prefix = *",
-        "strider.schemes = http https",
+        // hg matches the prefix against `host[:port]/path`; the slash keeps :80 from :8080.
+        `strider.prefix = ${origin.scheme}://${origin.host}/`,
+        `strider.schemes = ${origin.scheme}`,
         `strider.username = ${auth.username}`,
         `strider.password = ${auth.password}`,
       );
@@ -156,7 +233,12 @@ export interface FetchOptions {
 
 /** Fetches the job's code into `dir` (which must not exist yet) and checks out its ref. */
 export async function fetchCode(job: DispatchedJob, options: FetchOptions): Promise<FetchOutcome> {
-  const credentials = await credentialsFor(job.repo.auth, options.tmp, job.repo.vcs ?? "git");
+  const credentials = await credentialsFor(
+    job.repo.url,
+    job.repo.auth,
+    options.tmp,
+    job.repo.vcs ?? "git",
+  );
   if ("error" in credentials) return { ok: false, error: credentials.error };
   try {
     return job.repo.vcs === "hg"
@@ -313,11 +395,12 @@ async function fetchGit(
   } catch {
     // No submodules.
   }
+  const objects = source !== job.repo.url ? { objects: join(source, "objects") } : {};
   // A detached HEAD holds the commit id itself: no process needed to read it.
   const head = (await Deno.readTextFile(join(dir, ".git", "HEAD"))).trim();
-  if (/^[0-9a-f]{40,64}$/.test(head)) return { ok: true, commit: head };
+  if (/^[0-9a-f]{40,64}$/.test(head)) return { ok: true, commit: head, ...objects };
   const parsed = await git(["rev-parse", "HEAD"]);
-  return { ok: true, commit: parsed.stdout.trim() };
+  return { ok: true, commit: parsed.stdout.trim(), ...objects };
 }
 
 async function fetchHg(

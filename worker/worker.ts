@@ -15,7 +15,7 @@ import { loadPluginFiles } from "./plugin_files.ts";
 import { killLeftovers } from "./process_ledger.ts";
 import { BUILTIN_PLUGINS } from "./plugins.ts";
 import type { Plugin } from "./plugins.ts";
-import { checkIsolation } from "./sandbox.ts";
+import { checkIsolation, prepareWorkdir, sandboxSettings } from "./sandbox.ts";
 import type { Isolation } from "./sandbox.ts";
 
 /** Settings of `strider worker`. */
@@ -28,6 +28,11 @@ export interface WorkerOptions {
   workdir: string;
   labels: string[];
   isolation: Isolation;
+  /** Under bwrap: the user jobs run as (a root worker only; default nobody). */
+  runAs?: string;
+  /** Under bwrap: processes the job's user may have, and MiB of data memory per process. */
+  maxProcs?: number;
+  maxMemoryMib?: number;
   /** Seconds between SIGTERM and SIGKILL when a job's command is stopped. */
   killGrace: number;
   /** Bytes of output one job may send (default 64 MiB). */
@@ -93,8 +98,10 @@ const runKey = (id: string, attempt: number) => `${id}\u0000${attempt}`;
 export async function startWorker(options: WorkerOptions): Promise<RunningWorker> {
   const log = options.log ??
     ((message: string) => console.error(`worker ${options.name}: ${message}`));
-  await checkIsolation(options.isolation);
+  const sandbox = await sandboxSettings(options);
   await Deno.mkdir(options.workdir, { recursive: true });
+  await prepareWorkdir(sandbox, options.workdir);
+  await checkIsolation(sandbox, options.workdir);
   const leftovers = await killLeftovers(join(options.workdir, "pids"));
   // Spooled events of an earlier run belong to attempts the queen has re-queued or will.
   await Deno.remove(join(options.workdir, "spool"), { recursive: true }).catch(() => {});
@@ -223,6 +230,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       workdir: options.workdir,
       plugins,
       isolation: options.isolation,
+      sandbox,
       graceMs: options.killGrace * 1000,
       outputLimit: options.outputLimit ?? 64 * 1024 * 1024,
       // While connected, output is read as fast as the queen acknowledges it; while away, it
