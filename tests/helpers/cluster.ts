@@ -6,14 +6,15 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { JobView } from "../../protocol/mod.ts";
 import { JobViewSchema } from "../../protocol/mod.ts";
+import { ROLE_PERMISSIONS } from "../../cli/permissions.ts";
 
 export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 /** Which build to run: `main.ts` by default, or a bundle (`STRIDER_ENTRY=dist/strider.js`). */
 export const ENTRY = join(ROOT, Deno.env.get("STRIDER_ENTRY") ?? "main.ts");
 
-export const QUEEN_PERMISSIONS = ["--allow-net", "--allow-read", "--allow-write", "--allow-env"];
-export const WORKER_PERMISSIONS = [...QUEEN_PERMISSIONS, "--allow-run", "--allow-sys"];
-export const CLIENT_PERMISSIONS = ["--allow-net", "--allow-read", "--allow-env"];
+export const QUEEN_PERMISSIONS = [...ROLE_PERMISSIONS.queen.flags];
+export const WORKER_PERMISSIONS = [...ROLE_PERMISSIONS.worker.flags];
+export const CLIENT_PERMISSIONS = [...ROLE_PERMISSIONS.client.flags];
 
 export const WORKER_TOKEN = "test-worker-token-0123456789";
 export const API_TOKEN = "test-api-token-0123456789";
@@ -34,11 +35,20 @@ export class Proc {
   readonly status: Promise<Deno.CommandStatus>;
   readonly #done: Promise<unknown>;
 
-  constructor(args: string[], options: { env?: Record<string, string>; cwd?: string } = {}) {
-    this.child = new Deno.Command(Deno.execPath(), {
+  constructor(
+    args: string[],
+    options: {
+      env?: Record<string, string>;
+      cwd?: string;
+      /** The program to run (default: this deno) and whether it gets this environment too. */
+      program?: string;
+      inherit?: boolean;
+    } = {},
+  ) {
+    this.child = new Deno.Command(options.program ?? Deno.execPath(), {
       args,
       // A test run inside a strider job must not pass that job's STRIDER_* on as flags.
-      env: { ...inherited(), NO_COLOR: "1", ...options.env },
+      env: { ...(options.inherit === false ? {} : inherited()), NO_COLOR: "1", ...options.env },
       clearEnv: true,
       cwd: options.cwd,
       stdin: "null",
