@@ -71,6 +71,8 @@ async function stampedBundle(commit: string, work: string): Promise<Uint8Array> 
     args: ["run", "-A", join(root, "scripts", "bundle.ts"), "--output", raw],
     cwd: root,
     stdin: "null",
+    stdout: "inherit",
+    stderr: "inherit",
   }).output();
   if (!bundled.success) fail("scripts/bundle.ts failed (see above)");
   const text = await Deno.readTextFile(raw);
@@ -160,6 +162,8 @@ async function compiled(platform: Platform, entry: string, work: string): Promis
     ],
     cwd: root,
     stdin: "null",
+    stdout: "inherit",
+    stderr: "inherit",
   }).output();
   if (!result.success) fail(`scripts/compile.ts failed for ${platform} (see above)`);
   return await Deno.readFile(

@@ -13,11 +13,11 @@ import { PLATFORMS } from "../scripts/release.ts";
 import type { Platform } from "../scripts/release.ts";
 import { API_TOKEN, droneNames, Proc, ROOT, waitUntil, WORKER_TOKEN } from "./helpers/cluster.ts";
 import { makeRepo } from "./helpers/git_repo.ts";
-import { expectedCommit, releaseDist, runProgram } from "./helpers/release.ts";
+import { expectedCommit, releaseDist, releaseTemp, runProgram } from "./helpers/release.ts";
 
 /** A folder of links to every program in /usr/bin except deno: a machine without Deno. */
 async function pathWithoutDeno(): Promise<string> {
-  const bin = await Deno.makeTempDir({ prefix: "strider-nodeno-bin-" });
+  const bin = await releaseTemp("nodeno-bin-");
   for await (const entry of Deno.readDir("/usr/bin")) {
     if (entry.name === "deno") continue;
     await Deno.symlink(join("/usr/bin", entry.name), join(bin, entry.name));
@@ -65,7 +65,7 @@ Deno.test({
   sanitizeResources: false,
   async fn() {
     const dist = await releaseDist();
-    const place = await Deno.makeTempDir({ prefix: "strider-unpacked-" });
+    const place = await releaseTemp("unpacked-");
     equal((await Array.fromAsync(Deno.readDir(place))).length, 0);
     const untar = await runProgram("tar", ["-xzf", join(dist, "strider-linux-x64.tar.gz")], {
       cwd: place,
@@ -75,7 +75,7 @@ Deno.test({
     const strider = join(folder, "strider");
     const env = {
       PATH: await pathWithoutDeno(),
-      HOME: await Deno.makeTempDir({ prefix: "strider-home-" }),
+      HOME: await releaseTemp("home-"),
       LANG: "C.UTF-8",
     };
     const noDeno = await runProgram("sh", ["-c", "command -v deno"], { env, clearEnv: true });
@@ -88,8 +88,8 @@ Deno.test({
       `strider ${VERSION} (commit ${await expectedCommit()}, protocol ${PROTOCOL_VERSION})\n`,
     );
 
-    const data = await Deno.makeTempDir({ prefix: "strider-release-queen-" });
-    const workdir = await Deno.makeTempDir({ prefix: "strider-release-work-" });
+    const data = await releaseTemp("release-queen-");
+    const workdir = await releaseTemp("release-work-");
     const run = { program: strider, env, inherit: false };
     const queen = new Proc([
       "queen",
@@ -232,7 +232,7 @@ Deno.test("install.sh installs the served release under a prefix and links strid
   const dist = await releaseDist();
   const server = serve(dist);
   try {
-    const prefix = join(await Deno.makeTempDir({ prefix: "strider-prefix-" }), "opt");
+    const prefix = join(await releaseTemp("prefix-"), "opt");
     const install = await runProgram("sh", [
       join(dist, "install.sh"),
       ...["--prefix", prefix, "--base-url", server.url],
@@ -265,7 +265,7 @@ Deno.test("install.sh installs the served release under a prefix and links strid
 
 Deno.test("install.sh refuses an archive whose checksum does not match and installs nothing", async () => {
   const dist = await releaseDist();
-  const tampered = await Deno.makeTempDir({ prefix: "strider-tampered-" });
+  const tampered = await releaseTemp("tampered-");
   for (const name of ["SHA256SUMS", "install.sh"]) {
     await Deno.copyFile(join(dist, name), join(tampered, name));
   }
@@ -275,7 +275,7 @@ Deno.test("install.sh refuses an archive whose checksum does not match and insta
   await Deno.writeFile(join(tampered, "strider-linux-x64.tar.gz"), archive);
   const server = serve(tampered);
   try {
-    const prefix = join(await Deno.makeTempDir({ prefix: "strider-prefix-" }), "opt");
+    const prefix = join(await releaseTemp("prefix-"), "opt");
     const install = await runProgram("sh", [
       join(tampered, "install.sh"),
       ...["--prefix", prefix, "--base-url", server.url],
@@ -302,11 +302,26 @@ Deno.test("install.sh refuses an archive whose checksum does not match and insta
 
 Deno.test("install.sh run from an unpacked release folder installs from that folder", async () => {
   const dist = await releaseDist();
-  const prefix = join(await Deno.makeTempDir({ prefix: "strider-prefix-" }), "local");
+  const prefix = join(await releaseTemp("prefix-"), "local");
   const install = await runProgram("sh", [join(dist, "install.sh"), "--prefix", prefix], {
     cwd: "/",
   });
   equal(install.code, 0, install.stdout + install.stderr);
   const version = await runProgram(join(prefix, "bin", "strider"), ["--version"]);
   match(version.stdout, /^strider /);
+});
+
+Deno.test("a release whose runtime for deno compile is missing fails saying so and writes nothing", async () => {
+  const out = join(await releaseTemp("no-denort-"), "dist");
+  const release = await runProgram(Deno.execPath(), [
+    "run",
+    "-A",
+    join(ROOT, "scripts", "release.ts"),
+    ...["--platform", "linux-x64", "--out", out],
+  ], { env: { DENORT_BIN: "/nonexistent/denort", NO_COLOR: "1" }, cwd: ROOT });
+  equal(release.code, 1);
+  const said = release.stdout + release.stderr;
+  match(said, /DENORT_BIN=\/nonexistent\/denort could not be used as the runtime/);
+  match(said, /release: error: scripts\/compile\.ts failed for linux-x64/);
+  ok(!(await Deno.stat(out).then(() => true, () => false)), `${out} was written`);
 });

@@ -7,11 +7,30 @@ import { join } from "node:path";
 import { ROOT } from "./cluster.ts";
 
 let built: Promise<string> | undefined;
+let scratch: string | undefined;
+
+/**
+ * A temp folder removed when the test process ends: a release and its unpacked copies take
+ * hundreds of MiB.
+ */
+export async function releaseTemp(prefix: string): Promise<string> {
+  if (!scratch) {
+    const root = scratch = await Deno.makeTempDir({ prefix: "strider-release-tests-" });
+    globalThis.addEventListener("unload", () => {
+      try {
+        Deno.removeSync(root, { recursive: true });
+      } catch {
+        // Already gone.
+      }
+    });
+  }
+  return await Deno.makeTempDir({ dir: scratch, prefix });
+}
 
 /** The folder `deno task release --mode archive` wrote; built on first use. */
 export function releaseDist(): Promise<string> {
   built ??= (async () => {
-    const dist = join(await Deno.makeTempDir({ prefix: "strider-dist-" }), "dist");
+    const dist = join(await releaseTemp("dist-"), "dist");
     const out = await new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", join(ROOT, "scripts", "release.ts"), "--mode", "archive", "--out", dist],
       cwd: ROOT,
