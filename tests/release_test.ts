@@ -101,7 +101,7 @@ Deno.test({
       const [, url] = await queen.waitFor(/listening on (http:\/\/\S+)/, 60_000);
       // The launcher exec'd the archive's own runtime with exactly the queen's permissions.
       const queenRun = await runningFlags(queen.pid);
-      equal(queenRun.program, join(folder, "deno"));
+      equal(queenRun.program, join(await Deno.realPath(folder), "deno"));
       deepEqual(queenRun.flags, [...ROLE_PERMISSIONS.queen.flags]);
 
       worker = new Proc([
