@@ -16,6 +16,7 @@
  *
  * Usage: deno task release [--platform P]... [--mode auto|archive|compile] [--out dist]
  *                          [--cache DIR]   (npm packages; default ~/.cache/strider-release)
+ *                          [--registry URL]  (without npm: where to fetch them; default npm's)
  * @module
  */
 import { parseArgs } from "node:util";
@@ -100,8 +101,43 @@ async function fromTgz(tgz: string, want: string): Promise<Uint8Array | undefine
   return undefined;
 }
 
-/** The Deno runtime of `platform` from npm, downloaded once into `cache` with `npm pack`. */
-async function denoRuntime(platform: Platform, cache: string): Promise<Uint8Array> {
+/**
+ * The npm package `name@version` straight from `registry`, checked against the integrity the
+ * registry lists: for machines without npm.
+ */
+async function fromRegistry(
+  name: string,
+  version: string,
+  registry: string,
+): Promise<Uint8Array> {
+  const metaUrl = `${registry}/${name.replace("/", "%2f")}/${version}`;
+  const meta = await fetch(metaUrl, { signal: AbortSignal.timeout(60_000) });
+  if (!meta.ok) throw new Error(`${metaUrl} answered ${meta.status}`);
+  const dist = (await meta.json())?.dist;
+  const integrity = String(dist?.integrity ?? "");
+  if (!dist?.tarball || !integrity.startsWith("sha512-")) {
+    throw new Error(`${metaUrl} lists no tarball with a sha512 integrity`);
+  }
+  const response = await fetch(dist.tarball, { signal: AbortSignal.timeout(600_000) });
+  if (!response.ok) throw new Error(`${dist.tarball} answered ${response.status}`);
+  const data = new Uint8Array(await response.arrayBuffer());
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-512", data));
+  const actual = `sha512-${btoa(String.fromCharCode(...digest))}`;
+  if (actual !== integrity) {
+    throw new Error(`${dist.tarball} has integrity ${actual}, but the registry lists ${integrity}`);
+  }
+  return data;
+}
+
+/**
+ * The Deno runtime of `platform` from npm, downloaded once into `cache` with `npm pack` (or from
+ * the registry directly where npm is not installed).
+ */
+async function denoRuntime(
+  platform: Platform,
+  cache: string,
+  registry: string,
+): Promise<Uint8Array> {
   const { npm } = PLATFORMS[platform];
   const version = Deno.version.deno;
   const file = join(cache, `${npm.slice(1).replace("/", "-")}-${version}.tgz`);
@@ -109,27 +145,48 @@ async function denoRuntime(platform: Platform, cache: string): Promise<Uint8Arra
     await Deno.stat(file);
     console.log(`release: ${npm}@${version} from the cache (${file})`);
   } catch {
-    console.log(`release: npm pack ${npm}@${version}`);
     await Deno.mkdir(cache, { recursive: true });
     // Into a fresh folder first: an interrupted download must not stay in the cache.
     const partial = await Deno.makeTempDir({ dir: cache, prefix: ".partial-" });
+    let problem: string | undefined;
     try {
-      await run("npm", ["pack", `${npm}@${version}`, "--pack-destination", partial, "--silent"]);
+      try {
+        console.log(`release: npm pack ${npm}@${version}`);
+        await run("npm", ["pack", `${npm}@${version}`, "--pack-destination", partial, "--silent"]);
+      } catch (error) {
+        if (!(error instanceof Deno.errors.NotFound)) throw error;
+        console.log(`release: npm is not installed: ${npm}@${version} from the registry`);
+        await Deno.writeFile(
+          join(partial, basename(file)),
+          await fromRegistry(npm, version, registry),
+        );
+      }
       await Deno.rename(join(partial, basename(file)), file);
     } catch (error) {
-      fail(
-        `cannot get the Deno runtime for ${platform} from npm (${npm}@${version}): ` +
-          `${(error as Error).message}\nrelease: the npm registry must be reachable, or put the ` +
-          `package at ${file}`,
-      );
+      problem = (error as Error).message;
     } finally {
       await Deno.remove(partial, { recursive: true }).catch(() => {});
+    }
+    if (problem) {
+      fail(
+        `cannot get the Deno runtime for ${platform} from npm (${npm}@${version}): ${problem}\n` +
+          `release: the npm registry must be reachable, or put the package at ${file}`,
+      );
     }
   }
   const exe = platform.startsWith("windows") ? "deno.exe" : "deno";
   const binary = await fromTgz(file, `package/${exe}`);
   if (!binary) fail(`${file} holds no package/${exe}; delete it and run again`);
   return binary;
+}
+
+/** Where npm packages are cached: --cache, STRIDER_RELEASE_CACHE, or ~/.cache/strider-release. */
+export function cacheDir(option?: string): string {
+  const home = Deno.env.get("HOME") ?? root;
+  return resolve(
+    option ?? Deno.env.get("STRIDER_RELEASE_CACHE") ??
+      join(Deno.env.get("XDG_CACHE_HOME") ?? join(home, ".cache"), "strider-release"),
+  );
 }
 
 /** Whether `deno compile` can download runtimes (denort) from Deno's host. */
@@ -190,6 +247,7 @@ if (import.meta.main) {
       mode: { type: "string", default: "auto" },
       out: { type: "string", default: join(root, "dist") },
       cache: { type: "string" },
+      registry: { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -197,7 +255,7 @@ if (import.meta.main) {
   if (values.help) {
     console.log(
       "usage: deno task release [--platform P]... [--mode auto|archive|compile] [--out dist] " +
-        `[--cache DIR]\nplatforms: ${names.join(", ")}`,
+        `[--cache DIR] [--registry URL]\nplatforms: ${names.join(", ")}`,
     );
     Deno.exit(0);
   }
@@ -208,11 +266,10 @@ if (import.meta.main) {
   }
   const platforms = values.platform ? [...new Set(values.platform)] as Platform[] : names;
   const out = resolve(values.out);
-  const home = Deno.env.get("HOME") ?? root;
-  const cache = resolve(
-    values.cache ?? Deno.env.get("STRIDER_RELEASE_CACHE") ??
-      join(Deno.env.get("XDG_CACHE_HOME") ?? join(home, ".cache"), "strider-release"),
-  );
+  const cache = cacheDir(values.cache);
+  // Used only where npm is not installed; npm itself reads its own configuration.
+  const registry = (values.registry || Deno.env.get("NPM_CONFIG_REGISTRY") ||
+    "https://registry.npmjs.org").replace(/\/$/, "");
 
   // Which platforms get a compiled binary: all where Deno's host answers, this host's with
   // DENORT_BIN, none with --mode archive.
@@ -273,7 +330,7 @@ if (import.meta.main) {
           { path: "strider.js", data: bundle, mode: 0o644 },
           {
             path: windows ? "deno.exe" : "deno",
-            data: await denoRuntime(platform, cache),
+            data: await denoRuntime(platform, cache, registry),
             mode: 0o755,
           },
         ];

@@ -9,17 +9,17 @@ import { join } from "node:path";
 import { PROTOCOL_VERSION, VERSION } from "../protocol/mod.ts";
 import { ROLE_PERMISSIONS } from "../cli/permissions.ts";
 import { cmdLauncher, shLauncher } from "../scripts/launchers.ts";
-import { PLATFORMS } from "../scripts/release.ts";
+import { cacheDir, PLATFORMS } from "../scripts/release.ts";
 import type { Platform } from "../scripts/release.ts";
 import { API_TOKEN, droneNames, Proc, ROOT, waitUntil, WORKER_TOKEN } from "./helpers/cluster.ts";
 import { makeRepo } from "./helpers/git_repo.ts";
 import { expectedCommit, releaseDist, releaseTemp, runProgram } from "./helpers/release.ts";
 
-/** A folder of links to every program in /usr/bin except deno: a machine without Deno. */
-async function pathWithoutDeno(): Promise<string> {
+/** A folder of links to every program in /usr/bin except deno (and `also`): a machine without. */
+async function pathWithoutDeno(also: string[] = []): Promise<string> {
   const bin = await releaseTemp("nodeno-bin-");
   for await (const entry of Deno.readDir("/usr/bin")) {
-    if (entry.name === "deno") continue;
+    if (entry.name === "deno" || also.includes(entry.name)) continue;
     await Deno.symlink(join("/usr/bin", entry.name), join(bin, entry.name));
   }
   return bin;
@@ -324,4 +324,65 @@ Deno.test("a release whose runtime for deno compile is missing fails saying so a
   match(said, /DENORT_BIN=\/nonexistent\/denort could not be used as the runtime/);
   match(said, /release: error: scripts\/compile\.ts failed for linux-x64/);
   ok(!(await Deno.stat(out).then(() => true, () => false)), `${out} was written`);
+});
+
+/** A stand-in npm registry on loopback serving one package's metadata and `tarball()`. */
+function fakeRegistry(tarball: () => Uint8Array<ArrayBuffer>, integrity: string) {
+  const server: Deno.HttpServer<Deno.NetAddr> = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    (req): Response => {
+      const path = new URL(req.url).pathname;
+      if (path.endsWith(".tgz")) return new Response(tarball());
+      const dist = { tarball: `http://127.0.0.1:${server.addr.port}/package.tgz`, integrity };
+      return Response.json({ dist });
+    },
+  );
+  return { url: `http://127.0.0.1:${server.addr.port}`, close: () => server.shutdown() };
+}
+
+Deno.test("without npm the release takes the runtime from the registry, checked", async () => {
+  const dist = await releaseDist();
+  const tgz = await Deno.readFile(
+    join(cacheDir(), `deno-darwin-arm64-${Deno.version.deno}.tgz`),
+  );
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-512", tgz));
+  const integrity = `sha512-${btoa(String.fromCharCode(...digest))}`;
+  let serve = tgz;
+  const registry = fakeRegistry(() => serve, integrity);
+  const release = async () => {
+    const place = await releaseTemp("registry-");
+    const result = await runProgram(Deno.execPath(), [
+      "run",
+      "-A",
+      join(ROOT, "scripts", "release.ts"),
+      ...["--mode", "archive", "--platform", "darwin-arm64"],
+      ...["--cache", join(place, "cache"), "--out", join(place, "dist")],
+      ...["--registry", registry.url],
+    ], {
+      env: { PATH: await pathWithoutDeno(["npm"]) },
+      cwd: ROOT,
+    });
+    return { ...result, place };
+  };
+  try {
+    const made = await release();
+    equal(made.code, 0, made.stdout + made.stderr);
+    match(made.stdout, /npm is not installed: @deno\/darwin-arm64@\S+ from the registry/);
+    // The same archive, byte for byte, as the one made with npm pack.
+    deepEqual(
+      await Deno.readFile(join(made.place, "dist", "strider-darwin-arm64.tar.gz")),
+      await Deno.readFile(join(dist, "strider-darwin-arm64.tar.gz")),
+    );
+
+    // A registry (or proxy) serving altered bytes: no release, nothing cached.
+    serve = tgz.slice();
+    serve[serve.length >> 1] ^= 0xff;
+    const refused = await release();
+    equal(refused.code, 1, refused.stdout + refused.stderr);
+    match(refused.stderr, /package\.tgz has integrity sha512-\S+, but the registry lists sha512-/);
+    deepEqual(await Array.fromAsync(Deno.readDir(join(refused.place, "cache"))), []);
+    ok(!(await Deno.stat(join(refused.place, "dist")).then(() => true, () => false)));
+  } finally {
+    await registry.close();
+  }
 });
