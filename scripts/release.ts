@@ -39,9 +39,11 @@ export type Platform = keyof typeof PLATFORMS;
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const decoder = new TextDecoder();
 
+/** A failure the release explains itself; it ends the run with code 1 after cleaning up. */
+class ReleaseError extends Error {}
+
 function fail(message: string): never {
-  console.error(`release: error: ${message}`);
-  Deno.exit(1);
+  throw new ReleaseError(message);
 }
 
 async function run(cmd: string, args: string[], cwd = root): Promise<string> {
@@ -240,6 +242,16 @@ const size = (bytes: number) =>
   bytes < 1048576 ? `${(bytes / 1024).toFixed(1)} KiB` : `${(bytes / 1048576).toFixed(1)} MiB`;
 
 if (import.meta.main) {
+  try {
+    await release();
+  } catch (error) {
+    if (!(error instanceof ReleaseError)) throw error;
+    console.error(`release: error: ${error.message}`);
+    Deno.exit(1);
+  }
+}
+
+async function release(): Promise<void> {
   const { values } = parseArgs({
     args: Deno.args,
     options: {
