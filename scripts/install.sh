@@ -54,7 +54,8 @@ fi
 archive=strider-$platform.tar.gz
 
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT INT TERM
+trap 'rm -rf "$tmp"' EXIT
+trap 'exit 130' INT TERM
 
 # Copies $base/$1 to $2.
 fetch() {
