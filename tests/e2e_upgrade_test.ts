@@ -101,6 +101,7 @@ Deno.test({
       await old.stop();
       await current.stop();
       await queen.proc.stop();
+      await Deno.remove(join(previous, "..", ".."), { recursive: true });
     }
   },
 });
