@@ -6,7 +6,7 @@
 #   curl -fsSL URL/install.sh | sh -s -- --base-url URL
 #
 # --base-url (STRIDER_BASE_URL) is where the release's files are: an http(s):// or file:// URL,
-# or a folder. Run from an unpacked release folder, it defaults to that folder.
+# or a folder. Run from a release folder (dist/), it defaults to that folder.
 # --prefix (STRIDER_PREFIX) defaults to /usr/local as root, else ~/.local.
 # --platform defaults to this machine's: linux-x64, linux-arm64, darwin-x64 or darwin-arm64.
 set -eu
@@ -24,7 +24,7 @@ while [ $# -gt 0 ]; do
     --prefix) [ $# -ge 2 ] || die "--prefix needs a folder"; prefix=$2; shift 2 ;;
     --base-url) [ $# -ge 2 ] || die "--base-url needs a URL"; base=$2; shift 2 ;;
     --platform) [ $# -ge 2 ] || die "--platform needs a value"; platform=$2; shift 2 ;;
-    -h | --help) sed -n '2,12p' "$0" 2>/dev/null | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) die "unknown option '$1' (see --help)" ;;
   esac
 done
