@@ -3,13 +3,14 @@
  * API client commands. This file only parses the command line and calls one entry point.
  * @module
  */
-import { VERSION } from "./protocol/mod.ts";
+import { PROTOCOL_VERSION, VERSION } from "./protocol/mod.ts";
 import { cancel, consoleOutput, drones, jobs, logs, retry, submit } from "./cli/client_commands.ts";
 import type { Output } from "./cli/client_commands.ts";
 import { ApiError } from "./cli/api_client.ts";
 import { UsageError } from "./cli/options.ts";
 import { queen, worker } from "./cli/role_commands.ts";
 import { artifacts } from "./cli/artifacts_command.ts";
+import { COMMIT } from "./cli/build_info.ts";
 
 const USAGE = `strider ${VERSION}: a distributed CI job runner
 
@@ -40,7 +41,8 @@ const COMMANDS: Record<string, (args: string[], output: Output) => Promise<numbe
 export async function main(args: string[], output: Output = consoleOutput): Promise<number> {
   const [command, ...rest] = args;
   if (command === "--version" || command === "-V" || command === "version") {
-    output.out(`strider ${VERSION}\n`);
+    const built = COMMIT === "source" ? "from source" : `commit ${COMMIT}`;
+    output.out(`strider ${VERSION} (${built}, protocol ${PROTOCOL_VERSION})\n`);
     return 0;
   }
   if (!command || command === "help" || command === "--help" || command === "-h") {

@@ -9,7 +9,7 @@ import type {
   RecordedEvent,
   WorkerJobEvent,
 } from "../protocol/mod.ts";
-import { decodeWorkerFrame, PROTOCOL_VERSION } from "../protocol/mod.ts";
+import { decodeWorkerFrame, protocolRefusal } from "../protocol/mod.ts";
 import { Drone } from "./drone.ts";
 import { Hub } from "./hub.ts";
 import { foldEvent, newJobView } from "./job_state.ts";
@@ -330,12 +330,10 @@ export class QueenCore {
   }
 
   #onInfo(drone: Drone, info: DroneInfo): void {
-    if (info.protocol !== PROTOCOL_VERSION) {
-      drone.send({
-        event: "error",
-        message:
-          `protocol ${info.protocol} is not supported; this queen speaks ${PROTOCOL_VERSION}`,
-      });
+    const refusal = protocolRefusal(info.protocol, info.version);
+    if (refusal) {
+      this.#options.log(`refused drone ${info.name}: ${refusal}`);
+      drone.send({ event: "error", message: refusal });
       drone.close(4002, "protocol version mismatch");
       return;
     }

@@ -1,7 +1,8 @@
 /**
  * `deno task compile`: one self-contained binary per target, dist/strider-<target>[.exe].
  *
- * Usage: deno task compile [--target T]...   (default: every target below)
+ * Usage: deno task compile [--target T]... [--entry main.ts] [--out-dir dist]
+ *   (default: every target below; scripts/release.ts passes its stamped bundle as --entry)
  *
  * `deno compile` needs the Deno runtime (denort) of each target, which it downloads unless
  * DENORT_BIN names a local one. A denort binary is for one platform, so with DENORT_BIN set only
@@ -11,6 +12,7 @@
 import { parseArgs, stripVTControlCharacters } from "node:util";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { ROLE_PERMISSIONS } from "../cli/permissions.ts";
 
 const TARGETS = [
   "x86_64-unknown-linux-gnu",
@@ -21,19 +23,12 @@ const TARGETS = [
 ] as const;
 
 /**
- * Permissions baked into every binary. One binary plays both roles, so it carries the worker's
- * set, the superset of the two: the queen's (--allow-net --allow-read --allow-write --allow-env)
- * plus --allow-run --allow-sys, which only the worker needs. Run `deno run` with the queen's set
- * to keep the queen from spawning processes; a compiled queen has the worker's permissions.
+ * Permissions baked into every binary. One binary plays every role, so it carries the worker's
+ * set, the superset of all of them (cli/permissions.ts): the queen's plus --allow-run and
+ * --allow-sys, which only the worker needs. The release archives' launcher (scripts/release.ts)
+ * passes each role exactly its own set instead.
  */
-const PERMISSIONS = [
-  "--allow-net",
-  "--allow-read",
-  "--allow-write",
-  "--allow-env",
-  "--allow-run",
-  "--allow-sys",
-];
+const PERMISSIONS = ROLE_PERMISSIONS.worker.flags;
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const host = Deno.build.target;
@@ -42,11 +37,17 @@ const { values } = parseArgs({
   args: Deno.args,
   options: {
     target: { type: "string", multiple: true },
+    entry: { type: "string" },
+    "out-dir": { type: "string" },
     help: { type: "boolean", short: "h", default: false },
   },
 });
 if (values.help) {
-  console.log(`usage: deno task compile [--target T]...\ntargets: ${TARGETS.join(", ")}`);
+  console.log(
+    `usage: deno task compile [--target T]... [--entry FILE] [--out-dir DIR]\ntargets: ${
+      TARGETS.join(", ")
+    }`,
+  );
   Deno.exit(0);
 }
 
@@ -72,7 +73,7 @@ if (denortBin) {
   targets = [host];
 }
 
-const mainTs = join(root, "main.ts");
+const mainTs = values.entry ? resolve(values.entry) : join(root, "main.ts");
 try {
   await Deno.stat(mainTs);
 } catch {
@@ -80,7 +81,7 @@ try {
   Deno.exit(1);
 }
 
-const dist = join(root, "dist");
+const dist = values["out-dir"] ? resolve(values["out-dir"]) : join(root, "dist");
 await Deno.mkdir(dist, { recursive: true });
 
 interface Result {

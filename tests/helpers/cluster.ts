@@ -6,14 +6,15 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { JobView } from "../../protocol/mod.ts";
 import { JobViewSchema } from "../../protocol/mod.ts";
+import { ROLE_PERMISSIONS } from "../../cli/permissions.ts";
 
 export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 /** Which build to run: `main.ts` by default, or a bundle (`STRIDER_ENTRY=dist/strider.js`). */
 export const ENTRY = join(ROOT, Deno.env.get("STRIDER_ENTRY") ?? "main.ts");
 
-export const QUEEN_PERMISSIONS = ["--allow-net", "--allow-read", "--allow-write", "--allow-env"];
-export const WORKER_PERMISSIONS = [...QUEEN_PERMISSIONS, "--allow-run", "--allow-sys"];
-export const CLIENT_PERMISSIONS = ["--allow-net", "--allow-read", "--allow-env"];
+export const QUEEN_PERMISSIONS = [...ROLE_PERMISSIONS.queen.flags];
+export const WORKER_PERMISSIONS = [...ROLE_PERMISSIONS.worker.flags];
+export const CLIENT_PERMISSIONS = [...ROLE_PERMISSIONS.client.flags];
 
 export const WORKER_TOKEN = "test-worker-token-0123456789";
 export const API_TOKEN = "test-api-token-0123456789";
@@ -36,20 +37,28 @@ export class Proc {
 
   constructor(
     args: string[],
-    options: { env?: Record<string, string>; cwd?: string; umask?: number } = {},
+    options: {
+      env?: Record<string, string>;
+      cwd?: string;
+      /** The program to run (default: this deno) and whether it gets this environment too. */
+      program?: string;
+      inherit?: boolean;
+      /** Run under this umask, through a shell that sets it (Deno cannot set a child's umask). */
+      umask?: number;
+    } = {},
   ) {
-    // With `umask`, through a shell that sets it (Deno cannot set a child's umask).
-    const [program, allArgs] = options.umask === undefined ? [Deno.execPath(), args] : ["sh", [
+    const program = options.program ?? Deno.execPath();
+    const [command, allArgs] = options.umask === undefined ? [program, args] : ["sh", [
       "-c",
       'umask "$0" && exec "$@"',
       options.umask.toString(8),
-      Deno.execPath(),
+      program,
       ...args,
     ]];
-    this.child = new Deno.Command(program, {
+    this.child = new Deno.Command(command, {
       args: allArgs,
       // A test run inside a strider job must not pass that job's STRIDER_* on as flags.
-      env: { ...inherited(), NO_COLOR: "1", ...options.env },
+      env: { ...(options.inherit === false ? {} : inherited()), NO_COLOR: "1", ...options.env },
       clearEnv: true,
       cwd: options.cwd,
       stdin: "null",

@@ -65,6 +65,9 @@ async function waitForBanner(port: number, timeoutMs: number, exited: () => bool
 
 /** Starts sshd on a free loopback port with a fresh host key and one user key for root. */
 export async function startSshd(): Promise<TestSshd> {
+  if (!haveSshd()) {
+    throw new Error(`${SSHD} is missing: install openssh-server (bash .ci/run does)`);
+  }
   const dir = await Deno.makeTempDir({ prefix: "strider-sshd-" });
   const hostKey = join(dir, "host_ed25519");
   const userKey = join(dir, "user_ed25519");
