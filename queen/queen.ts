@@ -796,7 +796,12 @@ export class QueenCore {
       const asked = this.#stopAskedAt.get(id);
       if (timeout && now > startedAt + timeout * 1000) {
         if (asked === undefined) {
-          holder?.send({ event: "job:cancel", id, attempt: record.view.attempt, reason: "timeout" });
+          holder?.send({
+            event: "job:cancel",
+            id,
+            attempt: record.view.attempt,
+            reason: "timeout",
+          });
           this.#stopAskedAt.set(id, now);
         } else if (now > startedAt + timeout * 1000 + lease && silent) {
           if (holder) this.#release(holder, id, "superseded");
@@ -813,7 +818,9 @@ export class QueenCore {
         this.#finish(
           record,
           "cancelled",
-          `cancelled; its worker ${holder.name} did not confirm within ${Math.round(lease / 1000)} s`,
+          `cancelled; its worker ${holder.name} did not confirm within ${
+            Math.round(lease / 1000)
+          } s`,
         );
       }
     }

@@ -27,12 +27,23 @@ class FakeSocket {
 }
 
 function setup(
-  options: { leaseMs?: number; maxAttempts?: number; store?: Store; maxLogBytes?: number } = {},
+  options: {
+    leaseMs?: number;
+    maxAttempts?: number;
+    store?: Store;
+    maxLogBytes?: number;
+    leaseKey?: string;
+    defaultTimeout?: number;
+    queueTimeoutMs?: number;
+  } = {},
 ) {
   const core = new QueenCore(options.store ?? new MemoryStore(), {
     leaseMs: options.leaseMs ?? 60_000,
     maxAttempts: options.maxAttempts ?? 3,
     maxLogBytes: options.maxLogBytes,
+    leaseKey: options.leaseKey,
+    defaultTimeout: options.defaultTimeout,
+    queueTimeoutMs: options.queueTimeoutMs,
     log: () => {},
   });
   const connect = (
@@ -72,6 +83,13 @@ function setup(
   return { core, connect, submit, send };
 }
 
+/** The lease token the queen sent `socket` with the dispatch of `id` (the latest one). */
+function leaseOf(socket: FakeSocket, id: string): string {
+  const frame = socket.of("queue:new").findLast((f) => f.job.job_id === id);
+  if (!frame) throw new Error(`job ${id} was not dispatched to this socket`);
+  return frame.lease;
+}
+
 const started = (id: string, attempt: number, seq: number) => ({
   event: "job:started",
   id,
@@ -94,11 +112,14 @@ Deno.test("the queue goes out by priority, then age, as drones free up", () => {
   const normal = submit();
   const high = submit({ priority: 5 });
   const { socket, drone } = connect("w1", { capacity: 1 });
-  // Full drones still get jobs (the seed's rule); order of dispatch is the queue's order.
-  deepEqual(socket.of("queue:new").map((f) => f.job.job_id), [high, normal, low]);
+  // A full drone still gets jobs (the seed's rule), up to one waiting per slot; the order of
+  // dispatch is the queue's order.
+  deepEqual(socket.of("queue:new").map((f) => f.job.job_id), [high, normal]);
+  match(core.store.getJob(low)!.view.waiting ?? "", /free slot/);
   send(drone, started(high, 1, 1));
   send(drone, done(high, 1, 2));
   equal(core.store.getJob(high)?.view.result, "passed");
+  deepEqual(socket.of("queue:new").map((f) => f.job.job_id), [high, normal, low]);
   core.close();
 });
 
@@ -137,7 +158,8 @@ Deno.test("a worker back within the lease re-attaches its attempt; no second run
   const first = connect("w");
   send(first.drone, started(id, 1, 1));
   core.disconnect(first.drone);
-  const second = connect("w", { running: [{ id, attempt: 1, seq: 1 }] });
+  const lease = leaseOf(first.socket, id);
+  const second = connect("w", { running: [{ id, attempt: 1, seq: 1, lease }] });
   equal(second.socket.of("queue:new").length, 0);
   equal(second.socket.of("job:cancel").length, 0);
   send(second.drone, done(id, 1, 2));
@@ -152,7 +174,8 @@ Deno.test("a reconnect seen before the old socket closed replaces the stale conn
   const id = submit();
   const first = connect("w");
   send(first.drone, started(id, 1, 1));
-  const second = connect("w", { running: [{ id, attempt: 1, seq: 1 }] });
+  const lease = leaseOf(first.socket, id);
+  const second = connect("w", { running: [{ id, attempt: 1, seq: 1, lease }] });
   equal(first.socket.readyState, WebSocket.CLOSED);
   equal(core.drones.size, 1);
   send(second.drone, done(id, 1, 2));
@@ -173,7 +196,9 @@ Deno.test("past the lease an attempt is re-queued, and the stale worker is fence
   equal(fresh.socket.of("queue:new")[0].attempt, 2);
   send(fresh.drone, started(id, 2, 1));
   // The stale worker comes back, still running attempt 1: it is told to abort it.
-  const back = connect("stale", { running: [{ id, attempt: 1, seq: 5 }] });
+  const back = connect("stale", {
+    running: [{ id, attempt: 1, seq: 5, lease: leaseOf(stale.socket, id) }],
+  });
   deepEqual(back.socket.of("job:cancel").map((c) => [c.attempt, c.reason]), [[1, "superseded"]]);
   send(back.drone, done(id, 1, 2, "failed"));
   send(fresh.drone, done(id, 2, 2));
@@ -188,9 +213,10 @@ Deno.test("past the lease an attempt is re-queued, and the stale worker is fence
 });
 
 Deno.test("a job whose attempts are used up ends lost", async () => {
-  const { core, connect, submit } = setup({ leaseMs: 10, maxAttempts: 1 });
+  const { core, connect, submit, send } = setup({ leaseMs: 10, maxAttempts: 1 });
   const id = submit();
   const w = connect("w");
+  send(w.drone, started(id, 1, 1));
   core.disconnect(w.drone);
   await new Promise((r) => setTimeout(r, 40));
   const view = core.store.getJob(id)!.view;
@@ -311,7 +337,9 @@ Deno.test("a cancel whose frame was lost still stops the job: resent on reconnec
   ok(core.cancel(id));
   equal(first.socket.of("job:cancel").length, 0);
   core.disconnect(first.drone);
-  const back = connect("w", { running: [{ id, attempt: 1, seq: 1 }] });
+  const back = connect("w", {
+    running: [{ id, attempt: 1, seq: 1, lease: leaseOf(first.socket, id) }],
+  });
   deepEqual(back.socket.of("job:cancel").map((c) => [c.id, c.reason]), [[id, "cancelled"]]);
   core.close();
 });
@@ -334,7 +362,8 @@ Deno.test("a cancelled job whose drone never returns ends cancelled, not retried
 Deno.test("after a restart, output past the log cap does not open a gap in seq", async () => {
   const dir = await Deno.makeTempDir();
   let store = new SqliteStore(dir);
-  let { core, connect, submit, send } = setup({ store, maxLogBytes: 50 });
+  const leaseKey = "restart-test-lease-key";
+  let { core, connect, submit, send } = setup({ store, maxLogBytes: 50, leaseKey });
   const id = submit();
   let w = connect("w");
   send(w.drone, started(id, 1, 1));
@@ -346,8 +375,9 @@ Deno.test("after a restart, output past the log cap does not open a gap in seq",
   core.close();
   store.close();
   store = new SqliteStore(dir);
-  ({ core, connect, send } = setup({ store, maxLogBytes: 50 }));
-  w = connect("w", { running: [{ id, attempt: 1, seq: 6 }] });
+  const lease = leaseOf(w.socket, id);
+  ({ core, connect, send } = setup({ store, maxLogBytes: 50, leaseKey }));
+  w = connect("w", { running: [{ id, attempt: 1, seq: 6, lease }] });
   send(w.drone, done(id, 1, 7));
   equal(w.socket.of("error").length, 0, JSON.stringify(w.socket.of("error")));
   equal(core.store.getJob(id)!.view.result, "passed");

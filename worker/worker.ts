@@ -331,8 +331,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       if (reason === "superseded") {
         outbox.drop(id, attempt);
         leases.delete(runKey(id, attempt));
-      }
-      else {
+      } else {
         outbox.push(id, attempt, {
           event: "job:done",
           timestamp: Date.now(),
