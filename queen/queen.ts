@@ -103,6 +103,9 @@ export class QueenCore {
   #stopAskedAt = new Map<string, number>();
   /** When each queued job entered the queue, for `--queue-timeout`. */
   #queuedSince = new Map<string, number>();
+  /** Arrival order of unfinished jobs: keeps submission order among jobs of the same ms. */
+  #arrival = new Map<string, number>();
+  #arrivals = 0;
 
   constructor(store: Store, options: QueenCoreOptions) {
     this.store = store;
@@ -114,6 +117,7 @@ export class QueenCore {
     // wait a lease for their workers to reconnect and re-attach them.
     const now = Date.now();
     for (const record of store.unfinishedJobs()) {
+      this.#arrival.set(record.id, this.#arrivals++);
       if (record.view.status === "queued") {
         this.#queue.push(record.id);
         this.#queuedSince.set(record.id, now);
@@ -179,6 +183,8 @@ export class QueenCore {
     };
     this.store.createJob(record);
     this.#queue.push(id);
+    this.#queuedSince.set(id, Date.now());
+    this.#arrival.set(id, this.#arrivals++);
     this.#sortQueue();
     this.dispatch();
     return record;
@@ -689,6 +695,7 @@ export class QueenCore {
     this.#lastHeard.delete(id);
     this.#stopAskedAt.delete(id);
     this.#queuedSince.delete(id);
+    this.#arrival.delete(id);
   }
 
   #holder(id: string): Drone | undefined {
@@ -752,12 +759,17 @@ export class QueenCore {
   #queueOrder(): (a: string, b: string) => number {
     const key = (id: string) => {
       const record = this.store.getJob(id);
-      return { priority: record?.spec.priority ?? 0, created: record?.view.createdAt ?? "" };
+      return {
+        priority: record?.spec.priority ?? 0,
+        created: record?.view.createdAt ?? "",
+        arrival: this.#arrival.get(id) ?? 0,
+      };
     };
     return (a, b) => {
       const ka = key(a), kb = key(b);
       return kb.priority - ka.priority ||
-        (ka.created < kb.created ? -1 : ka.created > kb.created ? 1 : 0);
+        (ka.created < kb.created ? -1 : ka.created > kb.created ? 1 : 0) ||
+        ka.arrival - kb.arrival;
     };
   }
 
