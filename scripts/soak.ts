@@ -18,6 +18,7 @@ const USAGE = `usage: deno task soak [flags]
   --faults-per-minute N  mean rate of faults (default 20)
   --duration S           seconds faults are injected for (default 90)
   --lease S              the queen's --lease (default 5)
+  --max-attempts N       the queen's --max-attempts (default: the queen's, 3)
   --deadline S           give up waiting for jobs after S seconds (default: duration + 240)
   --seed N               fault schedule seed (default: random, printed)
 `;
@@ -42,6 +43,7 @@ const { values } = parseArgs({
     "faults-per-minute": { type: "string" },
     duration: { type: "string" },
     lease: { type: "string" },
+    "max-attempts": { type: "string" },
     deadline: { type: "string" },
     seed: { type: "string" },
     help: { type: "boolean", short: "h" },
@@ -65,6 +67,9 @@ const options = {
   faultsPerMinute: number(values["faults-per-minute"], 20, "faults-per-minute"),
   faultSeconds: duration,
   lease: number(values.lease, 5, "lease"),
+  maxAttempts: values["max-attempts"]
+    ? number(values["max-attempts"], 3, "max-attempts")
+    : undefined,
   deadlineSeconds: number(values.deadline, duration + 240, "deadline"),
 };
 console.log(`soak: ${JSON.stringify(options)}`);

@@ -43,6 +43,8 @@ export interface ChaosOptions {
   lease: number;
   /** Give up waiting for jobs to finish after this long (from the first submit), seconds. */
   deadlineSeconds: number;
+  /** The queen's --max-attempts; its default when absent. */
+  maxAttempts?: number;
   /** The first faults come in this order (the rest are drawn at random). */
   firstFaults?: FaultKind[];
   log?: (line: string) => void;
@@ -131,6 +133,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const port = freePort();
   const data = await Deno.makeTempDir({ prefix: "strider-chaos-queen-" });
   const queenArgs = ["--port", String(port), "--lease", String(options.lease)];
+  if (options.maxAttempts) queenArgs.push("--max-attempts", String(options.maxAttempts));
   let queen: TestQueen = await startQueen({ data, args: queenArgs });
   const workers: ChaosWorker[] = [];
   for (let i = 1; i <= options.workers; i++) {
