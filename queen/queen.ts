@@ -133,7 +133,8 @@ export class QueenCore {
         attempt: record.view.attempt,
         timer,
       });
-      this.#startedAt.set(record.id, Date.parse(record.view.startedAt ?? "") || now);
+      const current = record.view.attempts.find((a) => a.attempt === record.view.attempt);
+      this.#startedAt.set(record.id, Date.parse(current?.startedAt ?? "") || now);
       this.#lastHeard.set(record.id, now);
     }
     this.#sortQueue();
