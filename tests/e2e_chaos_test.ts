@@ -22,9 +22,9 @@ Deno.test({
       workers: 3,
       capacity: 2,
       lines: 300,
-      jobSeconds: [1, 3],
-      faultsPerMinute: 8,
-      faultSeconds: 40,
+      jobSeconds: [2, 5],
+      faultsPerMinute: 6,
+      faultSeconds: 30,
       lease: 4,
       deadlineSeconds: 105,
       firstFaults: ["worker-kill", "worker-stop", "queen-kill"],
@@ -39,5 +39,9 @@ Deno.test({
     equal(report.linesChecked, 32 * 300, context);
     equal(report.faults["worker-kill"] > 0 && report.faults["worker-stop"] > 0, true, context);
     equal(report.faults["queen-kill"] > 0, true, context);
+    console.log(
+      `chaos seed ${seed}: ${JSON.stringify(report.faults)}; attempts that started per job: ` +
+        `${JSON.stringify(report.attempts)}; ${(report.elapsedMs / 1000).toFixed(1)} s`,
+    );
   },
 });

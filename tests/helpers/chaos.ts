@@ -168,13 +168,17 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     }
     log(`submitted ${ids.length} jobs`);
 
-    // The fault schedule: exponential gaps at the asked rate, drawn from the seed.
+    // The fault schedule, from the seed: the first faults (if given) evenly spread over the
+    // first half of the period, each at a jittered time; then exponential gaps at the rate.
     const rate = options.faultsPerMinute / 60;
     const first = [...(options.firstFaults ?? [])];
+    const spacing = options.faultSeconds / 2 / (first.length + 1);
     let at = 0;
-    while (rate > 0) {
-      at += -Math.log(1 - random()) / rate;
-      if (at > options.faultSeconds) break;
+    for (let n = 0; rate > 0 || n < first.length; n++) {
+      at = n < first.length
+        ? spacing * (n + 0.75 + random() / 2)
+        : at + -Math.log(1 - random()) / rate;
+      if (at > options.faultSeconds || (n >= first.length && rate <= 0)) break;
       const wait = began + at * 1000 - Date.now();
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
       await queenDown;
