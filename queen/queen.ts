@@ -42,6 +42,10 @@ export interface QueenCoreOptions {
   log: (message: string) => void;
 }
 
+/** After a restart, how much longer than a lease running attempts wait for their workers: the
+ * worker's longest reconnect backoff (worker/connection.ts). */
+const RESTART_GRACE_MS = 10_000;
+
 /** An attempt whose drone went away and may come back within the lease. */
 interface Orphan {
   drone: string;
@@ -127,7 +131,12 @@ export class QueenCore {
         this.#returnToQueue(record, "the queen restarted before it started");
         continue;
       }
-      const timer = setTimeout(() => this.#leaseExpired(record.id), options.leaseMs);
+      // Workers back off up to 10 s between reconnects while the queen is down: that comes on
+      // top of the lease, or a queen restart alone would cost attempts.
+      const timer = setTimeout(
+        () => this.#leaseExpired(record.id),
+        options.leaseMs + RESTART_GRACE_MS,
+      );
       this.#orphans.set(record.id, {
         drone: record.view.drone ?? "",
         attempt: record.view.attempt,
