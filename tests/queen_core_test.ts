@@ -575,3 +575,21 @@ Deno.test("--queue-timeout ends a job no drone can run, errored, saying why", as
   equal(core.store.getJob(busy[2])!.view.status, "queued", "a busy-only wait is not ended");
   core.close();
 });
+
+Deno.test("a cancel its connected worker never answers ends the job after a lease", async () => {
+  const { core, connect, submit, send } = setup({ leaseMs: 100 });
+  const id = submit();
+  const w = connect("w");
+  send(w.drone, started(id, 1, 1));
+  ok(core.cancel(id));
+  const deadline = Date.now() + 10_000;
+  while (core.store.getJob(id)!.view.status !== "done" && Date.now() < deadline) {
+    send(w.drone, { event: "pong", t: Date.now() }); // alive, but silent about the job
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const view = core.store.getJob(id)!.view;
+  equal(view.result, "cancelled");
+  match(view.error ?? "", /did not confirm/);
+  deepEqual(w.socket.of("job:cancel").map((c) => c.reason), ["cancelled", "superseded"]);
+  core.close();
+});
