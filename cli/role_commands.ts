@@ -52,6 +52,11 @@ export const QUEEN_FLAGS: Flags = {
     help: "attempts before a job is lost",
     default: "3",
   },
+  "queue-timeout": {
+    type: "string",
+    value: "S",
+    help: "end a queued job no connected drone can run after S seconds (errored; default: never)",
+  },
   "default-timeout": {
     type: "string",
     value: "S",
@@ -155,7 +160,7 @@ export const WORKER_FLAGS: Flags = {
   "keep-workspaces": {
     type: "string",
     value: "N",
-    help: "keep the last N job workspaces for inspection",
+    help: "keep the last N job workspaces for inspection (0: remove each, and leftovers at start)",
     default: "0",
   },
   "plugins-dir": { type: "string", value: "DIR", help: "folder of plugin files (*.json) to load" },
@@ -240,6 +245,7 @@ export async function queen(args: string[], output: Output): Promise<number> {
     apiTokens: list(values, "api-token"),
     lease: positive(values, "lease"),
     maxAttempts: int(values, "max-attempts", 1, 100),
+    queueTimeout: int(values, "queue-timeout", 1, 30 * 24 * 3600),
     defaultTimeout: int(values, "default-timeout", 0, 7 * 24 * 3600),
     maxLogBytes: int(values, "max-log-mib", 1, 1024 * 1024)! * 1024 * 1024,
     maxArtifactBytes: int(values, "max-artifact-mib", 0, 1024 * 1024)! * 1024 * 1024,

@@ -74,8 +74,24 @@ export const WorkerJobEventSchema = z.discriminatedUnion("event", [
 export type WorkerJobEvent = z.infer<typeof WorkerJobEventSchema>;
 export type WorkerJobEventName = WorkerJobEvent["event"];
 
-/** An attempt a reconnecting worker is still running, with the last `seq` it produced. */
-export const RunningAttemptSchema = z.object({ id: JobIdSchema, attempt, seq: z.int().min(0) });
+/**
+ * A dispatch's lease token: a secret the queen sends with `queue:new` to the one worker it picks,
+ * and that worker alone proves the attempt is its own with. Never logged, never shown.
+ */
+export const LeaseTokenSchema = z.string().min(16).max(200).describe(
+  "secret proof that the holder was dispatched this attempt; never logged or shown",
+);
+
+/**
+ * An attempt a reconnecting worker is still running, with the last `seq` it produced and the
+ * lease token `queue:new` gave it: a claim without the right token is refused.
+ */
+export const RunningAttemptSchema = z.object({
+  id: JobIdSchema,
+  attempt,
+  seq: z.int().min(0),
+  lease: LeaseTokenSchema.optional(),
+});
 export type RunningAttempt = z.infer<typeof RunningAttemptSchema>;
 
 export const DroneInfoEvent = z.object({
@@ -99,6 +115,18 @@ export const PongEvent = z.object({ event: z.literal("pong"), t: timestamp });
 export const ErrorEvent = z.object({
   event: z.literal("error"),
   message: z.string().max(LIMITS.text),
+  id: JobIdSchema.optional().describe("the job whose dispatch (queue:new) this error refuses"),
+  attempt: attempt.optional().describe("the attempt of that dispatch"),
+});
+
+/** The worker's answer to `queue:take`: whether the job was still waiting, and so is given back. */
+export const QueueTakenEvent = z.object({
+  event: z.literal("queue:taken"),
+  id: JobIdSchema,
+  attempt,
+  taken: z.boolean().describe(
+    "true: it was waiting and the worker dropped it; false: it has started (or is unknown)",
+  ),
 });
 
 /** Every frame a worker may send to the queen. */
@@ -107,6 +135,7 @@ export const WorkerFrameSchema = z.discriminatedUnion("event", [
   DroneInfoEvent,
   PongEvent,
   ErrorEvent,
+  QueueTakenEvent,
 ]);
 export type WorkerFrame = z.infer<typeof WorkerFrameSchema>;
 
@@ -115,7 +144,17 @@ export const DroneQueryInfoEvent = z.object({ event: z.literal("drone:query-info
 export const QueueNewEvent = z.object({
   event: z.literal("queue:new"),
   attempt,
+  lease: LeaseTokenSchema,
   job: DispatchedJobSchema,
+});
+/**
+ * The queen asks for a job back that waits in the worker's own queue (not started), to give it
+ * to a drone with a free slot. The worker answers `queue:taken`.
+ */
+export const QueueTakeEvent = z.object({
+  event: z.literal("queue:take"),
+  id: JobIdSchema,
+  attempt,
 });
 export const JobCancelEvent = z.object({
   event: z.literal("job:cancel"),
@@ -136,6 +175,7 @@ export const DroneDrainEvent = z.object({ event: z.literal("drone:drain") });
 export const QueenFrameSchema = z.discriminatedUnion("event", [
   DroneQueryInfoEvent,
   QueueNewEvent,
+  QueueTakeEvent,
   JobCancelEvent,
   JobAckEvent,
   PingEvent,

@@ -143,6 +143,18 @@ export const JobDispatchedEvent = z.object({
   timestamp: z.number(),
 });
 
+/**
+ * The queen's own note that an attempt went back to its queue before it started (its drone went
+ * away, or it was taken back for a free slot elsewhere): the attempt is not charged.
+ */
+export const JobReturnedEvent = z.object({
+  event: z.literal("job:returned"),
+  id: JobIdSchema,
+  attempt: z.int().min(1),
+  timestamp: z.number(),
+  reason: z.string(),
+});
+
 /** The queen's own ending of a job that no worker reported (lost, cancelled while queued). */
 export const QueenJobDoneEvent = z.object({
   event: z.literal("job:done"),
@@ -158,6 +170,6 @@ export const QueenJobDoneEvent = z.object({
 export const RecordedEventSchema = z.object({
   n: z.int().min(1).describe("position in the job's stream; the SSE id"),
   at: z.number().describe("when the queen recorded it, ms since the Unix epoch"),
-  data: z.union([WorkerJobEventSchema, JobDispatchedEvent, QueenJobDoneEvent]),
+  data: z.union([WorkerJobEventSchema, JobDispatchedEvent, JobReturnedEvent, QueenJobDoneEvent]),
 });
 export type RecordedEvent = z.infer<typeof RecordedEventSchema>;

@@ -5,7 +5,9 @@ export const VERSION = "0.2.0";
  * The wire protocol's version, sent by every worker in `drone:info`. A release that changes what
  * a frame means raises it by one.
  */
-export const PROTOCOL_VERSION = 1;
+// 1: the first release (0.1.0).
+// 2: lease tokens in queue:new and drone:info.running; queue:take / queue:taken.
+export const PROTOCOL_VERSION = 2;
 
 /**
  * The oldest protocol a queen accepts: its own and the one before it, so that during a rolling

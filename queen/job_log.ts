@@ -36,6 +36,10 @@ export class LogBuilder {
         if (this.#attempt > 0) text = line(`--- attempt ${event.attempt} on ${event.drone} ---\n`);
         this.#attempt = event.attempt;
         break;
+      case "job:returned":
+        // An attempt that never started showed nothing: the next one needs no header for it.
+        if (this.#attempt === event.attempt) this.#attempt = event.attempt - 1;
+        break;
       case "job:cmd:start":
         text = line(`$ ${event.screencmd}\n`);
         break;

@@ -121,6 +121,13 @@ export function applyEvent(view: JobView, recorded: RecordedEvent): void {
         result: null,
       });
       return;
+    case "job:returned":
+      // It never started: the attempt is dropped from the view, uncharged, and the job waits
+      // in the queen's queue again (`attempt` keeps its number, so the next dispatch is new).
+      view.status = "queued";
+      view.drone = null;
+      view.attempts = view.attempts.filter((a) => a.attempt !== e.attempt || a.startedAt);
+      return;
     case "job:queued":
       return;
     case "job:started":

@@ -80,6 +80,9 @@ export function queenMetrics(core: QueenCore): Registry {
       case "job:dispatched":
         dispatchedAt.set(`${data.id}\u0000${data.attempt}`, at);
         break;
+      case "job:returned":
+        dispatchedAt.delete(`${data.id}\u0000${data.attempt}`);
+        break;
       case "job:started": {
         started.inc();
         const key = `${data.id}\u0000${data.attempt}`;

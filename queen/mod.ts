@@ -39,6 +39,8 @@ export interface QueenOptions {
   /** Seconds a silent or disconnected drone keeps its jobs. */
   lease?: number;
   maxAttempts?: number;
+  /** Seconds a queued job no connected drone can run waits before it ends `errored`; 0: ever. */
+  queueTimeout?: number;
   /** Seconds a job may run when its spec sets no `timeout`; 0 for no limit. */
   defaultTimeout?: number;
   /** Bytes of log kept per job (default 64 MiB). */
@@ -140,6 +142,10 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
     defaultTimeout: options.defaultTimeout ?? 3600,
     maxLogBytes: options.maxLogBytes,
     allowRepo: options.allowRepo,
+    queueTimeoutMs: (options.queueTimeout ?? 0) * 1000,
+    // Lease tokens are derived from this key (0600 in the data folder), so that a restarted
+    // queen still recognises the attempts its workers hold.
+    leaseKey: await tokenFromDataDir(options.data, "lease-key"),
     log,
   });
   const retention = { keepJobs: options.keepJobs, keepDays: options.keepDays };

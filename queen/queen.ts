@@ -2,6 +2,7 @@
  * The queen's core: the queue, the connected drones, dispatch, and the recording of every event
  * a worker sends. Transport-free: sockets are handed in by the server, so this is testable alone.
  */
+import { createHmac, timingSafeEqual } from "node:crypto";
 import type {
   DroneInfo,
   JobResult,
@@ -14,7 +15,7 @@ import { Drone } from "./drone.ts";
 import { Hub } from "./hub.ts";
 import { foldEvent, newJobView } from "./job_state.ts";
 import { LogBuilder } from "./job_log.ts";
-import { pickDrone, whyWaiting } from "./scheduler.ts";
+import { canRun, pickDrone, runnable, whyWaiting } from "./scheduler.ts";
 import type { JobNeeds } from "./scheduler.ts";
 import type { JobRecord, Store } from "./store.ts";
 
@@ -30,9 +31,20 @@ export interface QueenCoreOptions {
   maxLogBytes?: number;
   /** Repository URL patterns (`*` matches anything) a job may use; empty: any. */
   allowRepo?: string[];
+  /**
+   * The secret lease tokens are derived from (HMAC of job id and attempt), kept across restarts
+   * so that workers can prove their attempts to a restarted queen. Random when not given.
+   */
+  leaseKey?: string;
+  /** A queued job that no connected drone can run ends `errored` after this long; 0: never. */
+  queueTimeoutMs?: number;
   /** Where diagnostics go. */
   log: (message: string) => void;
 }
+
+/** After a restart, how much longer than a lease running attempts wait for their workers: the
+ * worker's longest reconnect backoff (worker/connection.ts). */
+const RESTART_GRACE_MS = 10_000;
 
 /** An attempt whose drone went away and may come back within the lease. */
 interface Orphan {
@@ -83,23 +95,56 @@ export class QueenCore {
   #orphans = new Map<string, Orphan>();
   #heartbeat: ReturnType<typeof setInterval>;
   #nextDrone = 1;
+  readonly #leaseKey: string;
+  /** Jobs their drone said wait in its own queue (`job:queued`, not started): job id → drone. */
+  #waiting = new Map<string, Drone>();
+  /** Jobs asked back with `queue:take`: job id → id of the drone whose free slot asked. */
+  #taking = new Map<string, string>();
+  /** Per job being watched: when it started (queen's clock) and when its worker last spoke. */
+  #startedAt = new Map<string, number>();
+  #lastHeard = new Map<string, number>();
+  /** When the queen asked a running job to stop (cancel or timeout), to end it if unanswered. */
+  #stopAskedAt = new Map<string, number>();
+  /** When each queued job entered the queue, for `--queue-timeout`. */
+  #queuedSince = new Map<string, number>();
+  /** Arrival order of unfinished jobs: keeps submission order among jobs of the same ms. */
+  #arrival = new Map<string, number>();
+  #arrivals = 0;
 
   constructor(store: Store, options: QueenCoreOptions) {
     this.store = store;
     this.#options = options;
-    // After a restart: queued jobs queue again; running ones wait a lease for their workers to
-    // reconnect and re-attach them, as if their drones had just disconnected.
+    this.#leaseKey = options.leaseKey ??
+      [...crypto.getRandomValues(new Uint8Array(32))].map((b) => b.toString(16)).join("");
+    // After a restart: queued jobs queue again; so do dispatched ones that had not started (their
+    // workers drop what waits in their queues when the connection drops), uncharged. Started ones
+    // wait a lease for their workers to reconnect and re-attach them.
+    const now = Date.now();
     for (const record of store.unfinishedJobs()) {
+      this.#arrival.set(record.id, this.#arrivals++);
       if (record.view.status === "queued") {
         this.#queue.push(record.id);
+        this.#queuedSince.set(record.id, now);
         continue;
       }
-      const timer = setTimeout(() => this.#leaseExpired(record.id), options.leaseMs);
+      if (record.view.status === "dispatched") {
+        this.#returnToQueue(record, "the queen restarted before it started");
+        continue;
+      }
+      // Workers back off up to 10 s between reconnects while the queen is down: that comes on
+      // top of the lease, or a queen restart alone would cost attempts.
+      const timer = setTimeout(
+        () => this.#leaseExpired(record.id),
+        options.leaseMs + RESTART_GRACE_MS,
+      );
       this.#orphans.set(record.id, {
         drone: record.view.drone ?? "",
         attempt: record.view.attempt,
         timer,
       });
+      const current = record.view.attempts.find((a) => a.attempt === record.view.attempt);
+      this.#startedAt.set(record.id, Date.parse(current?.startedAt ?? "") || now);
+      this.#lastHeard.set(record.id, now);
     }
     this.#sortQueue();
     // Pings keep idle connections alive through proxies and show a drone is still there; a
@@ -140,6 +185,8 @@ export class QueenCore {
     };
     this.store.createJob(record);
     this.#queue.push(id);
+    this.#queuedSince.set(id, Date.now());
+    this.#arrival.set(id, this.#arrivals++);
     this.#sortQueue();
     this.dispatch();
     return record;
@@ -162,8 +209,14 @@ export class QueenCore {
     record.cancelRequested = true;
     this.store.saveJob(record);
     const drone = this.#holder(id);
-    if (drone) {
+    if (drone && record.view.status === "dispatched") {
+      // Still waiting at its worker: nothing of it ran, so it ends now and the worker drops it
+      // (or, if it has just started it, stops it: its events are refused from here on).
+      this.#release(drone, id, "superseded");
+      this.#finish(record, "cancelled", "cancelled before it started");
+    } else if (drone) {
       drone.send({ event: "job:cancel", id, attempt: record.view.attempt, reason: "cancelled" });
+      this.#stopAskedAt.set(id, Date.now());
     } else {
       // Its drone is away: nothing can report for it, so the queen ends it.
       this.#dropOrphan(id);
@@ -203,8 +256,11 @@ export class QueenCore {
       case "pong":
         return;
       case "error":
-        this.#options.log(`drone ${drone.name} reports: ${frame.message}`);
+        this.#options.log(`drone ${drone.name} reports: ${frame.message.split("\n")[0]}`);
+        if (frame.id && frame.attempt) this.#refused(drone, frame.id, frame.attempt, frame.message);
         return;
+      case "queue:taken":
+        return this.#onTaken(drone, frame.id, frame.attempt, frame.taken);
       default:
         if (!drone.info) {
           drone.send({ event: "error", message: "send drone:info before job events" });
@@ -220,12 +276,22 @@ export class QueenCore {
     this.drones.delete(drone.id);
     const silentFor = Date.now() - drone.lastSeen;
     const wait = Math.max(0, this.#options.leaseMs - silentFor);
-    for (const [id, attempt] of drone.jobs) {
+    const jobs = [...drone.jobs];
+    drone.jobs.clear();
+    for (const [target, asker] of this.#taking) if (asker === drone.id) this.#taking.delete(target);
+    for (const [id, attempt] of jobs) {
+      const record = this.store.getJob(id);
+      if (record?.view.status === "dispatched" && record.view.attempt === attempt) {
+        // It never started: the worker drops its queue with the connection, so the job goes
+        // back to the queen's queue at its place, uncharged.
+        this.#returnToQueue(record, `drone ${drone.name} went away before it started`);
+        continue;
+      }
       const timer = setTimeout(() => this.#leaseExpired(id), wait);
       this.#orphans.set(id, { drone: drone.name, attempt, timer });
     }
-    drone.jobs.clear();
     this.#options.log(`drone ${drone.name} disconnected`);
+    this.dispatch();
   }
 
   /** Stops timers; sockets are closed by the server. */
@@ -245,11 +311,17 @@ export class QueenCore {
     return this.#queue;
   }
 
-  /** Sends every queued job that some drone can run to the drone the seed's rule picks. */
+  /**
+   * Sends every queued job that some drone can run to the drone the seed's rule picks; then
+   * moves jobs waiting at busy drones to drones with a free slot (see `#rebalance`).
+   */
   dispatch(): void {
-    // Submits, finished jobs and connecting drones all call this: with nothing queued it costs
-    // nothing, whatever the number of drones.
-    if (this.#queue.length === 0) return;
+    // Submits, finished jobs and connecting drones all call this: with nothing queued and
+    // nothing waiting at a drone it costs nothing, whatever the number of drones.
+    if (this.#queue.length === 0) {
+      if (this.#waiting.size > 0) this.#rebalance();
+      return;
+    }
     const ready = [...this.drones.values()].filter((d) => d.info);
     const loads = ready.map((d) => d.load());
     const remaining: string[] = [];
@@ -279,6 +351,94 @@ export class QueenCore {
       this.#assign(record, this.drones.get(chosen.id)!);
     }
     this.#queue = remaining;
+    if (this.#waiting.size > 0) this.#rebalance();
+  }
+
+  /**
+   * A drone with a free slot that nothing in the queen's queue fills takes the oldest job
+   * waiting in another drone's own queue: the queen asks that drone for it back (`queue:take`);
+   * if it had not started, it returns here uncharged and goes out again by the seed's rule.
+   */
+  #rebalance(): void {
+    const asked = new Map<string, number>();
+    for (const target of this.#taking.values()) asked.set(target, (asked.get(target) ?? 0) + 1);
+    const order = this.#queueOrder();
+    for (const drone of this.drones.values()) {
+      if (!drone.info) continue;
+      const load = drone.load();
+      let free = load.capacity - load.active - (asked.get(drone.id) ?? 0);
+      if (free <= 0) continue;
+      const candidates = [...this.#waiting].filter(([id, holder]) => {
+        if (holder === drone || this.#taking.has(id)) return false;
+        const spec = this.store.getJob(id)?.spec;
+        return !!spec && canRun(load, needsOf(spec));
+      }).map(([id]) => id).sort(order);
+      for (const id of candidates) {
+        if (free-- <= 0) break;
+        const holder = this.#waiting.get(id)!;
+        this.#taking.set(id, drone.id);
+        holder.send({ event: "queue:take", id, attempt: holder.jobs.get(id)! });
+      }
+    }
+  }
+
+  /** The worker answered a `queue:take`. */
+  #onTaken(drone: Drone, id: string, attempt: number, taken: boolean): void {
+    this.#taking.delete(id);
+    const record = this.store.getJob(id);
+    if (
+      !taken || !record || drone.jobs.get(id) !== attempt || record.view.status !== "dispatched"
+    ) return;
+    drone.jobs.delete(id);
+    this.#returnToQueue(record, `taken back from ${drone.name}'s queue for a free slot`);
+    this.dispatch();
+  }
+
+  /**
+   * Puts a dispatched job that never started back in the queen's queue at its place (priority,
+   * then age), without charging the attempt; the view drops the attempt.
+   */
+  #returnToQueue(record: JobRecord, why: string): void {
+    this.#forgetWaiting(record.id);
+    this.#record(record, {
+      event: "job:returned",
+      id: record.id,
+      attempt: record.view.attempt,
+      timestamp: Date.now(),
+      reason: why,
+    });
+    record.requeued = undefined;
+    this.store.saveJob(record);
+    this.#queue.push(record.id);
+    this.#queuedSince.set(record.id, Date.now());
+    this.#sortQueue();
+  }
+
+  /** Takes a job from a drone: it stops holding it, and is told why. */
+  #release(drone: Drone, id: string, reason: "superseded" | "cancelled" | "timeout"): void {
+    const attempt = drone.jobs.get(id);
+    drone.jobs.delete(id);
+    this.#forgetWaiting(id);
+    if (attempt !== undefined) drone.send({ event: "job:cancel", id, attempt, reason });
+  }
+
+  #forgetWaiting(id: string): void {
+    this.#waiting.delete(id);
+    this.#taking.delete(id);
+  }
+
+  /** A worker refused a dispatch (an error frame naming it): the attempt ends with its reason. */
+  #refused(drone: Drone, id: string, attempt: number, message: string): void {
+    const record = this.store.getJob(id);
+    if (!record || drone.jobs.get(id) !== attempt || record.view.status !== "dispatched") return;
+    drone.jobs.delete(id);
+    this.#forgetWaiting(id);
+    // The same job would be refused again: retrying cannot help.
+    this.#finish(
+      record,
+      "errored",
+      `worker ${drone.name} refused the job: ${message.slice(0, 2000)}`,
+    );
   }
 
   #setWaiting(record: JobRecord, why: string): void {
@@ -315,10 +475,13 @@ export class QueenCore {
     const timeout = record.spec.timeout ?? (this.#options.defaultTimeout || undefined);
     // Sent once the attempt is on disk: a queen killed in between must not find, after its
     // restart, a worker running an attempt it never recorded.
+    this.#queuedSince.delete(record.id);
+    const lease = this.#leaseToken(record.id, attempt);
     this.store.afterCommit(() =>
       drone.send({
         event: "queue:new",
         attempt,
+        lease,
         job: {
           ...record.spec,
           job_id: record.id,
@@ -327,6 +490,19 @@ export class QueenCore {
         },
       })
     );
+  }
+
+  /** The lease token of an attempt: only the drone it is sent to (and this queen) knows it. */
+  #leaseToken(id: string, attempt: number): string {
+    return createHmac("sha256", this.#leaseKey).update(`${id}\u0000${attempt}`).digest("base64url");
+  }
+
+  /** Whether `token` is the attempt's lease token, compared in constant time. */
+  #validLease(id: string, attempt: number, token: string | undefined): boolean {
+    if (!token) return false;
+    const want = new TextEncoder().encode(this.#leaseToken(id, attempt));
+    const got = new TextEncoder().encode(token);
+    return want.length === got.length && timingSafeEqual(want, got);
   }
 
   #onInfo(drone: Drone, info: DroneInfo): void {
@@ -364,9 +540,24 @@ export class QueenCore {
       const record = this.store.getJob(running.id);
       const current = record && record.view.status !== "done" &&
         record.view.attempt === running.attempt && orphan?.attempt === running.attempt;
-      if (current) {
+      // A name is not proof: only the lease token sent with the dispatch resumes an attempt.
+      const proven = current && this.#validLease(running.id, running.attempt, running.lease);
+      if (current && !proven) {
+        drone.send({
+          event: "error",
+          message: `refused the claim of job ${running.id} attempt ${running.attempt}: ` +
+            "its lease token is missing or wrong (only the worker it was dispatched to can " +
+            "resume it)",
+        });
+        this.#options.log(
+          `drone ${drone.name} claimed job ${running.id} attempt ${running.attempt} ` +
+            "without its lease token; refused",
+        );
+      }
+      if (proven) {
         this.#dropOrphan(running.id);
         drone.jobs.set(running.id, running.attempt);
+        this.#lastHeard.set(running.id, Date.now());
         if (record.cancelRequested) {
           drone.send({
             event: "job:cancel",
@@ -427,10 +618,18 @@ export class QueenCore {
       return;
     }
     record.lastSeq[event.attempt] = event.seq;
+    this.#lastHeard.set(event.id, Date.now());
     this.#record(record, event);
     // Acknowledged only once durable: a queen killed now loses nothing the worker dropped.
     this.store.afterCommit(() => drone.ack(event.id, event.attempt, event.seq));
-    if (event.event === "job:done") {
+    if (event.event === "job:queued" && record.view.status === "dispatched") {
+      this.#waiting.set(event.id, drone);
+      // A drone elsewhere may have a free slot for it.
+      this.dispatch();
+    } else if (event.event === "job:started") {
+      this.#waiting.delete(event.id);
+      this.#startedAt.set(event.id, Date.now());
+    } else if (event.event === "job:done") {
       drone.jobs.delete(event.id);
       this.dispatch();
     }
@@ -467,6 +666,7 @@ export class QueenCore {
     record.logEndsWithNewline = builder.endsWithNewline;
     const recorded = this.store.appendEvent(record, data, Date.now(), log);
     record.viewBytes += foldEvent(record.view, recorded, record.viewBytes);
+    if (record.view.status === "done") this.#forgetJob(record.id);
     this.store.saveJob(record);
     this.hub.publish(record.id, recorded);
     return recorded;
@@ -474,6 +674,7 @@ export class QueenCore {
 
   /** Ends a job with a result no worker reported (cancelled while queued, lost). */
   #finish(record: JobRecord, result: JobResult, error: string): void {
+    this.#queue = this.#queue.filter((q) => q !== record.id);
     this.#record(record, {
       event: "job:done",
       id: record.id,
@@ -485,6 +686,16 @@ export class QueenCore {
     });
     // A serialized job of the same branch may be waiting for this one.
     this.dispatch();
+  }
+
+  /** Drops what the queen watched of a finished job. */
+  #forgetJob(id: string): void {
+    this.#forgetWaiting(id);
+    this.#startedAt.delete(id);
+    this.#lastHeard.delete(id);
+    this.#stopAskedAt.delete(id);
+    this.#queuedSince.delete(id);
+    this.#arrival.delete(id);
   }
 
   #holder(id: string): Drone | undefined {
@@ -513,7 +724,15 @@ export class QueenCore {
       this.#finish(record, "cancelled", `cancelled; ${why}`);
       return;
     }
-    if (record.view.attempt >= this.#options.maxAttempts) {
+    const timeout = this.#timeoutOf(record);
+    const startedAt = this.#startedAt.get(id);
+    if (timeout && startedAt !== undefined && Date.now() > startedAt + timeout * 1000) {
+      this.#finish(record, "timeout", `${why}, past the job's ${timeout} s timeout`);
+      return;
+    }
+    // Only attempts that started count: one that waited at a drone was returned uncharged.
+    const charged = record.view.attempts.filter((a) => a.startedAt !== null).length;
+    if (charged >= this.#options.maxAttempts) {
       this.#finish(record, "lost", `${why}; no attempts left (${this.#options.maxAttempts})`);
       return;
     }
@@ -523,21 +742,39 @@ export class QueenCore {
     record.requeued = why;
     record.view.waiting = `re-queued: ${why}`;
     this.store.saveJob(record);
+    this.#startedAt.delete(id);
+    this.#stopAskedAt.delete(id);
     this.#queue.push(id);
+    this.#queuedSince.set(id, Date.now());
     this.#sortQueue();
     this.dispatch();
   }
 
-  #sortQueue(): void {
+  /** Seconds the job may run (its spec's, else the queen's default); undefined: no limit. */
+  #timeoutOf(record: JobRecord): number | undefined {
+    return record.spec.timeout ?? (this.#options.defaultTimeout || undefined);
+  }
+
+  /** Compares job ids by dispatch order: priority, then age. */
+  #queueOrder(): (a: string, b: string) => number {
     const key = (id: string) => {
       const record = this.store.getJob(id);
-      return { priority: record?.spec.priority ?? 0, created: record?.view.createdAt ?? "" };
+      return {
+        priority: record?.spec.priority ?? 0,
+        created: record?.view.createdAt ?? "",
+        arrival: this.#arrival.get(id) ?? 0,
+      };
     };
-    this.#queue.sort((a, b) => {
+    return (a, b) => {
       const ka = key(a), kb = key(b);
       return kb.priority - ka.priority ||
-        (ka.created < kb.created ? -1 : ka.created > kb.created ? 1 : 0);
-    });
+        (ka.created < kb.created ? -1 : ka.created > kb.created ? 1 : 0) ||
+        ka.arrival - kb.arrival;
+    };
+  }
+
+  #sortQueue(): void {
+    this.#queue.sort(this.#queueOrder());
   }
 
   #beat(): void {
@@ -550,6 +787,70 @@ export class QueenCore {
         continue;
       }
       drone.send({ event: "ping", t: now });
+    }
+    this.#enforceDeadlines(now);
+  }
+
+  /**
+   * The queen's own watch over started jobs, for workers that go silent about one: past its
+   * timeout it asks the worker to stop it; if a lease later the worker has still said nothing of
+   * it, the queen ends it. A cancel left unanswered for a lease ends the same way. With
+   * `--queue-timeout`, a queued job that no connected drone could ever run ends `errored`.
+   */
+  #enforceDeadlines(now: number): void {
+    const lease = this.#options.leaseMs;
+    for (const [id, startedAt] of this.#startedAt) {
+      const record = this.store.getJob(id);
+      if (!record || record.view.status !== "started") continue;
+      const holder = this.#holder(id);
+      const silent = now - (this.#lastHeard.get(id) ?? startedAt) > lease;
+      const timeout = this.#timeoutOf(record);
+      const asked = this.#stopAskedAt.get(id);
+      if (timeout && now > startedAt + timeout * 1000) {
+        if (asked === undefined) {
+          holder?.send({
+            event: "job:cancel",
+            id,
+            attempt: record.view.attempt,
+            reason: "timeout",
+          });
+          this.#stopAskedAt.set(id, now);
+        } else if (now > startedAt + timeout * 1000 + lease && silent) {
+          if (holder) this.#release(holder, id, "superseded");
+          this.#dropOrphan(id);
+          this.#finish(
+            record,
+            "timeout",
+            `the queen ended it: past its ${timeout} s timeout, and its worker said nothing ` +
+              `of it for ${Math.round(lease / 1000)} s`,
+          );
+        }
+      } else if (asked !== undefined && now > asked + lease && silent && holder) {
+        this.#release(holder, id, "superseded");
+        this.#finish(
+          record,
+          "cancelled",
+          `cancelled; its worker ${holder.name} did not confirm within ${
+            Math.round(lease / 1000)
+          } s`,
+        );
+      }
+    }
+    const limit = this.#options.queueTimeoutMs ?? 0;
+    if (!limit) return;
+    const loads = [...this.drones.values()].filter((d) => d.info).map((d) => d.load());
+    for (const id of [...this.#queue]) {
+      const since = this.#queuedSince.get(id) ?? now;
+      const record = this.store.getJob(id);
+      if (!record || now - since <= limit) continue;
+      const needs = needsOf(record.spec);
+      if (runnable(needs, loads)) continue;
+      this.#finish(
+        record,
+        "errored",
+        `${whyWaiting(needs, loads)} for ${Math.round((now - since) / 1000)} s; ended by ` +
+          `--queue-timeout ${Math.round(limit / 1000)}`,
+      );
     }
   }
 }

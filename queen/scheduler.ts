@@ -1,8 +1,18 @@
 /**
  * The seed's scheduling rule as a pure function: a job goes to the fastest drone that has open
  * capacity and can run it; if every such drone is full, to the one with the shortest queue
- * relative to its capacity; if no drone can run it, nowhere (it waits in the queen's queue).
+ * relative to its capacity, as long as that queue is under its bound (`QUEUE_PER_SLOT` waiting
+ * jobs per slot); otherwise nowhere (it waits in the queen's queue, where any drone that frees a
+ * slot can take it).
  */
+
+/**
+ * Jobs a drone may hold waiting in its own queue, per slot of capacity. A waiting job costs
+ * nothing if its drone goes away (it returns to the queen's queue uncharged), and the queen
+ * takes it back when a slot frees elsewhere; the bound keeps a drone from hoarding work that
+ * others could start sooner.
+ */
+export const QUEUE_PER_SLOT = 1;
 
 /** What the scheduler needs to know of a drone. */
 export interface DroneLoad {
@@ -62,7 +72,10 @@ export function pickDrone(needs: JobNeeds, drones: readonly DroneLoad[]): DroneL
     if (!canRun(drone, needs)) continue;
     if (drone.active < drone.capacity) {
       if (!bestOpen || openOrder(drone, bestOpen) < 0) bestOpen = drone;
-    } else if (!bestOpen && (!bestFull || fullOrder(drone, bestFull) < 0)) {
+    } else if (
+      !bestOpen && drone.active < drone.capacity * (1 + QUEUE_PER_SLOT) &&
+      (!bestFull || fullOrder(drone, bestFull) < 0)
+    ) {
       bestFull = drone;
     }
   }
@@ -85,5 +98,14 @@ export function whyWaiting(needs: JobNeeds, drones: readonly DroneLoad[]): strin
   if (labelsOk.length === 0) {
     return `waiting for a drone with labels: ${needs.labels.join(", ")}`;
   }
+  if (labelsOk.some((d) => canRun(d, needs))) {
+    return "waiting for a free slot: every drone that can run it is busy";
+  }
   return "waiting: every drone that can run it is draining";
+}
+
+/** Whether some connected drone could ever run the job (busy or not): `--queue-timeout` ends
+ * only jobs for which this is false. */
+export function runnable(needs: JobNeeds, drones: readonly DroneLoad[]): boolean {
+  return drones.some((d) => canRun(d, needs));
 }

@@ -13,6 +13,7 @@ import { makeRepo } from "./helpers/git_repo.ts";
 const QUEEN_EVENTS = [
   "drone:query-info",
   "queue:new",
+  "queue:take",
   "job:cancel",
   "job:ack",
   "ping",
@@ -121,6 +122,7 @@ Deno.test("random frames from the queen never hurt the worker or its job", async
     socket!.send(JSON.stringify({
       event: "queue:new",
       attempt: 1,
+      lease: "fuzz-lease-token-0123456789",
       job: {
         job_id: "real-job",
         repo: { url: repo.path, vcs: "git" },

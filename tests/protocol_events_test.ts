@@ -63,16 +63,18 @@ function jobEvent(event: string, fields: Frame, own: Invalid[]): Case {
 
 const stdout = { event: "job:cmd:stdout", ...job, num: 0, text: "ok\n" };
 
+const LEASE = "lease-token-0123456789";
+
 const droneInfo = {
   event: "drone:info",
   name: "drone-a",
   version: "0.1.0",
-  protocol: 1,
+  protocol: 2,
   speed: 2.5,
   capacity: 4,
   plugins: ["env", "custom", "node"],
   labels: ["linux"],
-  running: [{ id: "job-1", attempt: 2, seq: 17 }],
+  running: [{ id: "job-1", attempt: 2, seq: 17, lease: "lease-token-0123456789" }],
 };
 
 const workerCases: Case[] = [
@@ -237,6 +239,22 @@ const workerCases: Case[] = [
     ],
   },
   {
+    event: "queue:taken",
+    valid: { event: "queue:taken", id: "job-1", attempt: 1, taken: true },
+    invalid: [
+      {
+        why: "without the answer",
+        frame: { event: "queue:taken", id: "job-1", attempt: 1 },
+        error: /at taken/,
+      },
+      {
+        why: "with a string answer",
+        frame: { event: "queue:taken", id: "job-1", attempt: 1, taken: "yes" },
+        error: /at taken/,
+      },
+    ],
+  },
+  {
     event: "pong",
     valid: { event: "pong", t: T },
     invalid: [
@@ -283,32 +301,60 @@ const queenCases: Case[] = [
   },
   {
     event: "queue:new",
-    valid: { event: "queue:new", attempt: 1, job: dispatchedJob },
+    valid: { event: "queue:new", attempt: 1, lease: LEASE, job: dispatchedJob },
     invalid: [
       {
         why: "with a job without a job_id",
-        frame: { event: "queue:new", attempt: 1, job: without(dispatchedJob, "job_id") },
+        frame: {
+          event: "queue:new",
+          attempt: 1,
+          lease: LEASE,
+          job: without(dispatchedJob, "job_id"),
+        },
         error: /at job\.job_id/,
       },
       {
         why: "with a job without a trigger",
-        frame: { event: "queue:new", attempt: 1, job: without(dispatchedJob, "trigger") },
+        frame: {
+          event: "queue:new",
+          attempt: 1,
+          lease: LEASE,
+          job: without(dispatchedJob, "trigger"),
+        },
         error: /at job\.trigger/,
       },
       {
         why: "without an attempt",
-        frame: { event: "queue:new", job: dispatchedJob },
+        frame: { event: "queue:new", lease: LEASE, job: dispatchedJob },
         error: /at attempt/,
+      },
+      {
+        why: "without a lease token",
+        frame: { event: "queue:new", attempt: 1, job: dispatchedJob },
+        error: /at lease/,
       },
       {
         why: "with a branch that reads as an option",
         frame: {
           event: "queue:new",
           attempt: 1,
+          lease: LEASE,
           job: { ...dispatchedJob, ref: { branch: "--upload-pack=evil" } },
         },
         error: /at job\.ref\.branch/,
       },
+    ],
+  },
+  {
+    event: "queue:take",
+    valid: { event: "queue:take", id: "job-1", attempt: 2 },
+    invalid: [
+      {
+        why: "without an attempt",
+        frame: { event: "queue:take", id: "job-1" },
+        error: /at attempt/,
+      },
+      { why: "without an id", frame: { event: "queue:take", attempt: 1 }, error: /at id/ },
     ],
   },
   {
@@ -527,6 +573,7 @@ Deno.test("the tables cover every event of the seed and DESIGN.md", () => {
       "job:stdout",
       "job:tested",
       "pong",
+      "queue:taken",
     ],
   );
   deepEqual(events(queenCases), [
@@ -537,6 +584,7 @@ Deno.test("the tables cover every event of the seed and DESIGN.md", () => {
     "job:cancel",
     "ping",
     "queue:new",
+    "queue:take",
   ]);
   deepEqual(events(queenToBrowserCases), ["browser", "job:info"]);
   deepEqual(events(browserToQueenCases), ["job:query-info"]);
@@ -546,7 +594,7 @@ Deno.test("a worker frame fills in the job defaults of queue:new", () => {
   const { vcs: _vcs, ...repo } = dispatchedJob.repo;
   const { job_type: _type, ...rest } = dispatchedJob;
   const decoded = decodeQueenFrame(
-    JSON.stringify({ event: "queue:new", attempt: 1, job: { ...rest, repo } }),
+    JSON.stringify({ event: "queue:new", attempt: 1, lease: LEASE, job: { ...rest, repo } }),
   );
   ok(decoded.ok, decoded.ok ? "" : decoded.error);
   ok(decoded.value.event === "queue:new");

@@ -27,12 +27,23 @@ class FakeSocket {
 }
 
 function setup(
-  options: { leaseMs?: number; maxAttempts?: number; store?: Store; maxLogBytes?: number } = {},
+  options: {
+    leaseMs?: number;
+    maxAttempts?: number;
+    store?: Store;
+    maxLogBytes?: number;
+    leaseKey?: string;
+    defaultTimeout?: number;
+    queueTimeoutMs?: number;
+  } = {},
 ) {
   const core = new QueenCore(options.store ?? new MemoryStore(), {
     leaseMs: options.leaseMs ?? 60_000,
     maxAttempts: options.maxAttempts ?? 3,
     maxLogBytes: options.maxLogBytes,
+    leaseKey: options.leaseKey,
+    defaultTimeout: options.defaultTimeout,
+    queueTimeoutMs: options.queueTimeoutMs,
     log: () => {},
   });
   const connect = (
@@ -72,6 +83,13 @@ function setup(
   return { core, connect, submit, send };
 }
 
+/** The lease token the queen sent `socket` with the dispatch of `id` (the latest one). */
+function leaseOf(socket: FakeSocket, id: string): string {
+  const frame = socket.of("queue:new").findLast((f) => f.job.job_id === id);
+  if (!frame) throw new Error(`job ${id} was not dispatched to this socket`);
+  return frame.lease;
+}
+
 const started = (id: string, attempt: number, seq: number) => ({
   event: "job:started",
   id,
@@ -94,11 +112,14 @@ Deno.test("the queue goes out by priority, then age, as drones free up", () => {
   const normal = submit();
   const high = submit({ priority: 5 });
   const { socket, drone } = connect("w1", { capacity: 1 });
-  // Full drones still get jobs (the seed's rule); order of dispatch is the queue's order.
-  deepEqual(socket.of("queue:new").map((f) => f.job.job_id), [high, normal, low]);
+  // A full drone still gets jobs (the seed's rule), up to one waiting per slot; the order of
+  // dispatch is the queue's order.
+  deepEqual(socket.of("queue:new").map((f) => f.job.job_id), [high, normal]);
+  match(core.store.getJob(low)!.view.waiting ?? "", /free slot/);
   send(drone, started(high, 1, 1));
   send(drone, done(high, 1, 2));
   equal(core.store.getJob(high)?.view.result, "passed");
+  deepEqual(socket.of("queue:new").map((f) => f.job.job_id), [high, normal, low]);
   core.close();
 });
 
@@ -137,7 +158,8 @@ Deno.test("a worker back within the lease re-attaches its attempt; no second run
   const first = connect("w");
   send(first.drone, started(id, 1, 1));
   core.disconnect(first.drone);
-  const second = connect("w", { running: [{ id, attempt: 1, seq: 1 }] });
+  const lease = leaseOf(first.socket, id);
+  const second = connect("w", { running: [{ id, attempt: 1, seq: 1, lease }] });
   equal(second.socket.of("queue:new").length, 0);
   equal(second.socket.of("job:cancel").length, 0);
   send(second.drone, done(id, 1, 2));
@@ -152,7 +174,8 @@ Deno.test("a reconnect seen before the old socket closed replaces the stale conn
   const id = submit();
   const first = connect("w");
   send(first.drone, started(id, 1, 1));
-  const second = connect("w", { running: [{ id, attempt: 1, seq: 1 }] });
+  const lease = leaseOf(first.socket, id);
+  const second = connect("w", { running: [{ id, attempt: 1, seq: 1, lease }] });
   equal(first.socket.readyState, WebSocket.CLOSED);
   equal(core.drones.size, 1);
   send(second.drone, done(id, 1, 2));
@@ -173,7 +196,9 @@ Deno.test("past the lease an attempt is re-queued, and the stale worker is fence
   equal(fresh.socket.of("queue:new")[0].attempt, 2);
   send(fresh.drone, started(id, 2, 1));
   // The stale worker comes back, still running attempt 1: it is told to abort it.
-  const back = connect("stale", { running: [{ id, attempt: 1, seq: 5 }] });
+  const back = connect("stale", {
+    running: [{ id, attempt: 1, seq: 5, lease: leaseOf(stale.socket, id) }],
+  });
   deepEqual(back.socket.of("job:cancel").map((c) => [c.attempt, c.reason]), [[1, "superseded"]]);
   send(back.drone, done(id, 1, 2, "failed"));
   send(fresh.drone, done(id, 2, 2));
@@ -188,9 +213,10 @@ Deno.test("past the lease an attempt is re-queued, and the stale worker is fence
 });
 
 Deno.test("a job whose attempts are used up ends lost", async () => {
-  const { core, connect, submit } = setup({ leaseMs: 10, maxAttempts: 1 });
+  const { core, connect, submit, send } = setup({ leaseMs: 10, maxAttempts: 1 });
   const id = submit();
   const w = connect("w");
+  send(w.drone, started(id, 1, 1));
   core.disconnect(w.drone);
   await new Promise((r) => setTimeout(r, 40));
   const view = core.store.getJob(id)!.view;
@@ -311,7 +337,9 @@ Deno.test("a cancel whose frame was lost still stops the job: resent on reconnec
   ok(core.cancel(id));
   equal(first.socket.of("job:cancel").length, 0);
   core.disconnect(first.drone);
-  const back = connect("w", { running: [{ id, attempt: 1, seq: 1 }] });
+  const back = connect("w", {
+    running: [{ id, attempt: 1, seq: 1, lease: leaseOf(first.socket, id) }],
+  });
   deepEqual(back.socket.of("job:cancel").map((c) => [c.id, c.reason]), [[id, "cancelled"]]);
   core.close();
 });
@@ -334,7 +362,8 @@ Deno.test("a cancelled job whose drone never returns ends cancelled, not retried
 Deno.test("after a restart, output past the log cap does not open a gap in seq", async () => {
   const dir = await Deno.makeTempDir();
   let store = new SqliteStore(dir);
-  let { core, connect, submit, send } = setup({ store, maxLogBytes: 50 });
+  const leaseKey = "restart-test-lease-key";
+  let { core, connect, submit, send } = setup({ store, maxLogBytes: 50, leaseKey });
   const id = submit();
   let w = connect("w");
   send(w.drone, started(id, 1, 1));
@@ -346,12 +375,221 @@ Deno.test("after a restart, output past the log cap does not open a gap in seq",
   core.close();
   store.close();
   store = new SqliteStore(dir);
-  ({ core, connect, send } = setup({ store, maxLogBytes: 50 }));
-  w = connect("w", { running: [{ id, attempt: 1, seq: 6 }] });
+  const lease = leaseOf(w.socket, id);
+  ({ core, connect, send } = setup({ store, maxLogBytes: 50, leaseKey }));
+  w = connect("w", { running: [{ id, attempt: 1, seq: 6, lease }] });
   send(w.drone, done(id, 1, 7));
   equal(w.socket.of("error").length, 0, JSON.stringify(w.socket.of("error")));
   equal(core.store.getJob(id)!.view.result, "passed");
   match(new TextDecoder().decode(core.store.readLog(id, 0, 1000)), /output truncated/);
   core.close();
   store.close();
+});
+
+Deno.test("a job waiting at a drone that goes away returns to the queue uncharged, at its place", () => {
+  const { core, connect, submit, send } = setup();
+  const first = submit();
+  const second = submit();
+  const busy = connect("busy", { capacity: 1 });
+  send(busy.drone, started(first, 1, 1));
+  send(busy.drone, { event: "job:queued", id: second, attempt: 2 - 1, seq: 1, timestamp: 1 });
+  const third = submit();
+  // `third` is in the queen's queue (the drone's queue is at its bound), behind `second`.
+  core.disconnect(busy.drone);
+  const view = core.store.getJob(second)!.view;
+  equal(view.status, "queued");
+  deepEqual(view.attempts, [], "the attempt that never started is not charged or shown");
+  equal(view.result, null);
+  ok(!/lost|lease/.test(view.waiting ?? ""), view.waiting ?? "");
+  deepEqual(core.queue(), [second, third]);
+  // The next drone gets it as a new attempt, with its own lease token.
+  const next = connect("next", { capacity: 2 });
+  const frames = next.socket.of("queue:new");
+  deepEqual(frames.map((f) => [f.job.job_id, f.attempt]), [[second, 2], [third, 1]]);
+  send(next.drone, started(second, 2, 1));
+  send(next.drone, done(second, 2, 2));
+  const after = core.store.getJob(second)!.view;
+  equal(after.result, "passed");
+  deepEqual(after.attempts.map((a) => [a.attempt, a.drone, a.result]), [[2, "next", "passed"]]);
+  core.close();
+});
+
+Deno.test("a job never started is not charged however often its drones go away", () => {
+  const { core, connect, submit, send } = setup({ maxAttempts: 1 });
+  const blocker = submit();
+  const id = submit();
+  for (let i = 0; i < 5; i++) {
+    const w = connect(`w${i}`, { capacity: 1 });
+    const held = w.socket.of("queue:new").map((f) => [f.job.job_id, f.attempt] as const);
+    for (const [job, attempt] of held) {
+      if (job === blocker && i === 0) send(w.drone, started(job, attempt, 1));
+    }
+    core.disconnect(w.drone);
+  }
+  const view = core.store.getJob(id)!.view;
+  equal(view.status, "queued");
+  equal(view.result, null, view.error ?? "");
+  deepEqual(view.attempts, []);
+  core.close();
+});
+
+Deno.test("a slot freeing on one drone takes the oldest job waiting at another (queue:take)", () => {
+  const { core, connect, submit, send } = setup();
+  const a = connect("a", { capacity: 1 });
+  const long = submit();
+  const waiting = submit();
+  deepEqual(a.socket.of("queue:new").map((f) => f.job.job_id), [long, waiting]);
+  send(a.drone, started(long, 1, 1));
+  send(a.drone, { event: "job:queued", id: waiting, attempt: 1, seq: 1, timestamp: 1 });
+  // A second drone with a free slot arrives: the queen asks `a` for its waiting job back.
+  const b = connect("b", { capacity: 1 });
+  deepEqual(a.socket.of("queue:take").map((f) => [f.id, f.attempt]), [[waiting, 1]]);
+  equal(b.socket.of("queue:new").length, 0, "nothing is sent before the job is given back");
+  send(a.drone, { event: "queue:taken", id: waiting, attempt: 1, taken: true });
+  deepEqual(b.socket.of("queue:new").map((f) => [f.job.job_id, f.attempt]), [[waiting, 2]]);
+  send(b.drone, started(waiting, 2, 1));
+  send(b.drone, done(waiting, 2, 2));
+  const view = core.store.getJob(waiting)!.view;
+  equal(view.result, "passed");
+  deepEqual(view.attempts.map((x) => [x.attempt, x.drone]), [[2, "b"]]);
+  // The old attempt is fenced off: `a` cannot write to the job any more.
+  send(a.drone, started(waiting, 1, 2));
+  match(a.socket.of("error").at(-1)?.message ?? "", /does not hold that attempt/);
+  core.close();
+});
+
+Deno.test("a job the worker already started stays there when the queen asks it back", () => {
+  const { core, connect, submit, send } = setup();
+  const a = connect("a", { capacity: 1 });
+  const long = submit();
+  const second = submit();
+  send(a.drone, started(long, 1, 1));
+  send(a.drone, { event: "job:queued", id: second, attempt: 1, seq: 1, timestamp: 1 });
+  const b = connect("b", { capacity: 1 });
+  equal(a.socket.of("queue:take").length, 1);
+  // Meanwhile `long` finished and `second` started on `a`.
+  send(a.drone, done(long, 1, 2));
+  send(a.drone, started(second, 1, 2));
+  send(a.drone, { event: "queue:taken", id: second, attempt: 1, taken: false });
+  equal(b.socket.of("queue:new").length, 0);
+  send(a.drone, done(second, 1, 3));
+  deepEqual(core.store.getJob(second)!.view.attempts.map((x) => [x.attempt, x.drone]), [[1, "a"]]);
+  core.close();
+});
+
+Deno.test("orphan claim: another worker name with a valid token cannot take or touch an attempt", () => {
+  const { core, connect, submit, send } = setup();
+  const id = submit();
+  const owner = connect("owner");
+  send(owner.drone, started(id, 1, 1));
+  send(owner.drone, { event: "job:stdout", id, attempt: 1, seq: 2, text: "honest line\n" });
+  core.disconnect(owner.drone); // frozen, or its connection cut: the attempt is an orphan
+  const before = core.store.events(id).length;
+  // The thief knows the job id and attempt (from the API), but not the lease token.
+  for (const lease of [undefined, "guessed-lease-token-0123456789"]) {
+    const thief = connect(`thief-${lease ? "guess" : "none"}`, {
+      running: [{ id, attempt: 1, seq: 2, ...(lease ? { lease } : {}) }],
+    });
+    match(thief.socket.of("error")[0]?.message ?? "", /lease token is missing or wrong/);
+    send(thief.drone, { event: "job:stdout", id, attempt: 1, seq: 3, text: "stolen line\n" });
+    send(thief.drone, done(id, 1, 4));
+    match(thief.socket.of("error").at(-1)?.message ?? "", /does not hold that attempt/);
+    equal(thief.socket.of("job:ack").length, 0);
+  }
+  equal(core.store.events(id).length, before, "nothing was recorded");
+  equal(core.store.getJob(id)!.view.status, "started");
+  // The owner comes back with its token and carries on.
+  const back = connect("owner", {
+    running: [{ id, attempt: 1, seq: 2, lease: leaseOf(owner.socket, id) }],
+  });
+  equal(back.socket.of("error").length, 0);
+  send(back.drone, done(id, 1, 3));
+  const view = core.store.getJob(id)!.view;
+  equal(view.result, "passed");
+  ok(!JSON.stringify(core.store.events(id)).includes("stolen"));
+  ok(!JSON.stringify(view).includes(leaseOf(owner.socket, id)), "the lease never shows");
+  core.close();
+});
+
+Deno.test("a dispatch the worker refuses ends errored with the worker's reason, not retried", () => {
+  const { core, connect, submit, send } = setup();
+  const id = submit();
+  const w = connect("w");
+  send(w.drone, {
+    event: "error",
+    message: "✖ Invalid input\n  → at job.config",
+    id,
+    attempt: 1,
+  });
+  const view = core.store.getJob(id)!.view;
+  equal(view.status, "done");
+  equal(view.result, "errored");
+  match(view.error ?? "", /worker w refused the job: .*Invalid input/s);
+  equal(w.socket.of("queue:new").length, 1, "no retry");
+  equal(core.cancel(id), false);
+  core.close();
+});
+
+Deno.test("cancel ends a job waiting at its drone at once; the worker is told to drop it", () => {
+  const { core, connect, submit, send } = setup();
+  const a = connect("a", { capacity: 1 });
+  const first = submit();
+  const second = submit();
+  send(a.drone, started(first, 1, 1));
+  ok(core.cancel(second));
+  equal(core.store.getJob(second)!.view.result, "cancelled");
+  deepEqual(a.socket.of("job:cancel").map((c) => [c.id, c.reason]), [[second, "superseded"]]);
+  core.close();
+});
+
+Deno.test("the queen ends a started job past its timeout when its worker stays silent", async () => {
+  const { core, connect, submit, send } = setup({ leaseMs: 100 });
+  const id = submit({ timeout: 1 });
+  const w = connect("w");
+  send(w.drone, started(id, 1, 1));
+  // The worker stays connected (it answers pings) but says nothing more of the job.
+  const deadline = Date.now() + 10_000;
+  while (core.store.getJob(id)!.view.status !== "done" && Date.now() < deadline) {
+    send(w.drone, { event: "pong", t: Date.now() });
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const view = core.store.getJob(id)!.view;
+  equal(view.result, "timeout");
+  match(view.error ?? "", /past its 1 s timeout/);
+  deepEqual(w.socket.of("job:cancel").map((c) => c.reason), ["timeout", "superseded"]);
+  core.close();
+});
+
+Deno.test("--queue-timeout ends a job no drone can run, errored, saying why", async () => {
+  const { core, connect, submit } = setup({ leaseMs: 150, queueTimeoutMs: 100 });
+  connect("plain", { capacity: 1 });
+  const never = submit({ labels: ["gpu"] });
+  const busy = [submit(), submit(), submit()]; // runnable, only waiting for a slot
+  const deadline = Date.now() + 10_000;
+  while (core.store.getJob(never)!.view.status !== "done" && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const view = core.store.getJob(never)!.view;
+  equal(view.result, "errored");
+  match(view.error ?? "", /labels: gpu.*--queue-timeout/);
+  equal(core.store.getJob(busy[2])!.view.status, "queued", "a busy-only wait is not ended");
+  core.close();
+});
+
+Deno.test("a cancel its connected worker never answers ends the job after a lease", async () => {
+  const { core, connect, submit, send } = setup({ leaseMs: 100 });
+  const id = submit();
+  const w = connect("w");
+  send(w.drone, started(id, 1, 1));
+  ok(core.cancel(id));
+  const deadline = Date.now() + 10_000;
+  while (core.store.getJob(id)!.view.status !== "done" && Date.now() < deadline) {
+    send(w.drone, { event: "pong", t: Date.now() }); // alive, but silent about the job
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const view = core.store.getJob(id)!.view;
+  equal(view.result, "cancelled");
+  match(view.error ?? "", /did not confirm/);
+  deepEqual(w.socket.of("job:cancel").map((c) => c.reason), ["cancelled", "superseded"]);
+  core.close();
 });

@@ -3,7 +3,7 @@
  * are full, the shortest queue relative to capacity; if none can run it, nowhere.
  */
 import { equal, match, ok } from "node:assert/strict";
-import { canRun, pickDrone, whyWaiting } from "../queen/scheduler.ts";
+import { canRun, pickDrone, runnable, whyWaiting } from "../queen/scheduler.ts";
 import type { DroneLoad, JobNeeds } from "../queen/scheduler.ts";
 
 /** A drone named `name` (its id too, unless given) with one slot, speed 1 and nothing to do. */
@@ -78,8 +78,8 @@ const cases: Case[] = [
   {
     rule: "breaks a tie of equal relative queues among full drones by speed",
     drones: [
-      drone("a-slow", { speed: 1, capacity: 2, active: 4 }),
-      drone("b-fast", { speed: 2, capacity: 1, active: 2 }),
+      drone("a-slow", { speed: 1, capacity: 4, active: 6 }),
+      drone("b-fast", { speed: 2, capacity: 2, active: 3 }),
     ],
     picks: "b-fast",
   },
@@ -123,9 +123,26 @@ const cases: Case[] = [
     rule: "never picks a draining drone, however fast and idle",
     drones: [
       drone("draining", { speed: 100, capacity: 8, draining: true }),
-      drone("busy", { speed: 1, capacity: 1, active: 5 }),
+      drone("busy", { speed: 1, capacity: 1, active: 1 }),
     ],
     picks: "busy",
+  },
+  {
+    rule: "keeps a job in the queen's queue when every able drone's own queue is at its bound",
+    drones: [
+      // One waiting job per slot is the bound (QUEUE_PER_SLOT).
+      drone("small", { capacity: 1, active: 2 }),
+      drone("large", { capacity: 4, active: 8 }),
+    ],
+    picks: undefined,
+  },
+  {
+    rule: "queues at a full drone only while its queue is under the bound",
+    drones: [
+      drone("at-bound", { speed: 9, capacity: 2, active: 4 }),
+      drone("under", { speed: 1, capacity: 2, active: 3 }),
+    ],
+    picks: "under",
   },
   {
     rule: "picks nothing when every drone is draining",
@@ -137,7 +154,7 @@ const cases: Case[] = [
     needs: { plugins: ["node"], labels: [] },
     drones: [
       drone("no-node", { speed: 10, capacity: 4, plugins: ["env", "custom"] }),
-      drone("with-node", { speed: 1, capacity: 1, active: 3, plugins: ["env", "node"] }),
+      drone("with-node", { speed: 1, capacity: 1, active: 1, plugins: ["env", "node"] }),
     ],
     picks: "with-node",
   },
@@ -238,4 +255,15 @@ Deno.test("whyWaiting says every able drone is draining when that is the reason"
     whyWaiting(anyJob, [drone("a", { draining: true }), drone("b", { draining: true })]),
     /draining/,
   );
+});
+
+Deno.test("whyWaiting says the job waits for a free slot when able drones are all busy", () => {
+  match(whyWaiting(anyJob, [drone("a", { capacity: 1, active: 2 })]), /free slot.*busy/);
+});
+
+Deno.test("runnable tells a busy able drone from none at all (what --queue-timeout ends)", () => {
+  ok(runnable(anyJob, [drone("busy", { capacity: 1, active: 2 })]));
+  ok(!runnable({ plugins: [], labels: ["gpu"] }, [drone("a")]));
+  ok(!runnable(anyJob, []));
+  ok(!runnable(anyJob, [drone("a", { draining: true })]));
 });

@@ -2,7 +2,7 @@
  * The worker's connection to its queen: a WebSocket that authenticates with the worker token,
  * and reconnects with jittered, capped exponential backoff whenever it drops.
  */
-import { decodeQueenFrame, encodeFrame } from "../protocol/mod.ts";
+import { decodeQueenFrame, encodeFrame, JobIdSchema } from "../protocol/mod.ts";
 import type { QueenFrame, WorkerFrame } from "../protocol/mod.ts";
 
 /** A refusal that retrying cannot fix (a wrong token): the worker stops. */
@@ -39,6 +39,27 @@ const SILENT_INTERVALS = 2;
 const DEFAULT_SILENCE_MS = 15_000;
 /** The least silence ever taken for a dead connection. */
 const MIN_SILENCE_MS = 1_000;
+
+/**
+ * The job and attempt of a `queue:new` frame that failed validation, read leniently from its
+ * JSON; undefined fields when the frame is no dispatch or names no valid job.
+ */
+export function refusedDispatch(raw: unknown): { id?: string; attempt?: number } {
+  if (typeof raw !== "string") return {};
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    return {};
+  }
+  const frame = value as { event?: unknown; attempt?: unknown; job?: { job_id?: unknown } };
+  if (typeof frame !== "object" || frame === null || frame.event !== "queue:new") return {};
+  const id = JobIdSchema.safeParse(frame.job?.job_id);
+  const attempt = frame.attempt;
+  if (!id.success || !Number.isInteger(attempt) || (attempt as number) < 1) return {};
+  if ((attempt as number) > 1000) return {};
+  return { id: id.data, attempt: attempt as number };
+}
 
 /** Full jitter: a random delay up to the exponential bound spreads reconnecting workers out. */
 export function backoffDelay(failures: number, minMs: number, maxMs: number): number {
@@ -106,7 +127,13 @@ export class QueenConnection {
       const decoded = decodeQueenFrame(message.data);
       if (!decoded.ok) {
         this.#options.log(`refused a frame from the queen: ${decoded.error.split("\n")[0]}`);
-        this.send({ event: "error", message: decoded.error });
+        // A refused dispatch names its job, so that the queen ends that attempt with the reason
+        // instead of leaving it dispatched for ever.
+        this.send({
+          event: "error",
+          message: decoded.error.slice(0, 4000),
+          ...refusedDispatch(message.data),
+        });
         return;
       }
       this.#failures = 0;

@@ -105,6 +105,9 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   const leftovers = await killLeftovers(join(options.workdir, "pids"));
   // Spooled events of an earlier run belong to attempts the queen has re-queued or will.
   await Deno.remove(join(options.workdir, "spool"), { recursive: true }).catch(() => {});
+  // So do the workspaces it left (killed, or superseded before it could remove them).
+  const keepAny = (options.keepWorkspaces ?? 0) > 0;
+  if (!keepAny) await sweepWorkspaces(join(options.workdir, "jobs"), () => false);
   if (leftovers) {
     log(`ended ${leftovers} command process groups left by an earlier run of this worker`);
   }
@@ -124,6 +127,10 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
 
   const runs = new Map<string, JobRun>();
   const waiting: { job: DispatchedJob; attempt: number }[] = [];
+  /** Every run not finished yet, superseded ones too: their workspaces are in use. */
+  const live = new Set<JobRun>();
+  /** Lease tokens of the attempts this worker holds, by run key: its proof when it reconnects. */
+  const leases = new Map<string, string>();
   let draining = false;
   let started = 0;
   const results: Record<string, number> = {};
@@ -149,6 +156,13 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     // Until the queen has the next connection's drone:info, job events wait in the outbox.
     onClose: () => {
       ready = false;
+      // The queen gives jobs waiting here back to its queue when the connection drops: they
+      // must not start here too. (Started ones keep running and are claimed on reconnect.)
+      for (const { job, attempt } of waiting.splice(0)) {
+        outbox.drop(job.job_id, attempt);
+        leases.delete(runKey(job.job_id, attempt));
+      }
+      next();
     },
     onFrame: (frame) => onFrame(frame),
   });
@@ -167,12 +181,27 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     capacity: options.capacity,
     plugins: [...plugins.keys()],
     labels: options.labels,
-    running: outbox.running(),
+    running: claims(),
     draining,
     ...(options.maxJobs
       ? { accepts: Math.max(0, options.maxJobs - started - waiting.length) }
       : {}),
   });
+
+  /** The attempts to resume, each with its lease token; leases of forgotten ones are dropped. */
+  function claims(): DroneInfo["running"] {
+    const held = outbox.running();
+    const keys = new Set(held.map((r) => runKey(r.id, r.attempt)));
+    for (const key of leases.keys()) {
+      const inUse = keys.has(key) || runs.has(key) ||
+        waiting.some((w) => runKey(w.job.job_id, w.attempt) === key);
+      if (!inUse) leases.delete(key);
+    }
+    return held.map((r) => {
+      const lease = leases.get(runKey(r.id, r.attempt));
+      return lease ? { ...r, lease } : r;
+    });
+  }
 
   function onFrame(frame: QueenFrame): void {
     switch (frame.event) {
@@ -182,7 +211,10 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
         outbox.resend();
         return;
       case "queue:new":
+        leases.set(runKey(frame.job.job_id, frame.attempt), frame.lease);
         return accept(frame.job, frame.attempt);
+      case "queue:take":
+        return giveBack(frame.id, frame.attempt, true);
       case "job:cancel":
         return cancel(frame.id, frame.attempt, frame.reason);
       case "job:ack":
@@ -217,6 +249,22 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     if (limitReached() && !draining) void drain();
   }
 
+  /**
+   * Gives a job that waits here, not started, back to the queen (asked with `queue:take`, or
+   * unasked when the worker stops); answers whether it was still waiting.
+   */
+  function giveBack(id: string, attempt: number, asked: boolean): void {
+    const index = waiting.findIndex((w) => w.job.job_id === id && w.attempt === attempt);
+    if (index >= 0) {
+      waiting.splice(index, 1);
+      outbox.drop(id, attempt);
+      leases.delete(runKey(id, attempt));
+    }
+    if (index >= 0 || asked) {
+      connection.send({ event: "queue:taken", id, attempt, taken: index >= 0 });
+    }
+  }
+
   /** Whether an ephemeral worker (`maxJobs`) holds or has run as many jobs as it may. */
   function limitReached(): boolean {
     return !!options.maxJobs && started + waiting.length >= options.maxJobs;
@@ -245,6 +293,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       },
     });
     runs.set(runKey(job.job_id, attempt), run);
+    live.add(run);
     log(`job ${job.job_id} attempt ${attempt}: started`);
     run.run().then((result) => {
       results[result] = (results[result] ?? 0) + 1;
@@ -254,7 +303,13 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       .finally(() => {
         // A run superseded by a new one under the same key must not remove that one.
         if (runs.get(runKey(job.job_id, attempt)) === run) runs.delete(runKey(job.job_id, attempt));
+        live.delete(run);
         keepWorkspace(join(options.workdir, "jobs", `${job.job_id}.${attempt}`));
+        // Workspaces no run uses any more (a superseded run's, one a failed removal left) go.
+        if (!keepAny) {
+          const inUse = (name: string) => [...live].some((r) => `${r.id}.${r.attempt}` === name);
+          void sweepWorkspaces(join(options.workdir, "jobs"), inUse);
+        }
         next();
       });
   }
@@ -282,6 +337,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
 
   function supersede(run: JobRun): void {
     runs.delete(runKey(run.id, run.attempt));
+    leases.delete(runKey(run.id, run.attempt));
     outbox.drop(run.id, run.attempt);
     run.stop("cancelled");
   }
@@ -298,8 +354,10 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     );
     if (queued >= 0) {
       waiting.splice(queued, 1);
-      if (reason === "superseded") outbox.drop(id, attempt);
-      else {
+      if (reason === "superseded") {
+        outbox.drop(id, attempt);
+        leases.delete(runKey(id, attempt));
+      } else {
         outbox.push(id, attempt, {
           event: "job:done",
           timestamp: Date.now(),
@@ -348,14 +406,8 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     draining = true;
     impatient = true;
     hurry.resolve();
-    for (const { job, attempt } of waiting.splice(0)) {
-      outbox.push(job.job_id, attempt, {
-        event: "job:done",
-        timestamp: Date.now(),
-        result: "cancelled",
-        error: "the worker was stopped",
-      });
-    }
+    // Jobs that never started here go back to the queen's queue, uncharged, to run elsewhere.
+    for (const { job, attempt } of [...waiting]) giveBack(job.job_id, attempt, false);
     for (const run of runs.values()) run.stop("cancelled");
     next();
     return await finished.promise;
@@ -378,4 +430,20 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     finished: { ...results },
   });
   return { drain, stop, finished: finished.promise, stats };
+}
+
+/**
+ * Removes every workspace under `jobsDir` (named `<job id>.<attempt>`) no run uses: those of
+ * attempts killed with the worker, or superseded. `inUse` is asked at each entry, so a run that
+ * begins meanwhile keeps its workspace.
+ */
+async function sweepWorkspaces(jobsDir: string, inUse: (name: string) => boolean): Promise<void> {
+  try {
+    for await (const entry of Deno.readDir(jobsDir)) {
+      if (inUse(entry.name)) continue;
+      await Deno.remove(join(jobsDir, entry.name), { recursive: true }).catch(() => {});
+    }
+  } catch {
+    // No workspaces yet.
+  }
 }

@@ -534,6 +534,18 @@ class JobFollower {
           complete: this.complete,
         });
         return;
+      case "job:returned":
+        // Back in the queen's queue before it started: the attempt is not charged or shown.
+        this.render({
+          job: {
+            ...this.job,
+            status: "queued",
+            drone: null,
+            attempts: this.job.attempts.filter((a) => a.attempt !== e.attempt || a.startedAt),
+          },
+          complete: this.complete,
+        });
+        return;
       case "job:started":
         this.job = {
           ...this.job,
