@@ -33,8 +33,8 @@ export const ROLE_PERMISSIONS: Readonly<Record<Role, RolePermissions>> = {
   },
   client: {
     label: "clients (`submit`, `jobs`, ...)",
-    flags: ["--allow-net", "--allow-read", "--allow-env"],
-    why: "call the API; read the token file.",
+    flags: ["--allow-net", "--allow-read", "--allow-write", "--allow-env"],
+    why: "call the API; read the token file; write the files `artifacts --out DIR` downloads.",
   },
 };
 

@@ -1,5 +1,5 @@
 import type { DroneInfo, DroneView, QueenFrame } from "../protocol/mod.ts";
-import { encodeFrame } from "../protocol/mod.ts";
+import { encodeFrame, PROTOCOL_VERSION } from "../protocol/mod.ts";
 import type { DroneLoad } from "./scheduler.ts";
 
 /**
@@ -114,6 +114,8 @@ export class Drone {
       labels: this.info?.labels ?? [],
       draining: this.draining,
       remaining: this.acceptsLeft,
+      // Protocol 1 (0.1.0) workers cannot give a waiting job back (`queue:take`).
+      queues: (this.info?.protocol ?? PROTOCOL_VERSION) >= 2,
     };
   }
 

@@ -27,6 +27,11 @@ export interface DroneLoad {
   draining: boolean;
   /** Jobs the drone still takes before it exits (`--max-jobs`); undefined: no limit. */
   remaining?: number;
+  /**
+   * Whether the drone may hold waiting jobs (default true). Workers of the previous protocol
+   * cannot give one back, so they get jobs only for a free slot.
+   */
+  queues?: boolean;
 }
 
 /** What a job asks of a drone. */
@@ -73,7 +78,8 @@ export function pickDrone(needs: JobNeeds, drones: readonly DroneLoad[]): DroneL
     if (drone.active < drone.capacity) {
       if (!bestOpen || openOrder(drone, bestOpen) < 0) bestOpen = drone;
     } else if (
-      !bestOpen && drone.active < drone.capacity * (1 + QUEUE_PER_SLOT) &&
+      !bestOpen && drone.queues !== false &&
+      drone.active < drone.capacity * (1 + QUEUE_PER_SLOT) &&
       (!bestFull || fullOrder(drone, bestFull) < 0)
     ) {
       bestFull = drone;

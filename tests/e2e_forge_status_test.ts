@@ -198,7 +198,12 @@ Deno.test("webhook jobs report commit statuses to GitHub, GitLab and Gitea", asy
       standIn.failures.set(sha, [502]);
       standIn.release(sha, "pending");
       await statesFor(standIn, sha, ["pending", "success"]);
-      const view = await getJob(queen, id);
+      // The stand-in has answered; the queen records that answer just after.
+      let view = await getJob(queen, id);
+      for (let i = 0; i < 100 && view.reported?.state !== "success"; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        view = await getJob(queen, id);
+      }
       equal(view.reported?.state, "success");
       equal(view.reported?.error, null);
     });

@@ -33,6 +33,19 @@ interface Case {
 
 const cases: Case[] = [
   {
+    rule: "never queues a job at a full drone of the previous protocol, which cannot give it back",
+    drones: [
+      drone("old", { capacity: 2, active: 2, queues: false }),
+      drone("new", { capacity: 2, active: 3 }),
+    ],
+    picks: "new",
+  },
+  {
+    rule: "keeps a job at the queen when only full drones of the previous protocol could run it",
+    drones: [drone("old", { capacity: 2, active: 2, queues: false })],
+    picks: undefined,
+  },
+  {
     rule: "picks the fastest drone with open capacity",
     drones: [
       drone("slow", { speed: 1, capacity: 4 }),
