@@ -156,3 +156,22 @@ export function JobOutputs(props: OutputsOf & { view: JobView }) {
     </>
   );
 }
+
+/**
+ * Where a live page follows a job's output once it outgrew what the queen folds into the view
+ * (the queen renders the end of the full log there instead, with its size).
+ */
+export function LatestOutput(props: { jobId: string }) {
+  return (
+    <section class="log-tail" aria-label="End of the full log">
+      <h2>Latest output</h2>
+      <p class="note">
+        This job printed more output than the queen keeps per command. New output follows;{" "}
+        <a href={`/api/jobs/${encodeURIComponent(props.jobId)}/log`}>the raw log</a> has all of it.
+      </p>
+      <pre class="log" data-key="log">
+        <code></code>
+      </pre>
+    </section>
+  );
+}
