@@ -75,6 +75,40 @@ async function outputText(page: Page): Promise<string> {
   return await page.locator("section.output").innerText();
 }
 
+/**
+ * A job page's facts, state and output as markup, with what may differ without a reader seeing
+ * it left out: how output text is split into spans (colour runs are kept), relative times.
+ */
+async function jobMarkup(page: Page): Promise<string> {
+  // In the page (a string: these tests are type-checked without the DOM's types).
+  return await page.evaluate(`(() => {
+    const walk = (node) => {
+      if (node.nodeType === Node.TEXT_NODE) return node.textContent;
+      if (!(node instanceof Element)) return "";
+      if (node.matches("time[data-ago]")) return "<time>";
+      if (node.matches("pre.log > code")) {
+        // Runs of text by the classes (colours) and links around them.
+        const runs = [];
+        const texts = document.createTreeWalker(node, NodeFilter.SHOW_TEXT);
+        let last = "";
+        for (let t = texts.nextNode(); t; t = texts.nextNode()) {
+          const el = t.parentElement;
+          const style = el === node ? "" : el.className + "|" + (el.closest("a")?.href ?? "");
+          if (style === last && runs.length) runs[runs.length - 1] += t.textContent;
+          else runs.push("[" + style + "]" + t.textContent);
+          last = style;
+        }
+        return "<code>" + runs.join("") + "</code>";
+      }
+      const attrs = [...node.attributes].map((a) => a.name + '="' + a.value + '"').sort();
+      return "<" + node.tagName + " " + attrs.join(" ") + ">" +
+        [...node.childNodes].map(walk).join("") + "</>";
+    };
+    return ["h1", "dl.facts", '[data-field="error"]', '[data-field="waiting"]', "section.output"]
+      .map((selector) => walk(document.querySelector(selector))).join("\\n");
+  })()`);
+}
+
 Deno.test({
   name: "the dashboard shows drones, live output and results, and runs and cancels jobs",
   sanitizeResources: false,
@@ -170,6 +204,8 @@ Deno.test({
         match(text, /\$ git fetch/);
         match(text, /line one\nline two\ngreen line plain after\nline three/);
         equal(await late.locator(".ansi-green-fg").innerText(), "green line");
+        // The page that followed the job live shows what the queen renders of the finished job.
+        equal(await jobMarkup(page), await jobMarkup(late));
         await late.close();
       });
 
