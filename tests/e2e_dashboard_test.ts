@@ -93,7 +93,9 @@ async function jobMarkup(page: Page): Promise<string> {
         let last = "";
         for (let t = texts.nextNode(); t; t = texts.nextNode()) {
           const el = t.parentElement;
-          const style = el === node ? "" : el.className + "|" + (el.closest("a")?.href ?? "");
+          const cls = el === node ? "" : el.className;
+          const href = el.closest("a")?.href ?? "";
+          const style = cls || href ? cls + "|" + href : "";
           if (style === last && runs.length) runs[runs.length - 1] += t.textContent;
           else runs.push("[" + style + "]" + t.textContent);
           last = style;
@@ -105,7 +107,8 @@ async function jobMarkup(page: Page): Promise<string> {
         [...node.childNodes].map(walk).join("") + "</>";
     };
     return ["h1", "dl.facts", '[data-field="error"]', '[data-field="waiting"]', "section.output"]
-      .map((selector) => walk(document.querySelector(selector))).join("\\n");
+      .map((selector) => walk(document.querySelector(selector))).join("\\n")
+      .replaceAll("><", ">\\n<");
   })()`);
 }
 
