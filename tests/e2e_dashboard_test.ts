@@ -400,6 +400,53 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: "a job taken back from a busy drone's queue is followed to the drone that runs it",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const repo = await makeRepo({ "README.md": "taken back\n" });
+    const queen = await startQueen();
+    const workers = [await startWorker(queen, { name: "busy", args: ["--capacity", "1"] })];
+    const browser = await launch();
+    const errors: string[] = [];
+    const hold = await gate();
+    try {
+      const long = await submitJob(queen, customJob(repo.path, { test: waitFor(hold.path) }));
+      await waitUntil(
+        async () => (await getJob(queen, long)).status === "started",
+        30_000,
+        "start",
+      );
+      // The only drone is full: the next job waits in its queue, dispatched but not started.
+      const id = await submitJob(queen, customJob(repo.path, { test: "echo 'ran where free'" }));
+      await waitUntil(async () => (await getJob(queen, id)).drone === "busy", 30_000, "dispatch");
+      const page = await browser.newPage();
+      watchErrors(page, errors);
+      await page.goto(`${queen.url}/jobs/${id}`);
+      equal(await page.locator('[data-field="state"]').innerText(), "dispatched");
+      // A free drone comes: the queen takes the job back (job:returned) and sends it there.
+      workers.push(await startWorker(queen, { name: "free" }));
+      await page.locator('[data-field="state"]', { hasText: "passed" }).waitFor({
+        timeout: 30_000,
+      });
+      equal(await page.locator('[data-field="drone"]').innerText(), "free");
+      const attempts = await page.locator('[data-field="attempts"]').innerText();
+      ok(!attempts.includes("busy"), `the returned attempt is still shown: ${attempts}`);
+      match(await outputText(page), /ran where free/);
+      const fresh = await browser.newPage();
+      await fresh.goto(`${queen.url}/jobs/${id}`);
+      equal(await jobMarkup(page), await jobMarkup(fresh));
+      equal(errors.join("\n"), "");
+    } finally {
+      await hold.open();
+      await browser.close();
+      for (const worker of workers) await worker.stop();
+      await queen.proc.stop();
+    }
+  },
+});
+
 /** A WebSocket client of `/ws/browser` that keeps every frame it gets. */
 async function browserSocket(queen: TestQueen, headers?: HeadersInit) {
   const url = queen.url.replace(/^http/, "ws") + "/ws/browser";
