@@ -1,13 +1,14 @@
 /**
  * A job's view (the API's `GET /api/jobs/:id`, the seed's `job:info`) as a fold over its recorded
- * events. Pure: the same events always give the same view, which is what lets a restarted queen
- * rebuild every job from its store.
+ * events: a new job's view (its spec made fit to show) and the queen's cap on the output folded
+ * in. Pure: the same events always give the same view, which is what lets a restarted queen
+ * rebuild every job from its store. The fold of one event is `protocol/job_fold.ts`.
  */
 import type { JobSpec, JobView, RecordedEvent } from "../protocol/mod.ts";
 import { isSecretName } from "../protocol/mod.ts";
 import { applyEvent, emptyPhases, isOutputEvent } from "../protocol/job_fold.ts";
 
-// The fold itself lives in protocol/ so that the dashboard's browser script folds with it too.
+// The fold itself lives in protocol/, so that the dashboard's browser script folds with it too.
 export { applyEvent };
 
 const MASK = "***";
