@@ -419,7 +419,17 @@ Deno.test({
         "start",
       );
       // The only drone is full: the next job waits in its queue, dispatched but not started.
-      const id = await submitJob(queen, customJob(repo.path, { test: "echo 'ran where free'" }));
+      const id = await submitJob(
+        queen,
+        customJob(repo.path, {
+          test: [
+            "echo 'ran where free <img src=x onerror=alert(1)>'",
+            // OSC 8 links: http(s) ones become links, others stay text without a link.
+            "printf '\\033]8;;https://example.com/ok\\033\\\\safe\\033]8;;\\033\\\\ " +
+            "\\033]8;;javascript:alert(1)\\033\\\\evil\\033]8;;\\033\\\\\\n'",
+          ].join("\n"),
+        }),
+      );
       await waitUntil(async () => (await getJob(queen, id)).drone === "busy", 30_000, "dispatch");
       const page = await browser.newPage();
       watchErrors(page, errors);
@@ -433,7 +443,12 @@ Deno.test({
       equal(await page.locator('[data-field="drone"]').innerText(), "free");
       const attempts = await page.locator('[data-field="attempts"]').innerText();
       ok(!attempts.includes("busy"), `the returned attempt is still shown: ${attempts}`);
-      match(await outputText(page), /ran where free/);
+      match(await outputText(page), /ran where free <img src=x onerror=alert\(1\)>/);
+      // Output streamed in is text: no markup of its own, links only to http(s).
+      equal(await page.locator("pre.log img").count(), 0);
+      equal(await page.locator('pre.log a[href="https://example.com/ok"]').innerText(), "safe");
+      equal(await page.locator('pre.log a[href^="javascript"]').count(), 0);
+      match(await outputText(page), /evil/);
       const fresh = await browser.newPage();
       await fresh.goto(`${queen.url}/jobs/${id}`);
       equal(await jobMarkup(page), await jobMarkup(fresh));
