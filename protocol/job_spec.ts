@@ -3,6 +3,7 @@ import { ArtifactPatternsSchema, CacheListSchema } from "./job_files.ts";
 import { LIMITS } from "./limits.ts";
 import { fetchRefspecProblem, normalizeRepoUrl, refNameProblem, repoUrlProblem } from "./refs.ts";
 import { TriggerSchema } from "./trigger.ts";
+import { PHASES } from "./phases.ts";
 
 /** Adds `problem(value)` as a zod refinement: a returned string becomes the error message. */
 function checked(schema: z.ZodString, problem: (value: string) => string | undefined) {
@@ -72,7 +73,7 @@ export const RefSchema = z.union([
 
 export const JobTypeSchema = z.enum(["TEST", "DEPLOY", "TEST&DEPLOY"]);
 
-export const PHASES = ["environment", "prepare", "test", "deploy", "cleanup"] as const;
+export { PHASES };
 export const PhaseSchema = z.enum(PHASES);
 
 /** The `custom` plugin's config: one shell script per phase. */

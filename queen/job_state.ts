@@ -1,10 +1,15 @@
 /**
  * A job's view (the API's `GET /api/jobs/:id`, the seed's `job:info`) as a fold over its recorded
- * events. Pure: the same events always give the same view, which is what lets a restarted queen
- * rebuild every job from its store.
+ * events: a new job's view (its spec made fit to show) and the queen's cap on the output folded
+ * in. Pure: the same events always give the same view, which is what lets a restarted queen
+ * rebuild every job from its store. The fold of one event is `protocol/job_fold.ts`.
  */
-import type { CommandView, JobSpec, JobView, Phase, RecordedEvent } from "../protocol/mod.ts";
-import { isSecretName, PHASES } from "../protocol/mod.ts";
+import type { JobSpec, JobView, RecordedEvent } from "../protocol/mod.ts";
+import { isSecretName } from "../protocol/mod.ts";
+import { applyEvent, emptyPhases, isOutputEvent } from "../protocol/job_fold.ts";
+
+// The fold itself lives in protocol/, so that the dashboard's browser script folds with it too.
+export { applyEvent };
 
 const MASK = "***";
 
@@ -64,148 +69,8 @@ export function newJobView(id: string, spec: JobSpec, createdAt: number): JobVie
   };
 }
 
-function emptyPhases(): JobView["phases"] {
-  const empty = () => ({ exitCode: null, finished: false, commands: [] });
-  return {
-    environment: empty(),
-    prepare: empty(),
-    test: empty(),
-    deploy: empty(),
-    cleanup: empty(),
-  };
-}
-
-/** Empties the phases, for a fresh attempt: its output replaces the superseded one's. */
-function resetPhases(view: JobView): void {
-  view.phases = emptyPhases();
-  view.output = "";
-  view.tested = null;
-  view.deployed = null;
-}
-
-function findCommand(view: JobView, num: number): CommandView | undefined {
-  for (const phase of PHASES) {
-    const found = view.phases[phase].commands.find((c) => c.num === num);
-    if (found) return found;
-  }
-  return undefined;
-}
-
-/** The command that is running now, which general `job:stdout` output belongs to. */
-function currentCommand(view: JobView): CommandView | undefined {
-  for (const phase of PHASES.toReversed()) {
-    const commands = view.phases[phase].commands;
-    const last = commands[commands.length - 1];
-    if (last) return last.exitCode === null ? last : undefined;
-  }
-  return undefined;
-}
-
-/** Applies one recorded event to `view`, in place. */
-export function applyEvent(view: JobView, recorded: RecordedEvent): void {
-  const e = recorded.data;
-  const attempt = view.attempts.find((a) => a.attempt === e.attempt);
-  switch (e.event) {
-    case "job:dispatched":
-      resetPhases(view);
-      view.status = "dispatched";
-      view.attempt = e.attempt;
-      view.drone = e.drone;
-      view.waiting = null;
-      view.attempts.push({
-        attempt: e.attempt,
-        drone: e.drone,
-        dispatchedAt: iso(e.timestamp),
-        startedAt: null,
-        finishedAt: null,
-        result: null,
-      });
-      return;
-    case "job:returned":
-      // It never started: the attempt is dropped from the view, uncharged, and the job waits
-      // in the queen's queue again (`attempt` keeps its number, so the next dispatch is new).
-      view.status = "queued";
-      view.drone = null;
-      view.attempts = view.attempts.filter((a) => a.attempt !== e.attempt || a.startedAt);
-      return;
-    case "job:queued":
-      return;
-    case "job:started":
-      view.status = "started";
-      view.startedAt ??= iso(e.timestamp);
-      if (attempt) attempt.startedAt = iso(e.timestamp);
-      return;
-    case "job:cmd:start": {
-      view.phases[e.phase as Phase].commands.push({
-        num: e.num,
-        command: e.screencmd,
-        plugin: e.plugin ?? null,
-        exitCode: null,
-        startedAt: iso(e.timestamp ?? recorded.at),
-        finishedAt: null,
-        output: "",
-      });
-      return;
-    }
-    case "job:cmd:done": {
-      const command = findCommand(view, e.num);
-      if (!command) return;
-      command.exitCode = e.exitCode;
-      command.finishedAt = iso(e.timestamp ?? recorded.at);
-      for (const phase of PHASES) {
-        if (view.phases[phase].commands.includes(command)) {
-          const p = view.phases[phase];
-          if (p.exitCode === null || p.exitCode === 0) p.exitCode = e.exitCode;
-        }
-      }
-      return;
-    }
-    case "job:cmd:stdout":
-    case "job:cmd:stderr": {
-      const command = findCommand(view, e.num);
-      if (command) command.output += e.text;
-      else view.output += e.text;
-      return;
-    }
-    case "job:stdout":
-    case "job:stderr": {
-      const command = currentCommand(view);
-      if (command) command.output += e.text;
-      else view.output += e.text;
-      return;
-    }
-    case "job:plugin":
-      return;
-    case "job:tested":
-      view.tested = e.code;
-      view.phases.test.finished = true;
-      return;
-    case "job:deployed":
-      view.deployed = e.code;
-      view.phases.deploy.finished = true;
-      return;
-    case "job:done":
-      view.status = "done";
-      view.result = e.result;
-      view.error = e.error ?? null;
-      view.finishedAt = iso(e.timestamp);
-      if (attempt) {
-        attempt.finishedAt = iso(e.timestamp);
-        attempt.result = e.result;
-      }
-      for (const phase of PHASES) {
-        if (view.phases[phase].commands.length > 0) view.phases[phase].finished = true;
-      }
-      return;
-  }
-}
-
 /** Output folded into a job's view, in bytes; past it the view points to the full log. */
 export const VIEW_OUTPUT_LIMIT = 1024 * 1024;
-
-const isOutput = (e: RecordedEvent["data"]) =>
-  e.event === "job:cmd:stdout" || e.event === "job:cmd:stderr" || e.event === "job:stdout" ||
-  e.event === "job:stderr";
 
 /**
  * Folds an event into a job's view, keeping the view's output within `VIEW_OUTPUT_LIMIT` (the
@@ -214,7 +79,7 @@ const isOutput = (e: RecordedEvent["data"]) =>
  */
 export function foldEvent(view: JobView, recorded: RecordedEvent, viewBytes: number): number {
   const e = recorded.data;
-  if (!isOutput(e) || !("text" in e)) {
+  if (!isOutputEvent(e)) {
     applyEvent(view, recorded);
     return 0;
   }

@@ -1,7 +1,8 @@
 /**
  * `deno task bundle`: main.ts and everything it imports, npm packages (hono, zod) included, as
  * one JavaScript file, dist/strider.js, that runs with `deno run <permissions> dist/strider.js`
- * from any folder, without deno.json or an npm cache. `node:` built-ins stay imports.
+ * from any folder, without deno.json or an npm cache. `node:` built-ins stay imports. Before it,
+ * the dashboard's browser script is bundled anew (`bundle_client.ts`).
  *
  * Usage: deno task bundle [--output PATH] [--minify] [--entry FILE]  (entry: main.ts)
  * @module
@@ -9,6 +10,7 @@
 import { parseArgs } from "node:util";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { bundleClient, CLIENT_BUNDLE } from "./bundle_client.ts";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -34,6 +36,14 @@ try {
   console.error(`bundle: error: ${entry} does not exist`);
   Deno.exit(1);
 }
+// First the dashboard's browser script, which the queen (and so this bundle) carries as text.
+try {
+  await bundleClient();
+} catch (error) {
+  console.error(`bundle: error: ${(error as Error).message}`);
+  Deno.exit(1);
+}
+console.log(`bundle: wrote ${relative(root, CLIENT_BUNDLE)}`);
 await Deno.mkdir(dirname(output), { recursive: true });
 // A stale bundle must not pass the checks below if this run fails.
 await Deno.remove(output).catch(() => {});

@@ -60,6 +60,13 @@ Deno.test("the bundled build runs a queen, a worker and a job", async () => {
     );
     equal((await run.status).code, 0, run.stderr);
     match(run.stdout, /bundled\nfrom the bundle/);
+    // The dashboard's browser script rides in the bundle, as committed.
+    const script = await fetch(`${queen.url}/assets/app.js`);
+    equal(script.status, 200);
+    equal(
+      await script.text(),
+      await Deno.readTextFile(join(ROOT, "queen/dashboard/client/app.js")),
+    );
   } finally {
     await worker.stop();
     await queen.proc.stop();

@@ -75,6 +75,43 @@ async function outputText(page: Page): Promise<string> {
   return await page.locator("section.output").innerText();
 }
 
+/**
+ * A job page's facts, state and output as markup, with what may differ without a reader seeing
+ * it left out: how output text is split into spans (colour runs are kept), relative times.
+ */
+async function jobMarkup(page: Page): Promise<string> {
+  // In the page (a string: these tests are type-checked without the DOM's types).
+  return await page.evaluate(`(() => {
+    const walk = (node) => {
+      if (node.nodeType === Node.TEXT_NODE) return node.textContent;
+      if (!(node instanceof Element)) return "";
+      if (node.matches("time[data-ago]")) return "<time>";
+      if (node.matches("pre.log > code")) {
+        // Runs of text by the classes (colours) and links around them.
+        const runs = [];
+        const texts = document.createTreeWalker(node, NodeFilter.SHOW_TEXT);
+        let last = "";
+        for (let t = texts.nextNode(); t; t = texts.nextNode()) {
+          const el = t.parentElement;
+          const cls = el === node ? "" : el.className;
+          const href = el.closest("a")?.href ?? "";
+          const style = cls || href ? cls + "|" + href : "";
+          if (style === last && runs.length) runs[runs.length - 1] += t.textContent;
+          else runs.push("[" + style + "]" + t.textContent);
+          last = style;
+        }
+        return "<code>" + runs.join("") + "</code>";
+      }
+      const attrs = [...node.attributes].map((a) => a.name + '="' + a.value + '"').sort();
+      return "<" + node.tagName + " " + attrs.join(" ") + ">" +
+        [...node.childNodes].map(walk).join("") + "</>";
+    };
+    return ["h1", "dl.facts", '[data-field="error"]', '[data-field="waiting"]', "section.output"]
+      .map((selector) => walk(document.querySelector(selector))).join("\\n")
+      .replaceAll("><", ">\\n<");
+  })()`);
+}
+
 Deno.test({
   name: "the dashboard shows drones, live output and results, and runs and cancels jobs",
   sanitizeResources: false,
@@ -170,6 +207,8 @@ Deno.test({
         match(text, /\$ git fetch/);
         match(text, /line one\nline two\ngreen line plain after\nline three/);
         equal(await late.locator(".ansi-green-fg").innerText(), "green line");
+        // The page that followed the job live shows what the queen renders of the finished job.
+        equal(await jobMarkup(page), await jobMarkup(late));
         await late.close();
       });
 
@@ -356,6 +395,68 @@ Deno.test({
     } finally {
       await browser.close();
       await worker.stop();
+      await queen.proc.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "a job taken back from a busy drone's queue is followed to the drone that runs it",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const repo = await makeRepo({ "README.md": "taken back\n" });
+    const queen = await startQueen();
+    const workers = [await startWorker(queen, { name: "busy", args: ["--capacity", "1"] })];
+    const browser = await launch();
+    const errors: string[] = [];
+    const hold = await gate();
+    try {
+      const long = await submitJob(queen, customJob(repo.path, { test: waitFor(hold.path) }));
+      await waitUntil(
+        async () => (await getJob(queen, long)).status === "started",
+        30_000,
+        "start",
+      );
+      // The only drone is full: the next job waits in its queue, dispatched but not started.
+      const id = await submitJob(
+        queen,
+        customJob(repo.path, {
+          test: [
+            "echo 'ran where free <img src=x onerror=alert(1)>'",
+            // OSC 8 links: http(s) ones become links, others stay text without a link.
+            "printf '\\033]8;;https://example.com/ok\\033\\\\safe\\033]8;;\\033\\\\ " +
+            "\\033]8;;javascript:alert(1)\\033\\\\evil\\033]8;;\\033\\\\\\n'",
+          ].join("\n"),
+        }),
+      );
+      await waitUntil(async () => (await getJob(queen, id)).drone === "busy", 30_000, "dispatch");
+      const page = await browser.newPage();
+      watchErrors(page, errors);
+      await page.goto(`${queen.url}/jobs/${id}`);
+      equal(await page.locator('[data-field="state"]').innerText(), "dispatched");
+      // A free drone comes: the queen takes the job back (job:returned) and sends it there.
+      workers.push(await startWorker(queen, { name: "free" }));
+      await page.locator('[data-field="state"]', { hasText: "passed" }).waitFor({
+        timeout: 30_000,
+      });
+      equal(await page.locator('[data-field="drone"]').innerText(), "free");
+      const attempts = await page.locator('[data-field="attempts"]').innerText();
+      ok(!attempts.includes("busy"), `the returned attempt is still shown: ${attempts}`);
+      match(await outputText(page), /ran where free <img src=x onerror=alert\(1\)>/);
+      // Output streamed in is text: no markup of its own, links only to http(s).
+      equal(await page.locator("pre.log img").count(), 0);
+      equal(await page.locator('pre.log a[href="https://example.com/ok"]').innerText(), "safe");
+      equal(await page.locator('pre.log a[href^="javascript"]').count(), 0);
+      match(await outputText(page), /evil/);
+      const fresh = await browser.newPage();
+      await fresh.goto(`${queen.url}/jobs/${id}`);
+      equal(await jobMarkup(page), await jobMarkup(fresh));
+      equal(errors.join("\n"), "");
+    } finally {
+      await hold.open();
+      await browser.close();
+      for (const worker of workers) await worker.stop();
       await queen.proc.stop();
     }
   },

@@ -3,7 +3,7 @@
  * compiled binary or a bundle carries them, and nothing is read from disk at run time.
  */
 import { createHash } from "node:crypto";
-import ansiUp from "ansi_up/ansi_up.js" with { type: "text" };
+// app.js is the browser script bundled from client/*.ts (`scripts/bundle_client.ts`).
 import app from "./client/app.js" with { type: "text" };
 import style from "./client/style.css" with { type: "text" };
 
@@ -24,7 +24,6 @@ const JS = "text/javascript; charset=utf-8";
 /** Assets by the name they are served under, at `/assets/<name>`. */
 export const ASSETS: Readonly<Record<string, Asset>> = {
   "app.js": asset(app, JS),
-  "ansi_up.js": asset(ansiUp, JS),
   "style.css": asset(style, "text/css; charset=utf-8"),
 };
 

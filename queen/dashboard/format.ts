@@ -1,4 +1,4 @@
-/** How the dashboard words times, durations and states (the client script mirrors these). */
+/** How the dashboard words times, durations and states, on the queen and in the browser script. */
 import type { JobStatus, JobSummary, JobView } from "../../protocol/mod.ts";
 
 /** `1.2 s`, `3m 05s`, `2h 01m`. */

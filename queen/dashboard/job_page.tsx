@@ -1,14 +1,15 @@
 /**
  * One job at `/jobs/:id`: its trigger, repository, drone and attempts, then each phase with its
  * commands and their output. Only the tail of each output is rendered; earlier parts come on
- * demand. The client script follows a running job over `/ws/browser` and builds the same markup.
+ * demand. The client script follows a running job over `/ws/browser`, folds its events with the
+ * queen's fold and renders the changing parts with the same components (`job_parts.tsx`).
  */
-import type { Artifact, CommandView, JobView, ReportedStatus } from "../../protocol/mod.ts";
-import { isHttpUrl, PHASES } from "../../protocol/mod.ts";
-import { elapsed, stateOf } from "./format.ts";
+import type { Artifact, JobView, ReportedStatus } from "../../protocol/mod.ts";
+import { isHttpUrl } from "../../protocol/mod.ts";
+import { Attempts, Duration, JobOutputs, JobState } from "./job_parts.tsx";
 import { CsrfField, Layout, LoginNote } from "./layout.tsx";
 import type { PageContext } from "./layout.tsx";
-import { Ago } from "./overview_page.tsx";
+import { Ago } from "./overview_rows.tsx";
 import { ansiToHtml, tailOf } from "./output.ts";
 import type { OutputPart } from "./output.ts";
 
@@ -49,59 +50,6 @@ function Artifacts(props: { jobId: string; artifacts: Artifact[] }) {
         </li>
       ))}
     </ul>
-  );
-}
-
-/** Output as HTML, with a link to its earlier part when only the tail is shown. */
-function Output(props: { jobId: string; outputKey: string; text: string }) {
-  const tail = tailOf(props.text);
-  const params = new URLSearchParams({ key: props.outputKey, end: String(tail.start) });
-  return (
-    <>
-      {tail.start > 0 && (
-        <a
-          class="earlier"
-          href={`/jobs/${props.jobId}/output?${params}`}
-          data-key={props.outputKey}
-          data-end={tail.start}
-        >
-          {`Show earlier output (${tail.start.toLocaleString("en")} characters)`}
-        </a>
-      )}
-      <pre class="log" data-key={props.outputKey} data-start={tail.start}>
-        <code dangerouslySetInnerHTML={{ __html: ansiToHtml(tail.text) }} />
-      </pre>
-    </>
-  );
-}
-
-function ExitBadge(props: { code: number | null; running?: boolean }) {
-  if (props.code === null) {
-    return (
-      <span class="badge badge-started" data-field="exit">{props.running ? "running" : ""}</span>
-    );
-  }
-  const state = props.code === 0 ? "passed" : "failed";
-  return <span class={`badge badge-${state}`} data-field="exit">{`exit ${props.code}`}</span>;
-}
-
-function Command(
-  props: { jobId: string; command: CommandView; live: boolean; jobEnd: string | null },
-) {
-  const c = props.command;
-  return (
-    <details class="cmd" data-num={c.num} open>
-      <summary>
-        <code class="cmd-line">{`$ ${c.command}`}</code>
-        <span class="cmd-meta">
-          <ExitBadge code={c.exitCode} running={props.live} />
-          <span class="cmd-time" data-start={c.startedAt ?? ""}>
-            {elapsed(c.startedAt, c.finishedAt ?? props.jobEnd)}
-          </span>
-        </span>
-      </summary>
-      <Output jobId={props.jobId} outputKey={String(c.num)} text={c.output} />
-    </details>
   );
 }
 
@@ -166,7 +114,6 @@ function Actions(props: { ctx: PageContext; view: JobView }) {
 export function JobPage(props: { ctx: PageContext; data: JobPageData }) {
   const { ctx, data } = props;
   const { view } = data;
-  const state = stateOf(view);
   const live = view.status !== "done";
   const repo = view.spec.repo;
   const ref = "fetch" in view.spec.ref
@@ -185,8 +132,7 @@ export function JobPage(props: { ctx: PageContext; data: JobPageData }) {
       >
         <header class="job-head">
           <h1>
-            Job <code>{view.id}</code>{" "}
-            <span class={`badge badge-${state}`} data-field="state" role="status">{state}</span>
+            Job <code>{view.id}</code> <JobState view={view} />
           </h1>
           <Actions ctx={ctx} view={view} />
         </header>
@@ -211,23 +157,10 @@ export function JobPage(props: { ctx: PageContext; data: JobPageData }) {
             <Ago iso={view.createdAt} />
           </Fact>
           <Fact term="Duration" field="duration">
-            <span data-start={view.startedAt ?? ""} data-end={view.finishedAt ?? ""}>
-              {elapsed(view.startedAt, view.finishedAt)}
-            </span>
+            <Duration view={view} />
           </Fact>
           <Fact term="Attempts" field="attempts">
-            {view.attempts.length === 0
-              ? <span class="muted">none yet</span>
-              : (
-                <ul class="attempts">
-                  {view.attempts.map((a) => (
-                    <li key={a.attempt} data-attempt={a.attempt}>
-                      {`#${a.attempt} on ${a.drone}`}
-                      {a.result && `: ${a.result}`}
-                    </li>
-                  ))}
-                </ul>
-              )}
+            <Attempts view={view} />
           </Fact>
           {data.reported && (
             <Fact term="Reported" field="reported">{reportedText(data.reported)}</Fact>
@@ -268,33 +201,7 @@ export function JobPage(props: { ctx: PageContext; data: JobPageData }) {
           </section>
         )}
         <section class="output" aria-label="Output">
-          <div class="job-output" hidden={!view.output}>
-            <Output jobId={view.id} outputKey="job" text={view.output} />
-          </div>
-          {PHASES.map((phase) => {
-            const p = view.phases[phase];
-            return (
-              <section
-                key={phase}
-                class="phase"
-                data-phase={phase}
-                hidden={p.commands.length === 0}
-              >
-                <h2>
-                  <span class="phase-name">{phase}</span> <ExitBadge code={p.exitCode} />
-                </h2>
-                {p.commands.map((c) => (
-                  <Command
-                    key={c.num}
-                    jobId={view.id}
-                    command={c}
-                    live={live && c.exitCode === null}
-                    jobEnd={view.finishedAt}
-                  />
-                ))}
-              </section>
-            );
-          })}
+          <JobOutputs jobId={view.id} view={view} part={(_key, text) => tailOf(text)} />
         </section>
         {live && (
           <p class="muted nojs">

@@ -4,7 +4,7 @@
  */
 import { AnsiUp } from "ansi_up";
 import type { JobView } from "../../protocol/mod.ts";
-import { PHASES } from "../../protocol/mod.ts";
+import { PHASES } from "../../protocol/phases.ts";
 import type { JobRecord, Store } from "../store.ts";
 
 /** Lines of each output a page shows before "earlier output" links. */
@@ -56,13 +56,21 @@ export function tailOf(
   return { text: text.slice(at, end), start: at };
 }
 
-/** `text` with ANSI colours as HTML spans and http(s) OSC 8 links; everything else escaped. */
-export function ansiToHtml(text: string): string {
+/**
+ * A renderer of ANSI colours as HTML classes and OSC 8 links only when http(s); it keeps the
+ * colour across calls, so the browser script feeds a live output through one, chunk by chunk.
+ */
+export function newAnsi(): AnsiUp {
   const ansi = new AnsiUp();
   ansi.use_classes = true;
   // OSC 8 links in output become links only for http(s); others are dropped, text and all.
   ansi.url_allowlist = { http: 1, https: 1 };
-  return ansi.ansi_to_html(text);
+  return ansi;
+}
+
+/** `text` with ANSI colours as HTML spans and http(s) OSC 8 links; everything else escaped. */
+export function ansiToHtml(text: string): string {
+  return newAnsi().ansi_to_html(text);
 }
 
 /**

@@ -1,737 +1,100 @@
-// The dashboard's client script. Pages are complete without it; with it, the overview and a
-// running job's page follow the queen live over /ws/browser, earlier output loads in place, and
-// Cancel goes through the API with the session's CSRF token.
-import { AnsiUp } from "./ansi_up.js";
-
-/** An ANSI renderer: colours as classes, and OSC 8 links only when they are http(s). */
-function newAnsi() {
-  const ansi = new AnsiUp();
-  ansi.use_classes = true;
-  ansi.url_allowlist = { http: 1, https: 1 };
-  return ansi;
-}
-
-/** Lines of each output asked for in job:info (the page renders as many). */
-const TAIL_LINES = 2000;
-/** Characters one output keeps in the page; older ones are dropped (and can be loaded again). */
-const MAX_OUTPUT_CHARS = 1_000_000;
-/** Bytes of the full log fetched per "earlier output" step. */
-const LOG_STEP_BYTES = 256 * 1024;
-
-const csrf = document.querySelector('meta[name="csrf-token"]')?.getAttribute("content") ?? "";
-document.documentElement.classList.add("js");
-
-// ---- Formatting: the same words as queen/dashboard/format.ts ----
-
-function duration(ms) {
-  if (ms < 0) ms = 0;
-  if (ms < 10_000) return `${(ms / 1000).toFixed(1)} s`;
-  const s = Math.floor(ms / 1000);
-  if (s < 60) return `${s} s`;
-  const pad = (n) => String(n).padStart(2, "0");
-  if (s < 3600) return `${Math.floor(s / 60)}m ${pad(s % 60)}s`;
-  return `${Math.floor(s / 3600)}h ${pad(Math.floor(s / 60) % 60)}m`;
-}
-
-function elapsed(start, end) {
-  if (!start) return "";
-  return duration((end ? Date.parse(end) : Date.now()) - Date.parse(start));
-}
-
-function ago(iso) {
-  const s = Math.round((Date.now() - Date.parse(iso)) / 1000);
-  if (s < 5) return "just now";
-  if (s < 60) return `${s} s ago`;
-  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
-  if (s < 86_400) return `${Math.floor(s / 3600)} h ago`;
-  return iso.slice(0, 10);
-}
-
-const STATUS_WORDS = {
-  queued: "queued",
-  dispatched: "dispatched",
-  started: "running",
-  done: "done",
-};
-
-function stateOf(job) {
-  return job.status === "done" && job.result ? job.result : STATUS_WORDS[job.status];
-}
-
-const iso = (ms) => new Date(ms).toISOString();
-
-// ---- DOM helpers ----
-
-/** An element with attributes (`text` sets its text) and children. */
-function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (value === undefined || value === null || value === false) continue;
-    if (key === "class") el.className = value;
-    else if (key === "text") el.textContent = value;
-    else el.setAttribute(key, value === true ? "" : String(value));
-  }
-  for (const child of children.flat()) {
-    if (child === null || child === undefined || child === false || child === "") continue;
-    el.append(child instanceof Node ? child : String(child));
-  }
-  return el;
-}
-
-function badge(state, attrs = {}) {
-  return h("span", { class: `badge badge-${state}`, ...attrs, text: state });
-}
-
-function agoTime(value) {
-  return h("time", { datetime: value, title: value, "data-ago": "", text: ago(value) });
-}
-
-function showMessage(text) {
-  const box = document.querySelector('[data-field="message"]');
-  if (!box) return;
-  box.textContent = text;
-  box.hidden = !text;
-}
-
-// ---- The socket: reconnects with backoff; `onOpen` (re)subscribes ----
-
-class Live {
-  constructor(onOpen, onFrame) {
-    this.onOpen = onOpen;
-    this.onFrame = onFrame;
-    this.delay = 500;
-    this.stopped = false;
-    this.connect();
-  }
-
-  connect() {
-    const url = new URL("/ws/browser", location.href);
-    url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
-    const ws = new WebSocket(url);
-    this.ws = ws;
-    ws.onopen = () => {
-      this.delay = 500;
-      this.onOpen(this);
-    };
-    ws.onmessage = (message) => {
-      let frame;
-      try {
-        frame = JSON.parse(message.data);
-      } catch {
-        return;
-      }
-      this.onFrame(frame, this);
-    };
-    ws.onclose = () => {
-      if (this.stopped) return;
-      setTimeout(() => this.connect(), this.delay);
-      this.delay = Math.min(this.delay * 2, 10_000);
-    };
-  }
-
-  send(frame) {
-    if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(frame));
-  }
-
-  stop() {
-    this.stopped = true;
-    this.ws?.close();
-  }
-}
-
-// ---- Overview ----
-
-function droneRow(d) {
-  return h(
-    "tr",
-    { "data-drone": d.name },
-    h(
-      "th",
-      { scope: "row", "data-label": "" },
-      d.name,
-      d.draining && h("span", { class: "tag", text: "draining" }),
-    ),
-    h("td", { class: "num", "data-label": "Speed", text: String(d.speed) }),
-    h("td", { class: "num", "data-label": "Capacity", text: String(d.capacity) }),
-    h("td", { "data-label": "Jobs", text: `${d.running} running, ${d.queued} queued` }),
-    h("td", { "data-label": "Plugins", text: d.plugins.join(", ") }),
-    h("td", { "data-label": "Labels", text: d.labels.join(", ") }),
-    h("td", { "data-label": "Last seen" }, agoTime(d.lastSeen)),
-  );
-}
-
-function jobLink(id) {
-  return h("a", { href: `/jobs/${encodeURIComponent(id)}`, text: id });
-}
-
-function queueRow(j) {
-  return h(
-    "tr",
-    { "data-job": j.id },
-    h("th", { scope: "row", "data-label": "" }, jobLink(j.id)),
-    h("td", { class: "wrap", "data-label": "Repository", text: j.repo }),
-    h("td", { "data-label": "Ref", text: j.ref }),
-    h("td", { class: "wrap", "data-label": "Waiting for", text: j.waiting ?? "" }),
-  );
-}
-
-function triggerText(trigger) {
-  const author = trigger.author?.name ?? trigger.author?.username;
-  if (!author && !trigger.message) return [h("span", { class: "muted", text: trigger.type })];
-  return [
-    author && h("span", { class: "author", text: author }),
-    author && trigger.message && ": ",
-    trigger.message && h("span", { class: "message", text: trigger.message }),
-  ];
-}
-
-function jobRow(j) {
-  return h(
-    "tr",
-    { "data-job": j.id },
-    h("td", { "data-label": "" }, badge(stateOf(j))),
-    h("th", { scope: "row", "data-label": "" }, jobLink(j.id)),
-    h("td", { class: "wrap", "data-label": "Repository", text: j.repo }),
-    h("td", { "data-label": "Ref", text: j.ref }),
-    h("td", { class: "wrap", "data-label": "Trigger" }, triggerText(j.trigger)),
-    h("td", { "data-label": "Drone", text: j.drone ?? "" }),
-    h("td", { class: "num", "data-label": "Duration", text: elapsed(j.startedAt, j.finishedAt) }),
-    h("td", { "data-label": "Created" }, agoTime(j.createdAt)),
-  );
-}
-
-/** Replaces a table's rows, keeping keyboard focus on the same link when it is still there. */
-function replaceRows(id, rows, columns, emptyText) {
-  const tbody = document.querySelector(`#${id} tbody`);
-  if (!tbody) return;
-  const active = document.activeElement;
-  const focused = active && tbody.contains(active) ? active.getAttribute("href") : null;
-  tbody.replaceChildren(
-    ...(rows.length
-      ? rows
-      : [h("tr", { class: "empty" }, h("td", { colspan: columns, text: emptyText }))]),
-  );
-  if (focused) tbody.querySelector(`a[href="${CSS.escape(focused)}"]`)?.focus();
-}
-
-function followOverview() {
-  new Live(
-    (live) => live.send({ event: "overview:follow" }),
-    (frame) => {
-      if (frame.event !== "overview") return;
-      replaceRows("drones", frame.drones.map(droneRow), 7, "No drones are connected.");
-      replaceRows("queue", frame.queue.map(queueRow), 4, "No jobs are waiting.");
-      replaceRows("jobs", frame.jobs.map(jobRow), 8, "No jobs yet.");
-    },
-  );
-}
-
-// ---- One job ----
-
-const PHASES = ["environment", "prepare", "test", "deploy", "cleanup"];
-
-function exitBadge(code, running) {
-  if (code === null || code === undefined) {
-    return h("span", {
-      class: "badge badge-started",
-      "data-field": "exit",
-      text: running ? "running" : "",
-    });
-  }
-  return h("span", {
-    class: `badge badge-${code === 0 ? "passed" : "failed"}`,
-    "data-field": "exit",
-    text: `exit ${code}`,
-  });
-}
-
-function earlierLink(jobId, key, end) {
-  const params = new URLSearchParams({ key, end: String(end) });
-  return h("a", {
-    class: "earlier",
-    href: `/jobs/${encodeURIComponent(jobId)}/output?${params}`,
-    "data-key": key,
-    "data-end": end,
-    text: `Show earlier output (${end.toLocaleString("en")} characters)`,
-  });
-}
-
-/** Follows a running job: job:info first, then its events in order, none missed or repeated. */
-class JobFollower {
-  constructor(root) {
-    this.root = root;
-    this.id = root.dataset.id;
-    this.n = null;
-    this.buffer = [];
-    this.outputs = new Map();
-    this.pending = new Map();
-    this.flushing = false;
-    this.complete = root.dataset.complete !== "false";
-    this.live = new Live(
-      (live) => this.query(live),
-      (frame, live) => this.receive(frame, live),
-    );
-  }
-
-  query(live) {
-    this.n = null;
-    this.buffer = [];
-    live.send({ event: "job:query-info", id: this.id, tail: TAIL_LINES });
-  }
-
-  receive(frame, live) {
-    if (frame.event === "error") return showMessage(frame.message);
-    if (frame.event === "job:info" && frame.id === this.id) {
-      this.render(frame);
-      this.n = frame.n;
-      const early = this.buffer;
-      this.buffer = [];
-      for (const event of early) this.take(event, live);
-      return;
-    }
-    if (frame.event !== "browser") return;
-    for (const event of frame.args) {
-      if (event.data.id !== this.id) continue;
-      // Until job:info says where the page stands, events wait.
-      if (this.n === null) this.buffer.push(event);
-      else this.take(event, live);
-    }
-  }
-
-  take(event, live) {
-    if (event.n <= this.n) return;
-    if (event.n > this.n + 1) return this.query(live);
-    this.n = event.n;
-    this.apply(event);
-  }
-
-  field(name) {
-    return this.root.querySelector(`[data-field="${name}"]`);
-  }
-
-  setState(job) {
-    const state = stateOf(job);
-    const el = this.field("state");
-    el.className = `badge badge-${state}`;
-    el.textContent = state;
-    this.root.dataset.status = job.status;
-  }
-
-  setDuration(start, end) {
-    const span = this.field("duration").firstElementChild ?? this.field("duration");
-    span.dataset.start = start ?? "";
-    span.dataset.end = end ?? "";
-    span.textContent = elapsed(start, end);
-  }
-
-  setText(name, text) {
-    const el = this.field(name);
-    if (!el) return;
-    el.textContent = text ?? "";
-    el.hidden = !text;
-  }
-
-  setAttempts(attempts) {
-    const dd = this.field("attempts");
-    if (attempts.length === 0) {
-      dd.replaceChildren(h("span", { class: "muted", text: "none yet" }));
-      return;
-    }
-    dd.replaceChildren(h(
-      "ul",
-      { class: "attempts" },
-      attempts.map((a) =>
-        h(
-          "li",
-          { "data-attempt": a.attempt },
-          `${a.attempt} on ${a.drone}`,
-          a.result && `: ${a.result}`,
-        )
-      ),
-    ));
-  }
-
-  /** Builds the whole job from job:info. */
-  render({ job, omitted = {}, complete }) {
-    this.job = job;
-    this.setState(job);
-    this.setText("error", job.error);
-    this.setText("waiting", job.waiting ? `Waiting: ${job.waiting}` : "");
-    this.field("drone").textContent = job.drone ?? "none yet";
-    this.setDuration(job.startedAt, job.finishedAt);
-    this.setAttempts(job.attempts);
-    this.outputs.clear();
-    this.pending.clear();
-    const live = job.status !== "done";
-    for (const phase of PHASES) {
-      const p = job.phases[phase];
-      const section = this.phase(phase);
-      section.querySelectorAll(".cmd").forEach((el) => el.remove());
-      section.querySelector('[data-field="exit"]').replaceWith(exitBadge(p.exitCode));
-      section.hidden = p.commands.length === 0;
-      for (const c of p.commands) {
-        section.append(this.command(c, live && c.exitCode === null, omitted[String(c.num)] ?? 0));
-      }
-    }
-    const jobOutput = this.root.querySelector(".job-output");
-    jobOutput.replaceChildren(...this.outputBlock("job", job.output, omitted.job ?? 0));
-    jobOutput.hidden = !job.output;
-    if (complete === false && this.complete) this.addLogTail();
-    this.complete = complete !== false;
-    for (const out of this.outputs.values()) out.pre.scrollTop = out.pre.scrollHeight;
-    if (!live) this.finish(job);
-  }
-
-  phase(name) {
-    return this.root.querySelector(`.phase[data-phase="${name}"]`);
-  }
-
-  /** A command's collapsible block, as the page renders it. */
-  command(c, running, omitted) {
-    return h(
-      "details",
-      { class: "cmd", "data-num": c.num, open: true },
-      h(
-        "summary",
-        {},
-        h("code", { class: "cmd-line", text: `$ ${c.command}` }),
-        h(
-          "span",
-          { class: "cmd-meta" },
-          exitBadge(c.exitCode, running),
-          h("span", {
-            class: "cmd-time",
-            "data-start": c.startedAt ?? "",
-            text: elapsed(c.startedAt, c.finishedAt),
-          }),
-        ),
-      ),
-      ...this.outputBlock(String(c.num), c.output, omitted),
-    );
-  }
-
-  /** An output's earlier-output link (when cut) and its `<pre>`, registered for appends. */
-  outputBlock(key, text, start) {
-    const code = h("code");
-    const pre = h("pre", { class: "log", "data-key": key, "data-start": start }, code);
-    const out = { code, pre, ansi: newAnsi(), chunks: [], length: 0 };
-    this.outputs.set(key, out);
-    if (text) this.write(out, text);
-    return start > 0 ? [earlierLink(this.id, key, start), pre] : [pre];
-  }
-
-  addLogTail() {
-    if (this.root.querySelector(".log-tail")) return;
-    const log = `/api/jobs/${encodeURIComponent(this.id)}/log`;
-    const section = h(
-      "section",
-      { class: "log-tail", "aria-label": "End of the full log" },
-      h("h2", { text: "Latest output" }),
-      h(
-        "p",
-        { class: "note" },
-        "This job printed more output than the queen keeps per command. New output follows; ",
-        h("a", { href: log, text: "the raw log" }),
-        " has all of it.",
-      ),
-    );
-    const pre = h("pre", { class: "log", "data-key": "log" }, h("code"));
-    section.append(pre);
-    this.root.querySelector(".output").before(section);
-  }
-
-  /** The output that `key` names, or the full log's tail when commands no longer get output. */
-  output(key) {
-    if (!this.complete) {
-      let out = this.outputs.get("log");
-      if (!out) {
-        const pre = this.root.querySelector('.log-tail pre[data-key="log"]');
-        if (!pre) return undefined;
-        out = { code: pre.firstElementChild, pre, ansi: newAnsi(), chunks: [], length: 0 };
-        this.outputs.set("log", out);
-      }
-      return out;
-    }
-    return this.outputs.get(key) ?? this.outputs.get("job");
-  }
-
-  append(key, text) {
-    const out = this.output(key);
-    if (!out || !text) return;
-    this.pending.set(out, (this.pending.get(out) ?? "") + text);
-    if (out.pre.closest(".job-output")) out.pre.closest(".job-output").hidden = false;
-    if (!this.flushing) {
-      this.flushing = true;
-      requestAnimationFrame(() => this.flush());
-    }
-  }
-
-  flush() {
-    this.flushing = false;
-    const atBottom = innerHeight + scrollY >= document.documentElement.scrollHeight - 48;
-    // An output scrolled to its end keeps following; one scrolled up stays where it is.
-    const sticky = [...this.pending.keys()].map((out) => [out, atEnd(out.pre)]);
-    for (const [out, text] of this.pending) this.write(out, text);
-    this.pending.clear();
-    for (const [out, stick] of sticky) if (stick) out.pre.scrollTop = out.pre.scrollHeight;
-    if (atBottom) scrollTo(0, document.documentElement.scrollHeight);
-  }
-
-  /** Appends text as HTML; past the cap, the oldest chunks leave the page. */
-  write(out, text) {
-    const span = document.createElement("span");
-    span.innerHTML = out.ansi.ansi_to_html(text);
-    out.code.append(span);
-    out.chunks.push({ node: span, length: text.length });
-    out.length += text.length;
-    let dropped = 0;
-    while (out.length > MAX_OUTPUT_CHARS && out.chunks.length > 1) {
-      const chunk = out.chunks.shift();
-      chunk.node.remove();
-      out.length -= chunk.length;
-      dropped += chunk.length;
-    }
-    if (dropped > 0) {
-      const start = Number(out.pre.dataset.start ?? 0) + dropped;
-      out.pre.dataset.start = String(start);
-      const key = out.pre.dataset.key;
-      if (key === "log") return;
-      const link = out.pre.previousElementSibling;
-      const fresh = earlierLink(this.id, key, start);
-      if (link?.classList.contains("earlier")) link.replaceWith(fresh);
-      else out.pre.before(fresh);
-    }
-  }
-
-  /** The command running now: where output without a command number belongs. */
-  current() {
-    const all = this.root.querySelectorAll(".cmd");
-    const last = all[all.length - 1];
-    return last && last.querySelector('[data-field="exit"]').textContent === "running"
-      ? last.dataset.num
-      : "job";
-  }
-
-  apply({ at, data: e }) {
-    switch (e.event) {
-      case "job:dispatched":
-        this.render({
-          job: {
-            ...this.job,
-            status: "dispatched",
-            drone: e.drone,
-            waiting: null,
-            attempt: e.attempt,
-            attempts: [
-              ...this.job.attempts,
-              { attempt: e.attempt, drone: e.drone, dispatchedAt: iso(e.timestamp), result: null },
-            ],
-            phases: Object.fromEntries(
-              PHASES.map((p) => [p, { exitCode: null, finished: false, commands: [] }]),
-            ),
-            output: "",
-          },
-          complete: this.complete,
-        });
-        return;
-      case "job:returned":
-        // Back in the queen's queue before it started: the attempt is not charged or shown.
-        this.render({
-          job: {
-            ...this.job,
-            status: "queued",
-            drone: null,
-            attempts: this.job.attempts.filter((a) => a.attempt !== e.attempt || a.startedAt),
-          },
-          complete: this.complete,
-        });
-        return;
-      case "job:started":
-        this.job = {
-          ...this.job,
-          status: "started",
-          startedAt: this.job.startedAt ?? iso(e.timestamp),
-        };
-        this.setState(this.job);
-        this.setDuration(this.job.startedAt, null);
-        return;
-      case "job:cmd:start": {
-        const section = this.phase(e.phase);
-        section.hidden = false;
-        const command = {
-          num: e.num,
-          command: e.screencmd,
-          exitCode: null,
-          startedAt: iso(e.timestamp ?? at),
-          finishedAt: null,
-          output: "",
-        };
-        section.append(this.command(command, true, 0));
-        if (!this.complete) this.append("log", `$ ${e.screencmd}\n`);
-        return;
-      }
-      case "job:cmd:done": {
-        const el = this.root.querySelector(`.cmd[data-num="${e.num}"]`);
-        if (!el) return;
-        el.querySelector('[data-field="exit"]').replaceWith(exitBadge(e.exitCode));
-        const time = el.querySelector(".cmd-time");
-        time.dataset.end = iso(e.timestamp ?? at);
-        time.textContent = elapsed(time.dataset.start, time.dataset.end);
-        const phase = el.closest(".phase");
-        const exit = phase.querySelector('h2 [data-field="exit"]');
-        // As the queen folds it: the first failing command decides the phase's exit code.
-        if (["", "running", "exit 0"].includes(exit.textContent)) {
-          exit.replaceWith(exitBadge(e.exitCode));
-        }
-        return;
-      }
-      case "job:cmd:stdout":
-      case "job:cmd:stderr":
-        return this.append(String(e.num), e.text);
-      case "job:stdout":
-      case "job:stderr":
-        return this.append(this.current(), e.text);
-      case "job:done": {
-        this.flush();
-        const job = {
-          ...this.job,
-          status: "done",
-          result: e.result,
-          error: e.error ?? null,
-          finishedAt: iso(e.timestamp),
-          attempts: this.job.attempts.map((a) =>
-            a.attempt === e.attempt ? { ...a, result: e.result } : a
-          ),
-        };
-        this.job = job;
-        this.setState(job);
-        this.setText("error", job.error);
-        this.setText("waiting", "");
-        this.setDuration(job.startedAt, job.finishedAt);
-        this.setAttempts(job.attempts);
-        this.root.querySelectorAll('.cmd [data-field="exit"]').forEach((el) => {
-          if (el.textContent === "running") el.textContent = "";
-        });
-        this.finish(job);
-        return;
-      }
-    }
-  }
-
-  finish(job) {
-    this.live.stop();
-    this.root.querySelector("form.cancel")?.setAttribute("hidden", "");
-    this.root.dataset.status = job.status;
-    showMessage("");
-  }
-}
-
-/** Whether an output box shows its last line. */
-function atEnd(pre) {
-  return pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 24;
-}
-
-// ---- Earlier output, loaded in place ----
-
-async function loadEarlier(link) {
-  const jobId = document.getElementById("job")?.dataset.id;
-  const key = link.dataset.key;
-  const pre = link.parentElement.querySelector(`pre[data-key="${CSS.escape(key)}"]`);
-  if (!jobId || !pre) return false;
-  let text;
-  let start;
-  if (key === "log") {
-    const end = Number(link.dataset.byte);
-    const from = Math.max(0, end - LOG_STEP_BYTES);
-    const response = await fetch(`/api/jobs/${encodeURIComponent(jobId)}/log`, {
-      headers: { range: `bytes=${from}-${end - 1}` },
-    });
-    if (!response.ok) throw new Error(`the queen answered ${response.status}`);
-    let bytes = new Uint8Array(await response.arrayBuffer());
-    start = from;
-    if (from > 0) {
-      // Start at a whole line (and a whole character).
-      const newline = bytes.indexOf(10);
-      if (newline >= 0 && newline < bytes.length - 1) {
-        bytes = bytes.subarray(newline + 1);
-        start = from + newline + 1;
-      }
-    }
-    text = new TextDecoder().decode(bytes);
-    link.dataset.byte = String(start);
-  } else {
-    const params = new URLSearchParams({ key, end: link.dataset.end });
-    const response = await fetch(`/jobs/${encodeURIComponent(jobId)}/output.json?${params}`);
-    if (!response.ok) throw new Error(`the queen answered ${response.status}`);
-    ({ start, text } = await response.json());
-    link.dataset.end = String(start);
-    link.href = `/jobs/${encodeURIComponent(jobId)}/output?${new URLSearchParams({
-      key,
-      end: String(start),
-    })}`;
-    link.textContent = `Show earlier output (${start.toLocaleString("en")} characters)`;
-    pre.dataset.start = String(start);
-  }
-  const ansi = newAnsi();
-  const span = document.createElement("span");
-  span.innerHTML = ansi.ansi_to_html(text);
-  const fromEnd = pre.scrollHeight - pre.scrollTop;
-  pre.firstElementChild.prepend(span);
-  pre.scrollTop = pre.scrollHeight - fromEnd;
-  if (start === 0) link.remove();
-  return true;
-}
-
-document.addEventListener("click", (event) => {
-  const link = event.target instanceof Element ? event.target.closest("a.earlier") : null;
-  if (!link || event.button !== 0 || event.ctrlKey || event.metaKey || event.shiftKey) return;
-  event.preventDefault();
-  loadEarlier(link).then((done) => {
-    if (!done) location.href = link.href;
-  }).catch((error) => showMessage(`Could not load earlier output: ${error.message}`));
-});
-
-// ---- Cancel through the API ----
-
-document.addEventListener("submit", (event) => {
-  const form = event.target;
-  if (!(form instanceof HTMLFormElement) || !form.dataset.api || !csrf) return;
-  event.preventDefault();
-  const button = form.querySelector("button");
-  button.disabled = true;
-  fetch(form.dataset.api, { method: "POST", headers: { "x-csrf-token": csrf } })
-    .then(async (response) => {
-      if (response.ok) return showMessage("Cancelling: cleanup runs first.");
-      const body = await response.json().catch(() => ({}));
-      showMessage(body.error ?? `The queen answered ${response.status}`);
-      button.disabled = false;
-    })
-    .catch((error) => {
-      showMessage(`Could not reach the queen: ${error.message}`);
-      button.disabled = false;
-    });
-});
-
-// ---- Times that move ----
-
-setInterval(() => {
-  for (const el of document.querySelectorAll("time[data-ago]")) {
-    el.textContent = ago(el.getAttribute("datetime"));
-  }
-  for (const el of document.querySelectorAll("[data-start]:not(pre)")) {
-    if (!el.dataset.start || el.dataset.end) continue;
-    const running = el.classList.contains("cmd-time")
-      ? el.parentElement.querySelector('[data-field="exit"]')?.textContent === "running"
-      : document.getElementById("job")?.dataset.status !== "done";
-    if (running) el.textContent = elapsed(el.dataset.start, null);
-  }
-}, 1000);
-
-// ---- Start ----
-
-// The end of an output is what matters most (where a failure shows): start there.
-for (const pre of document.querySelectorAll("pre.log")) pre.scrollTop = pre.scrollHeight;
-
-const jobRoot = document.getElementById("job");
-if (jobRoot && jobRoot.dataset.status !== "done") new JobFollower(jobRoot);
-if (document.getElementById("overview")) followOverview();
+// Generated by `deno task bundle` from queen/dashboard/client/*.ts: do not edit.
+function $e(e){if(e<0&&(e=0),e<1e4)return`${(e/1e3).toFixed(1)} s`;let t=Math.floor(e/1e3);if(t<60)return`${t} s`;let n=s=>String(s).padStart(2,"0");return t<3600?`${Math.floor(t/60)}m ${n(t%60)}s`:`${Math.floor(t/3600)}h ${n(Math.floor(t/60)%60)}m`}function $(e,t,n=Date.now()){return e?$e((t?Date.parse(t):n)-Date.parse(e)):""}function W(e,t=Date.now()){let n=Math.round((t-Date.parse(e))/1e3);return n<5?"just now":n<60?`${n} s ago`:n<3600?`${Math.floor(n/60)} min ago`:n<86400?`${Math.floor(n/3600)} h ago`:e.slice(0,10)}var ke={queued:"queued",dispatched:"dispatched",started:"running",done:"done"};function X(e){return e.status==="done"&&e.result?e.result:ke[e.status]}var Te={Stringify:1,BeforeStream:2,Stream:3},h=(e,t)=>{let n=new String(e);return n.isEscaped=!0,n.callbacks=t,n},Re=/[&<>'"]/,j=async(e,t)=>{let n="";t||=[];let s=await Promise.all(e);for(let r=s.length-1;n+=s[r],r--,!(r<0);r--){let o=s[r];if(o==null||typeof o=="boolean")continue;if(typeof o=="number"){n+=o;continue}typeof o=="object"&&t.push(...o.callbacks||[]);let i=o.isEscaped;if(o=await(typeof o=="object"?o.toString():o),typeof o=="object"&&t.push(...o.callbacks||[]),o.isEscaped??i)n+=o;else{let a=[n];b(o,a),n=a[0]}}return h(n,t)},b=(e,t)=>{let n=e.search(Re);if(n===-1){t[0]+=e;return}let s,r,o=0;for(r=n;r<e.length;r++){switch(e.charCodeAt(r)){case 34:s="&quot;";break;case 39:s="&#39;";break;case 38:s="&amp;";break;case 60:s="&lt;";break;case 62:s="&gt;";break;default:continue}t[0]+=e.substring(o,r)+s,o=r+1}t[0]+=e.substring(o,r)},K=e=>{let t=e.callbacks;if(!t?.length)return e;let n=[e],s={};return t.forEach(r=>r({phase:Te.Stringify,buffer:n,context:s})),n[0]};var kt=(e,...t)=>{let n=[""];for(let s=0,r=e.length-1;s<r;s++){n[0]+=e[s];let o=Array.isArray(t[s])?t[s].flat(1/0):[t[s]];for(let i=0,a=o.length;i<a;i++){let l=o[i];if(typeof l=="string")b(l,n);else if(typeof l=="number")n[0]+=l;else{if(typeof l=="boolean"||l===null||l===void 0)continue;if(typeof l=="object"&&l.isEscaped)if(l.callbacks)n.unshift("",l);else{let p=l.toString();p instanceof Promise?n.unshift("",p):n[0]+=p}else l instanceof Promise?n.unshift("",l):b(l.toString(),n)}}}return n[0]+=e.at(-1),n.length===1?"callbacks"in n?h(K(h(n[0],n.callbacks))):h(n[0]):j(n,n.callbacks)};var G=Symbol("RENDERER"),Tt=Symbol("ERROR_HANDLER"),Pn=Symbol("STASH"),Rt=Symbol("INTERNAL"),Oe=Symbol("MEMO"),w=Symbol("PERMALINK"),ot=Symbol("RENDERED_JSX");var Ie=new Map([["className","class"],["htmlFor","for"],["crossOrigin","crossorigin"],["httpEquiv","http-equiv"],["itemProp","itemprop"],["fetchPriority","fetchpriority"],["noModule","nomodule"],["formAction","formaction"]]),lt=e=>Ie.get(e)||e,ve=/[\s"'<>/=`\\\x00-\x1f\x7f-\x9f]/,it=new Set,Ot=1024,Le=/^[!?]|[\s"'<>/=`\\\x00-\x1f\x7f-\x9f]/,It=new Set,Me=256,M=(e,t,n)=>{e.size>=t&&e.clear(),e.add(n)},Lt=e=>It.has(e)?!0:typeof e!="string"?!1:e.length===0?!0:Le.test(e)?!1:(M(It,Me,e),!0),z=e=>{if(it.has(e))return!0;let t=e.length;if(t===0)return!1;for(let n=0;n<t;n++){let s=e.charCodeAt(n);if(!(s>=97&&s<=122||s>=65&&s<=90||s>=48&&s<=57||s===45||s===95||s===46||s===58))return ve.test(e)?!1:(M(it,Ot,e),!0)}return M(it,Ot,e),!0},Ne=/[\s"'():;\\/\[\]{}\x00-\x1f\x7f-\x9f]/,at=new Set,vt=1024,qe=e=>{if(at.has(e))return!0;let t=e.length;if(t===0)return!1;for(let n=0;n<t;n++){let s=e.charCodeAt(n);if(!(s>=97&&s<=122||s>=65&&s<=90||s>=48&&s<=57||s===45||s===95))return Ne.test(e)?!1:(M(at,vt,e),!0)}return M(at,vt,e),!0},Be=/[;"'\\/\[\](){}]/,De=e=>{if(!Be.test(e))return!1;let t=0,n=[];for(let s=0,r=e.length;s<r;s++){let o=e.charCodeAt(s);if(o===92){if(s===r-1)return!0;s++}else if(t!==0){if(o===10||o===12||o===13)return!0;o===t&&(t=0)}else if(o===47&&e.charCodeAt(s+1)===42){let i=e.indexOf("*/",s+2);if(i===-1)return!0;s=i+1}else if(o===34||o===39)t=o;else if(o===40)n.push(41);else if(o===91)n.push(93);else{if(o===123||o===125)return!0;if(o===41||o===93){if(n[n.length-1]!==o)return!0;n.pop()}else if(o===59&&n.length===0)return!0}}return t!==0||n.length!==0},Mt=(e,t)=>{for(let[n,s]of Object.entries(e)){let r=n[0]==="-"||!/[A-Z]/.test(n)?n:n.replace(/[A-Z]/g,i=>`-${i.toLowerCase()}`);if(!qe(r))continue;if(s==null){t(r,null);continue}let o;if(typeof s=="number")o=r.match(/^(?:a|border-im|column(?:-c|s)|flex(?:$|-[^b])|grid-(?!.*gap)(?:ar|[^a])|font-w|li|or|sca|st|ta|wido|z)|ty$/)?`${s}`:`${s}px`;else if(typeof s=="string"){if(De(s))continue;o=s}else continue;t(r,o)}};var ct=e=>(e[Rt]=!0,e);var Nt=e=>({value:t,children:n})=>{if(!n)return;let s={children:[{tag:ct(()=>{e.push(t)}),props:{}}]};Array.isArray(n)?s.children.push(...n.flat()):s.children.push(n),s.children.push({tag:ct(()=>{e.pop()}),props:{}});let r={tag:"",props:s,type:""};return r[Tt]=o=>{throw e.pop(),o},r};var O=[],qt=!1,ut,ft,dt=0,ht=!1,Bt=()=>{if(qt)return ut;qt=!0;let e=globalThis,t;for(let n of[()=>e.process?.getBuiltinModule?.("node:async_hooks")?.AsyncLocalStorage,()=>e.process?.mainModule?.require?.("node:async_hooks")?.AsyncLocalStorage]){try{t=n()}catch{}if(t)break}return t&&(ut=new t),ut},N=()=>Bt()?.getStore()||ft,Dt=()=>{dt>0&&!ht&&(ht=!0,console.warn("hono/jsx: AsyncLocalStorage is unavailable in this runtime, so useContext() after an await in an async component falls back to the context default value during server-side rendering. To get provided values across await boundaries, use a runtime with AsyncLocalStorage (Node.js >= 20.16, Deno, Bun, or Cloudflare Workers with the nodejs_compat flag)."))},Pt=(e,t)=>{if(!e)return Dt(),t.values;let n=e.get(t);return n||(n=[t.values[0]],e.set(t,n)),n},Ht=(e,t)=>{if(!e)return Dt(),t.values.at(-1);let n=e.get(t);return n?.length?n.at(-1):t.values[0]},Pe=e=>(e?O.filter(t=>e.has(t)):O).map(t=>[t,Ht(e,t)]),He=(e,t,n)=>q(()=>{let s=N(),r=n.map(([i,a])=>{let l=Pt(s,i);return l.push(a),l}),o=()=>{r.forEach(i=>{i.pop()})};try{let i=e();return i instanceof Promise?i.finally(o):(o(),i)}catch(i){throw o(),i}},t),q=(e,t)=>{if(N())return e();let n=t??new WeakMap,s=Bt();if(s)return s.run(n,e);ft=n;let r;try{r=e()}finally{ft=void 0}return!ht&&r instanceof Promise&&(dt++,r=r.finally(()=>{dt--})),r},Ft=()=>{let e=N(),t=Pe(e);return n=>He(n,e,t)},Ut=e=>{let t=[e],n=s=>{let r=Pt(N(),n);r.push(s.value);let o;try{o=typeof s.children=="string"?B([s.children]):Jt(s.children)?Vt(s.children):s.children?(Array.isArray(s.children)?new Wt("",{},s.children):s.children).toString():h("")}catch(i){throw r.pop(),i}return o instanceof Promise?o.finally(()=>r.pop()).then(i=>h(i,i.callbacks)):(r.pop(),h(o))};return n.values=t,n.Provider=n,n[G]=Nt(t),O.push(n),n},I=e=>Ht(N(),e);var pt={title:[],script:["src"],style:["data-href"],link:["href"],meta:["name","httpEquiv","charset","itemProp"]},mt={},Xt="data-precedence",Kt=e=>e.rel==="stylesheet"&&"precedence"in e,Gt=(e,t)=>e==="link"?t:pt[e].length>0;var zt=Object.defineProperty,Zt=(e,t)=>{let n={};for(var s in e)zt(n,s,{get:e[s],enumerable:!0});return t||zt(n,Symbol.toStringTag,{value:"Module"}),n};var D=e=>Array.isArray(e)?e:[e];var Z=Zt({button:()=>Ge,form:()=>Xe,input:()=>Ke,link:()=>Ve,meta:()=>We,script:()=>Ue,style:()=>Je,title:()=>Fe}),Qt=new WeakMap,Yt=(e,t,n,s)=>({buffer:r,context:o})=>{if(!r)return;let i=Qt.get(o)||{};Qt.set(o,i);let a=i[e]||=[],l=!1,p=pt[e],_=Gt(e,s!==void 0);if(_){t:for(let[,x]of a)if(!(e==="link"&&!(x.rel==="stylesheet"&&x["data-precedence"]!==void 0))){for(let S of p)if((x?.[S]??null)===n?.[S]){l=!0;break t}}}if(l?r[0]=r[0].replaceAll(t,""):_||e==="link"?a.push([t,n,s]):a.unshift([t,n,s]),r[0].indexOf("</head>")!==-1){let x;if(e==="link"||s!==void 0){let S=[];x=a.map(([C,,R],$t)=>{if(R===void 0)return[C,Number.MAX_SAFE_INTEGER,$t];let rt=S.indexOf(R);return rt===-1&&(S.push(R),rt=S.length-1),[C,rt,$t]}).sort((C,R)=>C[1]-R[1]||C[2]-R[2]).map(([C])=>C)}else x=a.map(([S])=>S);x.forEach(S=>{r[0]=r[0].replaceAll(S,"")}),r[0]=r[0].replace(/(?=<\/head>)/,()=>x.join(""))}},P=(e,t,n)=>B([new g(e,n,D(t??[]))]),H=(e,t,n,s)=>{if("itemProp"in n)return P(e,t,n);let{precedence:r,blocking:o,...i}=n;r=s?r??"":void 0,s&&(i[Xt]=r);let a=new g(e,i,D(t||[])).toString();return a instanceof Promise?a.then(l=>h(l,[...l.callbacks||[],Yt(e,l,i,r)])):h(a,[Yt(e,a,i,r)])},Fe=({children:e,...t})=>{let n=Q();if(n){let s=I(n);if(s==="svg"||s==="head")return new g("title",t,D(e??[]))}return H("title",e,t,!1)},Ue=({children:e,...t})=>{let n=Q();return["src","async"].some(s=>!t[s])||n&&I(n)==="head"?P("script",e,t):H("script",e,t,!1)},Je=({children:e,...t})=>["href","precedence"].every(n=>n in t)?(t["data-href"]=t.href,delete t.href,H("style",e,t,!0)):P("style",e,t),Ve=({children:e,...t})=>["onLoad","onError"].some(n=>n in t)||t.rel==="stylesheet"&&(!("precedence"in t)||"disabled"in t)?P("link",e,t):H("link",e,t,Kt(t)),We=({children:e,...t})=>{let n=Q();return n&&I(n)==="head"?P("meta",e,t):H("meta",e,t,!1)},te=(e,{children:t,...n})=>new g(e,n,D(t??[])),Xe=e=>(typeof e.action=="function"&&(e.action=w in e.action?e.action[w]:void 0),te("form",e)),ee=(e,t)=>(typeof t.formAction=="function"&&(t.formAction=w in t.formAction?t.formAction[w]:void 0),te(e,t)),Ke=e=>ee("input",e),Ge=e=>ee("button",e);var F,Q=()=>F,ze=e=>/[A-Z]/.test(e)&&e.match(/^(?:al|basel|clip(?:Path|Rule)$|co|do|fill|fl|fo|gl|let|lig|i|marker[EMS]|o|pai|pointe|sh|st[or]|text[^L]|tr|u|ve|w)/)?e.replace(/([A-Z])/g,"-$1").toLowerCase():e,Ze=["area","base","br","col","embed","hr","img","input","keygen","link","meta","param","source","track","wbr"],Qe=new Set(["allowfullscreen","async","autofocus","autoplay","checked","controls","default","defer","disabled","download","formnovalidate","hidden","inert","ismap","itemscope","loop","multiple","muted","nomodule","novalidate","open","playsinline","readonly","required","reversed","selected","shadowrootclonable","shadowrootdelegatesfocus","shadowrootserializable"]),ne=(e,t)=>e.then(n=>{if(typeof n!="string"&&!Array.isArray(n)&&!(n instanceof g))return n;let s=Array.isArray(n)?n:[n],r=()=>{let o=[""];return v(s,o),o.length===1?h(o[0],o.callbacks):j(o,o.callbacks)};return t?t(r):q(r)}),Y=e=>(e[ot]=!0,e),se=e=>e instanceof String&&e.isEscaped&&!(ot in e),re=e=>{let t=e.toString();return t instanceof Promise?t.then(String):String(t)},bt=(e,t,n,s,r)=>{if(!(n==="ref"||s===null||s===void 0)){if(typeof s=="boolean"&&Qe.has(n)){s&&(e[0]+=`${t}${n}=""`);return}if(typeof s=="function"){if(!n.startsWith("on"))throw new Error(`Invalid prop '${n}' of type 'function' supplied to ${r?`'${r}'`:"a JSX element"}.`);return}if(e[0]+=`${t}${n}="`,n==="style"&&typeof s=="object"){let o="";Mt(s,(i,a)=>{a!=null&&(o+=`${o?";":""}${i}:${a}`)}),b(o,e)}else if(typeof s=="string")b(s,e);else if(typeof s=="number"||se(s))e[0]+=`${s}`;else{let o=s instanceof Promise?s.then(i=>typeof i=="object"&&i!==null&&!se(i)?re(i):i):re(s);if(o instanceof Promise){e.unshift('"',o);return}b(o,e)}e[0]+='"'}},v=(e,t)=>{for(let n=0,s=e.length;n<s;n++){let r=e[n];if(typeof r=="string")b(r,t);else{if(typeof r=="boolean"||r===null||r===void 0)continue;if(r instanceof g)r.toStringToBuffer(t);else if(typeof r=="number")t[0]+=r;else if(r.isEscaped){t[0]+=r;let o=r.callbacks;o&&(t.callbacks||=[],t.callbacks.push(...o))}else r instanceof Promise?t.unshift("",r):v(r,t)}}},B=e=>q(()=>{let t=[""];return v(e,t),t.length===1?h(t[0],t.callbacks):j(t,t.callbacks)}),Jt=e=>typeof e=="object"&&e!==null&&!Array.isArray(e)&&!(e instanceof g)&&!(e instanceof Promise)&&!e.isEscaped&&typeof e.toString=="function",Vt=e=>{let t=e.toString(),n=s=>B([String(s)]);return t instanceof Promise?t.then(n):n(t)},g=class{tag;props;key;children;isEscaped=!0;constructor(e,t,n){if(typeof e!="function"&&!Lt(e))throw new Error(`Invalid JSX tag name: ${e}`);this.tag=e,this.props=t,this.children=n}get type(){return this.tag}get ref(){return this.props.ref||null}toString(){return q(()=>{let t=[""];return this.toStringToBuffer(t),t.length===1?"callbacks"in t?K(h(t[0],t.callbacks)).toString():t[0]:j(t,t.callbacks).then(Y)})}toStringToBuffer(e){let t=this.tag,n=this.props,{children:s}=this;e[0]+=`<${t}`;let r=t==="svg"||F&&I(F)==="svg"?o=>ze(lt(o)):o=>lt(o);for(let[o,i]of Object.entries(n))if(o=r(o),!!z(o)&&o!=="children")if(o==="dangerouslySetInnerHTML"&&typeof i=="object"&&i!==null&&"__html"in i){if(s.length>0)throw new Error("Can only set one of `children` or `props.dangerouslySetInnerHTML`.");s=[h(i.__html)]}else bt(e," ",o,i,t);if(Ze.includes(t)&&s.length===0){e[0]+="/>";return}e[0]+=">",v(s,e),e[0]+=`</${t}>`}},gt=class extends g{toStringToBuffer(e){let{children:t}=this,n={...this.props};t.length&&(n.children=t.length===1?t[0]:t);let s=this.tag.call(null,n);typeof s=="boolean"||s==null||(s instanceof Promise?O.length===0?e.unshift("",ne(s)):e.unshift("",ne(s,Ft())):s instanceof g?s.toStringToBuffer(e):Array.isArray(s)?v(s,e):typeof s=="number"||s.isEscaped?(e[0]+=s,s.callbacks&&(e.callbacks||=[],e.callbacks.push(...s.callbacks))):b(s,e))}},Wt=class extends g{toStringToBuffer(e){v(this.children,e)}};var oe=!1,tt=(e,t,n)=>{if(!oe){for(let s in mt)Z[s][G]=mt[s];oe=!0}return typeof e=="function"?new gt(e,t,n):Z[e]?new gt(Z[e],t,n):e==="svg"||e==="head"?(F||=Ut(""),new g(e,t,[new gt(F,{value:e},n)])):new g(e,t,n)};function m(e,t,n){let s;if(!t||!("children"in t))s=tt(e,t,[]);else{let r=t.children;s=Array.isArray(r)?tt(e,t,r):tt(e,t,[r])}return s.key=n,s}var f=(e,...t)=>{let n=kt(e,...t);return n instanceof Promise?n.then(Y):Y(n)},u=(e,t)=>{if(!z(e))return h("");if(typeof t=="string"){let r=[`${e}="`];return b(t,r),h(r[0]+'"')}let n=t;typeof n=="function"&&(e==="action"||e==="formaction")&&(n=w in n?n[w]:void 0);let s=[""];return bt(s,"",e,n),s.length===1?h(s[0]):j(s,void 0)},c=e=>e;var y=["environment","prepare","test","deploy","cleanup"];var yt=function(e,t){return Object.defineProperty?Object.defineProperty(e,"raw",{value:t}):e.raw=t,e},d;(function(e){e[e.EOS=0]="EOS",e[e.Text=1]="Text",e[e.Incomplete=2]="Incomplete",e[e.ESC=3]="ESC",e[e.Unknown=4]="Unknown",e[e.SGR=5]="SGR",e[e.OSCURL=6]="OSCURL"})(d||(d={}));var et=class{constructor(){this.VERSION="6.0.6",this.setup_palettes(),this._use_classes=!1,this.bold=!1,this.faint=!1,this.italic=!1,this.underline=!1,this.fg=this.bg=null,this._buffer="",this._url_allowlist={http:1,https:1},this._escape_html=!0,this.boldStyle="font-weight:bold",this.faintStyle="opacity:0.7",this.italicStyle="font-style:italic",this.underlineStyle="text-decoration:underline"}set use_classes(t){this._use_classes=t}get use_classes(){return this._use_classes}set url_allowlist(t){this._url_allowlist=t}get url_allowlist(){return this._url_allowlist}set escape_html(t){this._escape_html=t}get escape_html(){return this._escape_html}set boldStyle(t){this._boldStyle=t}get boldStyle(){return this._boldStyle}set faintStyle(t){this._faintStyle=t}get faintStyle(){return this._faintStyle}set italicStyle(t){this._italicStyle=t}get italicStyle(){return this._italicStyle}set underlineStyle(t){this._underlineStyle=t}get underlineStyle(){return this._underlineStyle}setup_palettes(){this.ansi_colors=[[{rgb:[0,0,0],class_name:"ansi-black"},{rgb:[187,0,0],class_name:"ansi-red"},{rgb:[0,187,0],class_name:"ansi-green"},{rgb:[187,187,0],class_name:"ansi-yellow"},{rgb:[0,0,187],class_name:"ansi-blue"},{rgb:[187,0,187],class_name:"ansi-magenta"},{rgb:[0,187,187],class_name:"ansi-cyan"},{rgb:[255,255,255],class_name:"ansi-white"}],[{rgb:[85,85,85],class_name:"ansi-bright-black"},{rgb:[255,85,85],class_name:"ansi-bright-red"},{rgb:[0,255,0],class_name:"ansi-bright-green"},{rgb:[255,255,85],class_name:"ansi-bright-yellow"},{rgb:[85,85,255],class_name:"ansi-bright-blue"},{rgb:[255,85,255],class_name:"ansi-bright-magenta"},{rgb:[85,255,255],class_name:"ansi-bright-cyan"},{rgb:[255,255,255],class_name:"ansi-bright-white"}]],this.palette_256=[],this.ansi_colors.forEach(s=>{s.forEach(r=>{this.palette_256.push(r)})});let t=[0,95,135,175,215,255];for(let s=0;s<6;++s)for(let r=0;r<6;++r)for(let o=0;o<6;++o){let i={rgb:[t[s],t[r],t[o]],class_name:"truecolor"};this.palette_256.push(i)}let n=8;for(let s=0;s<24;++s,n+=10){let r={rgb:[n,n,n],class_name:"truecolor"};this.palette_256.push(r)}}escape_txt_for_html(t){return this._escape_html?t.replace(/[&<>"']/gm,n=>{if(n==="&")return"&amp;";if(n==="<")return"&lt;";if(n===">")return"&gt;";if(n==='"')return"&quot;";if(n==="'")return"&#x27;"}):t}append_buffer(t){var n=this._buffer+t;this._buffer=n}get_next_packet(){var t={kind:d.EOS,text:"",url:""},n=this._buffer.length;if(n==0)return t;var s=this._buffer.indexOf("\x1B");if(s==-1)return t.kind=d.Text,t.text=this._buffer,this._buffer="",t;if(s>0)return t.kind=d.Text,t.text=this._buffer.slice(0,s),this._buffer=this._buffer.slice(s),t;if(s==0){if(n<3)return t.kind=d.Incomplete,t;var r=this._buffer.charAt(1);if(r!="["&&r!="]"&&r!="(")return t.kind=d.ESC,t.text=this._buffer.slice(0,1),this._buffer=this._buffer.slice(1),t;if(r=="["){this._csi_regex||(this._csi_regex=ie(ae||(ae=yt([`
+                        ^                           # beginning of line
+                                                    #
+                                                    # First attempt
+                        (?:                         # legal sequence
+                          \x1B[                      # CSI
+                          ([<-?]?)              # private-mode char
+                          ([d;]*)                    # any digits or semicolons
+                          ([ -/]?               # an intermediate modifier
+                          [@-~])                # the command
+                        )
+                        |                           # alternate (second attempt)
+                        (?:                         # illegal sequence
+                          \x1B[                      # CSI
+                          [ -~]*                # anything legal
+                          ([\0-:])              # anything illegal
+                        )
+                    `],[`
+                        ^                           # beginning of line
+                                                    #
+                                                    # First attempt
+                        (?:                         # legal sequence
+                          \\x1b\\[                      # CSI
+                          ([\\x3c-\\x3f]?)              # private-mode char
+                          ([\\d;]*)                    # any digits or semicolons
+                          ([\\x20-\\x2f]?               # an intermediate modifier
+                          [\\x40-\\x7e])                # the command
+                        )
+                        |                           # alternate (second attempt)
+                        (?:                         # illegal sequence
+                          \\x1b\\[                      # CSI
+                          [\\x20-\\x7e]*                # anything legal
+                          ([\\x00-\\x1f:])              # anything illegal
+                        )
+                    `]))));let i=this._buffer.match(this._csi_regex);if(i===null)return t.kind=d.Incomplete,t;if(i[4])return t.kind=d.ESC,t.text=this._buffer.slice(0,1),this._buffer=this._buffer.slice(1),t;i[1]!=""||i[3]!="m"?t.kind=d.Unknown:t.kind=d.SGR,t.text=i[2];var o=i[0].length;return this._buffer=this._buffer.slice(o),t}else if(r=="]"){if(n<4)return t.kind=d.Incomplete,t;if(this._buffer.charAt(2)!="8"||this._buffer.charAt(3)!=";")return t.kind=d.ESC,t.text=this._buffer.slice(0,1),this._buffer=this._buffer.slice(1),t;this._osc_st||(this._osc_st=tn(le||(le=yt([`
+                        (?:                         # legal sequence
+                          (\x1B\\)                    # ESC                           |                           # alternate
+                          (\x07)                      # BEL (what xterm did)
+                        )
+                        |                           # alternate (second attempt)
+                        (                           # illegal sequence
+                          [\0-]                 # anything illegal
+                          |                           # alternate
+                          [\b-]                 # anything illegal
+                          |                           # alternate
+                          [-]                 # anything illegal
+                        )
+                    `],[`
+                        (?:                         # legal sequence
+                          (\\x1b\\\\)                    # ESC \\
+                          |                           # alternate
+                          (\\x07)                      # BEL (what xterm did)
+                        )
+                        |                           # alternate (second attempt)
+                        (                           # illegal sequence
+                          [\\x00-\\x06]                 # anything illegal
+                          |                           # alternate
+                          [\\x08-\\x1a]                 # anything illegal
+                          |                           # alternate
+                          [\\x1c-\\x1f]                 # anything illegal
+                        )
+                    `])))),this._osc_st.lastIndex=0;{let l=this._osc_st.exec(this._buffer);if(l===null)return t.kind=d.Incomplete,t;if(l[3])return t.kind=d.ESC,t.text=this._buffer.slice(0,1),this._buffer=this._buffer.slice(1),t}{let l=this._osc_st.exec(this._buffer);if(l===null)return t.kind=d.Incomplete,t;if(l[3])return t.kind=d.ESC,t.text=this._buffer.slice(0,1),this._buffer=this._buffer.slice(1),t}this._osc_regex||(this._osc_regex=ie(ce||(ce=yt([`
+                        ^                           # beginning of line
+                                                    #
+                        \x1B]8;                    # OSC Hyperlink
+                        [ -:<-~]*       # params (excluding ;)
+                        ;                           # end of params
+                        ([!-~]{0,512})        # URL capture
+                        (?:                         # ST
+                          (?:\x1B\\)                  # ESC                           |                           # alternate
+                          (?:\x07)                    # BEL (what xterm did)
+                        )
+                        ([ -~]+)              # TEXT capture
+                        \x1B]8;;                   # OSC Hyperlink End
+                        (?:                         # ST
+                          (?:\x1B\\)                  # ESC                           |                           # alternate
+                          (?:\x07)                    # BEL (what xterm did)
+                        )
+                    `],[`
+                        ^                           # beginning of line
+                                                    #
+                        \\x1b\\]8;                    # OSC Hyperlink
+                        [\\x20-\\x3a\\x3c-\\x7e]*       # params (excluding ;)
+                        ;                           # end of params
+                        ([\\x21-\\x7e]{0,512})        # URL capture
+                        (?:                         # ST
+                          (?:\\x1b\\\\)                  # ESC \\
+                          |                           # alternate
+                          (?:\\x07)                    # BEL (what xterm did)
+                        )
+                        ([\\x20-\\x7e]+)              # TEXT capture
+                        \\x1b\\]8;;                   # OSC Hyperlink End
+                        (?:                         # ST
+                          (?:\\x1b\\\\)                  # ESC \\
+                          |                           # alternate
+                          (?:\\x07)                    # BEL (what xterm did)
+                        )
+                    `]))));let i=this._buffer.match(this._osc_regex);if(i===null)return t.kind=d.ESC,t.text=this._buffer.slice(0,1),this._buffer=this._buffer.slice(1),t;t.kind=d.OSCURL,t.url=i[1],t.text=i[2];var o=i[0].length;return this._buffer=this._buffer.slice(o),t}else if(r=="(")return t.kind=d.Unknown,this._buffer=this._buffer.slice(3),t}}ansi_to_html(t){this.append_buffer(t);for(var n=[];;){var s=this.get_next_packet();if(s.kind==d.EOS||s.kind==d.Incomplete)break;s.kind==d.ESC||s.kind==d.Unknown||(s.kind==d.Text?n.push(this.transform_to_html(this.with_state(s))):s.kind==d.SGR?this.process_ansi(s):s.kind==d.OSCURL&&n.push(this.process_hyperlink(s)))}return n.join("")}with_state(t){return{bold:this.bold,faint:this.faint,italic:this.italic,underline:this.underline,fg:this.fg,bg:this.bg,text:t.text}}process_ansi(t){let n=t.text.split(";");for(;n.length>0;){let s=n.shift(),r=parseInt(s,10);if(isNaN(r)||r===0)this.fg=null,this.bg=null,this.bold=!1,this.faint=!1,this.italic=!1,this.underline=!1;else if(r===1)this.bold=!0;else if(r===2)this.faint=!0;else if(r===3)this.italic=!0;else if(r===4)this.underline=!0;else if(r===21)this.bold=!1;else if(r===22)this.faint=!1,this.bold=!1;else if(r===23)this.italic=!1;else if(r===24)this.underline=!1;else if(r===39)this.fg=null;else if(r===49)this.bg=null;else if(r>=30&&r<38)this.fg=this.ansi_colors[0][r-30];else if(r>=40&&r<48)this.bg=this.ansi_colors[0][r-40];else if(r>=90&&r<98)this.fg=this.ansi_colors[1][r-90];else if(r>=100&&r<108)this.bg=this.ansi_colors[1][r-100];else if((r===38||r===48)&&n.length>0){let o=r===38,i=n.shift();if(i==="5"&&n.length>0){let a=parseInt(n.shift(),10);a>=0&&a<=255&&(o?this.fg=this.palette_256[a]:this.bg=this.palette_256[a])}if(i==="2"&&n.length>2){let a=parseInt(n.shift(),10),l=parseInt(n.shift(),10),p=parseInt(n.shift(),10);if(a>=0&&a<=255&&l>=0&&l<=255&&p>=0&&p<=255){let _={rgb:[a,l,p],class_name:"truecolor"};o?this.fg=_:this.bg=_}}}}}transform_to_html(t){let n=t.text;if(n.length===0||(n=this.escape_txt_for_html(n),!t.bold&&!t.italic&&!t.faint&&!t.underline&&t.fg===null&&t.bg===null))return n;let s=[],r=[],o=t.fg,i=t.bg;t.bold&&s.push(this._boldStyle),t.faint&&s.push(this._faintStyle),t.italic&&s.push(this._italicStyle),t.underline&&s.push(this._underlineStyle),this._use_classes?(o&&(o.class_name!=="truecolor"?r.push(`${o.class_name}-fg`):s.push(`color:rgb(${o.rgb.join(",")})`)),i&&(i.class_name!=="truecolor"?r.push(`${i.class_name}-bg`):s.push(`background-color:rgb(${i.rgb.join(",")})`))):(o&&s.push(`color:rgb(${o.rgb.join(",")})`),i&&s.push(`background-color:rgb(${i.rgb})`));let a="",l="";return r.length&&(a=` class="${r.join(" ")}"`),s.length&&(l=` style="${s.join(";")}"`),`<span${l}${a}>${n}</span>`}process_hyperlink(t){let n=t.url.split(":");return n.length<1||!this._url_allowlist[n[0]]?"":`<a href="${this.escape_txt_for_html(t.url)}">${this.escape_txt_for_html(t.text)}</a>`}};function ie(e,...t){let n=e.raw[0],s=/^\s+|\s+\n|\s*#[\s\S]*?\n|\n/gm,r=n.replace(s,"");return new RegExp(r)}function tn(e,...t){let n=e.raw[0],s=/^\s+|\s+\n|\s*#[\s\S]*?\n|\n/gm,r=n.replace(s,"");return new RegExp(r,"g")}var ae,le,ce;var ue=2e3,Ls=256*1024;function U(){let e=new et;return e.use_classes=!0,e.url_allowlist={http:1,https:1},e}function fe(e){return U().ansi_to_html(e)}var en=['<a class="earlier" '," "," ",">","</a>"],nn=["",'<pre class="log" '," ",">","</pre>"],sn=['<span class="badge badge-started" data-field="exit">',"</span>"],rn=["<span ",' data-field="exit">',"</span>"],on=['<span class="cmd-meta">','<span class="cmd-time" ',">","</span></span>"],an=['<details class="cmd" ',' open><summary><code class="cmd-line">',"</code>","</summary>","</details>"],ln=["<span ",' data-field="state" role="status">',"</span>"],cn=["<span "," ",">","</span>"],un=['<span class="muted">none yet</span>'],fn=['<ul class="attempts">',"</ul>"],dn=["<li "," ",">","","</li>"],hn=['<div class="job-output" ',">","</div>",""],pn=["<section ",' class="phase" '," ",'><h2><span class="phase-name">',"</span> ","</h2>","</section>"],mn=['<section class="log-tail" aria-label="End of the full log"><h2>Latest output</h2><p class="note">This job printed more output than the queen keeps per command. New output follows; <a ','>the raw log</a> has all of it.</p><pre class="log" data-key="log"><code></code></pre></section>'];function J(e){let t=new URLSearchParams({key:e.outputKey,end:String(e.end)});return f(en,u("href",`/jobs/${encodeURIComponent(e.jobId)}/output?${t}`),u("data-key",e.outputKey),u("data-end",e.end),c(`Show earlier output (${e.end.toLocaleString("en")} characters)`))}function de(e){let{part:t}=e;return f(nn,c(t.start>0&&m(J,{jobId:e.jobId,outputKey:e.outputKey,end:t.start})),u("data-key",e.outputKey),u("data-start",t.start),m("code",{dangerouslySetInnerHTML:{__html:fe(t.text)}}))}function nt(e){if(e.code===null)return f(sn,c(e.running?"running":""));let t=e.code===0?"passed":"failed";return f(rn,u("class",`badge badge-${t}`),c(`exit ${e.code}`))}function _t(e){let t=e.command;return f(on,m(nt,{code:t.exitCode,running:e.running}),u("data-start",t.startedAt??""),c($(t.startedAt,t.finishedAt??e.jobEnd)))}function xt(e){let t=e.command,n=String(t.num);return f(an,u("data-num",t.num),c(`$ ${t.command}`),m(_t,{command:t,running:e.live,jobEnd:e.jobEnd}),m(de,{jobId:e.jobId,outputKey:n,part:e.part(n,t.output)}))}var St=(e,t)=>e.status!=="done"&&t.exitCode===null;function he(e){let t=X(e.view);return f(ln,u("class",`badge badge-${t}`),c(t))}function pe(e){let{view:t}=e;return f(cn,u("data-start",t.startedAt??""),u("data-end",t.finishedAt??""),c($(t.startedAt,t.finishedAt)))}function me(e){let{attempts:t}=e.view;return t.length===0?f(un):f(fn,c(t.map(n=>f(dn,u("key",n.attempt),u("data-attempt",n.attempt),c(`#${n.attempt} on ${n.drone}`),c(n.result&&`: ${n.result}`)))))}function ge(e){let{view:t}=e;return f(hn,u("hidden",!t.output),m(de,{jobId:t.id,outputKey:"job",part:e.part("job",t.output)}),c(y.map(n=>{let s=t.phases[n];return f(pn,u("key",n),u("data-phase",n),u("hidden",s.commands.length===0),c(n),m(nt,{code:s.exitCode}),c(s.commands.map(r=>m(xt,{jobId:e.jobId,part:e.part,command:r,live:St(t,r),jobEnd:t.finishedAt},r.num))))})))}function be(e){return f(mn,u("href",`/api/jobs/${encodeURIComponent(e.jobId)}/log`))}function E(e){let t=document.createElement("template");return t.innerHTML=String(e),t.content}function k(e,t){e?.replaceWith(E(t))}var Et=document.querySelector('meta[name="csrf-token"]')?.getAttribute("content")??"";function A(e){let t=document.querySelector('[data-field="message"]');t&&(t.textContent=e,t.hidden=!e)}var gn=256*1024;async function bn(e,t){let n=Math.max(0,t-gn),s=await fetch(`/api/jobs/${encodeURIComponent(e)}/log`,{headers:{range:`bytes=${n}-${t-1}`}});if(!s.ok)throw new Error(`the queen answered ${s.status}`);let r=new Uint8Array(await s.arrayBuffer()),o=n;if(n>0){let i=r.indexOf(10);i>=0&&i<r.length-1&&(r=r.subarray(i+1),o=n+i+1)}return{text:new TextDecoder().decode(r),start:o}}async function yn(e){let t=document.getElementById("job")?.dataset.id,n=e.dataset.key??"",s=e.parentElement?.querySelector(`pre[data-key="${CSS.escape(n)}"]`);if(!t||!s)return!1;let r,o;if(n==="log")({text:r,start:o}=await bn(t,Number(e.dataset.byte))),e.dataset.byte=String(o);else{let l=new URLSearchParams({key:n,end:e.dataset.end??"0"}),p=await fetch(`/jobs/${encodeURIComponent(t)}/output.json?${l}`);if(!p.ok)throw new Error(`the queen answered ${p.status}`);({start:o,text:r}=await p.json()),s.dataset.start=String(o)}let i=document.createElement("span");i.innerHTML=U().ansi_to_html(r);let a=s.scrollHeight-s.scrollTop;return s.firstElementChild?.prepend(i),s.scrollTop=s.scrollHeight-a,o===0?e.remove():n!=="log"&&k(e,J({jobId:t,outputKey:n,end:o})),!0}function ye(){document.addEventListener("click",e=>{let t=e.target instanceof Element?e.target.closest("a.earlier"):null;!t||e.button!==0||e.ctrlKey||e.metaKey||e.shiftKey||(e.preventDefault(),yn(t).then(n=>{n||(location.href=t.href)}).catch(n=>A(`Could not load earlier output: ${n.message}`)))}),document.addEventListener("submit",e=>{let t=e.target;if(!(t instanceof HTMLFormElement)||!t.dataset.api||!Et)return;e.preventDefault();let n=t.querySelector("button");n&&(n.disabled=!0);let s=()=>{n&&(n.disabled=!1)};fetch(t.dataset.api,{method:"POST",headers:{"x-csrf-token":Et}}).then(async r=>{if(r.ok)return A("Cancelling: cleanup runs first.");let o=await r.json().catch(()=>({}));A(o.error??`The queen answered ${r.status}`),s()}).catch(r=>{A(`Could not reach the queen: ${r.message}`),s()})})}var T=e=>new Date(e).toISOString();function _n(){let e=()=>({exitCode:null,finished:!1,commands:[]});return{environment:e(),prepare:e(),test:e(),deploy:e(),cleanup:e()}}function xn(e){e.phases=_n(),e.output="",e.tested=null,e.deployed=null}function _e(e,t){for(let n of y){let s=e.phases[n].commands.find(r=>r.num===t);if(s)return s}}function Sn(e){for(let t of y.toReversed()){let n=e.phases[t].commands,s=n[n.length-1];if(s)return s.exitCode===null?s:void 0}}function xe(e){return e.event==="job:cmd:stdout"||e.event==="job:cmd:stderr"||e.event==="job:stdout"||e.event==="job:stderr"}function jt(e,t){return t.event==="job:cmd:stdout"||t.event==="job:cmd:stderr"?_e(e,t.num):Sn(e)}function wt(e,t){let n=t.data,s=e.attempts.find(r=>r.attempt===n.attempt);switch(n.event){case"job:dispatched":xn(e),e.status="dispatched",e.attempt=n.attempt,e.drone=n.drone,e.waiting=null,e.attempts.push({attempt:n.attempt,drone:n.drone,dispatchedAt:T(n.timestamp),startedAt:null,finishedAt:null,result:null});return;case"job:returned":e.status="queued",e.drone=null,e.attempts=e.attempts.filter(r=>r.attempt!==n.attempt||r.startedAt);return;case"job:queued":return;case"job:started":e.status="started",e.startedAt??=T(n.timestamp),s&&(s.startedAt=T(n.timestamp));return;case"job:cmd:start":{e.phases[n.phase].commands.push({num:n.num,command:n.screencmd,plugin:n.plugin??null,exitCode:null,startedAt:T(n.timestamp??t.at),finishedAt:null,output:""});return}case"job:cmd:done":{let r=_e(e,n.num);if(!r)return;r.exitCode=n.exitCode,r.finishedAt=T(n.timestamp??t.at);for(let o of y)if(e.phases[o].commands.includes(r)){let i=e.phases[o];(i.exitCode===null||i.exitCode===0)&&(i.exitCode=n.exitCode)}return}case"job:cmd:stdout":case"job:cmd:stderr":case"job:stdout":case"job:stderr":{let r=jt(e,n);r?r.output+=n.text:e.output+=n.text;return}case"job:plugin":return;case"job:tested":e.tested=n.code,e.phases.test.finished=!0;return;case"job:deployed":e.deployed=n.code,e.phases.deploy.finished=!0;return;case"job:done":e.status="done",e.result=n.result,e.error=n.error??null,e.finishedAt=T(n.timestamp),s&&(s.finishedAt=T(n.timestamp),s.result=n.result);for(let r of y)e.phases[r].commands.length>0&&(e.phases[r].finished=!0);return}}var L=class{onOpen;onFrame;#t;#e;#n;constructor(t,n){this.onOpen=t,this.onFrame=n,this.#t=500,this.#e=!1,this.#r()}#r(){let t=new URL("/ws/browser",location.href);t.protocol=location.protocol==="https:"?"wss:":"ws:";let n=new WebSocket(t);this.#n=n,n.onopen=()=>{this.#t=500,this.onOpen(this)},n.onmessage=s=>{let r;try{r=JSON.parse(s.data)}catch{return}this.onFrame(r,this)},n.onclose=()=>{this.#e||(setTimeout(()=>this.#r(),this.#t),this.#t=Math.min(this.#t*2,1e4))}}send(t){this.#n?.readyState===WebSocket.OPEN&&this.#n.send(JSON.stringify(t))}stop(){this.#e=!0,this.#n?.close()}};var V=1e6;function En(e){return e.scrollTop+e.clientHeight>=e.scrollHeight-24}var st=class{root;#t;#e;#n;#r;#l;#s;#o;#c;#i;#f;constructor(t){this.root=t,this.#e=null,this.#n=[],this.#l={},this.#s=new Map,this.#o=new Map,this.#c=!1,this.#t=t.dataset.id??"",this.#i=t.dataset.complete!=="false",this.#f=new L(n=>this.#d(n),(n,s)=>this.#x(n,s))}#d(t){this.#e=null,this.#n=[],t.send({event:"job:query-info",id:this.#t,tail:ue})}#x(t,n){if(t.event==="error")return A(t.message);if(t.event==="job:info"&&t.id===this.#t){this.#m(t),this.#e=t.n;let s=this.#n;this.#n=[];for(let r of s)this.#h(r,n);return}if(t.event==="browser")for(let s of t.args)s.data.id===this.#t&&(this.#e===null?this.#n.push(s):this.#h(s,n))}#h(t,n){if(!(this.#e===null||t.n<=this.#e)){if(t.n>this.#e+1)return this.#d(n);this.#e=t.n,this.root.dataset.n=String(t.n),this.#j(t)}}#a(t){return this.root.querySelector(`[data-field="${t}"]`)}#p(){return{jobId:this.#t,part:(t,n)=>({text:n,start:this.#l[t]??0})}}#m(t){t&&(this.#r=t.job,this.#l=t.omitted??{},this.root.dataset.n=String(t.n));let n=this.#r;this.#s.clear(),this.#o.clear(),this.root.querySelector(".output")?.replaceChildren(E(ge({...this.#p(),view:n})));for(let r of this.root.querySelectorAll(".output pre.log"))this.#u(r,this.#S(n,r.dataset.key??"job"));t?.complete===!1&&this.#i&&this.#E(),t&&(this.#i=t.complete!==!1),this.#g();for(let r of this.#s.values())r.pre.scrollTop=r.pre.scrollHeight}#S(t,n){if(n==="job")return t.output;for(let s of y){let r=t.phases[s].commands.find(o=>String(o.num)===n);if(r)return r.output}return""}#u(t,n){let s=U();s.ansi_to_html(n);let r=t.firstElementChild,o={code:r,pre:t,ansi:s,chunks:[],length:n.length};return r.firstChild&&o.chunks.push({nodes:[...r.childNodes],length:n.length}),this.#s.set(t.dataset.key??"job",o),o}#g(){let t=this.#r;k(this.#a("state"),he({view:t})),this.root.dataset.status=t.status,this.#b("error",t.error??""),this.#b("waiting",t.waiting?`Waiting: ${t.waiting}`:"");let n=this.#a("drone");n&&(n.textContent=t.drone??"none yet"),this.#a("duration")?.replaceChildren(E(pe({view:t}))),this.#a("attempts")?.replaceChildren(E(me({view:t})));for(let s of y){let r=t.phases[s],o=this.root.querySelector(`.phase[data-phase="${s}"]`);if(!o)continue;o.hidden=r.commands.length===0,k(o.querySelector('h2 [data-field="exit"]'),nt({code:r.exitCode}));let i=new Map([...o.querySelectorAll(".cmd")].map(a=>[a.dataset.num,a]));for(let a of r.commands){let l=i.get(String(a.num));i.delete(String(a.num));let p=St(t,a);if(l){let x=_t({command:a,running:p,jobEnd:t.finishedAt});k(l.querySelector(".cmd-meta"),x);continue}o.append(E(xt({...this.#p(),command:a,live:p,jobEnd:t.finishedAt})));let _=o.querySelector(`.cmd[data-num="${a.num}"] pre.log`);_&&this.#u(_,a.output)}for(let[a,l]of i)this.#s.delete(a??""),l.remove()}t.status==="done"&&this.#C()}#b(t,n){let s=this.#a(t);s&&(s.textContent=n,s.hidden=!n)}#E(){this.root.querySelector(".log-tail")||this.root.querySelector(".output")?.before(E(be({jobId:this.#t})))}#j(t){let n=this.#r,s=t.data;if(xe(s)){let r=jt(n,s);wt(n,t),r&&r.output.length>V?r.output=r.output.slice(-V):!r&&n.output.length>V&&(n.output=n.output.slice(-V)),this.#y(r?String(r.num):"job",s.text);return}if(wt(n,t),s.event==="job:dispatched"||s.event==="job:returned"){this.#l={},this.#m();return}s.event==="job:cmd:start"&&!this.#i&&this.#y("log",`$ ${s.screencmd}
+`),s.event==="job:done"&&this.#_(),this.#g()}#w(t){if(!this.#i){let n=this.#s.get("log");if(n)return n;let s=this.root.querySelector('.log-tail pre[data-key="log"]');return s?this.#u(s,""):void 0}return this.#s.get(t)??this.#s.get("job")}#y(t,n){let s=this.#w(t);if(!s||!n)return;this.#o.set(s,(this.#o.get(s)??"")+n);let r=s.pre.closest(".job-output");r&&(r.hidden=!1),this.#c||(this.#c=!0,requestAnimationFrame(()=>this.#_()))}#_(){this.#c=!1;let t=innerHeight+scrollY>=document.documentElement.scrollHeight-48,n=[...this.#o.keys()].map(s=>[s,En(s.pre)]);for(let[s,r]of this.#o)this.#A(s,r);this.#o.clear();for(let[s,r]of n)r&&(s.pre.scrollTop=s.pre.scrollHeight);t&&scrollTo(0,document.documentElement.scrollHeight)}#A(t,n){let s=document.createElement("span");s.innerHTML=t.ansi.ansi_to_html(n),t.code.append(s),t.chunks.push({nodes:[s],length:n.length}),t.length+=n.length;let r=0;for(;t.length>V&&t.chunks.length>1;){let p=t.chunks.shift();for(let _ of p.nodes)_.remove();t.length-=p.length,r+=p.length}if(r===0)return;let o=Number(t.pre.dataset.start??0)+r;t.pre.dataset.start=String(o);let i=t.pre.dataset.key??"job";if(i==="log")return;let a=t.pre.previousElementSibling,l=J({jobId:this.#t,outputKey:i,end:o});a?.classList.contains("earlier")?k(a,l):t.pre.before(E(l))}#C(){this.#f.stop(),this.root.querySelector("form.cancel")?.setAttribute("hidden",""),this.root.querySelector(".nojs")?.remove(),A("")}};var jn=["<time "," ",' data-ago="">',"</time>"],wn=["<span ",">","</span>"],An=["","","","",""],Cn=['<span class="author">',"</span>"],$n=['<span class="message">',"</span>"],kn=['<span class="muted">',"</span>"],Tn=["<tr ",'><th scope="row" data-label="">',"",'</th><td class="num" data-label="Speed">','</td><td class="num" data-label="Capacity">','</td><td data-label="Jobs">','</td><td data-label="Plugins">','</td><td data-label="Labels">','</td><td data-label="Last seen">',"</td></tr>"],Rn=['<span class="tag">draining</span>'],On=["<tr ",'><th scope="row" data-label=""><a ',">",'</a></th><td class="wrap" data-label="Repository">','</td><td data-label="Ref">','</td><td class="wrap" data-label="Waiting for">',"</td></tr>"],In=["<tr ",'><td data-label="">','</td><th scope="row" data-label=""><a ',">",'</a></th><td class="wrap" data-label="Repository">','</td><td data-label="Ref">','</td><td class="wrap" data-label="Trigger">','</td><td data-label="Drone">','</td><td class="num" data-label="Duration">','</td><td data-label="Created">',"</td></tr>"],vn=['<tr class="empty"><td ',">","</td></tr>"];function Se(e){return f(jn,u("datetime",e.iso),u("title",e.iso),c(W(e.iso)))}function Ln(e){let t=X(e.job);return f(wn,u("class",`badge badge-${t}`),c(t))}function Mn(e){let{trigger:t}=e.job,n=t.author?.name??t.author?.username;return f(An,c(n&&f(Cn,c(n))),c(n&&t.message&&": "),c(t.message&&f($n,c(t.message))),c(!n&&!t.message&&f(kn,c(t.type))))}function Ee(e){let t=e.drone;return f(Tn,u("data-drone",t.name),c(t.name),c(t.draining&&f(Rn)),c(t.speed),c(t.capacity),c(`${t.running} running, ${t.queued} queued`),c(t.plugins.join(", ")),c(t.labels.join(", ")),m(Se,{iso:t.lastSeen}))}function je(e){let t=e.job;return f(On,u("data-job",t.id),u("href",`/jobs/${t.id}`),c(t.id),c(t.repo),c(t.ref),c(t.waiting??""))}function we(e){let t=e.job;return f(In,u("data-job",t.id),m(Ln,{job:t}),u("href",`/jobs/${t.id}`),c(t.id),c(t.repo),c(t.ref),m(Mn,{job:t}),c(t.drone??""),c($(t.startedAt,t.finishedAt)),m(Se,{iso:t.createdAt}))}function Ae(e){return f(vn,u("colspan",e.columns),c(e.text))}function At(e,t,n,s){let r=document.querySelector(`#${e} tbody`);if(!r)return;let o=document.activeElement,i=o&&r.contains(o)?o.getAttribute("href"):null;r.replaceChildren(E(t.length?t.join(""):Ae({columns:n,text:s}))),i&&r.querySelector(`a[href="${CSS.escape(i)}"]`)?.focus()}function Ce(){new L(e=>e.send({event:"overview:follow"}),e=>{if(e.event!=="overview")return;let t=e.drones.map(n=>String(Ee({drone:n})));At("drones",t,7,"No drones are connected."),At("queue",e.queue.map(n=>String(je({job:n}))),4,"No jobs are waiting."),At("jobs",e.jobs.map(n=>String(we({job:n}))),8,"No jobs yet.")})}document.documentElement.classList.add("js");ye();setInterval(()=>{for(let e of document.querySelectorAll("time[data-ago]"))e.textContent=W(e.getAttribute("datetime")??"");for(let e of document.querySelectorAll("[data-start]:not(pre)")){if(!e.dataset.start||e.dataset.end)continue;(e.classList.contains("cmd-time")?e.parentElement?.querySelector('[data-field="exit"]')?.textContent==="running":document.getElementById("job")?.dataset.status!=="done")&&(e.textContent=$(e.dataset.start,null))}},1e3);for(let e of document.querySelectorAll("pre.log"))e.scrollTop=e.scrollHeight;var Ct=document.getElementById("job");Ct&&Ct.dataset.status!=="done"&&new st(Ct);document.getElementById("overview")&&Ce();
