@@ -12,6 +12,7 @@ import type {
 } from "../protocol/mod.ts";
 import { decodeWorkerFrame, protocolRefusal } from "../protocol/mod.ts";
 import { capText } from "../protocol/cap_text.ts";
+import { hex } from "../protocol/hex.ts";
 import { Drone } from "./drone.ts";
 import { Hub } from "./hub.ts";
 import { foldEvent, newJobView } from "./job_state.ts";
@@ -71,8 +72,7 @@ export function globMatches(pattern: string, text: string): boolean {
 
 function newJobId(): string {
   const random = crypto.getRandomValues(new Uint8Array(4));
-  return Date.now().toString(36) + "-" + [...random].map((b) => b.toString(16).padStart(2, "0"))
-    .join("");
+  return Date.now().toString(36) + "-" + hex(random);
 }
 
 /** Jobs with `serialize: true` and the same key never run at once. */
