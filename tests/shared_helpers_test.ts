@@ -1,4 +1,6 @@
-import { deepEqual, equal } from "node:assert/strict";
+import { deepEqual, equal, ok } from "node:assert/strict";
+import { JobSpecSchema } from "../protocol/mod.ts";
+import { foldEvent, newJobView, VIEW_OUTPUT_LIMIT } from "../queen/job_state.ts";
 import { backoff } from "../protocol/backoff.ts";
 import { capText, utf8Length } from "../protocol/cap_text.ts";
 import { hex } from "../protocol/hex.ts";
@@ -44,4 +46,30 @@ Deno.test("backoff doubles to its cap, stops after its tries, and jitters within
 Deno.test("hex writes two lowercase digits a byte", () => {
   equal(hex(new Uint8Array([0, 1, 15, 16, 255])), "00010f10ff");
   equal(hex(new Uint8Array([171, 205]).buffer), "abcd");
+});
+
+Deno.test("the queen's job view holds its output limit in bytes, not UTF-16 units", () => {
+  const spec = JobSpecSchema.parse({ repo: { url: "/r" }, ref: { branch: "main" } });
+  const view = newJobView("j1", spec, 0);
+  // 400,000 three-byte characters: 1.2 MB, but fewer UTF-16 units than the 1 MiB limit.
+  const text = "€".repeat(400_000);
+  const grew = foldEvent(view, {
+    n: 1,
+    at: 0,
+    data: { event: "job:stdout", id: "j1", attempt: 1, seq: 1, text },
+  }, 0);
+  equal(grew, VIEW_OUTPUT_LIMIT);
+  const shown = JSON.stringify(view);
+  ok(shown.includes("the rest of the output is in the full log"));
+  const euros = shown.match(/€/g)!.length;
+  ok(euros * 3 <= VIEW_OUTPUT_LIMIT && euros * 3 > VIEW_OUTPUT_LIMIT - 3, `${euros} kept`);
+  // A full view takes no more.
+  equal(
+    foldEvent(view, {
+      n: 2,
+      at: 0,
+      data: { event: "job:stdout", id: "j1", attempt: 1, seq: 2, text: "x" },
+    }, grew),
+    0,
+  );
 });
