@@ -89,12 +89,13 @@ export function parseFlags(
   return { values, positionals: parsed.positionals };
 }
 
-/** A string flag's value, or a `UsageError` when it is required and missing. */
+/** A string flag's value, or undefined when it was not given (see `required`). */
 export function str(values: Values, name: string): string | undefined {
   const value = values[name];
   return typeof value === "string" ? value : undefined;
 }
 
+/** A string flag's value, or a `UsageError` when it is missing or empty. */
 export function required(values: Values, name: string): string {
   const value = str(values, name);
   if (value === undefined || value === "") throw new UsageError(`--${name} is required`);

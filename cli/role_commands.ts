@@ -2,6 +2,7 @@
  * `strider queen` and `strider worker`: parse their flags and start the role until a signal.
  */
 import { hostname } from "node:os";
+import { EnvNameSchema, NameSchema } from "../protocol/mod.ts";
 import { startQueen } from "../queen/mod.ts";
 import {
   DEFAULT_MAX_MEMORY_MIB,
@@ -292,14 +293,14 @@ export async function worker(args: string[], output: Output): Promise<number> {
   const killGrace = int(values, "kill-grace", 0, 3600)!;
   const maxJobs = int(values, "max-jobs", 0, 1_000_000)!;
   const name = str(values, "name") ?? hostname().replace(/[^A-Za-z0-9._-]/g, "-").slice(0, 64);
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(name)) {
+  if (!NameSchema.safeParse(name).success) {
     throw new UsageError(`--name must be letters, digits, '.', '_' or '-', not '${name}'`);
   }
   const labels = list(values, "labels");
-  const badLabel = labels.find((l) => !/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(l));
+  const badLabel = labels.find((l) => !NameSchema.safeParse(l).success);
   if (badLabel) throw new UsageError(`--labels: '${badLabel}' is not a valid label`);
   const envPass = list(values, "env-pass");
-  const badName = envPass.find((n) => !/^[A-Za-z_][A-Za-z0-9_]{0,127}$/.test(n));
+  const badName = envPass.find((n) => !EnvNameSchema.safeParse(n).success);
   if (badName) throw new UsageError(`--env-pass: '${badName}' is not a variable name`);
   // The worker's own settings (its token above all) never reach a job.
   const own = envPass.find((n) => n.startsWith("STRIDER_"));

@@ -73,6 +73,9 @@ export const WorkerJobEventSchema = z.discriminatedUnion("event", [
 ]);
 export type WorkerJobEvent = z.infer<typeof WorkerJobEventSchema>;
 export type WorkerJobEventName = WorkerJobEvent["event"];
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+/** A job event before the worker's outbox numbers it (`id`, `attempt` and `seq` come then). */
+export type JobEventBody = DistributiveOmit<WorkerJobEvent, "id" | "attempt" | "seq">;
 
 /**
  * A dispatch's lease token: a secret the queen sends with `queue:new` to the one worker it picks,

@@ -38,7 +38,10 @@ export const AttemptViewSchema = z.object({
 });
 export type AttemptView = z.infer<typeof AttemptViewSchema>;
 
-/** What the queen last told the forge about a webhook job's commit (`reported: ...`). */
+/**
+ * Where a webhook job's commit status stands at its forge (the view's `reported`): what the
+ * forge accepted last, what is being sent now, and why the last try failed.
+ */
 export const ReportedStatusSchema = z.object({
   forge: z.string(),
   commit: z.string(),

@@ -10,7 +10,7 @@ export class LogBuilder {
   #attempt = 0;
   #endsWithNewline = true;
 
-  /** Restores a builder that already produced `attempt` and a log ending as `lastChar` says. */
+  /** Restores a builder that already produced `attempt`, its log ending in a newline or not. */
   static resume(attempt: number, endsWithNewline: boolean): LogBuilder {
     const builder = new LogBuilder();
     builder.#attempt = attempt;

@@ -7,6 +7,7 @@
 import type { JobSpec, JobView, RecordedEvent } from "../protocol/mod.ts";
 import { isSecretName } from "../protocol/mod.ts";
 import { applyEvent, emptyPhases, isOutputEvent } from "../protocol/job_fold.ts";
+import { capText } from "../protocol/cap_text.ts";
 
 // The fold itself lives in protocol/, so that the dashboard's browser script folds with it too.
 export { applyEvent };
@@ -85,12 +86,14 @@ export function foldEvent(view: JobView, recorded: RecordedEvent, viewBytes: num
   }
   if (viewBytes >= VIEW_OUTPUT_LIMIT) return 0;
   const room = VIEW_OUTPUT_LIMIT - viewBytes;
-  if (e.text.length <= room) {
+  const capped = capText(e.text, room);
+  if (!capped.cut) {
     applyEvent(view, recorded);
-    return e.text.length;
+    return capped.bytes;
   }
   const marker =
     `\n[strider: the rest of the output is in the full log: /api/jobs/${view.id}/log]\n`;
-  applyEvent(view, { ...recorded, data: { ...e, text: e.text.slice(0, room) + marker } });
+  applyEvent(view, { ...recorded, data: { ...e, text: capped.text + marker } });
+  // The view is full: what is left of the room may be too small for the next character.
   return room;
 }

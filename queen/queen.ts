@@ -11,6 +11,8 @@ import type {
   WorkerJobEvent,
 } from "../protocol/mod.ts";
 import { decodeWorkerFrame, protocolRefusal } from "../protocol/mod.ts";
+import { capText } from "../protocol/cap_text.ts";
+import { hex } from "../protocol/hex.ts";
 import { Drone } from "./drone.ts";
 import { Hub } from "./hub.ts";
 import { foldEvent, newJobView } from "./job_state.ts";
@@ -70,8 +72,7 @@ export function globMatches(pattern: string, text: string): boolean {
 
 function newJobId(): string {
   const random = crypto.getRandomValues(new Uint8Array(4));
-  return Date.now().toString(36) + "-" + [...random].map((b) => b.toString(16).padStart(2, "0"))
-    .join("");
+  return Date.now().toString(36) + "-" + hex(random);
 }
 
 /** Jobs with `serialize: true` and the same key never run at once. */
@@ -645,16 +646,13 @@ export class QueenCore {
         data = { ...data, text: "" };
       } else {
         const room = limit - record.logBytes;
-        // A UTF-16 unit is at most 3 bytes of UTF-8: only text that might not fit is encoded.
-        const bytes = data.text.length * 3 >= room
-          ? new TextEncoder().encode(data.text)
-          : undefined;
-        if (bytes && bytes.length >= room) {
+        const capped = capText(data.text, room);
+        if (capped.cut || capped.bytes >= room) {
           // The text is cut at the limit, so the marker takes the log past it and later output
           // is dropped above.
           data = {
             ...data,
-            text: new TextDecoder().decode(bytes.subarray(0, room)) +
+            text: capped.text +
               `\n[strider: output truncated: the job passed its ${limit}-byte log limit]\n`,
           };
         }

@@ -1,9 +1,9 @@
 import { join } from "node:path";
+import { hex } from "../protocol/hex.ts";
 
 /** A random token: 32 bytes as hex. */
 export function randomToken(): string {
-  return [...crypto.getRandomValues(new Uint8Array(32))]
-    .map((b) => b.toString(16).padStart(2, "0")).join("");
+  return hex(crypto.getRandomValues(new Uint8Array(32)));
 }
 
 /**

@@ -23,6 +23,7 @@ import { parseArgs } from "node:util";
 import { basename, dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { VERSION } from "../protocol/mod.ts";
+import { hex } from "../protocol/hex.ts";
 import { STAMP_PREFIX } from "../cli/build_info.ts";
 import { type Entry, tarGz, zip } from "./archive.ts";
 import { cmdLauncher, shLauncher } from "./launchers.ts";
@@ -231,10 +232,7 @@ async function compiled(platform: Platform, entry: string, work: string): Promis
 }
 
 async function sha256(data: Uint8Array): Promise<string> {
-  const digest = new Uint8Array(
-    await crypto.subtle.digest("SHA-256", data as Uint8Array<ArrayBuffer>),
-  );
-  return [...digest].map((byte) => byte.toString(16).padStart(2, "0")).join("");
+  return hex(await crypto.subtle.digest("SHA-256", data as Uint8Array<ArrayBuffer>));
 }
 
 /** A size as the README lists it: MiB, or KiB below one MiB. */

@@ -60,7 +60,7 @@ function setup(answers: (number | "hang")[], db = freshDb()) {
       },
     },
     publicUrl: () => "https://ci.test/",
-    delays: [1, 1, 1],
+    retry: { minMs: 1, maxMs: 1, tries: 3 },
     fetch: fakeFetch,
   });
   const finish = (id: string, result: JobResult) => {
@@ -158,7 +158,7 @@ Deno.test("a reporter on a database left mid-report carries on", async () => {
       followAll: () => () => {},
     },
     publicUrl: () => "https://ci.test",
-    delays: [1],
+    retry: { minMs: 1, maxMs: 1, tries: 1 },
     fetch: ((url: string, init: RequestInit) => {
       again.calls.push({ url, state: JSON.parse(String(init.body)).state, auth: "" });
       return Promise.resolve(new Response("{}", { status: 201 }));

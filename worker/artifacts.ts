@@ -7,6 +7,7 @@
 import { createHash } from "node:crypto";
 import { join, relative } from "node:path";
 import { artifactPathProblem } from "../protocol/mod.ts";
+import { type Backoff, backoff } from "../protocol/backoff.ts";
 
 /** Files one job may send (past it, a note says how many were left out). */
 export const MAX_ARTIFACT_FILES = 10_000;
@@ -125,10 +126,10 @@ export function httpArtifactSender(options: {
   queen: string;
   token: string;
   client?: Deno.HttpClient;
-  /** Waits between tries (ms); the default backs off from 1 s to 16 s. */
-  delays?: number[];
+  /** Waits between tries; the default backs off from 1 s to 16 s, five retries. */
+  retry?: Backoff;
 }): ArtifactSender {
-  const delays = options.delays ?? [1_000, 2_000, 4_000, 8_000, 16_000];
+  const retry = options.retry ?? { minMs: 1_000, maxMs: 16_000, tries: 5 };
   return {
     async send(job, attempt, artifact, signal) {
       const sha256 = await fileSha256(artifact.file);
@@ -169,10 +170,11 @@ export function httpArtifactSender(options: {
           if (signal?.aborted) throw new Error("the job was stopped");
           why = (error as Error).message;
         }
-        if ((status !== 0 && !RETRYABLE.has(status)) || tries >= delays.length) {
+        const delay = backoff(tries, retry);
+        if ((status !== 0 && !RETRYABLE.has(status)) || delay === undefined) {
           throw new Error(status ? `the queen refused it (${status}): ${why}` : why);
         }
-        await new Promise((r) => setTimeout(r, delays[tries]));
+        await new Promise((r) => setTimeout(r, delay));
       }
     },
   };

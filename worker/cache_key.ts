@@ -5,6 +5,7 @@
  */
 import { join } from "node:path";
 import { workspacePathProblem } from "../protocol/mod.ts";
+import { hex } from "../protocol/hex.ts";
 
 const TEMPLATE = /\{\{\s*([^}]*?)\s*\}\}/g;
 const CHECKSUM = /^checksum\s+"([^"]+)"$/;
@@ -58,5 +59,5 @@ async function checksum(path: string, src: string): Promise<string> {
     return "missing";
   }
   const digest = await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>);
-  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+  return hex(digest);
 }

@@ -6,6 +6,7 @@
  * itself, outside any sandbox; a job's commands never see this folder.
  */
 import { dirname, join, relative } from "node:path";
+import { hex } from "../protocol/hex.ts";
 
 /** Where a cache's paths live: relative to the checkout, or to HOME with `~/`. */
 export interface CacheLayout {
@@ -19,9 +20,6 @@ export interface CacheLayout {
 export type CacheOutcome =
   | { done: true; bytes: number; note: string }
   | { done: false; note: string };
-
-const hex = (bytes: ArrayBuffer) =>
-  Array.from(new Uint8Array(bytes), (b) => b.toString(16).padStart(2, "0")).join("");
 
 async function sha256(text: string): Promise<string> {
   return hex(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));

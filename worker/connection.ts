@@ -4,6 +4,7 @@
  */
 import { decodeQueenFrame, encodeFrame, JobIdSchema } from "../protocol/mod.ts";
 import type { QueenFrame, WorkerFrame } from "../protocol/mod.ts";
+import { backoff } from "../protocol/backoff.ts";
 
 /** A refusal that retrying cannot fix (a wrong token): the worker stops. */
 export class QueenRefusedError extends Error {
@@ -59,12 +60,6 @@ export function refusedDispatch(raw: unknown): { id?: string; attempt?: number }
   if (!id.success || !Number.isInteger(attempt) || (attempt as number) < 1) return {};
   if ((attempt as number) > 1000) return {};
   return { id: id.data, attempt: attempt as number };
-}
-
-/** Full jitter: a random delay up to the exponential bound spreads reconnecting workers out. */
-export function backoffDelay(failures: number, minMs: number, maxMs: number): number {
-  const bound = Math.min(maxMs, minMs * 2 ** Math.min(failures, 20));
-  return minMs + Math.random() * (bound - minMs);
 }
 
 /** Keeps a worker connected to its queen until `close()`. */
@@ -234,11 +229,12 @@ export class QueenConnection {
   }
 
   #scheduleRetry(why: string): void {
-    const delay = backoffDelay(
-      this.#failures++,
-      this.#options.minDelayMs ?? 250,
-      this.#options.maxDelayMs ?? 10_000,
-    );
+    // Full jitter, no last try: a worker keeps coming back until it is closed.
+    const delay = backoff(this.#failures++, {
+      minMs: this.#options.minDelayMs ?? 250,
+      maxMs: this.#options.maxDelayMs ?? 10_000,
+      jitter: true,
+    })!;
     this.#options.log(`${why}; retrying in ${Math.round(delay)} ms`);
     this.#retry = setTimeout(() => this.start(), delay);
   }

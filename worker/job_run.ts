@@ -7,11 +7,12 @@ import type {
   AttemptResult,
   CacheSpec,
   DispatchedJob,
+  JobEventBody,
   Phase,
   PluginConfig,
-  WorkerJobEvent,
 } from "../protocol/mod.ts";
 import { PHASES } from "../protocol/mod.ts";
+import { capText } from "../protocol/cap_text.ts";
 import { masksNamedValue } from "../protocol/secret_names.ts";
 import { findArtifacts } from "./artifacts.ts";
 import type { ArtifactSender } from "./artifacts.ts";
@@ -29,10 +30,6 @@ import { repoSettings } from "./repo_settings.ts";
 import { DEFAULT_MAX_MEMORY_MIB, DEFAULT_MAX_PROCS, handOver, wrapCommand } from "./sandbox.ts";
 import type { Isolation, SandboxSettings } from "./sandbox.ts";
 import { fetchCode, fetchScreen } from "./vcs.ts";
-
-type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
-/** A job event before the connection numbers it. */
-export type JobEventBody = DistributiveOmit<WorkerJobEvent, "id" | "attempt" | "seq">;
 
 /** What a job run needs from its worker. */
 export interface JobRunOptions {
@@ -413,10 +410,18 @@ export class JobRun {
     const batcher = new OutputBatcher(this.#masker, (stream, text) => {
       const room = this.#options.outputLimit - this.#outputBytes;
       if (room <= 0) return;
-      const kept = text.length > room ? text.slice(0, room) : text;
-      this.#outputBytes += kept.length;
-      emit({ event: stream === "stdout" ? "job:cmd:stdout" : "job:cmd:stderr", num, text: kept });
-      if (kept.length < text.length || this.#outputBytes >= this.#options.outputLimit) {
+      const kept = capText(text, room);
+      // Cut output ends the job's output: what is left of the room may be too small for the
+      // next character, and the notice must come once.
+      this.#outputBytes = kept.cut ? this.#options.outputLimit : this.#outputBytes + kept.bytes;
+      if (kept.text) {
+        emit({
+          event: stream === "stdout" ? "job:cmd:stdout" : "job:cmd:stderr",
+          num,
+          text: kept.text,
+        });
+      }
+      if (kept.cut || this.#outputBytes >= this.#options.outputLimit) {
         emit({
           event: "job:cmd:stderr",
           num,

@@ -8,8 +8,8 @@
  * of megabytes while the queen is away costs disk, not memory.
  */
 import { join } from "node:path";
-import type { RunningAttempt, WorkerJobEvent } from "../protocol/mod.ts";
-import type { JobEventBody } from "./job_run.ts";
+import type { JobEventBody, RunningAttempt, WorkerJobEvent } from "../protocol/mod.ts";
+import { attemptKey } from "../protocol/attempt_key.ts";
 import { Spool } from "./spool.ts";
 
 /** Unacknowledged events kept in memory per attempt, in bytes of JSON, before spooling. */
@@ -56,7 +56,7 @@ export class Outbox {
 
   /** Numbers `body` as the next event of the attempt and sends it when connected. */
   push(id: string, attempt: number, body: JobEventBody): WorkerJobEvent {
-    const key = `${id}\u0000${attempt}`;
+    const key = attemptKey(id, attempt);
     let log = this.#attempts.get(key);
     if (!log) {
       log = { id, attempt, seq: 0, memory: [], memoryBytes: 0, spool: undefined, done: false };
@@ -81,7 +81,7 @@ export class Outbox {
 
   /** The queen recorded every event of the attempt up to `seq`. */
   ack(id: string, attempt: number, seq: number): void {
-    const key = `${id}\u0000${attempt}`;
+    const key = attemptKey(id, attempt);
     const log = this.#attempts.get(key);
     if (!log) return;
     let dropped = 0;
@@ -99,7 +99,7 @@ export class Outbox {
   }
 
   #hasRoom(id: string, attempt: number): boolean {
-    const log = this.#attempts.get(`${id}\u0000${attempt}`);
+    const log = this.#attempts.get(attemptKey(id, attempt));
     return !log || (!log.spool?.pending && log.memoryBytes < this.#memoryLimit &&
       log.memory.length < MAX_MEMORY_EVENTS);
   }
@@ -123,7 +123,7 @@ export class Outbox {
 
   /** Forgets an attempt the queen has superseded: its events would be refused. */
   drop(id: string, attempt: number): void {
-    const key = `${id}\u0000${attempt}`;
+    const key = attemptKey(id, attempt);
     const log = this.#attempts.get(key);
     if (log) this.#forget(key, log);
     this.#notifyIfDrained();

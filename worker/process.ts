@@ -4,6 +4,7 @@
  * a grace period, then SIGKILL to the whole group. What escapes the group is still found: in a
  * sandbox through its PID namespace, without one through a mark in its environment.
  */
+import { constants } from "node:os";
 import { forgetGroup, recordGroup } from "./process_ledger.ts";
 
 /** How a command is started. */
@@ -210,14 +211,6 @@ export async function sweep(mark: string): Promise<number> {
 /** How long output may keep flowing after a command exits. */
 const DRAIN_TIMEOUT_MS = 5_000;
 
-const SIGNALS: Record<string, number> = {
-  SIGHUP: 1,
-  SIGINT: 2,
-  SIGQUIT: 3,
-  SIGKILL: 9,
-  SIGTERM: 15,
-};
-
 function signalNumber(signal: string): number {
-  return SIGNALS[signal] ?? 0;
+  return (constants.signals as Record<string, number>)[signal] ?? 0;
 }

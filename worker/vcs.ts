@@ -6,6 +6,7 @@
  */
 import { join } from "node:path";
 import type { DispatchedJob, RepoAuth } from "../protocol/mod.ts";
+import { hex } from "../protocol/hex.ts";
 
 /** Runs a VCS command, streaming its output into the job; returns exit code and stderr tail. */
 export type VcsRunner = (
@@ -266,8 +267,7 @@ async function withMirrorLock<T>(mirror: string, body: () => Promise<T>): Promis
 /** The mirror cache folder for `url`: one bare repository per repository URL. */
 async function mirrorPath(cacheDir: string, url: string): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(url));
-  const hex = [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
-  return join(cacheDir, `${hex.slice(0, 32)}.git`);
+  return join(cacheDir, `${hex(digest).slice(0, 32)}.git`);
 }
 
 /** The refspec that stores the job's ref in the mirror under its own name. */

@@ -8,6 +8,7 @@
 import type { DatabaseSync } from "node:sqlite";
 import type { Project, RecordedEvent, ReportedStatus } from "../../protocol/mod.ts";
 import { DEFAULT_FORGE_TOKEN_SECRET } from "../../protocol/mod.ts";
+import { type Backoff, backoff } from "../../protocol/backoff.ts";
 import type { ProjectStore } from "../projects/store.ts";
 import type { JobRecord } from "../store.ts";
 import { defaultApi, forgeState, statusRequest } from "./requests.ts";
@@ -25,13 +26,13 @@ export interface ReporterOptions {
   queen: ReporterQueen;
   /** The queen's address as people reach it (`--public-url`), for links to job pages. */
   publicUrl: () => string;
-  /** Waits before each retry (ms); the default backs off from 2 s to about 8 minutes. */
-  delays?: number[];
+  /** Waits before each retry; the default backs off from 2 s to 8 minutes, nine retries. */
+  retry?: Backoff;
   fetch?: typeof fetch;
   log?: (message: string) => void;
 }
 
-const DEFAULT_DELAYS = [2_000, 5_000, 15_000, 30_000, 60_000, 120_000, 240_000, 480_000];
+const DEFAULT_RETRY: Backoff = { minMs: 2_000, maxMs: 480_000, tries: 9 };
 /** One call's limit: a hanging forge must not hold its loop for ever. */
 const REQUEST_TIMEOUT_MS = 30_000;
 
@@ -57,7 +58,7 @@ export function reportingOf(
 
 export class StatusReporter {
   readonly #options: ReporterOptions;
-  readonly #delays: number[];
+  readonly #retry: Backoff;
   readonly #fetch: typeof fetch;
   readonly #running = new Set<string>();
   readonly #stop = new AbortController();
@@ -66,7 +67,7 @@ export class StatusReporter {
 
   constructor(options: ReporterOptions) {
     this.#options = options;
-    this.#delays = options.delays ?? DEFAULT_DELAYS;
+    this.#retry = options.retry ?? DEFAULT_RETRY;
     this.#fetch = options.fetch ?? fetch;
     this.#unfollow = options.queen.followAll((event) => {
       if (event.data.event === "job:done") this.#jobEnded(event.data.id);
@@ -207,7 +208,7 @@ export class StatusReporter {
       }
       note(tries, error);
       this.#options.log?.(`status of job ${job}: ${error}${retry ? "; retrying" : ""}`);
-      const delay = this.#delays[tries - 1];
+      const delay = backoff(tries - 1, this.#retry);
       if (!retry || delay === undefined) return;
       await sleep(delay, this.#stop.signal);
     }

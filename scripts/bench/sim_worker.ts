@@ -18,6 +18,7 @@ import { parseArgs } from "node:util";
 import { denoProc } from "./lib.ts";
 import type { Proc } from "./lib.ts";
 import { decodeQueenFrame, encodeFrame, PROTOCOL_VERSION, VERSION } from "../../protocol/mod.ts";
+import { attemptKey } from "../../protocol/attempt_key.ts";
 import type {
   DispatchedJob,
   DroneInfo,
@@ -122,7 +123,7 @@ export class SimWorker {
   }
 
   #emit(id: string, attempt: number, body: JobBody): void {
-    const key = `${id}\u0000${attempt}`;
+    const key = attemptKey(id, attempt);
     const seq = (this.#seq.get(key) ?? 0) + 1;
     this.#seq.set(key, seq);
     this.#unacked.set(key, seq);
@@ -136,7 +137,7 @@ export class SimWorker {
         this.send({ event: "pong", t: frame.t });
         return;
       case "job:ack": {
-        const key = `${frame.id}\u0000${frame.attempt}`;
+        const key = attemptKey(frame.id, frame.attempt);
         const sent = this.#unacked.get(key);
         if (sent !== undefined && frame.seq >= sent) {
           this.#unacked.delete(key);
@@ -189,7 +190,7 @@ export class SimWorker {
   }
 
   #finish(id: string, attempt: number, result: "passed" | "failed" | "errored" | "cancelled") {
-    const key = `${id}\u0000${attempt}`;
+    const key = attemptKey(id, attempt);
     if (!this.#seq.has(key)) return;
     this.#emit(id, attempt, { event: "job:done", timestamp: Date.now(), result });
     // Only the unacknowledged mark is kept from here on: an ack counts the job as acknowledged.
