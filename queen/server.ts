@@ -18,7 +18,13 @@ import { mountDashboard } from "./dashboard/mod.ts";
 import { ConflictError, InvalidInputError, NotFoundError } from "./errors.ts";
 import { readGuard, workerGuard, writeGuard } from "./http/auth.ts";
 import type { GuardTokens } from "./http/auth.ts";
-import { HANDSHAKE_MS, jsonBody, jsonLimit } from "./http/limits.ts";
+import {
+  HANDSHAKE_CLOSE_CODE,
+  HANDSHAKE_MS,
+  jsonBody,
+  jsonLimit,
+  TOO_BIG_CLOSE_CODE,
+} from "./http/limits.ts";
 import { onError } from "./http/on_error.ts";
 import { MAX_FOLLOWERS_PER_JOB } from "./hub.ts";
 import { acceptJob } from "./intake.ts";
@@ -65,12 +71,6 @@ export interface ServerOptions {
   handshakeMs?: number;
   log?: (message: string) => void;
 }
-
-/** Close code for a socket that sent nothing within the handshake deadline. */
-export const HANDSHAKE_CLOSE_CODE = 4002;
-
-/** Close code for a frame past `MAX_FRAME_BYTES` (WebSocket's "message too big"). */
-export const TOO_BIG_CLOSE_CODE = 1009;
 
 /** Builds the queen's Hono app over `core`. */
 export function createApp(

@@ -7,9 +7,9 @@ import { MAX_FRAME_BYTES, ProjectSchema } from "../protocol/mod.ts";
 import { MemoryStore } from "../queen/memory_store.ts";
 import { MemoryProjectStore } from "../queen/projects/memory_store.ts";
 import { QueenCore } from "../queen/queen.ts";
-import { createApp, HANDSHAKE_CLOSE_CODE, TOO_BIG_CLOSE_CODE } from "../queen/server.ts";
+import { createApp } from "../queen/server.ts";
+import { HANDSHAKE_CLOSE_CODE, TOO_BIG_CLOSE_CODE } from "../queen/http/limits.ts";
 import type { ServerOptions } from "../queen/server.ts";
-import { SILENT_CLOSE_CODE } from "../queen/dashboard/browser_socket.ts";
 import { deliveryHeaders, fixture } from "./helpers/webhooks.ts";
 
 const API = "api-token-for-edge-tests";
@@ -239,7 +239,7 @@ Deno.test("sockets that send nothing after connecting are closed at the handshak
     equal(queen.core.drones.size, 0);
     const browser = new WebSocket(`${queen.url}/ws/browser`);
     const browserClosed = await closeOf(browser);
-    equal(browserClosed.code, SILENT_CLOSE_CODE);
+    equal(browserClosed.code, HANDSHAKE_CLOSE_CODE);
   } finally {
     await queen.close();
   }

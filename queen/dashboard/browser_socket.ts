@@ -15,7 +15,7 @@ import type { OverviewFeed } from "./overview_feed.ts";
 import { tailView } from "./output.ts";
 import { VIEW_OUTPUT_LIMIT } from "../job_state.ts";
 import { ConflictError, InvalidInputError, RejectedError } from "../errors.ts";
-import { HANDSHAKE_MS } from "../http/limits.ts";
+import { HANDSHAKE_CLOSE_CODE, HANDSHAKE_MS, TOO_BIG_CLOSE_CODE } from "../http/limits.ts";
 import { acceptJob } from "../intake.ts";
 import type { QueenCore } from "../queen.ts";
 import { tokenMatches } from "../auth.ts";
@@ -38,9 +38,6 @@ export interface BrowserSocketOptions {
 /** Close code for a browser cut off for falling behind. */
 export const BEHIND_CLOSE_CODE = 4008;
 
-/** Close code for a browser that sent no frame within the handshake deadline. */
-export const SILENT_CLOSE_CODE = 4002;
-
 /** Upgrades `request` to the browser socket and serves it. */
 export function browserSocket(
   request: Request,
@@ -58,7 +55,7 @@ export function browserSocket(
   let heard = false;
   const deadline = setTimeout(() => {
     if (!heard && socket.readyState === WebSocket.OPEN) {
-      socket.close(SILENT_CLOSE_CODE, `send a frame within ${handshakeMs} ms`);
+      socket.close(HANDSHAKE_CLOSE_CODE, `send a frame within ${handshakeMs} ms`);
     }
   }, handshakeMs);
 
@@ -126,7 +123,7 @@ export function browserSocket(
     // close, so that one oversize frame is the most a browser can send.
     if (frameTooLarge(message.data)) {
       stop();
-      return socket.close(1009, `frames are limited to ${MAX_FRAME_BYTES} bytes`);
+      return socket.close(TOO_BIG_CLOSE_CODE, `frames are limited to ${MAX_FRAME_BYTES} bytes`);
     }
     const decoded = decodeBrowserFrame(message.data);
     if (!decoded.ok) return send({ event: "error", message: decoded.error });

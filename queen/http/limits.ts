@@ -23,6 +23,12 @@ export const MAX_FORM_BYTES = 256 * 1024;
 /** Milliseconds a worker has to send `drone:info`, and a browser its first frame. */
 export const HANDSHAKE_MS = 10_000;
 
+/** Close code for a socket that sent nothing within `HANDSHAKE_MS`. */
+export const HANDSHAKE_CLOSE_CODE = 4002;
+
+/** Close code for a frame past `MAX_FRAME_BYTES` (WebSocket's "message too big"). */
+export const TOO_BIG_CLOSE_CODE = 1009;
+
 function tooLarge(limit: number): never {
   throw new HTTPException(413, { message: `body exceeds ${limit} bytes` });
 }
