@@ -3,7 +3,12 @@
  * replays, and the deadline and size limit of sockets (over a real loopback server).
  */
 import { deepEqual, equal, match, ok } from "node:assert/strict";
-import { MAX_FRAME_BYTES, ProjectSchema } from "../protocol/mod.ts";
+import {
+  decodeWorkerFrame,
+  MAX_FRAME_BYTES,
+  nestedDeeperThan,
+  ProjectSchema,
+} from "../protocol/mod.ts";
 import { MemoryStore } from "../queen/memory_store.ts";
 import { MemoryProjectStore } from "../queen/projects/memory_store.ts";
 import { QueenCore } from "../queen/queen.ts";
@@ -260,4 +265,13 @@ Deno.test("a worker or browser frame past the frame limit closes its socket unpa
   } finally {
     await queen.close();
   }
+});
+
+Deno.test("frames nested too deep are refused before parsing, with escapes and strings read right", () => {
+  const refused = decodeWorkerFrame(`{"event":"pong","x":${deep(10_000)}}`);
+  ok(!refused.ok);
+  match(refused.error, /frame nests deeper than 64 levels/);
+  ok(!nestedDeeperThan(JSON.stringify({ text: '[[[\\"[[['.repeat(100) })));
+  ok(nestedDeeperThan(deep(65)));
+  ok(!nestedDeeperThan(deep(64)));
 });
