@@ -3,7 +3,7 @@
  * (VmHWM from /proc) stays far below the body's size.
  */
 import { equal, ok } from "node:assert/strict";
-import { API_TOKEN, startQueen } from "./helpers/cluster.ts";
+import { API_TOKEN, startQueen, WORKER_TOKEN } from "./helpers/cluster.ts";
 
 /** A field of `/proc/<pid>/status`, in KiB. */
 async function procKib(pid: number, field: "VmRSS" | "VmHWM"): Promise<number> {
@@ -54,6 +54,31 @@ Deno.test("a chunked 256 MiB POST /api/jobs gets 413 without the queen holding i
     const peak = await procKib(pid, "VmHWM");
     // Generous: the limit is 1 MiB; holding the body would add 256 MiB or more.
     ok(peak - before < 64 * 1024, `peak RSS grew by ${peak - before} KiB`);
+    const healthy = await fetch(`${queen.url}/healthz`);
+    equal(healthy.status, 200);
+    await healthy.body?.cancel();
+  } finally {
+    await queen.proc.stop();
+  }
+});
+
+Deno.test("a 10 MB worker frame closes the socket unparsed, and the queen carries on", async () => {
+  const queen = await startQueen();
+  try {
+    const pid = queen.proc.child.pid;
+    const before = await procKib(pid, "VmHWM");
+    const socket = new WebSocket(queen.url.replace(/^http/, "ws") + "/ws/worker", {
+      headers: { authorization: `Bearer ${WORKER_TOKEN}` },
+    });
+    const closed = new Promise<CloseEvent>((resolve) => socket.onclose = resolve);
+    socket.onerror = () => {};
+    socket.onopen = () =>
+      socket.send(JSON.stringify({ event: "pong", pad: "x".repeat(10 * 1024 * 1024) }));
+    const { code } = await closed;
+    equal(code, 1009);
+    const peak = await procKib(pid, "VmHWM");
+    // Deno receives the frame whole (it has no size option): what must not follow is a parse.
+    ok(peak - before < 96 * 1024, `peak RSS grew by ${peak - before} KiB`);
     const healthy = await fetch(`${queen.url}/healthz`);
     equal(healthy.status, 200);
     await healthy.body?.cancel();
