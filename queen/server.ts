@@ -226,10 +226,7 @@ export function createApp(
       onWebhookJob: reporter && ((job, where) => reporter.track(job, where)),
     }),
   );
-  mountArtifactRoutes(app, core, artifactStore, {
-    workerTokens: () => tokens.worker,
-    maxBytes: options.maxArtifactBytes,
-  });
+  mountArtifactRoutes(app, core, artifactStore, { maxBytes: options.maxArtifactBytes });
 
   app.get("/ws/worker", workerGuard(guardTokens), (c) => {
     if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
