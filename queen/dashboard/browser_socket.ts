@@ -147,7 +147,10 @@ export function browserSocket(
           const known = error instanceof InvalidInputError || error instanceof RejectedError ||
             error instanceof ConflictError;
           if (known) return send({ event: "error", message: error.message });
-          throw error;
+          // A bug: logged, and the browser told no more than that (this handler is async, so a
+          // rethrow would be an unhandled rejection that ends the queen).
+          console.error("queen: unexpected error:", error);
+          return send({ event: "error", message: "internal error" });
         }
       }
     }
