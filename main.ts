@@ -8,7 +8,7 @@ import { cancel, consoleOutput, drones, jobs, logs, retry, submit } from "./cli/
 import type { Output } from "./cli/client_commands.ts";
 import { ApiError } from "./cli/api_client.ts";
 import { UsageError } from "./cli/options.ts";
-import { queen, worker } from "./cli/role_commands.ts";
+import { queen, StartupError, worker } from "./cli/role_commands.ts";
 import { artifacts } from "./cli/artifacts_command.ts";
 import { COMMIT } from "./cli/build_info.ts";
 
@@ -64,7 +64,7 @@ export async function main(args: string[], output: Output = consoleOutput): Prom
       await run(["--help"], { out: output.err, err: output.err });
       return 2;
     }
-    if (error instanceof ApiError || error instanceof TypeError) {
+    if (error instanceof ApiError || error instanceof StartupError) {
       output.err(`strider ${command}: ${error.message}\n`);
       return 1;
     }

@@ -3,7 +3,7 @@
  */
 import { hostname } from "node:os";
 import { EnvNameSchema, NameSchema } from "../protocol/mod.ts";
-import { startQueen } from "../queen/mod.ts";
+import { startQueen, StartupError } from "../queen/mod.ts";
 import {
   DEFAULT_MAX_MEMORY_MIB,
   DEFAULT_MAX_PROCS,
@@ -16,6 +16,16 @@ import type { Flags, Values } from "./options.ts";
 import { makeLogger } from "./logger.ts";
 import type { LogFormat } from "./logger.ts";
 import type { Output } from "./client_commands.ts";
+
+export { StartupError };
+
+/**
+ * The worker reports a bad setting (`--ca`, `--isolation`, a plugin file) as a `TypeError` while
+ * it starts; only those, from its start alone, become a `StartupError` (exit 1 with the message).
+ */
+function workerStartupProblem(error: unknown): never {
+  throw error instanceof TypeError ? new StartupError(error.message) : error;
+}
 
 export const QUEEN_FLAGS: Flags = {
   port: {
@@ -326,7 +336,7 @@ export async function worker(args: string[], output: Output): Promise<number> {
     ca: str(values, "ca"),
     outputLimit: int(values, "output-limit", 1, 1024 * 1024)! * 1024 * 1024,
     keepWorkspaces: int(values, "keep-workspaces", 0, 10_000)!,
-  });
+  }).catch(workerStartupProblem);
   const healthAddr = str(values, "health-addr");
   const stopHealth = new AbortController();
   if (healthAddr) {

@@ -10,6 +10,46 @@ export type Decoded<T> = { ok: true; value: T } | { ok: false; error: string };
 /** Largest text frame either side accepts; larger frames are refused unparsed. */
 export const MAX_FRAME_BYTES = 2 * 1024 * 1024;
 
+/** Deepest nesting of arrays and objects a JSON body or frame may have; deeper is refused unparsed. */
+export const MAX_JSON_DEPTH = 64;
+
+/**
+ * Whether `text` nests arrays and objects deeper than `max`. A scan of the text, before parsing:
+ * a deep document would otherwise exhaust the stack of whatever walks it after `JSON.parse`.
+ */
+export function nestedDeeperThan(text: string, max: number = MAX_JSON_DEPTH): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (inString) {
+      if (code === 0x5c) i++; // backslash: the next character is escaped
+      else if (code === 0x22) inString = false;
+    } else if (code === 0x22) inString = true;
+    else if (code === 0x5b || code === 0x7b) {
+      if (++depth > max) return true;
+    } else if (code === 0x5d || code === 0x7d) depth--;
+  }
+  return false;
+}
+
+/** `text` parsed as JSON, or a message saying why it is not acceptable JSON. */
+export function parseJson(text: string, what = "body"): Decoded<unknown> {
+  if (nestedDeeperThan(text)) {
+    return { ok: false, error: `${what} nests deeper than ${MAX_JSON_DEPTH} levels` };
+  }
+  try {
+    return { ok: true, value: JSON.parse(text) };
+  } catch (error) {
+    return { ok: false, error: `${what} is not JSON: ${(error as Error).message}` };
+  }
+}
+
+/** The issues of a failed parse as one line: `path: message; path: message`. */
+export function describeIssues(issues: readonly { path: string; message: string }[]): string {
+  return issues.map((i) => `${i.path}: ${i.message}`).join("; ");
+}
+
 /** Validates `value` against `schema`, turning zod's issues into one readable message. */
 export function validate<T>(schema: z.ZodType<T>, value: unknown): Decoded<T> {
   const result = schema.safeParse(value);
@@ -26,13 +66,15 @@ function decodeFrame<T>(schema: z.ZodType<T>, raw: string | ArrayBuffer | Blob |
   if (bytes > MAX_FRAME_BYTES) {
     return { ok: false, error: `frame of ${bytes} bytes exceeds ${MAX_FRAME_BYTES}` } as const;
   }
-  let value: unknown;
-  try {
-    value = JSON.parse(raw);
-  } catch (error) {
-    return { ok: false, error: `frame is not JSON: ${(error as Error).message}` } as const;
-  }
-  return validate(schema, value);
+  const parsed = parseJson(raw, "frame");
+  return parsed.ok ? validate(schema, parsed.value) : parsed;
+}
+
+/** The size of a text frame in UTF-8 bytes, counted only as far as needed to compare with `max`. */
+export function frameTooLarge(raw: unknown, max: number = MAX_FRAME_BYTES): boolean {
+  if (typeof raw !== "string") return raw instanceof ArrayBuffer && raw.byteLength > max;
+  if (raw.length > max) return true;
+  return raw.length > max / 3 && new TextEncoder().encode(raw).byteLength > max;
 }
 
 /** Decodes a frame a worker sent to the queen. */

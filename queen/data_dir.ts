@@ -4,6 +4,7 @@
  * umask, and wider modes left by an older strider (or a copy) are narrowed on every start.
  */
 import { join } from "node:path";
+import { StartupError } from "./errors.ts";
 
 /** The files strider keeps in the data folder (others there are left alone). */
 export const DATA_FILES = [
@@ -31,7 +32,7 @@ export function secureDataDir(dir: string): void {
     try {
       Deno.chmodSync(path, mode);
     } catch (error) {
-      throw new TypeError(
+      throw new StartupError(
         `--data ${dir}: cannot make ${path} private (mode ${mode.toString(8)}): ` +
           `${(error as Error).message}; run the queen as the owner of its data folder`,
       );

@@ -12,8 +12,10 @@ import { QueenCore } from "./queen.ts";
 import { createApp } from "./server.ts";
 import { fillTokenSet, parseTokensFile, tokenFromDataDir } from "./tokens.ts";
 import type { TokenSet } from "./tokens.ts";
+import { StartupError } from "./errors.ts";
 
 export { QueenCore } from "./queen.ts";
+export { StartupError } from "./errors.ts";
 
 /** How often finished jobs beyond the retention are removed. */
 const RETENTION_EVERY_MS = 10 * 60_000;
@@ -80,15 +82,15 @@ export interface RunningQueen {
   finished: Promise<void>;
 }
 
-/** Reads a PEM file, or throws a `TypeError` that names the flag and the problem. */
+/** Reads a PEM file, or throws a `StartupError` that names the flag and the problem. */
 async function readPem(path: string, flag: string): Promise<string> {
   let text: string;
   try {
     text = await Deno.readTextFile(path);
   } catch (error) {
-    throw new TypeError(`${flag} ${path}: ${(error as Error).message}`);
+    throw new StartupError(`${flag} ${path}: ${(error as Error).message}`);
   }
-  if (!text.includes("-----BEGIN")) throw new TypeError(`${flag} ${path} is not a PEM file`);
+  if (!text.includes("-----BEGIN")) throw new StartupError(`${flag} ${path} is not a PEM file`);
   return text;
 }
 
@@ -103,7 +105,7 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
     try {
       text = await Deno.readTextFile(options.tokensFile);
     } catch (error) {
-      throw new TypeError(`--tokens-file ${options.tokensFile}: ${(error as Error).message}`);
+      throw new StartupError(`--tokens-file ${options.tokensFile}: ${(error as Error).message}`);
     }
     return parseTokensFile(text);
   };
@@ -178,7 +180,7 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
   options.signal?.addEventListener("abort", () => controller.abort(), { once: true });
   const { promise: listening, resolve } = Promise.withResolvers<Deno.NetAddr>();
   if (!options.tlsCert !== !options.tlsKey) {
-    throw new TypeError("TLS needs both --tls-cert and --tls-key");
+    throw new StartupError("TLS needs both --tls-cert and --tls-key");
   }
   const tls = options.tlsCert && options.tlsKey
     ? {

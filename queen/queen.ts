@@ -14,6 +14,7 @@ import { decodeWorkerFrame, protocolRefusal } from "../protocol/mod.ts";
 import { capText } from "../protocol/cap_text.ts";
 import { hex } from "../protocol/hex.ts";
 import { Drone } from "./drone.ts";
+import { ConflictError, RejectedError } from "./errors.ts";
 import { Hub } from "./hub.ts";
 import { foldEvent, newJobView } from "./job_state.ts";
 import { LogBuilder } from "./job_log.ts";
@@ -55,13 +56,8 @@ interface Orphan {
   timer: ReturnType<typeof setTimeout>;
 }
 
-/** A job spec was refused by the queen (not by the schema): the id is taken, for example. */
-export class JobRejectedError extends Error {
-  constructor(message: string, readonly status: 400 | 409 = 400) {
-    super(message);
-    this.name = "JobRejectedError";
-  }
-}
+/** A job spec refused by the queen's policy (kept under its old name for callers). */
+export { RejectedError as JobRejectedError } from "./errors.ts";
 
 /** Whether `text` matches `pattern`, where `*` stands for any run of characters. */
 export function globMatches(pattern: string, text: string): boolean {
@@ -158,12 +154,12 @@ export class QueenCore {
   submit(spec: JobSpec, links: { retryOf?: string } = {}): JobRecord {
     const allowed = this.#options.allowRepo ?? [];
     if (allowed.length && !allowed.some((pattern) => globMatches(pattern, spec.repo.url))) {
-      throw new JobRejectedError(
+      throw new RejectedError(
         `repo.url: '${spec.repo.url}' is not allowed on this queen (see its --allow-repo)`,
       );
     }
     const id = spec.job_id ?? newJobId();
-    if (this.store.getJob(id)) throw new JobRejectedError(`Job id '${id}' is already taken`, 409);
+    if (this.store.getJob(id)) throw new ConflictError(`Job id '${id}' is already taken`);
     const full: JobSpec = {
       ...spec,
       job_id: id,

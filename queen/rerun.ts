@@ -10,11 +10,11 @@
 import type { JobSpec, Project } from "../protocol/mod.ts";
 import { repoKey } from "./projects/repo_key.ts";
 import type { ProjectStore } from "./projects/store.ts";
-import { JobRejectedError } from "./queen.ts";
+import { ConflictError } from "./errors.ts";
 import { eraseSecrets } from "./sealing.ts";
 import type { JobRecord } from "./store.ts";
 
-/** The spec a re-run of `record` submits; throws a 409 `JobRejectedError` when it cannot. */
+/** The spec a re-run of `record` submits; throws a `ConflictError` when it cannot. */
 export function rerunSpec(record: JobRecord, projects: ProjectStore): JobSpec {
   const { job_id: _old, ...spec } = record.spec;
   if (record.view.status !== "done") return spec;
@@ -36,13 +36,12 @@ export function rerunSpec(record: JobRecord, projects: ProjectStore): JobSpec {
   const project = candidates.find((p) => lacks(p).length === 0) ?? candidates[0];
   const missing = project ? lacks(project) : [];
   if (!project || missing.length) {
-    throw new JobRejectedError(
+    throw new ConflictError(
       `job '${record.id}' has finished, and a finished job keeps no secrets: ` +
         (project
           ? `its project '${project.name}' has no ${missing.join(", ")}`
           : `no project holds its repository ${spec.repo.url} to take them from`) +
         "; submit the job again with its secrets (POST /api/jobs, strider run)",
-      409,
     );
   }
   const secrets = Object.fromEntries(names.map((name) => [name, project.secrets[name]]));

@@ -12,6 +12,7 @@
  */
 import { Buffer } from "node:buffer";
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto";
+import { StartupError } from "./errors.ts";
 
 const PREFIX = "enc:v1:";
 const IV_BYTES = 12;
@@ -20,7 +21,7 @@ const TAG_BYTES = 16;
 export const KEY_BYTES = 32;
 
 /** A sealed value cannot be opened: wrong or unknown key, or changed bytes (bad input: exit 1). */
-export class SecretKeyError extends TypeError {
+export class SecretKeyError extends StartupError {
   constructor(message: string) {
     super(message);
     this.name = "SecretKeyError";

@@ -12,6 +12,7 @@ import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { writePrivateFile } from "./data_dir.ts";
 import { KEY_BYTES, SecretBox } from "./secret_box.ts";
+import { StartupError } from "./errors.ts";
 
 /** Where the key comes from. */
 export interface SecretKeyOptions {
@@ -23,14 +24,14 @@ export interface SecretKeyOptions {
   rotateSecretKey?: boolean;
 }
 
-/** 32 bytes from base64, or a `TypeError` saying what a key looks like. */
+/** 32 bytes from base64, or a `StartupError` saying what a key looks like. */
 export function parseSecretKey(text: string, where: string): Uint8Array {
   const trimmed = text.trim();
   const bytes = /^[A-Za-z0-9+/]+={0,2}$/.test(trimmed)
     ? new Uint8Array(Buffer.from(trimmed, "base64"))
     : new Uint8Array();
   if (bytes.length !== KEY_BYTES) {
-    throw new TypeError(
+    throw new StartupError(
       `${where} must hold ${KEY_BYTES} random bytes in base64 (44 characters), ` +
         "e.g. the output of 'openssl rand -base64 32'",
     );
@@ -66,7 +67,7 @@ export function openSecretBox(dataDir: string, options: SecretKeyOptions = {}): 
   let current: Uint8Array;
   if (options.secretKey !== undefined) {
     if (options.rotateSecretKey) {
-      throw new TypeError(
+      throw new StartupError(
         "--rotate-secret-key makes a new <data>/secret-key, but the key comes from " +
           "STRIDER_SECRET_KEY: set STRIDER_SECRET_KEY to a new key and STRIDER_SECRET_KEY_OLD " +
           "to the old one for one start instead",
@@ -79,7 +80,7 @@ export function openSecretBox(dataDir: string, options: SecretKeyOptions = {}): 
     let existing = readKeyFile(file);
     if (existing && options.rotateSecretKey) {
       if (readKeyFile(oldFile)) {
-        throw new TypeError(
+        throw new StartupError(
           `${oldFile} is left from a rotation that did not finish: start the queen once ` +
             "without --rotate-secret-key to finish it, then rotate again",
         );

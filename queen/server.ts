@@ -3,28 +3,36 @@
  * authenticate, validate with the protocol's schemas and call the core.
  */
 import { Hono } from "hono";
-import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import {
-  convertLegacyJob,
-  isLegacyJob,
-  issuesOf,
+  frameTooLarge,
   JobResultSchema,
-  JobSpecSchema,
   JobStatusSchema,
-  LegacyJobSchema,
+  MAX_FRAME_BYTES,
   VERSION,
 } from "../protocol/mod.ts";
-import type { ApiError, JobList } from "../protocol/mod.ts";
-import { bearerToken, tokenMatches } from "./auth.ts";
-import { mountDashboard, sessionAuthorizes } from "./dashboard/mod.ts";
+import type { JobList } from "../protocol/mod.ts";
+import { bearerToken } from "./auth.ts";
+import { mountDashboard } from "./dashboard/mod.ts";
+import { ConflictError, InvalidInputError, NotFoundError } from "./errors.ts";
+import { readGuard, workerGuard, writeGuard } from "./http/auth.ts";
+import type { GuardTokens } from "./http/auth.ts";
+import {
+  HANDSHAKE_CLOSE_CODE,
+  HANDSHAKE_MS,
+  jsonBody,
+  jsonLimit,
+  TOO_BIG_CLOSE_CODE,
+} from "./http/limits.ts";
+import { onError } from "./http/on_error.ts";
 import { MAX_FOLLOWERS_PER_JOB } from "./hub.ts";
+import { acceptJob } from "./intake.ts";
 import { jobSummary } from "./job_summary.ts";
 import { logResponse } from "./log_response.ts";
 import { queenMetrics } from "./metrics.ts";
-import { JobRejectedError } from "./queen.ts";
 import { rerunSpec } from "./rerun.ts";
+import { decodeCursor } from "./store.ts";
 import type { QueenCore } from "./queen.ts";
 import { jobEventStream } from "./sse.ts";
 import { MemoryProjectStore } from "./projects/memory_store.ts";
@@ -45,13 +53,6 @@ export interface ServerTokens {
   view?: readonly string[];
 }
 
-/** Largest request body the API reads. */
-const MAX_BODY_BYTES = 1024 * 1024;
-
-function fail(status: ContentfulStatusCode, error: string): never {
-  throw new HTTPException(status, { message: error });
-}
-
 /** Settings of the server beyond its tokens. */
 export interface ServerOptions {
   /** Viewing (dashboard, browser socket, API reads) needs the API token too. */
@@ -66,6 +67,8 @@ export interface ServerOptions {
   maxArtifactBytes?: number;
   /** Reports webhook jobs' commit statuses to their forge. */
   reporter?: StatusReporter;
+  /** Milliseconds a worker has to send `drone:info` and a browser its first frame (default 10 s). */
+  handshakeMs?: number;
   log?: (message: string) => void;
 }
 
@@ -78,35 +81,40 @@ export function createApp(
   const app = new Hono();
   const projects = options.projects ?? new MemoryProjectStore();
   const artifactStore = options.artifacts ?? memoryArtifactStore();
-  // First, so that a private queen's guard runs before the API routes.
+  const handshakeMs = options.handshakeMs ?? HANDSHAKE_MS;
+  // Read on each request: reloading the tokens file changes these arrays in place.
+  const guardTokens: GuardTokens = {
+    get worker() {
+      return tokens.worker;
+    },
+    get api() {
+      return tokens.api;
+    },
+    get view() {
+      return tokens.view ?? tokens.api;
+    },
+  };
+  const isPrivate = options.private ?? false;
+  const jobOr404 = async (id: string) =>
+    (await core.store.getJob(id)) ?? fail404(`no job with id '${id}'`);
+
+  app.onError(onError);
+  app.notFound((c) => c.json({ error: `no route ${c.req.method} ${c.req.path}` }, 404));
+
+  // Who may do what, per route group: reads of a private queen, and every change.
+  app.on(["GET", "HEAD"], "/api/*", readGuard(guardTokens, isPrivate));
+  app.on(["POST", "PUT", "PATCH", "DELETE"], "/api/*", writeGuard(guardTokens), jsonLimit);
+  app.use("/worker/*", workerGuard(guardTokens));
+  app.use("/hooks/*", jsonLimit);
+
   mountDashboard(app, core, {
-    apiTokens: tokens.api,
-    viewTokens: tokens.view ?? tokens.api,
-    private: options.private,
+    tokens: guardTokens,
+    private: isPrivate,
     projects,
+    handshakeMs,
     artifacts: (id) => artifactStore.list(id),
     reported: (id) => options.reporter?.view(id) ?? null,
   });
-
-  // The Bearer token, or the dashboard's session cookie with its CSRF token.
-  const requireApiToken = (c: Context) => {
-    if (
-      !tokenMatches(bearerToken(c.req.header("authorization")), tokens.api) &&
-      !sessionAuthorizes(c, tokens.api)
-    ) {
-      fail(401, "an API token is required: send 'Authorization: Bearer <token>'");
-    }
-  };
-  const jobOr404 = (id: string) => core.store.getJob(id) ?? fail(404, `no job with id '${id}'`);
-
-  app.onError((error, c) => {
-    if (error instanceof HTTPException) {
-      return c.json({ error: error.message } satisfies ApiError, error.status);
-    }
-    console.error("queen: unexpected error:", error);
-    return c.json({ error: "internal error" } satisfies ApiError, 500);
-  });
-  app.notFound((c) => c.json({ error: `no route ${c.req.method} ${c.req.path}` }, 404));
 
   const metrics = queenMetrics(core);
   app.get("/metrics", async (c) => {
@@ -123,128 +131,84 @@ export function createApp(
     }));
 
   app.post("/api/jobs", async (c) => {
-    requireApiToken(c);
-    const length = Number(c.req.header("content-length") ?? 0);
-    if (length > MAX_BODY_BYTES) fail(413, `body exceeds ${MAX_BODY_BYTES} bytes`);
-    const text = await c.req.text();
-    if (text.length > MAX_BODY_BYTES) fail(413, `body exceeds ${MAX_BODY_BYTES} bytes`);
-    let body: unknown;
-    try {
-      body = JSON.parse(text);
-    } catch (error) {
-      fail(400, `body is not JSON: ${(error as Error).message}`);
-    }
-    if (isLegacyJob(body)) {
-      const legacy = LegacyJobSchema.safeParse(body);
-      if (!legacy.success) {
-        const issues = issuesOf(legacy.error);
-        const error = "invalid job data (older Strider format): " +
-          issues.map((i) => `${i.path}: ${i.message}`).join("; ");
-        return c.json({ error, issues } satisfies ApiError, 400);
-      }
-      body = convertLegacyJob(legacy.data);
-    }
-    const parsed = JobSpecSchema.safeParse(body);
-    if (!parsed.success) {
-      const issues = issuesOf(parsed.error);
-      const error = "invalid job spec: " +
-        issues.map((i) => `${i.path}: ${i.message}`).join("; ");
-      return c.json({ error, issues } satisfies ApiError, 400);
-    }
-    try {
-      const record = core.submit(parsed.data);
-      return c.json({ id: record.id, status: record.view.status }, 201);
-    } catch (error) {
-      if (error instanceof JobRejectedError) fail(error.status, error.message);
-      throw error;
-    }
+    return c.json(await acceptJob(core, await jsonBody(c), "api"), 201);
   });
 
-  app.get("/api/jobs", (c) => {
+  app.get("/api/jobs", async (c) => {
     const q = (name: string) => c.req.query(name) || undefined;
     const limit = Number(q("limit") ?? "50");
     if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
-      fail(400, "limit must be an integer from 1 to 1000");
+      throw new InvalidInputError("limit must be an integer from 1 to 1000");
     }
     const status = q("status");
     if (status && !JobStatusSchema.safeParse(status).success) {
-      fail(400, `status must be one of ${JobStatusSchema.options.join(", ")}`);
+      throw new InvalidInputError(`status must be one of ${JobStatusSchema.options.join(", ")}`);
     }
     const result = q("result");
     if (result && !JobResultSchema.safeParse(result).success) {
-      fail(400, `result must be one of ${JobResultSchema.options.join(", ")}`);
+      throw new InvalidInputError(`result must be one of ${JobResultSchema.options.join(", ")}`);
     }
     const sinceText = q("since");
     const since = sinceText ? Date.parse(sinceText) : undefined;
     if (since !== undefined && Number.isNaN(since)) {
-      fail(400, "since must be a date and time, e.g. 2026-11-28T00:00:00Z");
+      throw new InvalidInputError("since must be a date and time, e.g. 2026-11-28T00:00:00Z");
     }
-    let page;
-    try {
-      page = core.store.listJobs({
-        status,
-        result,
-        repo: q("repo"),
-        branch: q("branch"),
-        since,
-        limit,
-        cursor: q("cursor"),
-      });
-    } catch (error) {
-      if (error instanceof TypeError) fail(400, error.message);
-      throw error;
-    }
+    const cursor = q("cursor");
+    if (cursor !== undefined) checkCursor(cursor);
+    const page = await core.store.listJobs({
+      status,
+      result,
+      repo: q("repo"),
+      branch: q("branch"),
+      since,
+      limit,
+      cursor,
+    });
     return c.json({ jobs: page.records.map(jobSummary), next: page.next } satisfies JobList);
   });
 
-  app.get("/api/jobs/:id", (c) => {
-    const view = jobOr404(c.req.param("id")).view;
+  app.get("/api/jobs/:id", async (c) => {
+    const view = (await jobOr404(c.req.param("id"))).view;
     const reported = reporter?.view(view.id);
     return c.json(reported ? { ...view, reported } : view);
   });
 
-  app.delete("/api/jobs/:id", (c) => {
-    requireApiToken(c);
-    const record = jobOr404(c.req.param("id"));
+  app.delete("/api/jobs/:id", async (c) => {
+    const record = await jobOr404(c.req.param("id"));
     if (record.view.status !== "done") {
-      fail(409, `job '${record.id}' has not finished: cancel it first`);
+      throw new ConflictError(`job '${record.id}' has not finished: cancel it first`);
     }
-    core.store.deleteJob(record.id);
+    await core.store.deleteJob(record.id);
     return c.body(null, 204);
   });
 
-  app.post("/api/jobs/:id/retry", (c) => {
-    requireApiToken(c);
-    const original = jobOr404(c.req.param("id"));
-    try {
-      const record = core.submit(rerunSpec(original, projects), { retryOf: original.id });
-      return c.json({ id: record.id, status: record.view.status }, 201);
-    } catch (error) {
-      if (error instanceof JobRejectedError) fail(error.status, error.message);
-      throw error;
-    }
+  app.post("/api/jobs/:id/retry", async (c) => {
+    const original = await jobOr404(c.req.param("id"));
+    const spec = rerunSpec(original, projects);
+    return c.json(await acceptJob(core, spec, "rerun", { retryOf: original.id }), 201);
   });
 
-  app.get("/api/jobs/:id/log", (c) => {
-    const record = jobOr404(c.req.param("id"));
+  app.get("/api/jobs/:id/log", async (c) => {
+    const record = await jobOr404(c.req.param("id"));
     return logResponse(core.store, record, c.req.header("range"));
   });
 
-  app.get("/api/jobs/:id/events", (c) => {
-    const record = jobOr404(c.req.param("id"));
+  app.get("/api/jobs/:id/events", async (c) => {
+    const record = await jobOr404(c.req.param("id"));
     const from = c.req.header("last-event-id") ?? c.req.query("after") ?? "0";
     const after = Number(from);
-    if (!Number.isInteger(after) || after < 0) fail(400, "Last-Event-ID must be an event number");
+    if (!Number.isInteger(after) || after < 0) {
+      throw new InvalidInputError("Last-Event-ID must be an event number");
+    }
     if (record.view.status !== "done" && core.hub.followers(record.id) >= MAX_FOLLOWERS_PER_JOB) {
       fail(429, `job '${record.id}' has too many followers; try again later`);
     }
     return jobEventStream(core, record.id, after);
   });
 
-  app.post("/api/jobs/:id/cancel", (c) => {
-    requireApiToken(c);
-    const record = jobOr404(c.req.param("id"));
-    if (!core.cancel(record.id)) fail(409, `job '${record.id}' has already finished`);
+  app.post("/api/jobs/:id/cancel", async (c) => {
+    const record = await jobOr404(c.req.param("id"));
+    if (!core.cancel(record.id)) throw new ConflictError(`job '${record.id}' has already finished`);
     return c.json({ id: record.id, status: record.view.status }, 202);
   });
 
@@ -253,7 +217,7 @@ export function createApp(
     return c.json({ drones });
   });
 
-  app.route("/api/projects", projectRoutes(projects, requireApiToken));
+  app.route("/api/projects", projectRoutes(projects));
   const reporter = options.reporter;
   app.route(
     "/hooks",
@@ -262,31 +226,63 @@ export function createApp(
       onWebhookJob: reporter && ((job, where) => reporter.track(job, where)),
     }),
   );
-  mountArtifactRoutes(app, core, artifactStore, {
-    workerTokens: () => tokens.worker,
-    maxBytes: options.maxArtifactBytes,
-  });
+  mountArtifactRoutes(app, core, artifactStore, { maxBytes: options.maxArtifactBytes });
 
-  app.get("/ws/worker", (c) => {
-    if (!tokenMatches(bearerToken(c.req.header("authorization")), tokens.worker)) {
-      fail(401, "a worker token is required: send 'Authorization: Bearer <token>'");
-    }
+  app.get("/ws/worker", workerGuard(guardTokens), (c) => {
     if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
       fail(426, "this route speaks WebSocket only");
     }
     // Read before upgrading: once upgraded, the request's headers are gone.
     const credential = bearerToken(c.req.header("authorization"));
+    // idleTimeout 0: the core's heartbeat (pings, and the lease) judges silence instead, once a
+    // drone has introduced itself; before that the handshake deadline below does.
     const { socket, response } = Deno.upgradeWebSocket(c.req.raw, { idleTimeout: 0 });
     let drone: ReturnType<QueenCore["connect"]> | undefined;
+    let deadline: ReturnType<typeof setTimeout> | undefined;
     socket.onopen = () => {
       drone = core.connect(socket);
       drone.credential = credential;
+      deadline = setTimeout(() => {
+        if (!drone || drone.info || drone.closed) return;
+        options.log?.(`drone ${drone.name}: no drone:info within ${handshakeMs} ms; closing`);
+        socket.close(HANDSHAKE_CLOSE_CODE, `send drone:info within ${handshakeMs} ms`);
+      }, handshakeMs);
     };
-    socket.onmessage = (message) => drone && core.receive(drone, message.data);
-    socket.onclose = () => drone && core.disconnect(drone);
+    socket.onmessage = (message) => {
+      if (!drone) return;
+      // Deno has already read this message whole (it has no size option); the queen refuses to
+      // parse it and closes the socket, so one oversize frame is the most a worker can send.
+      if (frameTooLarge(message.data)) {
+        options.log?.(`drone ${drone.name}: frame past ${MAX_FRAME_BYTES} bytes; closing`);
+        socket.close(TOO_BIG_CLOSE_CODE, `frames are limited to ${MAX_FRAME_BYTES} bytes`);
+        return;
+      }
+      core.receive(drone, message.data);
+    };
+    socket.onclose = () => {
+      clearTimeout(deadline);
+      if (drone) core.disconnect(drone);
+    };
     socket.onerror = () => {};
     return response;
   });
 
   return app;
+}
+
+function fail(status: ContentfulStatusCode, error: string): never {
+  throw new HTTPException(status, { message: error });
+}
+
+function fail404(message: string): never {
+  throw new NotFoundError(message);
+}
+
+/** An `InvalidInputError` unless `cursor` is one of the store's. */
+function checkCursor(cursor: string): void {
+  try {
+    decodeCursor(cursor);
+  } catch (error) {
+    throw new InvalidInputError((error as Error).message);
+  }
 }

@@ -1,4 +1,5 @@
 import type { DatabaseSync } from "node:sqlite";
+import { StartupError } from "./errors.ts";
 
 /**
  * The store's schema as numbered migrations: migration i brings `PRAGMA user_version` from i to
@@ -102,7 +103,7 @@ export function migrate(db: DatabaseSync): void {
     user_version: number;
   };
   if (version > MIGRATIONS.length) {
-    throw new RangeError(
+    throw new StartupError(
       `The data folder was written by a newer strider (schema ${version}); ` +
         `this one knows schema ${MIGRATIONS.length}: upgrade strider`,
     );

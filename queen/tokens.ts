@@ -1,5 +1,6 @@
 import { join } from "node:path";
 import { hex } from "../protocol/hex.ts";
+import { StartupError } from "./errors.ts";
 
 /** A random token: 32 bytes as hex. */
 export function randomToken(): string {
@@ -38,7 +39,7 @@ export interface TokenSet {
 
 /**
  * Parses a tokens file: one `KIND TOKEN` per line, KIND `worker`, `api` (read and write) or
- * `api-read`; `#` starts a comment. Throws a `TypeError` naming the line of any mistake.
+ * `api-read`; `#` starts a comment. Throws a `StartupError` naming the line of any mistake.
  */
 export function parseTokensFile(text: string): { worker: string[]; api: string[]; read: string[] } {
   const out = { worker: [] as string[], api: [] as string[], read: [] as string[] };
@@ -47,16 +48,18 @@ export function parseTokensFile(text: string): { worker: string[]; api: string[]
     if (!line) continue;
     const [kind, token, extra] = line.split(/\s+/);
     if (!token || extra !== undefined) {
-      throw new TypeError(`tokens file line ${index + 1}: write 'KIND TOKEN' (one token per line)`);
+      throw new StartupError(
+        `tokens file line ${index + 1}: write 'KIND TOKEN' (one token per line)`,
+      );
     }
     if (token.length < 16) {
-      throw new TypeError(`tokens file line ${index + 1}: a token needs at least 16 characters`);
+      throw new StartupError(`tokens file line ${index + 1}: a token needs at least 16 characters`);
     }
     if (kind === "worker") out.worker.push(token);
     else if (kind === "api") out.api.push(token);
     else if (kind === "api-read") out.read.push(token);
     else {
-      throw new TypeError(
+      throw new StartupError(
         `tokens file line ${index + 1}: kind must be worker, api or api-read, not '${kind}'`,
       );
     }

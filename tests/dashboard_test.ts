@@ -3,7 +3,7 @@
  * `app.request`, with a real core over a memory store and no socket.
  */
 import { deepEqual, equal, match, ok } from "node:assert/strict";
-import { BEHIND_CLOSE_CODE, browserSocket } from "../queen/browser_socket.ts";
+import { BEHIND_CLOSE_CODE, browserSocket } from "../queen/dashboard/browser_socket.ts";
 import { tailOf, tailView } from "../queen/dashboard/output.ts";
 import { OverviewFeed } from "../queen/dashboard/overview_feed.ts";
 import { emptyRunForm, specFromRunForm } from "../queen/dashboard/run_form.ts";

@@ -1,7 +1,8 @@
 /**
  * Artifact routes. Workers upload with `PUT /worker/artifacts/:id/:attempt?path=P`, the worker
- * token and `x-strider-sha256`; the queen keeps a file only from the connection that holds that
- * attempt of that job right now, and only while the job runs. Anyone who may view the job lists
+ * token (checked by the server's worker guard) and `x-strider-sha256`; the queen keeps a file
+ * only from the connection that holds that attempt of that job right now, and only while the job
+ * runs. Anyone who may view the job lists
  * and downloads them with `GET /api/jobs/:id/artifacts[/path]`.
  */
 import type { Hono } from "hono";
@@ -34,16 +35,14 @@ export function mountArtifactRoutes(
   app: Hono,
   core: QueenCore,
   artifacts: ArtifactStore,
-  options: { workerTokens: () => readonly string[]; maxBytes?: number },
+  options: { maxBytes?: number },
 ): void {
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_ARTIFACT_BYTES;
   const jobOr404 = (id: string) => core.store.getJob(id) ?? fail(404, `no job with id '${id}'`);
 
   app.put("/worker/artifacts/:id/:attempt", async (c) => {
+    // The server's worker guard has checked the token; it also names the connection below.
     const token = bearerToken(c.req.header("authorization"));
-    if (!tokenMatches(token, options.workerTokens())) {
-      fail(401, "a worker token is required: send 'Authorization: Bearer <token>'");
-    }
     const path = cleanPath(c.req.query("path"));
     const sha256 = c.req.header("x-strider-sha256") ?? "";
     if (!/^[0-9a-f]{64}$/.test(sha256)) fail(400, "x-strider-sha256 must be 64 hex digits");

@@ -5,13 +5,16 @@
  * @module
  */
 import type { Context, Hono } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import { JobIdSchema } from "../../protocol/mod.ts";
-import { bearerToken, tokenMatches } from "../auth.ts";
-import { browserSocket } from "../browser_socket.ts";
+import { tokenMatches } from "../auth.ts";
+import { ConflictError, InvalidInputError, RejectedError } from "../errors.ts";
+import { mayView as mayViewWith } from "../http/auth.ts";
+import type { GuardTokens } from "../http/auth.ts";
+import { formLimit } from "../http/limits.ts";
+import { acceptJob } from "../intake.ts";
+import { browserSocket } from "./browser_socket.ts";
 import { VIEW_OUTPUT_LIMIT } from "../job_state.ts";
 import type { ProjectStore } from "../projects/store.ts";
-import { JobRejectedError } from "../queen.ts";
 import { rerunSpec } from "../rerun.ts";
 import type { QueenCore } from "../queen.ts";
 import { ASSETS } from "./assets.ts";
@@ -30,16 +33,17 @@ import { emptyRunForm, readRunForm, specFromRunForm } from "./run_form.ts";
 import { csrfValid, endSession, sameOrigin, sessionOf, startSession } from "./session.ts";
 import type { Session } from "./session.ts";
 
-export { sessionAuthorizes } from "./session.ts";
-
 /** Settings of the dashboard. */
 export interface DashboardOptions {
-  /** The API tokens: the login form accepts them, and sessions are signed with them. */
-  apiTokens: readonly string[];
-  /** Tokens that may view a private queen: the API tokens and the read-only ones. */
-  viewTokens?: readonly string[];
-  /** Viewing needs a session (pages, `/ws/browser`) or the token (API reads) too. */
+  /**
+   * The API tokens (the login form accepts them, and sessions are signed with them) and the
+   * view tokens (they may view a private queen: the API tokens and the read-only ones).
+   */
+  tokens: Pick<GuardTokens, "api" | "view">;
+  /** Viewing needs a session (pages, `/ws/browser`) or the token too. */
   private?: boolean;
+  /** Milliseconds a browser socket has to send its first frame. */
+  handshakeMs?: number;
   /** Where a re-run of a finished job takes its secrets from (see `rerun.ts`). */
   projects: ProjectStore;
   /** A job's artifacts, listed on its page. */
@@ -58,23 +62,29 @@ const PAGE_HEADERS = {
   "cache-control": "no-store",
 };
 
-const FORM_LIMIT = bodyLimit({
-  maxSize: 256 * 1024,
-  onError: (c) => c.text("the form is too large", 413),
-});
-
 /** A same-site path to go to after logging in; anything else becomes `/`. */
 function safeNext(next: unknown): string {
   return typeof next === "string" && /^\/(?![/\\])/.test(next) ? next : "/";
 }
 
-/** Mounts the dashboard's routes on `app`; mount it before the API routes (for `private`). */
+/** A domain error a form shows as its problem; anything else is rethrown. */
+function refusal(error: unknown): RejectedError | ConflictError | InvalidInputError {
+  if (
+    error instanceof RejectedError || error instanceof ConflictError ||
+    error instanceof InvalidInputError
+  ) {
+    return error;
+  }
+  throw error;
+}
+
+/** Mounts the dashboard's routes on `app`. The API's guards are the server's (`http/auth.ts`). */
 export function mountDashboard(app: Hono, core: QueenCore, options: DashboardOptions): void {
-  const tokens = options.apiTokens;
-  const viewTokens = options.viewTokens ?? tokens;
+  // Getters: the server's token lists change in place when the tokens file is reloaded.
+  const guard = options.tokens;
   const feed = new OverviewFeed(core);
 
-  const contextOf = (c: Context, session = sessionOf(c, tokens)): PageContext => {
+  const contextOf = (c: Context, session = sessionOf(c, guard.api)): PageContext => {
     const url = new URL(c.req.url);
     return { path: url.pathname + url.search, session };
   };
@@ -83,14 +93,12 @@ export function mountDashboard(app: Hono, core: QueenCore, options: DashboardOpt
   const problem = (c: Context, status: 400 | 401 | 403 | 404 | 409, title: string, text: string) =>
     html(c, ProblemPage({ ctx: contextOf(c), title, text }), status);
   /** Whether this request may see the dashboard. */
-  const mayView = (c: Context) =>
-    !options.private || sessionOf(c, viewTokens) !== undefined ||
-    tokenMatches(bearerToken(c.req.header("authorization")), viewTokens);
+  const mayView = (c: Context) => mayViewWith(c, guard, options.private ?? false);
   const toLogin = (c: Context) =>
     c.redirect(`/login?next=${encodeURIComponent(contextOf(c).path)}`, 303);
   /** The session of a form post that may act, or the page that says why it may not. */
   const actor = async (c: Context): Promise<Session | Response> => {
-    const session = sessionOf(c, tokens);
+    const session = sessionOf(c, guard.api);
     if (!session) {
       return problem(c, 401, "Log in first", "This action needs the API token: log in first.");
     }
@@ -105,17 +113,6 @@ export function mountDashboard(app: Hono, core: QueenCore, options: DashboardOpt
     }
     return session;
   };
-
-  if (options.private) {
-    app.use("/api/*", async (c, next) => {
-      if ((c.req.method === "GET" || c.req.method === "HEAD") && !mayView(c)) {
-        return c.json({
-          error: "this queen is private: send 'Authorization: Bearer <token>' or log in",
-        }, 401);
-      }
-      await next();
-    });
-  }
 
   app.get("/assets/:name", (c) => {
     const asset = ASSETS[c.req.param("name")];
@@ -196,7 +193,7 @@ export function mountDashboard(app: Hono, core: QueenCore, options: DashboardOpt
     return html(c, RunPage({ ctx: contextOf(c), form: emptyRunForm() }));
   });
 
-  app.post("/run", FORM_LIMIT, async (c) => {
+  app.post("/run", formLimit, async (c) => {
     const session = await actor(c);
     if (session instanceof Response) return session;
     const form = readRunForm(await c.req.parseBody());
@@ -204,17 +201,16 @@ export function mountDashboard(app: Hono, core: QueenCore, options: DashboardOpt
     let problems = made.problems;
     if (made.spec) {
       try {
-        const record = core.submit(made.spec);
+        const record = await acceptJob(core, made.spec, "dashboard");
         return c.redirect(`/jobs/${record.id}`, 303);
       } catch (error) {
-        if (!(error instanceof JobRejectedError)) throw error;
-        problems = [error.message];
+        problems = [refusal(error).message];
       }
     }
     return html(c, RunPage({ ctx: contextOf(c, session), form, problems }), 400);
   });
 
-  app.post("/jobs/:id/cancel", FORM_LIMIT, async (c) => {
+  app.post("/jobs/:id/cancel", formLimit, async (c) => {
     const session = await actor(c);
     if (session instanceof Response) return session;
     const id = c.req.param("id");
@@ -223,18 +219,24 @@ export function mountDashboard(app: Hono, core: QueenCore, options: DashboardOpt
     return c.redirect(`/jobs/${id}`, 303);
   });
 
-  app.post("/jobs/:id/rerun", FORM_LIMIT, async (c) => {
+  app.post("/jobs/:id/rerun", formLimit, async (c) => {
     const session = await actor(c);
     if (session instanceof Response) return session;
     const id = c.req.param("id");
     const original = JobIdSchema.safeParse(id).success ? core.store.getJob(id) : undefined;
     if (!original) return problem(c, 404, "No such job", `There is no job '${id}'.`);
     try {
-      const record = core.submit(rerunSpec(original, options.projects), { retryOf: id });
+      const spec = rerunSpec(original, options.projects);
+      const record = await acceptJob(core, spec, "rerun", { retryOf: id });
       return c.redirect(`/jobs/${record.id}`, 303);
     } catch (error) {
-      if (!(error instanceof JobRejectedError)) throw error;
-      return problem(c, error.status, "Cannot re-run", error.message);
+      const refused = refusal(error);
+      return problem(
+        c,
+        refused instanceof ConflictError ? 409 : 400,
+        "Cannot re-run",
+        refused.message,
+      );
     }
   });
 
@@ -243,14 +245,14 @@ export function mountDashboard(app: Hono, core: QueenCore, options: DashboardOpt
     return html(c, LoginPage({ ctx: contextOf(c), next }));
   });
 
-  app.post("/login", FORM_LIMIT, async (c) => {
+  app.post("/login", formLimit, async (c) => {
     const body = await c.req.parseBody();
     const next = safeNext(body.next);
     if (!sameOrigin(c)) {
       return problem(c, 403, "Wrong origin", "Log in from this dashboard's own login page.");
     }
     const token = typeof body.token === "string" ? body.token.trim() : "";
-    if (!tokenMatches(token, viewTokens)) {
+    if (!tokenMatches(token, guard.view)) {
       const problem = "That is not this queen's API token.";
       return html(c, LoginPage({ ctx: contextOf(c), next, problem }), 401);
     }
@@ -258,7 +260,7 @@ export function mountDashboard(app: Hono, core: QueenCore, options: DashboardOpt
     return c.redirect(next, 303);
   });
 
-  app.post("/logout", FORM_LIMIT, async (c) => {
+  app.post("/logout", formLimit, async (c) => {
     const session = await actor(c);
     if (session instanceof Response) return session;
     endSession(c);
@@ -275,8 +277,9 @@ export function mountDashboard(app: Hono, core: QueenCore, options: DashboardOpt
     }
     return browserSocket(c.req.raw, core, {
       feed,
-      mayAct: sessionOf(c, tokens) !== undefined && sameOrigin(c),
-      apiTokens: tokens,
+      mayAct: sessionOf(c, guard.api) !== undefined && sameOrigin(c),
+      apiTokens: guard.api,
+      handshakeMs: options.handshakeMs,
     });
   });
 }

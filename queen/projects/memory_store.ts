@@ -58,9 +58,13 @@ export class MemoryProjectStore implements ProjectStore {
     return undefined;
   }
 
-  deliveryJob(forge: string, deliveryId: string): string | undefined {
+  deliveryJob(
+    forge: string,
+    deliveryId: string,
+    since = Date.now() - DELIVERY_MEMORY_MS,
+  ): string | undefined {
     const found = this.#deliveries.get(`${forge}\u0000${deliveryId}`);
-    return found && found.at > Date.now() - DELIVERY_MEMORY_MS ? found.jobId : undefined;
+    return found && found.at > since ? found.jobId : undefined;
   }
 
   recordDelivery(forge: string, deliveryId: string, jobId: string, now: number): void {

@@ -42,8 +42,11 @@ export interface ProjectStore {
    * whose repository URL is the same repository as one of them (see `repoKey`).
    */
   findByRepo(names: readonly string[]): StoredProject | undefined;
-  /** The job an earlier delivery with this id made, if any. */
-  deliveryJob(forge: string, deliveryId: string): string | undefined;
+  /**
+   * The job an earlier delivery with this key (a delivery id, or `sha256:<body digest>`) made
+   * after `since` (default: within `DELIVERY_MEMORY_MS`), if any.
+   */
+  deliveryJob(forge: string, deliveryId: string, since?: number): string | undefined;
   /** Remembers that a delivery made a job; forgets deliveries older than `DELIVERY_MEMORY_MS`. */
   recordDelivery(forge: string, deliveryId: string, jobId: string, now: number): void;
 }
@@ -136,8 +139,11 @@ export class SqliteProjectStore implements ProjectStore {
     return undefined;
   }
 
-  deliveryJob(forge: string, deliveryId: string): string | undefined {
-    const since = Date.now() - DELIVERY_MEMORY_MS;
+  deliveryJob(
+    forge: string,
+    deliveryId: string,
+    since = Date.now() - DELIVERY_MEMORY_MS,
+  ): string | undefined {
     const row = this.#sql.delivery.get(forge, deliveryId, since) as Row | undefined;
     return row ? String(row.job_id) : undefined;
   }

@@ -1,22 +1,27 @@
 /**
  * `POST /hooks/github | gitlab | gitea`: a forge's delivery becomes a job of the project whose
- * repository it is about. Nothing is created before the delivery is authenticated; a repeated
- * delivery answers with the job the first one made.
+ * repository it is about. Nothing is created before the delivery is authenticated. A repeated
+ * delivery answers with the job the first one made: the same delivery id within
+ * `DELIVERY_MEMORY_MS`, or the same signed body (by its SHA-256) within `REPLAY_WINDOW_MS`, so a
+ * captured body replayed with a new or no delivery id makes no new job. The server limits the
+ * body's bytes before these routes read it.
  */
+import { createHash } from "node:crypto";
 import { Hono } from "hono";
 import type { Context } from "hono";
-import { HTTPException } from "hono/http-exception";
-import { issuesOf, JobSpecSchema } from "../../protocol/mod.ts";
-import type { ApiError } from "../../protocol/mod.ts";
+import { parseJson } from "../../protocol/mod.ts";
+import { ForbiddenError, InvalidInputError, NotFoundError, UnauthorizedError } from "../errors.ts";
+import { acceptJob } from "../intake.ts";
 import type { QueenCore } from "../queen.ts";
-import { readLimitedBody } from "../read_body.ts";
 import type { ProjectStore } from "../projects/store.ts";
 import { gitea } from "./gitea.ts";
 import { github } from "./github.ts";
 import { gitlab } from "./gitlab.ts";
 import { webhookJobSpec } from "./job_spec.ts";
-import { WebhookPayloadError } from "./types.ts";
 import type { Forge } from "./types.ts";
+
+/** How long a body's digest is remembered: the same signed body again within it is a replay. */
+export const REPLAY_WINDOW_MS = 24 * 3600 * 1000;
 
 /** The forges served, each at `/hooks/<name>`. */
 export const FORGES: readonly Forge[] = [github, gitlab, gitea];
@@ -33,22 +38,14 @@ export interface WebhookOptions {
   log?: (message: string) => void;
 }
 
-function fail(status: 401 | 403 | 404, message: string): never {
-  throw new HTTPException(status, { message });
-}
-
 /** The payload: JSON, or GitHub's form encoding (`payload=<JSON>`); undefined when neither. */
 function decodePayload(body: Uint8Array, contentType: string | undefined): unknown {
-  const text = new TextDecoder().decode(body);
-  try {
-    if (contentType?.startsWith("application/x-www-form-urlencoded")) {
-      const json = new URLSearchParams(text).get("payload");
-      return json === null ? undefined : JSON.parse(json);
-    }
-    return JSON.parse(text);
-  } catch {
-    return undefined;
+  let text: string | null = new TextDecoder().decode(body);
+  if (contentType?.startsWith("application/x-www-form-urlencoded")) {
+    text = new URLSearchParams(text).get("payload");
   }
+  const parsed = text === null ? undefined : parseJson(text);
+  return parsed?.ok ? parsed.value : undefined;
 }
 
 /** The webhook routes, to mount at `/hooks`. */
@@ -61,14 +58,13 @@ export function webhookRoutes(
   const log = options.log ?? (() => {});
 
   const handle = async (forge: Forge, c: Context) => {
-    const body = await readLimitedBody(c.req.raw);
+    const body = new Uint8Array(await c.req.arrayBuffer());
     const payload = decodePayload(body, c.req.header("content-type"));
     const names = payload === undefined ? [] : forge.repoNames(payload);
     const stored = names.length ? projects.findByRepo(names) : undefined;
     const secret = stored?.project.webhook_secret ?? options.webhookSecret;
     if (!secret) {
-      fail(
-        403,
+      throw new ForbiddenError(
         "webhooks are refused: no webhook secret is set. Start the queen with --webhook-secret " +
           "(or STRIDER_WEBHOOK_SECRET), or give the project a webhook_secret, and set the same " +
           `secret on the ${forge.title} webhook`,
@@ -76,55 +72,45 @@ export function webhookRoutes(
     }
     const verdict = forge.verify(c.req.raw.headers, body, secret);
     if (verdict === "missing") {
-      fail(401, `no ${forge.authHeader} header: set the webhook's secret on ${forge.title}`);
+      throw new UnauthorizedError(
+        `no ${forge.authHeader} header: set the webhook's secret on ${forge.title}`,
+      );
     }
     if (verdict !== "ok") {
-      fail(401, `${forge.authHeader} does not match: the webhook's secret is not the queen's`);
+      throw new UnauthorizedError(
+        `${forge.authHeader} does not match: the webhook's secret is not the queen's`,
+      );
     }
-    if (payload === undefined) {
-      return c.json({ error: "body is not a JSON webhook payload" } satisfies ApiError, 400);
-    }
-    let event;
-    try {
-      event = forge.parse(c.req.raw.headers, payload);
-    } catch (error) {
-      if (!(error instanceof WebhookPayloadError)) throw error;
-      return c.json({ error: error.message, issues: error.issues } satisfies ApiError, 400);
-    }
+    if (payload === undefined) throw new InvalidInputError("body is not a JSON webhook payload");
+    // A WebhookPayloadError (an InvalidInputError) names what the payload lacks.
+    const event = forge.parse(c.req.raw.headers, payload);
     if (event.kind === "ignored" && event.ping) return c.json({ message: event.reason }, 200);
     if (!stored) {
       const name = names[0] ?? "(none)";
-      fail(
-        404,
+      throw new NotFoundError(
         `no project for repository ${name}: create one with POST /api/projects ` +
           `(name '${name}', or a repo.url of the same repository)`,
       );
     }
     const project = stored.project;
     if (event.kind === "ignored") return c.json({ message: event.reason }, 202);
-    if (event.deliveryId) {
-      const earlier = projects.deliveryJob(forge.name, event.deliveryId);
-      if (earlier) {
-        return c.json({
-          id: earlier,
-          duplicate: true,
-          message: `delivery ${event.deliveryId} was received before: it made job ${earlier}`,
-        }, 200);
-      }
+    const now = Date.now();
+    const digestKey = `sha256:${createHash("sha256").update(body).digest("hex")}`;
+    const byId = event.deliveryId ? projects.deliveryJob(forge.name, event.deliveryId) : undefined;
+    const earlier = byId ?? projects.deliveryJob(forge.name, digestKey, now - REPLAY_WINDOW_MS);
+    if (earlier) {
+      const what = byId ? `delivery ${event.deliveryId}` : "this exact signed body";
+      return c.json({
+        id: earlier,
+        duplicate: true,
+        message: `${what} was received before: it made job ${earlier}`,
+      }, 200);
     }
     const made = webhookJobSpec(project, event);
     if (!made.ok) return c.json({ message: made.reason }, 202);
-    const spec = JobSpecSchema.safeParse(made.spec);
-    if (!spec.success) {
-      const issues = issuesOf(spec.error);
-      const error = "the delivery would make an invalid job: " +
-        issues.map((i) => `${i.path}: ${i.message}`).join("; ");
-      return c.json({ error, issues } satisfies ApiError, 400);
-    }
-    const record = core.submit(spec.data);
-    if (event.deliveryId) {
-      projects.recordDelivery(forge.name, event.deliveryId, record.id, Date.now());
-    }
+    const record = await acceptJob(core, made.spec, "webhook");
+    if (event.deliveryId) projects.recordDelivery(forge.name, event.deliveryId, record.id, now);
+    projects.recordDelivery(forge.name, digestKey, record.id, now);
     log(`${forge.name} ${event.kind} of ${project.name} made job ${record.id}`);
     if (event.commit) {
       options.onWebhookJob?.(record.id, {
@@ -133,7 +119,7 @@ export function webhookRoutes(
         sha: event.commit,
       });
     }
-    return c.json({ id: record.id, status: record.view.status, project: project.name }, 201);
+    return c.json({ ...record, project: project.name }, 201);
   };
 
   for (const forge of FORGES) app.post(`/${forge.name}`, (c) => handle(forge, c));

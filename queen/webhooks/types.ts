@@ -5,7 +5,9 @@
  */
 import type { z } from "zod";
 import type { Ref, Trigger, TriggerAuthor } from "../../protocol/mod.ts";
-import { issuesOf, LIMITS } from "../../protocol/mod.ts";
+import { describeIssues, issuesOf, LIMITS } from "../../protocol/mod.ts";
+import { InvalidInputError } from "../errors.ts";
+import type { Issue } from "../errors.ts";
 import type { Verdict } from "./verify.ts";
 
 /** A forge whose webhooks the queen takes: how to check them and what they mean. */
@@ -55,9 +57,9 @@ export interface WebhookIgnored {
 export type ParsedWebhook = WebhookJob | WebhookIgnored;
 
 /** A payload lacks a field the event needs, or has one of the wrong type. */
-export class WebhookPayloadError extends Error {
-  constructor(message: string, readonly issues: { path: string; message: string }[] = []) {
-    super(message);
+export class WebhookPayloadError extends InvalidInputError {
+  constructor(message: string, issues: readonly Issue[] = []) {
+    super(message, issues);
     this.name = "WebhookPayloadError";
   }
 }
@@ -67,10 +69,7 @@ export function readPayload<T>(schema: z.ZodType<T>, payload: unknown, what: str
   const result = schema.safeParse(payload);
   if (result.success) return result.data;
   const issues = issuesOf(result.error);
-  throw new WebhookPayloadError(
-    `not a ${what} payload: ` + issues.map((i) => `${i.path}: ${i.message}`).join("; "),
-    issues,
-  );
+  throw new WebhookPayloadError(`not a ${what} payload: ${describeIssues(issues)}`, issues);
 }
 
 /** The all-zero commit id forges send as `after` when a branch or tag was deleted. */

@@ -3,15 +3,22 @@
  * `job:info {job, n}` and then that job's events as `browser` frames, numbered after `n`; it sends
  * `overview:follow` and gets `overview` frames whenever drones, the queue or jobs change.
  */
-import { MAX_FOLLOWERS_PER_JOB } from "./hub.ts";
-import { decodeBrowserFrame, encodeFrame } from "../protocol/mod.ts";
-import type { QueenToBrowser, RecordedEvent } from "../protocol/mod.ts";
-import type { OverviewFeed } from "./dashboard/overview_feed.ts";
-import { tailView } from "./dashboard/output.ts";
-import { VIEW_OUTPUT_LIMIT } from "./job_state.ts";
-import { JobRejectedError } from "./queen.ts";
-import type { QueenCore } from "./queen.ts";
-import { tokenMatches } from "./auth.ts";
+import { MAX_FOLLOWERS_PER_JOB } from "../hub.ts";
+import {
+  decodeBrowserFrame,
+  encodeFrame,
+  frameTooLarge,
+  MAX_FRAME_BYTES,
+} from "../../protocol/mod.ts";
+import type { QueenToBrowser, RecordedEvent } from "../../protocol/mod.ts";
+import type { OverviewFeed } from "./overview_feed.ts";
+import { tailView } from "./output.ts";
+import { VIEW_OUTPUT_LIMIT } from "../job_state.ts";
+import { ConflictError, InvalidInputError, RejectedError } from "../errors.ts";
+import { HANDSHAKE_CLOSE_CODE, HANDSHAKE_MS, TOO_BIG_CLOSE_CODE } from "../http/limits.ts";
+import { acceptJob } from "../intake.ts";
+import type { QueenCore } from "../queen.ts";
+import { tokenMatches } from "../auth.ts";
 
 /** Settings of the browser socket. */
 export interface BrowserSocketOptions {
@@ -24,6 +31,8 @@ export interface BrowserSocketOptions {
   mayAct?: boolean;
   /** Tokens a `queue:new` frame may carry instead. */
   apiTokens?: readonly string[];
+  /** Milliseconds the browser has to send its first frame (default `HANDSHAKE_MS`). */
+  handshakeMs?: number;
 }
 
 /** Close code for a browser cut off for falling behind. */
@@ -40,8 +49,18 @@ export function browserSocket(
   const { socket, response } = Deno.upgradeWebSocket(request);
   const follows = new Map<string, () => void>();
   let unfeed: (() => void) | undefined;
+  // A page opens its socket to send a frame at once; one that says nothing holds a connection
+  // for nobody, and is closed.
+  const handshakeMs = options.handshakeMs ?? HANDSHAKE_MS;
+  let heard = false;
+  const deadline = setTimeout(() => {
+    if (!heard && socket.readyState === WebSocket.OPEN) {
+      socket.close(HANDSHAKE_CLOSE_CODE, `send a frame within ${handshakeMs} ms`);
+    }
+  }, handshakeMs);
 
   const stop = () => {
+    clearTimeout(deadline);
     for (const unfollow of follows.values()) unfollow();
     follows.clear();
     unfeed?.();
@@ -98,7 +117,14 @@ export function browserSocket(
     });
   };
 
-  socket.onmessage = (message) => {
+  socket.onmessage = async (message) => {
+    heard = true;
+    // Deno has read the message whole already (it has no size option): refuse it unparsed and
+    // close, so that one oversize frame is the most a browser can send.
+    if (frameTooLarge(message.data)) {
+      stop();
+      return socket.close(TOO_BIG_CLOSE_CODE, `frames are limited to ${MAX_FRAME_BYTES} bytes`);
+    }
     const decoded = decodeBrowserFrame(message.data);
     if (!decoded.ok) return send({ event: "error", message: decoded.error });
     const frame = decoded.value;
@@ -113,12 +139,18 @@ export function browserSocket(
           return send({ event: "error", message: "queue:new needs the API token: log in first" });
         }
         try {
-          return send({ event: "queue:accepted", id: core.submit(frame.job).id });
+          return send({
+            event: "queue:accepted",
+            id: (await acceptJob(core, frame.job, "browser")).id,
+          });
         } catch (error) {
-          if (error instanceof JobRejectedError) {
-            return send({ event: "error", message: error.message });
-          }
-          throw error;
+          const known = error instanceof InvalidInputError || error instanceof RejectedError ||
+            error instanceof ConflictError;
+          if (known) return send({ event: "error", message: error.message });
+          // A bug: logged, and the browser told no more than that (this handler is async, so a
+          // rethrow would be an unhandled rejection that ends the queen).
+          console.error("queen: unexpected error:", error);
+          return send({ event: "error", message: "internal error" });
         }
       }
     }
