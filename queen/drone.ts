@@ -1,5 +1,5 @@
 import type { DroneInfo, DroneView, QueenFrame } from "../protocol/mod.ts";
-import { encodeFrame, PROTOCOL_VERSION } from "../protocol/mod.ts";
+import { attemptKey, encodeFrame, PROTOCOL_VERSION } from "../protocol/mod.ts";
 import type { DroneLoad } from "./scheduler.ts";
 
 /**
@@ -72,7 +72,7 @@ export class Drone {
 
   /** Acknowledges every event of the attempt up to `seq`, coalesced with others. */
   ack(id: string, attempt: number, seq: number): void {
-    const key = `${id}\u0000${attempt}`;
+    const key = attemptKey(id, attempt);
     const pending = this.#acks.get(key);
     if (!pending || pending.seq < seq) this.#acks.set(key, { id, attempt, seq });
     this.#ackTimer ??= setTimeout(() => this.#flushAcks(), ACK_DELAY_MS);

@@ -10,7 +10,7 @@ import type {
   RecordedEvent,
   WorkerJobEvent,
 } from "../protocol/mod.ts";
-import { decodeWorkerFrame, protocolRefusal } from "../protocol/mod.ts";
+import { attemptKey, decodeWorkerFrame, protocolRefusal } from "../protocol/mod.ts";
 import { Drone } from "./drone.ts";
 import { Hub } from "./hub.ts";
 import { foldEvent, newJobView } from "./job_state.ts";
@@ -494,7 +494,7 @@ export class QueenCore {
 
   /** The lease token of an attempt: only the drone it is sent to (and this queen) knows it. */
   #leaseToken(id: string, attempt: number): string {
-    return createHmac("sha256", this.#leaseKey).update(`${id}\u0000${attempt}`).digest("base64url");
+    return createHmac("sha256", this.#leaseKey).update(attemptKey(id, attempt)).digest("base64url");
   }
 
   /** Whether `token` is the attempt's lease token, compared in constant time. */
