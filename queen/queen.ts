@@ -18,6 +18,9 @@ import { LogBuilder } from "./job_log.ts";
 import { canRun, pickDrone, runnable, whyWaiting } from "./scheduler.ts";
 import type { JobNeeds } from "./scheduler.ts";
 import type { JobRecord, Store } from "./store.ts";
+import { systemClock } from "./clock.ts";
+import type { Clock, TimerId } from "./clock.ts";
+import { afterLoss, deadlineStep, expired, leaseLeft, queueTimedOut } from "./lease.ts";
 
 /** Settings of a queen's core. */
 export interface QueenCoreOptions {
@@ -40,6 +43,8 @@ export interface QueenCoreOptions {
   queueTimeoutMs?: number;
   /** Where diagnostics go. */
   log: (message: string) => void;
+  /** The time source (default: the real clock); tests pass a `FakeClock`. */
+  clock?: Clock;
 }
 
 /** After a restart, how much longer than a lease running attempts wait for their workers: the
@@ -50,7 +55,7 @@ const RESTART_GRACE_MS = 10_000;
 interface Orphan {
   drone: string;
   attempt: number;
-  timer: ReturnType<typeof setTimeout>;
+  timer: TimerId;
 }
 
 /** A job spec was refused by the queen (not by the schema): the id is taken, for example. */
@@ -93,7 +98,8 @@ export class QueenCore {
   /** Queued job ids; kept ordered by priority, then age. */
   #queue: string[] = [];
   #orphans = new Map<string, Orphan>();
-  #heartbeat: ReturnType<typeof setInterval>;
+  #heartbeat: TimerId;
+  readonly #clock: Clock;
   #nextDrone = 1;
   readonly #leaseKey: string;
   /** Jobs their drone said wait in its own queue (`job:queued`, not started): job id → drone. */
@@ -114,12 +120,13 @@ export class QueenCore {
   constructor(store: Store, options: QueenCoreOptions) {
     this.store = store;
     this.#options = options;
+    this.#clock = options.clock ?? systemClock;
     this.#leaseKey = options.leaseKey ??
       [...crypto.getRandomValues(new Uint8Array(32))].map((b) => b.toString(16)).join("");
     // After a restart: queued jobs queue again; so do dispatched ones that had not started (their
     // workers drop what waits in their queues when the connection drops), uncharged. Started ones
     // wait a lease for their workers to reconnect and re-attach them.
-    const now = Date.now();
+    const now = this.#clock.now();
     for (const record of store.unfinishedJobs()) {
       this.#arrival.set(record.id, this.#arrivals++);
       if (record.view.status === "queued") {
@@ -133,15 +140,12 @@ export class QueenCore {
       }
       // Workers back off up to 10 s between reconnects while the queen is down: that comes on
       // top of the lease, or a queen restart alone would cost attempts.
-      const timer = setTimeout(
-        () => this.#leaseExpired(record.id),
+      this.#orphan(
+        record.id,
+        record.view.drone ?? "",
+        record.view.attempt,
         options.leaseMs + RESTART_GRACE_MS,
       );
-      this.#orphans.set(record.id, {
-        drone: record.view.drone ?? "",
-        attempt: record.view.attempt,
-        timer,
-      });
       const current = record.view.attempts.find((a) => a.attempt === record.view.attempt);
       this.#startedAt.set(record.id, Date.parse(current?.startedAt ?? "") || now);
       this.#lastHeard.set(record.id, now);
@@ -150,7 +154,7 @@ export class QueenCore {
     // Pings keep idle connections alive through proxies and show a drone is still there; a
     // drone silent for a whole lease is cut off so that its jobs can move on.
     const every = Math.max(50, Math.min(10_000, Math.floor(options.leaseMs / 3)));
-    this.#heartbeat = setInterval(() => this.#beat(), every);
+    this.#heartbeat = this.#clock.setInterval(() => this.#beat(), every);
   }
 
   /** Validated spec in, queued job out. */
@@ -175,7 +179,7 @@ export class QueenCore {
     const record: JobRecord = {
       id,
       spec: full,
-      view: { ...newJobView(id, full, Date.now()), retryOf: links.retryOf ?? null },
+      view: { ...newJobView(id, full, this.#clock.now()), retryOf: links.retryOf ?? null },
       lastSeq: {},
       lastN: 0,
       logBytes: 0,
@@ -185,7 +189,7 @@ export class QueenCore {
     };
     this.store.createJob(record);
     this.#queue.push(id);
-    this.#queuedSince.set(id, Date.now());
+    this.#queuedSince.set(id, this.#clock.now());
     this.#arrival.set(id, this.#arrivals++);
     this.#sortQueue();
     this.dispatch();
@@ -216,7 +220,7 @@ export class QueenCore {
       this.#finish(record, "cancelled", "cancelled before it started");
     } else if (drone) {
       drone.send({ event: "job:cancel", id, attempt: record.view.attempt, reason: "cancelled" });
-      this.#stopAskedAt.set(id, Date.now());
+      this.#stopAskedAt.set(id, this.#clock.now());
     } else {
       // Its drone is away: nothing can report for it, so the queen ends it.
       this.#dropOrphan(id);
@@ -227,7 +231,7 @@ export class QueenCore {
 
   /** A worker connected (and authenticated); returns its Drone, not yet able to take jobs. */
   connect(socket: WebSocket): Drone {
-    const drone = new Drone(`d${this.#nextDrone++}`, socket);
+    const drone = new Drone(`d${this.#nextDrone++}`, socket, this.#clock.now());
     drone.send({ event: "drone:query-info" });
     return drone;
   }
@@ -235,7 +239,7 @@ export class QueenCore {
   /** Handles one frame from a worker's socket. */
   receive(drone: Drone, raw: unknown): void {
     if (drone.closed) return;
-    drone.lastSeen = Date.now();
+    drone.lastSeen = this.#clock.now();
     if (!drone.allowFrame(drone.lastSeen)) {
       this.#options.log(`drone ${drone.name}: more frames than allowed; disconnecting it`);
       drone.send({ event: "error", message: "too many frames: slow down" });
@@ -274,8 +278,7 @@ export class QueenCore {
   disconnect(drone: Drone): void {
     if (this.drones.get(drone.id) !== drone) return;
     this.drones.delete(drone.id);
-    const silentFor = Date.now() - drone.lastSeen;
-    const wait = Math.max(0, this.#options.leaseMs - silentFor);
+    const wait = leaseLeft(drone.lastSeen, this.#options.leaseMs, this.#clock.now());
     const jobs = [...drone.jobs];
     drone.jobs.clear();
     for (const [target, asker] of this.#taking) if (asker === drone.id) this.#taking.delete(target);
@@ -287,8 +290,7 @@ export class QueenCore {
         this.#returnToQueue(record, `drone ${drone.name} went away before it started`);
         continue;
       }
-      const timer = setTimeout(() => this.#leaseExpired(id), wait);
-      this.#orphans.set(id, { drone: drone.name, attempt, timer });
+      this.#orphan(id, drone.name, attempt, wait);
     }
     this.#options.log(`drone ${drone.name} disconnected`);
     this.dispatch();
@@ -296,8 +298,8 @@ export class QueenCore {
 
   /** Stops timers; sockets are closed by the server. */
   close(): void {
-    clearInterval(this.#heartbeat);
-    for (const orphan of this.#orphans.values()) clearTimeout(orphan.timer);
+    this.#clock.clearInterval(this.#heartbeat);
+    for (const orphan of this.#orphans.values()) this.#clock.clearTimeout(orphan.timer);
     this.#orphans.clear();
   }
 
@@ -404,13 +406,13 @@ export class QueenCore {
       event: "job:returned",
       id: record.id,
       attempt: record.view.attempt,
-      timestamp: Date.now(),
+      timestamp: this.#clock.now(),
       reason: why,
     });
     record.requeued = undefined;
     this.store.saveJob(record);
     this.#queue.push(record.id);
-    this.#queuedSince.set(record.id, Date.now());
+    this.#queuedSince.set(record.id, this.#clock.now());
     this.#sortQueue();
   }
 
@@ -470,7 +472,7 @@ export class QueenCore {
       id: record.id,
       attempt,
       drone: drone.name,
-      timestamp: Date.now(),
+      timestamp: this.#clock.now(),
     });
     const timeout = record.spec.timeout ?? (this.#options.defaultTimeout || undefined);
     // Sent once the attempt is on disk: a queen killed in between must not find, after its
@@ -557,7 +559,7 @@ export class QueenCore {
       if (proven) {
         this.#dropOrphan(running.id);
         drone.jobs.set(running.id, running.attempt);
-        this.#lastHeard.set(running.id, Date.now());
+        this.#lastHeard.set(running.id, this.#clock.now());
         if (record.cancelRequested) {
           drone.send({
             event: "job:cancel",
@@ -618,7 +620,7 @@ export class QueenCore {
       return;
     }
     record.lastSeq[event.attempt] = event.seq;
-    this.#lastHeard.set(event.id, Date.now());
+    this.#lastHeard.set(event.id, this.#clock.now());
     this.#record(record, event);
     // Acknowledged only once durable: a queen killed now loses nothing the worker dropped.
     this.store.afterCommit(() => drone.ack(event.id, event.attempt, event.seq));
@@ -628,7 +630,7 @@ export class QueenCore {
       this.dispatch();
     } else if (event.event === "job:started") {
       this.#waiting.delete(event.id);
-      this.#startedAt.set(event.id, Date.now());
+      this.#startedAt.set(event.id, this.#clock.now());
     } else if (event.event === "job:done") {
       drone.jobs.delete(event.id);
       this.dispatch();
@@ -664,7 +666,7 @@ export class QueenCore {
     const log = builder.append(data);
     record.logAttempt = builder.attempt;
     record.logEndsWithNewline = builder.endsWithNewline;
-    const recorded = this.store.appendEvent(record, data, Date.now(), log);
+    const recorded = this.store.appendEvent(record, data, this.#clock.now(), log);
     record.viewBytes += foldEvent(record.view, recorded, record.viewBytes);
     if (record.view.status === "done") this.#forgetJob(record.id);
     this.store.saveJob(record);
@@ -680,7 +682,7 @@ export class QueenCore {
       id: record.id,
       attempt: record.view.attempt,
       seq: 0,
-      timestamp: Date.now(),
+      timestamp: this.#clock.now(),
       result,
       error,
     });
@@ -703,9 +705,19 @@ export class QueenCore {
     return undefined;
   }
 
+  /**
+   * The one place a lease starts running out: the attempt's drone went away (or the queen
+   * restarted), and unless a worker proves the attempt within `wait` ms, it is lost.
+   */
+  #orphan(id: string, drone: string, attempt: number, wait: number): void {
+    this.#dropOrphan(id);
+    const timer = this.#clock.setTimeout(() => this.#leaseExpired(id), wait);
+    this.#orphans.set(id, { drone, attempt, timer });
+  }
+
   #dropOrphan(id: string): void {
     const orphan = this.#orphans.get(id);
-    if (orphan) clearTimeout(orphan.timer);
+    if (orphan) this.#clock.clearTimeout(orphan.timer);
     this.#orphans.delete(id);
   }
 
@@ -720,21 +732,29 @@ export class QueenCore {
   #retryOrLose(id: string, why: string): void {
     const record = this.store.getJob(id);
     if (!record || record.view.status === "done") return;
-    if (record.cancelRequested) {
-      this.#finish(record, "cancelled", `cancelled; ${why}`);
-      return;
-    }
-    const timeout = this.#timeoutOf(record);
-    const startedAt = this.#startedAt.get(id);
-    if (timeout && startedAt !== undefined && Date.now() > startedAt + timeout * 1000) {
-      this.#finish(record, "timeout", `${why}, past the job's ${timeout} s timeout`);
-      return;
-    }
-    // Only attempts that started count: one that waited at a drone was returned uncharged.
-    const charged = record.view.attempts.filter((a) => a.startedAt !== null).length;
-    if (charged >= this.#options.maxAttempts) {
-      this.#finish(record, "lost", `${why}; no attempts left (${this.#options.maxAttempts})`);
-      return;
+    const decision = afterLoss({
+      cancelRequested: !!record.cancelRequested,
+      timeout: this.#timeoutOf(record),
+      startedAt: this.#startedAt.get(id),
+      // Only attempts that started count: one that waited at a drone was returned uncharged.
+      charged: record.view.attempts.filter((a) => a.startedAt !== null).length,
+      maxAttempts: this.#options.maxAttempts,
+    }, this.#clock.now());
+    switch (decision.next) {
+      case "cancel":
+        return this.#finish(record, "cancelled", `cancelled; ${why}`);
+      case "timeout":
+        return this.#finish(
+          record,
+          "timeout",
+          `${why}, past the job's ${decision.timeout} s timeout`,
+        );
+      case "lose":
+        return this.#finish(
+          record,
+          "lost",
+          `${why}; no attempts left (${this.#options.maxAttempts})`,
+        );
     }
     this.#options.log(`job ${id}: ${why}; re-queued`);
     record.view.status = "queued";
@@ -745,7 +765,7 @@ export class QueenCore {
     this.#startedAt.delete(id);
     this.#stopAskedAt.delete(id);
     this.#queue.push(id);
-    this.#queuedSince.set(id, Date.now());
+    this.#queuedSince.set(id, this.#clock.now());
     this.#sortQueue();
     this.dispatch();
   }
@@ -778,9 +798,9 @@ export class QueenCore {
   }
 
   #beat(): void {
-    const now = Date.now();
+    const now = this.#clock.now();
     for (const drone of this.drones.values()) {
-      if (now - drone.lastSeen > this.#options.leaseMs) {
+      if (expired(drone.lastSeen, this.#options.leaseMs, now)) {
         this.#options.log(`drone ${drone.name} silent past its lease; closing`);
         drone.close(4001, "lease expired");
         this.disconnect(drone);
@@ -803,29 +823,30 @@ export class QueenCore {
       const record = this.store.getJob(id);
       if (!record || record.view.status !== "started") continue;
       const holder = this.#holder(id);
-      const silent = now - (this.#lastHeard.get(id) ?? startedAt) > lease;
-      const timeout = this.#timeoutOf(record);
-      const asked = this.#stopAskedAt.get(id);
-      if (timeout && now > startedAt + timeout * 1000) {
-        if (asked === undefined) {
-          holder?.send({
-            event: "job:cancel",
-            id,
-            attempt: record.view.attempt,
-            reason: "timeout",
-          });
-          this.#stopAskedAt.set(id, now);
-        } else if (now > startedAt + timeout * 1000 + lease && silent) {
-          if (holder) this.#release(holder, id, "superseded");
-          this.#dropOrphan(id);
-          this.#finish(
-            record,
-            "timeout",
-            `the queen ended it: past its ${timeout} s timeout, and its worker said nothing ` +
-              `of it for ${Math.round(lease / 1000)} s`,
-          );
-        }
-      } else if (asked !== undefined && now > asked + lease && silent && holder) {
+      const step = deadlineStep(
+        {
+          startedAt,
+          lastHeard: this.#lastHeard.get(id) ?? startedAt,
+          timeout: this.#timeoutOf(record),
+          stopAskedAt: this.#stopAskedAt.get(id),
+          held: !!holder,
+        },
+        lease,
+        now,
+      );
+      if (step.step === "ask-stop") {
+        holder?.send({ event: "job:cancel", id, attempt: record.view.attempt, reason: "timeout" });
+        this.#stopAskedAt.set(id, now);
+      } else if (step.step === "end-timeout") {
+        if (holder) this.#release(holder, id, "superseded");
+        this.#dropOrphan(id);
+        this.#finish(
+          record,
+          "timeout",
+          `the queen ended it: past its ${step.timeout} s timeout, and its worker said nothing ` +
+            `of it for ${Math.round(lease / 1000)} s`,
+        );
+      } else if (step.step === "end-cancelled" && holder) {
         this.#release(holder, id, "superseded");
         this.#finish(
           record,
@@ -842,7 +863,7 @@ export class QueenCore {
     for (const id of [...this.#queue]) {
       const since = this.#queuedSince.get(id) ?? now;
       const record = this.store.getJob(id);
-      if (!record || now - since <= limit) continue;
+      if (!record || !queueTimedOut(since, limit, now)) continue;
       const needs = needsOf(record.spec);
       if (runnable(needs, loads)) continue;
       this.#finish(

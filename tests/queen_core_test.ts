@@ -10,6 +10,7 @@ import { QueenCore } from "../queen/queen.ts";
 import type { Drone } from "../queen/drone.ts";
 import { SqliteStore } from "../queen/sqlite_store.ts";
 import type { Store } from "../queen/store.ts";
+import { FakeClock } from "../queen/clock.ts";
 
 /** Stands in for a worker's WebSocket: records what the queen sends. */
 class FakeSocket {
@@ -37,7 +38,10 @@ function setup(
     queueTimeoutMs?: number;
   } = {},
 ) {
+  // Time moves only when a test advances it: leases of a minute run out without sleeping.
+  const clock = new FakeClock();
   const core = new QueenCore(options.store ?? new MemoryStore(), {
+    clock,
     leaseMs: options.leaseMs ?? 60_000,
     maxAttempts: options.maxAttempts ?? 3,
     maxLogBytes: options.maxLogBytes,
@@ -80,7 +84,7 @@ function setup(
     ).id;
   const send = (drone: Drone, frame: Record<string, unknown>) =>
     core.receive(drone, JSON.stringify(frame));
-  return { core, connect, submit, send };
+  return { core, connect, submit, send, clock };
 }
 
 /** The lease token the queen sent `socket` with the dispatch of `id` (the latest one). */
@@ -183,13 +187,15 @@ Deno.test("a reconnect seen before the old socket closed replaces the stale conn
   core.close();
 });
 
-Deno.test("past the lease an attempt is re-queued, and the stale worker is fenced off", async () => {
-  const { core, connect, submit, send } = setup({ leaseMs: 30 });
+Deno.test("past the lease an attempt is re-queued, and the stale worker is fenced off", () => {
+  const { core, connect, submit, send, clock } = setup({ leaseMs: 30_000 });
   const id = submit();
   const stale = connect("stale");
   send(stale.drone, started(id, 1, 1));
   core.disconnect(stale.drone);
-  await new Promise((r) => setTimeout(r, 60));
+  clock.advance(29_000);
+  equal(core.store.getJob(id)!.view.status, "started", "still within the lease");
+  clock.advance(2_000);
   equal(core.store.getJob(id)!.view.status, "queued");
   match(core.store.getJob(id)!.view.waiting ?? "", /past its lease/);
   const fresh = connect("fresh");
@@ -212,13 +218,13 @@ Deno.test("past the lease an attempt is re-queued, and the stale worker is fence
   core.close();
 });
 
-Deno.test("a job whose attempts are used up ends lost", async () => {
-  const { core, connect, submit, send } = setup({ leaseMs: 10, maxAttempts: 1 });
+Deno.test("a job whose attempts are used up ends lost", () => {
+  const { core, connect, submit, send, clock } = setup({ leaseMs: 10_000, maxAttempts: 1 });
   const id = submit();
   const w = connect("w");
   send(w.drone, started(id, 1, 1));
   core.disconnect(w.drone);
-  await new Promise((r) => setTimeout(r, 40));
+  clock.advance(10_001);
   const view = core.store.getJob(id)!.view;
   equal(view.result, "lost");
   match(view.error ?? "", /no attempts left/);
@@ -344,15 +350,15 @@ Deno.test("a cancel whose frame was lost still stops the job: resent on reconnec
   core.close();
 });
 
-Deno.test("a cancelled job whose drone never returns ends cancelled, not retried", async () => {
-  const { core, connect, submit, send } = setup({ leaseMs: 20 });
+Deno.test("a cancelled job whose drone never returns ends cancelled, not retried", () => {
+  const { core, connect, submit, send, clock } = setup({ leaseMs: 20_000 });
   const id = submit();
   const first = connect("w");
   send(first.drone, started(id, 1, 1));
   first.socket.close();
   core.cancel(id);
   core.disconnect(first.drone);
-  await new Promise((r) => setTimeout(r, 60));
+  clock.advance(20_001);
   const view = core.store.getJob(id)!.view;
   equal(view.result, "cancelled");
   equal(view.attempts.length, 1);
@@ -542,32 +548,45 @@ Deno.test("cancel ends a job waiting at its drone at once; the worker is told to
   core.close();
 });
 
-Deno.test("the queen ends a started job past its timeout when its worker stays silent", async () => {
-  const { core, connect, submit, send } = setup({ leaseMs: 100 });
-  const id = submit({ timeout: 1 });
+Deno.test("the queen ends a started job past its timeout when its worker stays silent", () => {
+  const { core, connect, submit, send, clock } = setup({ leaseMs: 60_000 });
+  const id = submit({ timeout: 600 });
   const w = connect("w");
   send(w.drone, started(id, 1, 1));
   // The worker stays connected (it answers pings) but says nothing more of the job.
-  const deadline = Date.now() + 10_000;
-  while (core.store.getJob(id)!.view.status !== "done" && Date.now() < deadline) {
-    send(w.drone, { event: "pong", t: Date.now() });
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  const wait = (ms: number) => {
+    for (let left = ms; left > 0; left -= 10_000) {
+      clock.advance(Math.min(10_000, left));
+      send(w.drone, { event: "pong", t: clock.now() });
+    }
+  };
+  wait(600_000 + 20_000);
+  deepEqual(w.socket.of("job:cancel").map((c) => c.reason), ["timeout"], "asked to stop");
+  equal(core.store.getJob(id)!.view.status, "started", "a lease to answer");
+  wait(60_000);
   const view = core.store.getJob(id)!.view;
   equal(view.result, "timeout");
-  match(view.error ?? "", /past its 1 s timeout/);
+  match(view.error ?? "", /past its 600 s timeout/);
   deepEqual(w.socket.of("job:cancel").map((c) => c.reason), ["timeout", "superseded"]);
   core.close();
 });
 
-Deno.test("--queue-timeout ends a job no drone can run, errored, saying why", async () => {
-  const { core, connect, submit } = setup({ leaseMs: 150, queueTimeoutMs: 100 });
-  connect("plain", { capacity: 1 });
+Deno.test("--queue-timeout ends a job no drone can run, errored, saying why", () => {
+  const { core, connect, submit, send, clock } = setup({
+    leaseMs: 60_000,
+    queueTimeoutMs: 300_000,
+  });
+  const plain = connect("plain", { capacity: 1 });
   const never = submit({ labels: ["gpu"] });
   const busy = [submit(), submit(), submit()]; // runnable, only waiting for a slot
-  const deadline = Date.now() + 10_000;
-  while (core.store.getJob(never)!.view.status !== "done" && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 20));
+  for (let i = 0; i < 30; i++) {
+    clock.advance(10_000);
+    send(plain.drone, { event: "pong", t: clock.now() });
+  }
+  equal(core.store.getJob(never)!.view.status, "queued", "not before --queue-timeout");
+  for (let i = 0; i < 3; i++) {
+    clock.advance(10_000);
+    send(plain.drone, { event: "pong", t: clock.now() });
   }
   const view = core.store.getJob(never)!.view;
   equal(view.result, "errored");
@@ -576,16 +595,15 @@ Deno.test("--queue-timeout ends a job no drone can run, errored, saying why", as
   core.close();
 });
 
-Deno.test("a cancel its connected worker never answers ends the job after a lease", async () => {
-  const { core, connect, submit, send } = setup({ leaseMs: 100 });
+Deno.test("a cancel its connected worker never answers ends the job after a lease", () => {
+  const { core, connect, submit, send, clock } = setup({ leaseMs: 60_000 });
   const id = submit();
   const w = connect("w");
   send(w.drone, started(id, 1, 1));
   ok(core.cancel(id));
-  const deadline = Date.now() + 10_000;
-  while (core.store.getJob(id)!.view.status !== "done" && Date.now() < deadline) {
-    send(w.drone, { event: "pong", t: Date.now() }); // alive, but silent about the job
-    await new Promise((r) => setTimeout(r, 20));
+  for (let i = 0; i < 8; i++) {
+    clock.advance(10_000);
+    send(w.drone, { event: "pong", t: clock.now() }); // alive, but silent about the job
   }
   const view = core.store.getJob(id)!.view;
   equal(view.result, "cancelled");
