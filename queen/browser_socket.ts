@@ -59,8 +59,8 @@ export function browserSocket(
   };
   const send = (frame: QueenToBrowser) => sendText(encodeFrame(frame));
 
-  const queryInfo = (id: string, tail: number | undefined) => {
-    const record = core.store.getJob(id);
+  const queryInfo = async (id: string, tail: number | undefined) => {
+    const record = await core.job(id);
     if (!record) return send({ event: "error", message: `no job with id '${id}'` });
     follows.get(id)?.();
     follows.delete(id);
@@ -77,7 +77,7 @@ export function browserSocket(
       const unfollow = core.hub.follow(id, (event: RecordedEvent) => {
         if (event.n <= n) return;
         send({ event: "browser", type: event.data.event, args: [event] });
-        if (event.data.event === "job:done" && core.store.getJob(id)?.view.status === "done") {
+        if (event.data.event === "job:done" && core.isFinished(id)) {
           follows.get(id)?.();
           follows.delete(id);
         }
@@ -112,14 +112,16 @@ export function browserSocket(
         if (!options.mayAct && !tokenMatches(frame.token, options.apiTokens ?? [])) {
           return send({ event: "error", message: "queue:new needs the API token: log in first" });
         }
-        try {
-          return send({ event: "queue:accepted", id: core.submit(frame.job).id });
-        } catch (error) {
-          if (error instanceof JobRejectedError) {
-            return send({ event: "error", message: error.message });
-          }
-          throw error;
-        }
+        core.submit(frame.job).then(
+          (record) => send({ event: "queue:accepted", id: record.id }),
+          (error) => {
+            if (error instanceof JobRejectedError) {
+              return send({ event: "error", message: error.message });
+            }
+            throw error;
+          },
+        );
+        return;
       }
     }
   };

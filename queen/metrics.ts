@@ -99,7 +99,7 @@ export function queenMetrics(core: QueenCore): Registry {
         output.inc(data.text.length);
         break;
       case "job:done":
-        if (core.store.getJob(data.id)?.view.status === "done") {
+        if (core.isFinished(data.id)) {
           finished.inc({ result: data.result });
         }
         dispatchedAt.delete(attemptKey(data.id, data.attempt));

@@ -13,8 +13,7 @@ import type {
 import { attemptKey, decodeWorkerFrame, protocolRefusal } from "../protocol/mod.ts";
 import { Drone } from "./drone.ts";
 import { Hub } from "./hub.ts";
-import { foldEvent, newJobView } from "./job_state.ts";
-import { LogBuilder } from "./job_log.ts";
+import { newRecord, Recorder } from "./recorder.ts";
 import { canRun, pickDrone, runnable, whyWaiting } from "./scheduler.ts";
 import type { JobNeeds } from "./scheduler.ts";
 import type { JobRecord, Store } from "./store.ts";
@@ -93,6 +92,12 @@ function needsOf(spec: JobSpec): JobNeeds {
 export class QueenCore {
   readonly store: Store;
   readonly hub = new Hub();
+  readonly #recorder: Recorder;
+  /**
+   * The jobs this queen schedules or watches (unfinished, and finished ones until the store has
+   * committed their end): the one copy of each, which only the recorder changes.
+   */
+  readonly #jobs = new Map<string, JobRecord>();
   readonly drones = new Map<string, Drone>();
   readonly #options: QueenCoreOptions;
   /** Queued job ids; kept ordered by priority, then age. */
@@ -117,17 +122,39 @@ export class QueenCore {
   #arrival = new Map<string, number>();
   #arrivals = 0;
 
-  constructor(store: Store, options: QueenCoreOptions) {
+  /**
+   * A core over `store`, taking over the jobs a previous queen left unfinished in it: the way a
+   * queen starts. (The constructor alone is for a store known to hold no unfinished jobs.)
+   */
+  static async open(store: Store, options: QueenCoreOptions): Promise<QueenCore> {
+    return new QueenCore(store, options, await QueenCore.unfinished(store));
+  }
+
+  /** The store's unfinished jobs, each with the events its saved view lags behind. */
+  static async unfinished(store: Store): Promise<[JobRecord, RecordedEvent[]][]> {
+    const records = await store.unfinishedJobs();
+    const lagging = await Promise.all(records.map((r) => store.events(r.id, r.viewN)));
+    return records.map((r, i) => [r, lagging[i]]);
+  }
+
+  constructor(
+    store: Store,
+    options: QueenCoreOptions,
+    unfinished: [JobRecord, RecordedEvent[]][] = [],
+  ) {
     this.store = store;
     this.#options = options;
     this.#clock = options.clock ?? systemClock;
+    this.#recorder = new Recorder(store, this.hub, options.maxLogBytes);
     this.#leaseKey = options.leaseKey ??
       [...crypto.getRandomValues(new Uint8Array(32))].map((b) => b.toString(16)).join("");
     // After a restart: queued jobs queue again; so do dispatched ones that had not started (their
     // workers drop what waits in their queues when the connection drops), uncharged. Started ones
     // wait a lease for their workers to reconnect and re-attach them.
     const now = this.#clock.now();
-    for (const record of store.unfinishedJobs()) {
+    for (const [record, lagging] of unfinished) {
+      this.#recorder.catchUp(record, lagging);
+      this.#jobs.set(record.id, record);
       this.#arrival.set(record.id, this.#arrivals++);
       if (record.view.status === "queued") {
         this.#queue.push(record.id);
@@ -157,8 +184,8 @@ export class QueenCore {
     this.#heartbeat = this.#clock.setInterval(() => this.#beat(), every);
   }
 
-  /** Validated spec in, queued job out. */
-  submit(spec: JobSpec, links: { retryOf?: string } = {}): JobRecord {
+  /** Validated spec in, queued job out (once stored durably). */
+  async submit(spec: JobSpec, links: { retryOf?: string } = {}): Promise<JobRecord> {
     const allowed = this.#options.allowRepo ?? [];
     if (allowed.length && !allowed.some((pattern) => globMatches(pattern, spec.repo.url))) {
       throw new JobRejectedError(
@@ -166,7 +193,8 @@ export class QueenCore {
       );
     }
     const id = spec.job_id ?? newJobId();
-    if (this.store.getJob(id)) throw new JobRejectedError(`Job id '${id}' is already taken`, 409);
+    const taken = () => new JobRejectedError(`Job id '${id}' is already taken`, 409);
+    if (this.#jobs.has(id) || await this.store.getJob(id)) throw taken();
     const full: JobSpec = {
       ...spec,
       job_id: id,
@@ -176,18 +204,15 @@ export class QueenCore {
         source: { type: "API", app: "api" },
       },
     };
-    const record: JobRecord = {
-      id,
-      spec: full,
-      view: { ...newJobView(id, full, this.#clock.now()), retryOf: links.retryOf ?? null },
-      lastSeq: {},
-      lastN: 0,
-      logBytes: 0,
-      logEndsWithNewline: true,
-      logAttempt: 0,
-      viewBytes: 0,
-    };
-    this.store.createJob(record);
+    const record = newRecord(id, full, this.#clock.now(), links.retryOf ?? null);
+    try {
+      await this.store.createJob(record);
+    } catch (error) {
+      // Two submits of one id at once: the store keeps the first.
+      if (error instanceof RangeError) throw taken();
+      throw error;
+    }
+    this.#jobs.set(id, record);
     this.#queue.push(id);
     this.#queuedSince.set(id, this.#clock.now());
     this.#arrival.set(id, this.#arrivals++);
@@ -201,7 +226,7 @@ export class QueenCore {
    * worker reports (cleanup runs first). Returns false when the job had already finished.
    */
   cancel(id: string): boolean {
-    const record = this.store.getJob(id);
+    const record = this.#jobs.get(id);
     if (!record || record.view.status === "done") return false;
     if (record.view.status === "queued") {
       this.#queue = this.#queue.filter((q) => q !== id);
@@ -210,8 +235,7 @@ export class QueenCore {
     }
     // Kept with the job: the frame below can be lost with a dying connection, and a worker
     // that comes back (or a lease that runs out) must not carry the job on.
-    record.cancelRequested = true;
-    this.store.saveJob(record);
+    this.#recorder.requestCancel(record);
     const drone = this.#holder(id);
     if (drone && record.view.status === "dispatched") {
       // Still waiting at its worker: nothing of it ran, so it ends now and the worker drops it
@@ -283,7 +307,7 @@ export class QueenCore {
     drone.jobs.clear();
     for (const [target, asker] of this.#taking) if (asker === drone.id) this.#taking.delete(target);
     for (const [id, attempt] of jobs) {
-      const record = this.store.getJob(id);
+      const record = this.#jobs.get(id);
       if (record?.view.status === "dispatched" && record.view.attempt === attempt) {
         // It never started: the worker drops its queue with the connection, so the job goes
         // back to the queen's queue at its place, uncharged.
@@ -305,7 +329,25 @@ export class QueenCore {
 
   /** Whether the job has started on its drone (rather than waiting in the drone's queue). */
   isStarted(id: string): boolean {
-    return this.store.getJob(id)?.view.status === "started";
+    return this.#jobs.get(id)?.view.status === "started";
+  }
+
+  /** A job by id: this queen's own copy while it runs, else the store's. */
+  async job(id: string): Promise<JobRecord | undefined> {
+    return this.#jobs.get(id) ?? await this.store.getJob(id);
+  }
+
+  /**
+   * A job this queen schedules or watches, at once (no store read): queued and running jobs, and
+   * finished ones until their end is committed.
+   */
+  liveJob(id: string): JobRecord | undefined {
+    return this.#jobs.get(id);
+  }
+
+  /** Whether the job is finished (or unknown here): what followers check on `job:done`. */
+  isFinished(id: string): boolean {
+    return (this.#jobs.get(id)?.view.status ?? "done") === "done";
   }
 
   /** Queued job ids in dispatch order. */
@@ -327,15 +369,18 @@ export class QueenCore {
     const ready = [...this.drones.values()].filter((d) => d.info);
     const loads = ready.map((d) => d.load());
     const remaining: string[] = [];
-    const serialized = this.#queue.some((id) => this.store.getJob(id)?.spec.serialize);
+    const serialized = this.#queue.some((id) => this.#jobs.get(id)?.spec.serialize);
     const busyBranches = serialized ? this.#busyBranches() : new Map<string, string>();
     for (const id of this.#queue) {
-      const record = this.store.getJob(id);
+      const record = this.#jobs.get(id);
       if (!record || record.view.status !== "queued") continue;
       if (record.spec.serialize) {
         const holder = busyBranches.get(branchKey(record.spec));
         if (holder) {
-          this.#setWaiting(record, `waiting for job ${holder} of the same branch to finish`);
+          this.#recorder.setWaiting(
+            record,
+            `waiting for job ${holder} of the same branch to finish`,
+          );
           remaining.push(id);
           continue;
         }
@@ -343,7 +388,7 @@ export class QueenCore {
       const needs = needsOf(record.spec);
       const chosen = pickDrone(needs, loads);
       if (!chosen) {
-        this.#setWaiting(record, whyWaiting(needs, loads));
+        this.#recorder.setWaiting(record, whyWaiting(needs, loads));
         remaining.push(id);
         continue;
       }
@@ -372,7 +417,7 @@ export class QueenCore {
       if (free <= 0) continue;
       const candidates = [...this.#waiting].filter(([id, holder]) => {
         if (holder === drone || this.#taking.has(id)) return false;
-        const spec = this.store.getJob(id)?.spec;
+        const spec = this.#jobs.get(id)?.spec;
         return !!spec && canRun(load, needsOf(spec));
       }).map(([id]) => id).sort(order);
       for (const id of candidates) {
@@ -387,7 +432,7 @@ export class QueenCore {
   /** The worker answered a `queue:take`. */
   #onTaken(drone: Drone, id: string, attempt: number, taken: boolean): void {
     this.#taking.delete(id);
-    const record = this.store.getJob(id);
+    const record = this.#jobs.get(id);
     if (
       !taken || !record || drone.jobs.get(id) !== attempt || record.view.status !== "dispatched"
     ) return;
@@ -409,8 +454,7 @@ export class QueenCore {
       timestamp: this.#clock.now(),
       reason: why,
     });
-    record.requeued = undefined;
-    this.store.saveJob(record);
+    this.#recorder.clearRequeued(record);
     this.#queue.push(record.id);
     this.#queuedSince.set(record.id, this.#clock.now());
     this.#sortQueue();
@@ -431,7 +475,7 @@ export class QueenCore {
 
   /** A worker refused a dispatch (an error frame naming it): the attempt ends with its reason. */
   #refused(drone: Drone, id: string, attempt: number, message: string): void {
-    const record = this.store.getJob(id);
+    const record = this.#jobs.get(id);
     if (!record || drone.jobs.get(id) !== attempt || record.view.status !== "dispatched") return;
     drone.jobs.delete(id);
     this.#forgetWaiting(id);
@@ -443,20 +487,13 @@ export class QueenCore {
     );
   }
 
-  #setWaiting(record: JobRecord, why: string): void {
-    const waiting = record.requeued ? `${why} (re-queued: ${record.requeued})` : why;
-    if (record.view.waiting === waiting) return;
-    record.view.waiting = waiting;
-    this.store.saveJob(record);
-  }
-
   /** Branch key → id of the serialized job holding it (dispatched, running, or orphaned). */
   #busyBranches(): Map<string, string> {
     const busy = new Map<string, string>();
     const ids = [...this.#orphans.keys()];
     for (const drone of this.drones.values()) ids.push(...drone.jobs.keys());
     for (const id of ids) {
-      const spec = this.store.getJob(id)?.spec;
+      const spec = this.#jobs.get(id)?.spec;
       if (spec?.serialize) busy.set(branchKey(spec), id);
     }
     return busy;
@@ -466,7 +503,7 @@ export class QueenCore {
     const attempt = record.view.attempt + 1;
     drone.jobs.set(record.id, attempt);
     if (drone.acceptsLeft !== undefined) drone.acceptsLeft--;
-    record.requeued = undefined;
+    this.#recorder.clearRequeued(record);
     this.#record(record, {
       event: "job:dispatched",
       id: record.id,
@@ -479,7 +516,7 @@ export class QueenCore {
     // restart, a worker running an attempt it never recorded.
     this.#queuedSince.delete(record.id);
     const lease = this.#leaseToken(record.id, attempt);
-    this.store.afterCommit(() =>
+    this.#afterCommit(() =>
       drone.send({
         event: "queue:new",
         attempt,
@@ -539,7 +576,7 @@ export class QueenCore {
   #reattach(drone: Drone, info: DroneInfo): void {
     for (const running of info.running) {
       const orphan = this.#orphans.get(running.id);
-      const record = this.store.getJob(running.id);
+      const record = this.#jobs.get(running.id);
       const current = record && record.view.status !== "done" &&
         record.view.attempt === running.attempt && orphan?.attempt === running.attempt;
       // A name is not proof: only the lease token sent with the dispatch resumes an attempt.
@@ -586,7 +623,7 @@ export class QueenCore {
   }
 
   #onJobEvent(drone: Drone, event: WorkerJobEvent): void {
-    const record = this.store.getJob(event.id);
+    const record = this.#jobs.get(event.id);
     const held = drone.jobs.get(event.id);
     if (!record || held !== event.attempt) {
       // Fencing: only the drone holding the current attempt may write to a job.
@@ -607,7 +644,7 @@ export class QueenCore {
     }
     const last = record.lastSeq[event.attempt] ?? 0;
     if (event.seq <= last) {
-      this.store.afterCommit(() => drone.ack(event.id, event.attempt, last));
+      this.#afterCommit(() => drone.ack(event.id, event.attempt, last));
       return;
     }
     if (event.seq !== last + 1) {
@@ -619,11 +656,9 @@ export class QueenCore {
       });
       return;
     }
-    record.lastSeq[event.attempt] = event.seq;
     this.#lastHeard.set(event.id, this.#clock.now());
-    this.#record(record, event);
     // Acknowledged only once durable: a queen killed now loses nothing the worker dropped.
-    this.store.afterCommit(() => drone.ack(event.id, event.attempt, event.seq));
+    this.#record(record, event, () => drone.ack(event.id, event.attempt, event.seq));
     if (event.event === "job:queued" && record.view.status === "dispatched") {
       this.#waiting.set(event.id, drone);
       // A drone elsewhere may have a free slot for it.
@@ -637,41 +672,18 @@ export class QueenCore {
     }
   }
 
-  /** Stores an event, folds it into the job's view and fans it out. */
-  #record(record: JobRecord, data: RecordedEvent["data"]): RecordedEvent | undefined {
-    const limit = this.#options.maxLogBytes ?? 64 * 1024 * 1024;
-    if ("text" in data && data.text) {
-      if (record.logBytes >= limit) {
-        // Past the cap the text is dropped, but the event is stored (empty) so that its seq is
-        // on disk: after a restart the queen must expect the worker's next seq, not this one.
-        data = { ...data, text: "" };
-      } else {
-        const room = limit - record.logBytes;
-        // A UTF-16 unit is at most 3 bytes of UTF-8: only text that might not fit is encoded.
-        const bytes = data.text.length * 3 >= room
-          ? new TextEncoder().encode(data.text)
-          : undefined;
-        if (bytes && bytes.length >= room) {
-          // The text is cut at the limit, so the marker takes the log past it and later output
-          // is dropped above.
-          data = {
-            ...data,
-            text: new TextDecoder().decode(bytes.subarray(0, room)) +
-              `\n[strider: output truncated: the job passed its ${limit}-byte log limit]\n`,
-          };
-        }
-      }
-    }
-    const builder = LogBuilder.resume(record.logAttempt, record.logEndsWithNewline);
-    const log = builder.append(data);
-    record.logAttempt = builder.attempt;
-    record.logEndsWithNewline = builder.endsWithNewline;
-    const recorded = this.store.appendEvent(record, data, this.#clock.now(), log);
-    record.viewBytes += foldEvent(record.view, recorded, record.viewBytes);
-    if (record.view.status === "done") this.#forgetJob(record.id);
-    this.store.saveJob(record);
-    this.hub.publish(record.id, recorded);
-    return recorded;
+  /** Records an event (see `recorder.ts`); a job it ends leaves `#jobs` once committed. */
+  #record(record: JobRecord, data: RecordedEvent["data"], durable?: () => void): void {
+    this.#recorder.record(record, data, this.#clock.now(), durable);
+    if (record.view.status !== "done") return;
+    this.#forgetJob(record.id);
+    this.#afterCommit(() => {
+      if (this.#jobs.get(record.id) === record) this.#jobs.delete(record.id);
+    });
+  }
+
+  #afterCommit(callback: () => void): void {
+    this.store.afterCommit(callback);
   }
 
   /** Ends a job with a result no worker reported (cancelled while queued, lost). */
@@ -730,7 +742,7 @@ export class QueenCore {
 
   /** Gives a job whose attempt was lost a new attempt, or ends it `lost` when none are left. */
   #retryOrLose(id: string, why: string): void {
-    const record = this.store.getJob(id);
+    const record = this.#jobs.get(id);
     if (!record || record.view.status === "done") return;
     const decision = afterLoss({
       cancelRequested: !!record.cancelRequested,
@@ -757,11 +769,7 @@ export class QueenCore {
         );
     }
     this.#options.log(`job ${id}: ${why}; re-queued`);
-    record.view.status = "queued";
-    record.view.drone = null;
-    record.requeued = why;
-    record.view.waiting = `re-queued: ${why}`;
-    this.store.saveJob(record);
+    this.#recorder.requeue(record, why);
     this.#startedAt.delete(id);
     this.#stopAskedAt.delete(id);
     this.#queue.push(id);
@@ -778,7 +786,7 @@ export class QueenCore {
   /** Compares job ids by dispatch order: priority, then age. */
   #queueOrder(): (a: string, b: string) => number {
     const key = (id: string) => {
-      const record = this.store.getJob(id);
+      const record = this.#jobs.get(id);
       return {
         priority: record?.spec.priority ?? 0,
         created: record?.view.createdAt ?? "",
@@ -820,7 +828,7 @@ export class QueenCore {
   #enforceDeadlines(now: number): void {
     const lease = this.#options.leaseMs;
     for (const [id, startedAt] of this.#startedAt) {
-      const record = this.store.getJob(id);
+      const record = this.#jobs.get(id);
       if (!record || record.view.status !== "started") continue;
       const holder = this.#holder(id);
       const step = deadlineStep(
@@ -862,7 +870,7 @@ export class QueenCore {
     const loads = [...this.drones.values()].filter((d) => d.info).map((d) => d.load());
     for (const id of [...this.#queue]) {
       const since = this.#queuedSince.get(id) ?? now;
-      const record = this.store.getJob(id);
+      const record = this.#jobs.get(id);
       if (!record || !queueTimedOut(since, limit, now)) continue;
       const needs = needsOf(record.spec);
       if (runnable(needs, loads)) continue;

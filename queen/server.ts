@@ -97,7 +97,8 @@ export function createApp(
       fail(401, "an API token is required: send 'Authorization: Bearer <token>'");
     }
   };
-  const jobOr404 = (id: string) => core.store.getJob(id) ?? fail(404, `no job with id '${id}'`);
+  const jobOr404 = async (id: string) =>
+    (await core.job(id)) ?? fail(404, `no job with id '${id}'`);
 
   app.onError((error, c) => {
     if (error instanceof HTTPException) {
@@ -152,7 +153,7 @@ export function createApp(
       return c.json({ error, issues } satisfies ApiError, 400);
     }
     try {
-      const record = core.submit(parsed.data);
+      const record = await core.submit(parsed.data);
       return c.json({ id: record.id, status: record.view.status }, 201);
     } catch (error) {
       if (error instanceof JobRejectedError) fail(error.status, error.message);
@@ -160,7 +161,7 @@ export function createApp(
     }
   });
 
-  app.get("/api/jobs", (c) => {
+  app.get("/api/jobs", async (c) => {
     const q = (name: string) => c.req.query(name) || undefined;
     const limit = Number(q("limit") ?? "50");
     if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
@@ -181,7 +182,7 @@ export function createApp(
     }
     let page;
     try {
-      page = core.store.listJobs({
+      page = await core.store.listJobs({
         status,
         result,
         repo: q("repo"),
@@ -197,27 +198,27 @@ export function createApp(
     return c.json({ jobs: page.records.map(jobSummary), next: page.next } satisfies JobList);
   });
 
-  app.get("/api/jobs/:id", (c) => {
-    const view = jobOr404(c.req.param("id")).view;
+  app.get("/api/jobs/:id", async (c) => {
+    const view = (await jobOr404(c.req.param("id"))).view;
     const reported = reporter?.view(view.id);
     return c.json(reported ? { ...view, reported } : view);
   });
 
-  app.delete("/api/jobs/:id", (c) => {
+  app.delete("/api/jobs/:id", async (c) => {
     requireApiToken(c);
-    const record = jobOr404(c.req.param("id"));
+    const record = await jobOr404(c.req.param("id"));
     if (record.view.status !== "done") {
       fail(409, `job '${record.id}' has not finished: cancel it first`);
     }
-    core.store.deleteJob(record.id);
+    await core.store.deleteJob(record.id);
     return c.body(null, 204);
   });
 
-  app.post("/api/jobs/:id/retry", (c) => {
+  app.post("/api/jobs/:id/retry", async (c) => {
     requireApiToken(c);
-    const original = jobOr404(c.req.param("id"));
+    const original = await jobOr404(c.req.param("id"));
     try {
-      const record = core.submit(rerunSpec(original, projects), { retryOf: original.id });
+      const record = await core.submit(rerunSpec(original, projects), { retryOf: original.id });
       return c.json({ id: record.id, status: record.view.status }, 201);
     } catch (error) {
       if (error instanceof JobRejectedError) fail(error.status, error.message);
@@ -225,13 +226,13 @@ export function createApp(
     }
   });
 
-  app.get("/api/jobs/:id/log", (c) => {
-    const record = jobOr404(c.req.param("id"));
+  app.get("/api/jobs/:id/log", async (c) => {
+    const record = await jobOr404(c.req.param("id"));
     return logResponse(core.store, record, c.req.header("range"));
   });
 
-  app.get("/api/jobs/:id/events", (c) => {
-    const record = jobOr404(c.req.param("id"));
+  app.get("/api/jobs/:id/events", async (c) => {
+    const record = await jobOr404(c.req.param("id"));
     const from = c.req.header("last-event-id") ?? c.req.query("after") ?? "0";
     const after = Number(from);
     if (!Number.isInteger(after) || after < 0) fail(400, "Last-Event-ID must be an event number");
@@ -241,9 +242,9 @@ export function createApp(
     return jobEventStream(core, record.id, after);
   });
 
-  app.post("/api/jobs/:id/cancel", (c) => {
+  app.post("/api/jobs/:id/cancel", async (c) => {
     requireApiToken(c);
-    const record = jobOr404(c.req.param("id"));
+    const record = await jobOr404(c.req.param("id"));
     if (!core.cancel(record.id)) fail(409, `job '${record.id}' has already finished`);
     return c.json({ id: record.id, status: record.view.status }, 202);
   });

@@ -15,7 +15,7 @@ import { JobSpecSchema } from "../protocol/mod.ts";
 
 const TOKEN = "dashboard-test-token";
 
-Deno.test("tailOf keeps the last lines and starts at a whole line", () => {
+Deno.test("tailOf keeps the last lines and starts at a whole line", async () => {
   const text = "one\ntwo\nthree\nfour\n";
   deepEqual(tailOf(text, { lines: 2 }), { text: "three\nfour\n", start: 8 });
   deepEqual(tailOf(text, { lines: 10 }), { text, start: 0 });
@@ -26,7 +26,7 @@ Deno.test("tailOf keeps the last lines and starts at a whole line", () => {
   deepEqual(tailOf("aaaa\nbb\ncc\n", { maxChars: 6 }), { text: "cc\n", start: 8 });
 });
 
-Deno.test("tailView shortens every output and says how much it left out", () => {
+Deno.test("tailView shortens every output and says how much it left out", async () => {
   const spec = JobSpecSchema.parse({ repo: { url: "/r" }, ref: { branch: "main" } });
   const view = newJobView("j1", spec, 0);
   const output = Array.from({ length: 50 }, (_, i) => `line ${i}\n`).join("");
@@ -47,7 +47,7 @@ Deno.test("tailView shortens every output and says how much it left out", () => 
   equal(view.phases.test.commands[0].output, output, "the view itself is untouched");
 });
 
-Deno.test("the trigger form becomes a job spec with a dashboard trigger", () => {
+Deno.test("the trigger form becomes a job spec with a dashboard trigger", async () => {
   const made = specFromRunForm({
     ...emptyRunForm(),
     repo: " https://git.example/owner/repo.git ",
@@ -77,7 +77,7 @@ Deno.test("the trigger form becomes a job spec with a dashboard trigger", () => 
   equal(bare.spec?.plugins, undefined, "no commands: the repository's strider.json decides");
 });
 
-Deno.test("the trigger form lists every problem by its field", () => {
+Deno.test("the trigger form lists every problem by its field", async () => {
   const made = specFromRunForm({
     ...emptyRunForm(),
     repo: "",
@@ -110,7 +110,7 @@ async function logIn(app: ReturnType<typeof setup>["app"]): Promise<string> {
 
 Deno.test("the pages render a queued job without JavaScript", async () => {
   using queen = setup();
-  const record = queen.core.submit(
+  const record = await queen.core.submit(
     JobSpecSchema.parse({
       repo: { url: "https://git.example/a.git" },
       ref: { branch: "main" },
@@ -160,7 +160,7 @@ Deno.test("assets come from the module graph with tags for revalidation", async 
 Deno.test("a session acts through the API and forms only with its CSRF token", async () => {
   using queen = setup();
   const spec = JobSpecSchema.parse({ repo: { url: "/r" }, ref: { branch: "main" } });
-  const first = queen.core.submit(spec);
+  const first = await queen.core.submit(spec);
   const cookie = await logIn(queen.app);
   const page = await (await queen.app.request("/", { headers: { cookie } })).text();
   const csrf = page.match(/<meta name="csrf-token" content="([^"]+)"/)?.[1] ?? "";
@@ -174,7 +174,7 @@ Deno.test("a session acts through the API and forms only with its CSRF token", a
   equal((await cancel({ cookie })).status, 401);
   equal((await cancel({ cookie, "x-csrf-token": csrf, origin: "http://evil.test" })).status, 401);
   equal((await cancel({ cookie, "x-csrf-token": csrf, origin: "http://queen.test" })).status, 202);
-  equal(queen.core.store.getJob(first.id)?.view.result, "cancelled");
+  equal((await queen.core.job(first.id))?.view.result, "cancelled");
 
   const rerun = (body: Record<string, string>) =>
     queen.app.request(`http://queen.test/jobs/${first.id}/rerun`, {
@@ -186,10 +186,10 @@ Deno.test("a session acts through the API and forms only with its CSRF token", a
   const made = await rerun({ _csrf: csrf });
   equal(made.status, 303);
   const id = made.headers.get("location")?.split("/").pop() ?? "";
-  equal(queen.core.store.getJob(id)?.view.retryOf, first.id);
+  equal((await queen.core.job(id))?.view.retryOf, first.id);
 
   // A finished job keeps no secrets: without a project holding them, its re-run is refused.
-  const secret = queen.core.submit({ ...spec, secrets: { DEPLOY_TOKEN: "s3cret-value" } });
+  const secret = await queen.core.submit({ ...spec, secrets: { DEPLOY_TOKEN: "s3cret-value" } });
   queen.core.cancel(secret.id);
   const refused = await queen.app.request(`http://queen.test/jobs/${secret.id}/rerun`, {
     method: "POST",
@@ -246,7 +246,7 @@ Deno.test("a browser that falls too far behind is cut off with 4008", async () =
 
 Deno.test("earlier output has a page of its own for readers without JavaScript", async () => {
   using queen = setup();
-  const record = queen.core.submit(
+  const record = await queen.core.submit(
     JobSpecSchema.parse({ repo: { url: "/r" }, ref: { branch: "main" } }),
   );
   const output = Array.from({ length: 5000 }, (_, i) => `row ${i}\n`).join("");

@@ -121,7 +121,7 @@ export function webhookRoutes(
         issues.map((i) => `${i.path}: ${i.message}`).join("; ");
       return c.json({ error, issues } satisfies ApiError, 400);
     }
-    const record = core.submit(spec.data);
+    const record = await core.submit(spec.data);
     if (event.deliveryId) {
       projects.recordDelivery(forge.name, event.deliveryId, record.id, Date.now());
     }
