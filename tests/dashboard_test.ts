@@ -15,7 +15,7 @@ import { JobSpecSchema } from "../protocol/mod.ts";
 
 const TOKEN = "dashboard-test-token";
 
-Deno.test("tailOf keeps the last lines and starts at a whole line", async () => {
+Deno.test("tailOf keeps the last lines and starts at a whole line", () => {
   const text = "one\ntwo\nthree\nfour\n";
   deepEqual(tailOf(text, { lines: 2 }), { text: "three\nfour\n", start: 8 });
   deepEqual(tailOf(text, { lines: 10 }), { text, start: 0 });
@@ -26,7 +26,7 @@ Deno.test("tailOf keeps the last lines and starts at a whole line", async () => 
   deepEqual(tailOf("aaaa\nbb\ncc\n", { maxChars: 6 }), { text: "cc\n", start: 8 });
 });
 
-Deno.test("tailView shortens every output and says how much it left out", async () => {
+Deno.test("tailView shortens every output and says how much it left out", () => {
   const spec = JobSpecSchema.parse({ repo: { url: "/r" }, ref: { branch: "main" } });
   const view = newJobView("j1", spec, 0);
   const output = Array.from({ length: 50 }, (_, i) => `line ${i}\n`).join("");
@@ -47,7 +47,7 @@ Deno.test("tailView shortens every output and says how much it left out", async 
   equal(view.phases.test.commands[0].output, output, "the view itself is untouched");
 });
 
-Deno.test("the trigger form becomes a job spec with a dashboard trigger", async () => {
+Deno.test("the trigger form becomes a job spec with a dashboard trigger", () => {
   const made = specFromRunForm({
     ...emptyRunForm(),
     repo: " https://git.example/owner/repo.git ",
@@ -77,7 +77,7 @@ Deno.test("the trigger form becomes a job spec with a dashboard trigger", async 
   equal(bare.spec?.plugins, undefined, "no commands: the repository's strider.json decides");
 });
 
-Deno.test("the trigger form lists every problem by its field", async () => {
+Deno.test("the trigger form lists every problem by its field", () => {
   const made = specFromRunForm({
     ...emptyRunForm(),
     repo: "",

@@ -273,7 +273,7 @@ Deno.test("cancelling a queued job ends it at once; a running one is told to sto
   core.close();
 });
 
-Deno.test("a drone speaking another protocol version is refused", async () => {
+Deno.test("a drone speaking another protocol version is refused", () => {
   const { core } = setup();
   const socket = new FakeSocket();
   const drone = core.connect(socket as unknown as WebSocket);

@@ -202,7 +202,7 @@ Deno.test("keys: format, STRIDER_SECRET_KEY taking over from the file, wrong key
   );
 });
 
-Deno.test("a sealed value opens only with its key, for its row, unchanged", async () => {
+Deno.test("a sealed value opens only with its key, for its row, unchanged", () => {
   const key = parseSecretKey(newSecretKey(), "k");
   const box = new SecretBox(key);
   const sealed = box.seal("hello", "job:a");
