@@ -61,6 +61,8 @@ export function browserSocket(
 
   const queryInfo = async (id: string, tail: number | undefined) => {
     const record = await core.job(id);
+    // The browser may have gone while the store answered: nothing to follow for it then.
+    if (socket.readyState !== WebSocket.OPEN) return;
     if (!record) return send({ event: "error", message: `no job with id '${id}'` });
     follows.get(id)?.();
     follows.delete(id);
