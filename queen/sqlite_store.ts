@@ -17,16 +17,12 @@ import { forgetOldKeyFile, openSecretBox } from "./secret_key.ts";
 import type { SecretKeyOptions } from "./secret_key.ts";
 import { eraseSecrets, jobContext, openText, resealAll } from "./sealing.ts";
 import { migrate } from "./sqlite_schema.ts";
+import { CommitBatcher } from "./commit_batch.ts";
+import type { Batch } from "./commit_batch.ts";
 import { decodeCursor, encodeCursor } from "./store.ts";
 import type { JobFilter, JobPage, JobRecord, LogChunk, Retention, Store } from "./store.ts";
 
 const encoder = new TextEncoder();
-/** How long recorded events may wait to be committed together. */
-const BATCH_MS = 3;
-/** A batch this large is committed at once. */
-const BATCH_EVENTS = 2_000;
-/** A running job's state row is rewritten at most this often (its events carry the detail). */
-const STATE_EVERY_MS = 500;
 /**
  * An output event's text is the log chunk recorded with it, byte for byte: the event's row keeps
  * the chunk's start under this key instead of a second copy of the text, which `events()` joins
@@ -44,37 +40,12 @@ interface StoredState {
   cancelRequested?: boolean;
 }
 
-interface PendingEvent {
-  id: string;
-  recorded: RecordedEvent;
-  attempt: number;
-  seq: number;
-  /** Start of the log chunk that holds this event's text, when it holds all of it. */
-  logStart?: number;
-}
-
-interface PendingLog {
-  id: string;
-  start: number;
-  /** Length of `text` in UTF-8 bytes. */
-  length: number;
-  text: string;
-}
-
 type Row = Record<string, string | number | null>;
 
 /** The SQLite store. */
 export class SqliteStore implements Store {
   readonly #db: DatabaseSync;
-  #events: PendingEvent[] = [];
-  #logs: PendingLog[] = [];
-  /** Records whose state is to be written: id → the record as last saved. */
-  #dirty = new Map<string, JobRecord>();
-  #stateWrittenAt = new Map<string, { at: number; status: string }>();
-  #callbacks: (() => void)[] = [];
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  /** When `#timer` fires (`performance.now()` clock). */
-  #timerDue = 0;
+  readonly #batch = new CommitBatcher((batch) => this.#commit(batch));
   readonly #sql: Record<string, StatementSync>;
   readonly #box: SecretBox;
 
@@ -207,7 +178,7 @@ export class SqliteStore implements Store {
 
   #get(id: string): JobRecord | undefined {
     // Read your writes: a state still queued is written first.
-    if (this.#dirty.has(id)) this.#flush(true);
+    if (this.#batch.isDirty(id)) this.#flush(true);
     const row = this.#sql.getJob.get(id) as Row | undefined;
     return row ? this.#load(row) : undefined;
   }
@@ -243,20 +214,8 @@ export class SqliteStore implements Store {
     return Promise.resolve(rows.map((row) => this.#load(row)));
   }
 
-  appendEvent(id: string, recorded: RecordedEvent, log?: LogChunk): void {
-    const { data } = recorded;
-    const pending: PendingEvent = {
-      id,
-      recorded,
-      attempt: data.attempt,
-      seq: "seq" in data ? data.seq : 0,
-    };
-    this.#events.push(pending);
-    if (log) {
-      this.#logs.push({ id, start: log.start, length: log.bytes, text: log.text });
-      if ("text" in data && data.text === log.text) pending.logStart = log.start;
-    }
-    this.#schedule(this.#events.length >= BATCH_EVENTS);
+  appendEvent(id: string, event: RecordedEvent, log?: LogChunk): void {
+    this.#batch.append({ id, event, log });
   }
 
   events(id: string, after = 0): Promise<RecordedEvent[]> {
@@ -274,10 +233,10 @@ export class SqliteStore implements Store {
       return { n: Number(row.n), at: Number(row.at), data };
     }) as RecordedEvent[];
     let last = stored.length ? stored[stored.length - 1].n : after;
-    for (const pending of this.#events) {
-      if (pending.id === id && pending.recorded.n > last) {
-        stored.push(pending.recorded);
-        last = pending.recorded.n;
+    for (const { event } of this.#batch.pending(id)) {
+      if (event.n > last) {
+        stored.push(event);
+        last = event.n;
       }
     }
     return stored;
@@ -293,17 +252,14 @@ export class SqliteStore implements Store {
     for (const row of this.#sql.log.all(id, end, start) as Row[]) {
       place(Number(row.start), encoder.encode(String(row.text)));
     }
-    for (const pending of this.#logs) {
-      if (pending.id === id) place(pending.start, encoder.encode(pending.text));
+    for (const { log } of this.#batch.pending(id)) {
+      if (log) place(log.start, encoder.encode(log.text));
     }
     return Promise.resolve(out);
   }
 
   saveJob(record: JobRecord): void {
-    this.#dirty.set(record.id, record);
-    // A state change alone can wait for a timer already set (the state's own, a few hundred
-    // milliseconds out): the rows it writes are rewritten from the events after a crash anyway.
-    if (this.#timer === undefined) this.#arm(BATCH_MS);
+    this.#batch.save(record);
   }
 
   deleteJob(id: string): Promise<boolean> {
@@ -319,7 +275,7 @@ export class SqliteStore implements Store {
       this.#sql.deleteLog.run(id);
       this.#sql.deleteJob.run(id);
     });
-    this.#stateWrittenAt.delete(id);
+    this.#batch.forget(id);
     return true;
   }
 
@@ -344,100 +300,57 @@ export class SqliteStore implements Store {
   }
 
   afterCommit(callback: () => void): void {
-    this.#callbacks.push(callback);
-    this.#schedule(false);
+    this.#batch.afterCommit(callback);
   }
 
   close(): Promise<void> {
-    clearTimeout(this.#timer);
-    this.#flush(true);
+    this.#batch.close();
     this.#db.close();
     return Promise.resolve();
   }
 
-  /**
-   * Commits soon: events and acknowledgements wait at most `BATCH_MS`, even when the timer
-   * already set is the state's (`STATE_EVERY_MS`): an acknowledgement held that long would stall
-   * a worker's stream, which sends only so much ahead of the acknowledgements.
-   */
-  #schedule(now: boolean): void {
-    // "Now" still waits for the caller's synchronous step to end (the queen folds the event into
-    // the job's view right after appending it): the state written must include it.
-    if (now) return queueMicrotask(() => this.#flush());
-    this.#arm(BATCH_MS);
-  }
-
-  /** Makes sure a flush happens within `ms`. */
-  #arm(ms: number): void {
-    const due = performance.now() + ms;
-    if (this.#timer !== undefined && this.#timerDue <= due) return;
-    clearTimeout(this.#timer);
-    this.#timerDue = due;
-    this.#timer = setTimeout(() => this.#flush(), ms);
-  }
-
-  /** Commits what is pending, then runs the callbacks waiting on it. */
+  /** Commits what is queued now (SQLite writes synchronously, so it is done on return). */
   #flush(allStates = false): void {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
-    const events = this.#events;
-    const logs = this.#logs;
-    const callbacks = this.#callbacks;
-    this.#events = [];
-    this.#logs = [];
-    this.#callbacks = [];
-    const now = Date.now();
-    const states: JobRecord[] = [];
-    for (const [id, record] of this.#dirty) {
-      const written = this.#stateWrittenAt.get(id);
-      const changed = !written || written.status !== record.view.status ||
-        record.view.status === "done";
-      if (allStates || changed || now - written.at >= STATE_EVERY_MS) states.push(record);
-    }
-    if (events.length || logs.length || states.length) {
-      this.#transaction(() => {
-        for (const { id, recorded, attempt, seq, logStart } of events) {
-          const data = logStart === undefined
-            ? recorded.data
-            : { ...recorded.data, text: undefined, [LOG_REF]: logStart };
-          this.#sql.insertEvent.run(
-            id,
-            recorded.n,
-            recorded.at,
-            attempt,
-            seq,
-            JSON.stringify(data),
-          );
-        }
-        for (const { id, start, length, text } of logs) {
-          this.#sql.insertLog.run(id, start, length, text);
-        }
-        for (const record of states) {
-          const { view } = record;
-          this.#sql.updateJob.run(
-            view.status,
-            view.result,
-            view.finishedAt ? Date.parse(view.finishedAt) : null,
-            JSON.stringify(this.#state(record)),
+    void this.#batch.flush(allStates);
+  }
+
+  /** Writes one batch in one transaction. */
+  #commit({ events, states }: Batch): void {
+    this.#transaction(() => {
+      for (const { id, event, log } of events) {
+        const { data } = event;
+        // Output whose text is the log chunk's, byte for byte, points to the chunk instead.
+        const stored = log && "text" in data && data.text === log.text
+          ? { ...data, text: undefined, [LOG_REF]: log.start }
+          : data;
+        this.#sql.insertEvent.run(
+          id,
+          event.n,
+          event.at,
+          data.attempt,
+          "seq" in data ? data.seq : 0,
+          JSON.stringify(stored),
+        );
+        if (log) this.#sql.insertLog.run(id, log.start, log.bytes, log.text);
+      }
+      for (const record of states) {
+        const { view } = record;
+        this.#sql.updateJob.run(
+          view.status,
+          view.result,
+          view.finishedAt ? Date.parse(view.finishedAt) : null,
+          JSON.stringify(this.#state(record)),
+          record.id,
+        );
+        // Final: the job never runs again, so its row forgets its secrets and credentials.
+        if (view.status === "done") {
+          this.#sql.updateSpec.run(
+            this.#sealSpec(record.id, eraseSecrets(record.spec)),
             record.id,
           );
-          // Final: the job never runs again, so its row forgets its secrets and credentials.
-          if (view.status === "done") {
-            this.#sql.updateSpec.run(
-              this.#sealSpec(record.id, eraseSecrets(record.spec)),
-              record.id,
-            );
-          }
         }
-      });
-    }
-    for (const record of states) {
-      this.#dirty.delete(record.id);
-      this.#stateWrittenAt.set(record.id, { at: now, status: record.view.status });
-      if (record.view.status === "done") this.#stateWrittenAt.delete(record.id);
-    }
-    if (this.#dirty.size) this.#arm(STATE_EVERY_MS);
-    for (const callback of callbacks) callback();
+      }
+    });
   }
 
   #transaction(body: () => void): void {
