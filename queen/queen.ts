@@ -2,7 +2,6 @@
  * The queen's core: the queue, the connected drones, dispatch, and the recording of every event
  * a worker sends. Transport-free: sockets are handed in by the server, so this is testable alone.
  */
-import { createHmac, timingSafeEqual } from "node:crypto";
 import type {
   DroneInfo,
   JobResult,
@@ -10,16 +9,16 @@ import type {
   RecordedEvent,
   WorkerJobEvent,
 } from "../protocol/mod.ts";
-import { attemptKey, decodeWorkerFrame, protocolRefusal } from "../protocol/mod.ts";
+import { decodeWorkerFrame, protocolRefusal } from "../protocol/mod.ts";
 import { Drone } from "./drone.ts";
 import { Hub } from "./hub.ts";
 import { newRecord, Recorder } from "./recorder.ts";
-import { canRun, pickDrone, runnable, whyWaiting } from "./scheduler.ts";
-import type { JobNeeds } from "./scheduler.ts";
+import { branchKey, canRun, needsOf, pickDrone, runnable, whyWaiting } from "./scheduler.ts";
 import type { JobRecord, Store } from "./store.ts";
 import { systemClock } from "./clock.ts";
 import type { Clock, TimerId } from "./clock.ts";
 import { afterLoss, deadlineStep, expired, leaseLeft, queueTimedOut } from "./lease.ts";
+import { leaseToken, validLease } from "./lease_token.ts";
 
 /** Settings of a queen's core. */
 export interface QueenCoreOptions {
@@ -76,16 +75,6 @@ function newJobId(): string {
   const random = crypto.getRandomValues(new Uint8Array(4));
   return Date.now().toString(36) + "-" + [...random].map((b) => b.toString(16).padStart(2, "0"))
     .join("");
-}
-
-/** Jobs with `serialize: true` and the same key never run at once. */
-function branchKey(spec: JobSpec): string {
-  const ref = "fetch" in spec.ref ? spec.ref.fetch : spec.ref.branch;
-  return `${spec.repo.url}\u0000${ref}`;
-}
-
-function needsOf(spec: JobSpec): JobNeeds {
-  return { plugins: spec.plugins ?? [], labels: spec.labels ?? [] };
 }
 
 /** The coordinator. */
@@ -515,8 +504,8 @@ export class QueenCore {
     // Sent once the attempt is on disk: a queen killed in between must not find, after its
     // restart, a worker running an attempt it never recorded.
     this.#queuedSince.delete(record.id);
-    const lease = this.#leaseToken(record.id, attempt);
-    this.#afterCommit(() =>
+    const lease = leaseToken(this.#leaseKey, record.id, attempt);
+    this.store.afterCommit(() =>
       drone.send({
         event: "queue:new",
         attempt,
@@ -529,19 +518,6 @@ export class QueenCore {
         },
       })
     );
-  }
-
-  /** The lease token of an attempt: only the drone it is sent to (and this queen) knows it. */
-  #leaseToken(id: string, attempt: number): string {
-    return createHmac("sha256", this.#leaseKey).update(attemptKey(id, attempt)).digest("base64url");
-  }
-
-  /** Whether `token` is the attempt's lease token, compared in constant time. */
-  #validLease(id: string, attempt: number, token: string | undefined): boolean {
-    if (!token) return false;
-    const want = new TextEncoder().encode(this.#leaseToken(id, attempt));
-    const got = new TextEncoder().encode(token);
-    return want.length === got.length && timingSafeEqual(want, got);
   }
 
   #onInfo(drone: Drone, info: DroneInfo): void {
@@ -580,7 +556,8 @@ export class QueenCore {
       const current = record && record.view.status !== "done" &&
         record.view.attempt === running.attempt && orphan?.attempt === running.attempt;
       // A name is not proof: only the lease token sent with the dispatch resumes an attempt.
-      const proven = current && this.#validLease(running.id, running.attempt, running.lease);
+      const proven = current &&
+        validLease(this.#leaseKey, running.id, running.attempt, running.lease);
       if (current && !proven) {
         drone.send({
           event: "error",
@@ -644,7 +621,7 @@ export class QueenCore {
     }
     const last = record.lastSeq[event.attempt] ?? 0;
     if (event.seq <= last) {
-      this.#afterCommit(() => drone.ack(event.id, event.attempt, last));
+      this.store.afterCommit(() => drone.ack(event.id, event.attempt, last));
       return;
     }
     if (event.seq !== last + 1) {
@@ -677,13 +654,9 @@ export class QueenCore {
     this.#recorder.record(record, data, this.#clock.now(), durable);
     if (record.view.status !== "done") return;
     this.#forgetJob(record.id);
-    this.#afterCommit(() => {
+    this.store.afterCommit(() => {
       if (this.#jobs.get(record.id) === record) this.#jobs.delete(record.id);
     });
-  }
-
-  #afterCommit(callback: () => void): void {
-    this.store.afterCommit(callback);
   }
 
   /** Ends a job with a result no worker reported (cancelled while queued, lost). */
