@@ -89,6 +89,9 @@ function setup(
   return { core, connect, submit, send, clock };
 }
 
+/** Resolves once the acknowledgements a drone gathered went out (its timer of 0 ms fired). */
+const acksSent = () => new Promise((r) => setTimeout(r, 0));
+
 /** The lease token the queen sent `socket` with the dispatch of `id` (the latest one). */
 function leaseOf(socket: FakeSocket, id: string): string {
   const frame = socket.of("queue:new").findLast((f) => f.job.job_id === id);
@@ -153,7 +156,7 @@ Deno.test("duplicate events are dropped and acknowledged again; gaps are refused
   send(drone, { event: "job:stdout", id, attempt: 1, seq: 3, text: "skipped a seq" });
   equal((await core.store.events(id)).filter((e) => e.data.event === "job:started").length, 1);
   match(socket.of("error")[0].message, /expected seq 2, got 3/);
-  await new Promise((r) => setTimeout(r, 10));
+  await acksSent();
   deepEqual(socket.of("job:ack").map((a) => a.seq), [1]);
   core.close();
 });
@@ -378,7 +381,8 @@ Deno.test("after a restart, output past the log cap does not open a gap in seq",
   for (let seq = 2; seq <= 6; seq++) {
     send(w.drone, { event: "job:stdout", id, attempt: 1, seq, text: "x".repeat(30) + "\n" });
   }
-  await new Promise((r) => setTimeout(r, 30)); // committed and acknowledged
+  await new Promise((r) => store.afterCommit(() => r(undefined))); // committed
+  await acksSent();
   deepEqual(w.socket.of("job:ack").at(-1)?.seq, 6);
   core.close();
   await store.close();
