@@ -120,7 +120,9 @@ export function browserSocket(
             if (error instanceof JobRejectedError) {
               return send({ event: "error", message: error.message });
             }
-            throw error;
+            // Not the browser's fault (the store failed): said plainly, and kept in the log.
+            console.error("queen: unexpected error:", error);
+            send({ event: "error", message: "internal error" });
           },
         );
         return;
