@@ -59,7 +59,13 @@ export class OverviewFeed {
   async #refresh(fresh?: OverviewListener): Promise<void> {
     clearTimeout(this.#soon);
     this.#soon = undefined;
-    const frame = encodeFrame({ event: "overview", ...await overviewOf(this.#core) });
+    let overview;
+    try {
+      overview = await overviewOf(this.#core);
+    } catch {
+      return; // The store is closing (the queen is shutting down): the next poll tries again.
+    }
+    const frame = encodeFrame({ event: "overview", ...overview });
     if (frame === this.#last) {
       if (fresh && this.#listeners.has(fresh)) fresh(frame);
       return;
