@@ -182,8 +182,6 @@ export class QueenCore {
       );
     }
     const id = spec.job_id ?? newJobId();
-    const taken = () => new JobRejectedError(`Job id '${id}' is already taken`, 409);
-    if (this.#jobs.has(id) || await this.store.getJob(id)) throw taken();
     const full: JobSpec = {
       ...spec,
       job_id: id,
@@ -197,8 +195,10 @@ export class QueenCore {
     try {
       await this.store.createJob(record);
     } catch (error) {
-      // Two submits of one id at once: the store keeps the first.
-      if (error instanceof RangeError) throw taken();
+      // The store keeps ids unique (two submits of one id at once included): one round trip.
+      if (error instanceof RangeError) {
+        throw new JobRejectedError(`Job id '${id}' is already taken`, 409);
+      }
       throw error;
     }
     this.#jobs.set(id, record);

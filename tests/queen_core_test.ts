@@ -6,7 +6,7 @@ import { deepEqual, equal, match, ok, rejects } from "node:assert/strict";
 import type { JobSpecInput, QueenFrame } from "../protocol/mod.ts";
 import { JobSpecSchema, PROTOCOL_VERSION } from "../protocol/mod.ts";
 import { MemoryStore } from "../queen/memory_store.ts";
-import { QueenCore } from "../queen/queen.ts";
+import { JobRejectedError, QueenCore } from "../queen/queen.ts";
 import type { Drone } from "../queen/drone.ts";
 import { SqliteStore } from "../queen/sqlite_store.ts";
 import type { Store } from "../queen/store.ts";
@@ -616,5 +616,23 @@ Deno.test("a cancel its connected worker never answers ends the job after a leas
   equal(view.result, "cancelled");
   match(view.error ?? "", /did not confirm/);
   deepEqual(w.socket.of("job:cancel").map((c) => c.reason), ["cancelled", "superseded"]);
+  core.close();
+});
+
+Deno.test("a job id is taken once, by a finished job too, and by the first of two at once", async () => {
+  const { core, connect, submit, send } = setup();
+  const id = await submit({ job_id: "fixed-1" });
+  const w = connect("w");
+  send(w.drone, started(id, 1, 1));
+  send(w.drone, done(id, 1, 2));
+  equal((await core.job(id))!.view.status, "done");
+  const taken = (error: unknown) =>
+    error instanceof JobRejectedError && error.status === 409 &&
+    /already taken/.test(error.message);
+  await rejects(submit({ job_id: "fixed-1" }), taken);
+  const both = await Promise.allSettled([submit({ job_id: "twin" }), submit({ job_id: "twin" })]);
+  deepEqual(both.map((r) => r.status).sort(), ["fulfilled", "rejected"]);
+  const listed = (await core.store.listJobs({ limit: 10 })).records.map((r) => r.id);
+  deepEqual(listed.filter((x) => x === "twin"), ["twin"], "one job, not two");
   core.close();
 });
