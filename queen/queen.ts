@@ -1,6 +1,9 @@
 /**
- * The queen's core: the queue, the connected drones, dispatch, and the recording of every event
- * a worker sends. Transport-free: sockets are handed in by the server, so this is testable alone.
+ * The queen's core: the queue, the connected drones, dispatch, fencing of workers' events,
+ * re-attach and take-back, and the watch over leases and deadlines. It carries out decisions
+ * made elsewhere: which drone (`scheduler.ts`), what a lost attempt becomes (`lease.ts`), how an
+ * event is kept (`recorder.ts`). Transport-free: sockets are handed in by the server, and time by
+ * a `Clock`, so this is testable alone.
  */
 import type {
   DroneInfo,
