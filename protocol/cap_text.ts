@@ -26,20 +26,11 @@ export function capText(text: string, room: number): CappedText {
   return { text: new TextDecoder().decode(bytes.subarray(0, end)), bytes: end, cut: true };
 }
 
-/** UTF-8 length of `text` without allocating its encoding. */
+/** Room to encode into when only the length is wanted: no copy of every chunk to collect. */
+let scratch = new Uint8Array(256 * 1024);
+
+/** Length of `text` in UTF-8 bytes, without allocating its encoding. */
 export function utf8Length(text: string): number {
-  let n = 0;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c < 0x80) n += 1;
-    else if (c < 0x800) n += 2;
-    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length) {
-      const d = text.charCodeAt(i + 1);
-      if (d >= 0xdc00 && d <= 0xdfff) {
-        n += 4;
-        i++;
-      } else n += 3;
-    } else n += 3;
-  }
-  return n;
+  if (text.length * 3 > scratch.length) scratch = new Uint8Array(text.length * 3);
+  return encoder.encodeInto(text, scratch).written;
 }

@@ -53,7 +53,11 @@ export const ReportedStatusSchema = z.object({
 });
 export type ReportedStatus = z.infer<typeof ReportedStatusSchema>;
 
-/** A job spec as the API shows it: secret values and credentials replaced by `***`. */
+/**
+ * A job spec as the API shows it: secret values, repository credentials and secret-named config
+ * values (such as `config.env.DEPLOY_KEY`) replaced by `***`, which is a valid value of each, so
+ * the schema is the job spec's own.
+ */
 export const PublicJobSpecSchema = JobSpecSchema;
 
 /** The whole job: the seed's `job:info` job-data and the body of `GET /api/jobs/:id`. */

@@ -13,6 +13,7 @@ export * from "./job_files.ts";
 export * from "./artifacts.ts";
 export * from "./project.ts";
 export * from "./events.ts";
+export * from "./attempt_key.ts";
 export * from "./job_view.ts";
 export * from "./browser.ts";
 export * from "./codec.ts";

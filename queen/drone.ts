@@ -1,5 +1,5 @@
 import type { DroneInfo, DroneView, QueenFrame } from "../protocol/mod.ts";
-import { encodeFrame, PROTOCOL_VERSION } from "../protocol/mod.ts";
+import { attemptKey, encodeFrame, PROTOCOL_VERSION } from "../protocol/mod.ts";
 import type { DroneLoad } from "./scheduler.ts";
 
 /**
@@ -24,8 +24,8 @@ const ACK_DELAY_MS = 0;
  */
 export class Drone {
   readonly id: string;
-  readonly connectedAt = Date.now();
-  lastSeen = Date.now();
+  readonly connectedAt: number;
+  lastSeen: number;
   info: DroneInfo | undefined;
   draining = false;
   /** Jobs the worker still takes (`--max-jobs`), counted down as they are sent. */
@@ -34,14 +34,15 @@ export class Drone {
   readonly jobs = new Map<string, number>();
   /** Frames the drone may still send in this second (a token bucket; see `allowFrame`). */
   #budget = FRAMES_PER_SECOND;
-  #budgetAt = Date.now();
+  #budgetAt: number;
   #socket: WebSocket;
   #acks = new Map<string, { id: string; attempt: number; seq: number }>();
   #ackTimer: ReturnType<typeof setTimeout> | undefined;
 
-  constructor(id: string, socket: WebSocket) {
+  constructor(id: string, socket: WebSocket, now = Date.now()) {
     this.id = id;
     this.#socket = socket;
+    this.connectedAt = this.lastSeen = this.#budgetAt = now;
   }
 
   get name(): string {
@@ -72,7 +73,7 @@ export class Drone {
 
   /** Acknowledges every event of the attempt up to `seq`, coalesced with others. */
   ack(id: string, attempt: number, seq: number): void {
-    const key = `${id}\u0000${attempt}`;
+    const key = attemptKey(id, attempt);
     const pending = this.#acks.get(key);
     if (!pending || pending.seq < seq) this.#acks.set(key, { id, attempt, seq });
     this.#ackTimer ??= setTimeout(() => this.#flushAcks(), ACK_DELAY_MS);

@@ -10,7 +10,10 @@ export class LogBuilder {
   #attempt = 0;
   #endsWithNewline = true;
 
-  /** Restores a builder that already produced `attempt`, its log ending in a newline or not. */
+  /**
+   * Restores a builder whose log last showed `attempt` and ends with a newline or not, as the
+   * job's record keeps them (`logAttempt`, `logEndsWithNewline`).
+   */
   static resume(attempt: number, endsWithNewline: boolean): LogBuilder {
     const builder = new LogBuilder();
     builder.#attempt = attempt;

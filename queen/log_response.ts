@@ -58,10 +58,10 @@ export function logResponse(store: Store, record: JobRecord, range?: string): Re
   headers.set("content-length", String(end - start));
   let at = start;
   const body = new ReadableStream<Uint8Array>({
-    pull(controller) {
+    async pull(controller) {
       if (at >= end) return controller.close();
       const next = Math.min(end, at + CHUNK);
-      controller.enqueue(store.readLog(record.id, at, next));
+      controller.enqueue(await store.readLog(record.id, at, next));
       at = next;
     },
   });

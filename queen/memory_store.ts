@@ -1,6 +1,6 @@
 import type { RecordedEvent } from "../protocol/mod.ts";
 import { decodeCursor, encodeCursor } from "./store.ts";
-import type { JobFilter, JobPage, JobRecord, Retention, Store } from "./store.ts";
+import type { JobFilter, JobPage, JobRecord, LogChunk, Retention, Store } from "./store.ts";
 
 const encoder = new TextEncoder();
 
@@ -15,58 +15,64 @@ export function matchesFilter(record: JobRecord, filter: JobFilter): boolean {
   return true;
 }
 
-/** A store that lives in memory: for tests and short-lived queens. */
+/**
+ * A store that lives in memory: for tests and short-lived queens. It hands out copies, as a
+ * database would, so that what it returns never changes behind its reader's back.
+ */
 export class MemoryStore implements Store {
   #jobs = new Map<string, { record: JobRecord; position: number }>();
   #events = new Map<string, RecordedEvent[]>();
   #logs = new Map<string, Uint8Array[]>();
   #position = 0;
 
-  createJob(record: JobRecord): void {
-    if (this.#jobs.has(record.id)) throw new RangeError(`Job id '${record.id}' is already taken`);
+  createJob(record: JobRecord): Promise<void> {
+    if (this.#jobs.has(record.id)) {
+      return Promise.reject(new RangeError(`Job id '${record.id}' is already taken`));
+    }
     this.#jobs.set(record.id, { record, position: ++this.#position });
     this.#events.set(record.id, []);
     this.#logs.set(record.id, []);
+    return Promise.resolve();
   }
 
-  getJob(id: string): JobRecord | undefined {
-    return this.#jobs.get(id)?.record;
+  getJob(id: string): Promise<JobRecord | undefined> {
+    const found = this.#jobs.get(id);
+    return Promise.resolve(found && structuredClone(found.record));
   }
 
-  listJobs(filter: JobFilter): JobPage {
+  listJobs(filter: JobFilter): Promise<JobPage> {
     const before = filter.cursor ? decodeCursor(filter.cursor) : Infinity;
     const records: JobRecord[] = [];
     let last = 0;
     for (const { record, position } of [...this.#jobs.values()].toReversed()) {
       if (position >= before || !matchesFilter(record, filter)) continue;
-      if (records.length === filter.limit) return { records, next: encodeCursor(last) };
-      records.push(record);
+      if (records.length === filter.limit) {
+        return Promise.resolve({ records, next: encodeCursor(last) });
+      }
+      records.push(structuredClone(record));
       last = position;
     }
-    return { records, next: null };
+    return Promise.resolve({ records, next: null });
   }
 
-  unfinishedJobs(): JobRecord[] {
-    return [...this.#jobs.values()].map((j) => j.record).filter((r) => r.view.status !== "done");
+  unfinishedJobs(): Promise<JobRecord[]> {
+    return Promise.resolve(
+      [...this.#jobs.values()].filter((j) => j.record.view.status !== "done")
+        .map((j) => structuredClone(j.record)),
+    );
   }
 
-  appendEvent(record: JobRecord, data: RecordedEvent["data"], at: number, log: string) {
-    const recorded: RecordedEvent = { n: ++record.lastN, at, data };
-    this.#events.get(record.id)?.push(recorded);
-    if (log) {
-      const bytes = encoder.encode(log);
-      this.#logs.get(record.id)?.push(bytes);
-      record.logBytes += bytes.length;
-    }
-    return recorded;
+  appendEvent(id: string, event: RecordedEvent, log?: LogChunk): void {
+    this.#events.get(id)?.push(event);
+    if (log) this.#logs.get(id)?.push(encoder.encode(log.text));
   }
 
-  events(id: string, after = 0): RecordedEvent[] {
+  events(id: string, after = 0): Promise<RecordedEvent[]> {
     // Event numbers are 1, 2, 3, ... so event n sits at index n - 1.
-    return (this.#events.get(id) ?? []).slice(after);
+    return Promise.resolve((this.#events.get(id) ?? []).slice(after));
   }
 
-  readLog(id: string, start: number, end: number): Uint8Array {
+  readLog(id: string, start: number, end: number): Promise<Uint8Array> {
     const chunks = this.#logs.get(id) ?? [];
     const all = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
     let offset = 0;
@@ -74,12 +80,19 @@ export class MemoryStore implements Store {
       all.set(chunk, offset);
       offset += chunk.length;
     }
-    return all.slice(start, end);
+    return Promise.resolve(all.slice(start, end));
   }
 
-  saveJob(_record: JobRecord): void {}
+  saveJob(record: JobRecord): void {
+    const found = this.#jobs.get(record.id);
+    if (found) found.record = record;
+  }
 
-  deleteJob(id: string): boolean {
+  deleteJob(id: string): Promise<boolean> {
+    return Promise.resolve(this.#delete(id));
+  }
+
+  #delete(id: string): boolean {
     const found = this.#jobs.get(id);
     if (!found || found.record.view.status !== "done") return false;
     this.#jobs.delete(id);
@@ -88,7 +101,7 @@ export class MemoryStore implements Store {
     return true;
   }
 
-  prune(retention: Retention, now: number): number {
+  prune(retention: Retention, now: number): Promise<number> {
     let removed = 0;
     const finished = [...this.#jobs.values()].toReversed().filter((j) =>
       j.record.view.status === "done"
@@ -98,9 +111,9 @@ export class MemoryStore implements Store {
       const tooOld = retention.keepDays !== undefined &&
         now - Date.parse(record.view.finishedAt ?? record.view.createdAt) >
           retention.keepDays * 86_400_000;
-      if ((tooMany || tooOld) && this.deleteJob(record.id)) removed++;
+      if ((tooMany || tooOld) && this.#delete(record.id)) removed++;
     }
-    return removed;
+    return Promise.resolve(removed);
   }
 
   afterCommit(callback: () => void): void {
@@ -108,5 +121,7 @@ export class MemoryStore implements Store {
     callback();
   }
 
-  close(): void {}
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
 }

@@ -4,6 +4,7 @@
  * no extra work.
  */
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { attemptKey } from "../protocol/mod.ts";
 import type { QueenCore } from "./queen.ts";
 
 /** The registry of one queen. */
@@ -78,14 +79,14 @@ export function queenMetrics(core: QueenCore): Registry {
     events.inc();
     switch (data.event) {
       case "job:dispatched":
-        dispatchedAt.set(`${data.id}\u0000${data.attempt}`, at);
+        dispatchedAt.set(attemptKey(data.id, data.attempt), at);
         break;
       case "job:returned":
-        dispatchedAt.delete(`${data.id}\u0000${data.attempt}`);
+        dispatchedAt.delete(attemptKey(data.id, data.attempt));
         break;
       case "job:started": {
         started.inc();
-        const key = `${data.id}\u0000${data.attempt}`;
+        const key = attemptKey(data.id, data.attempt);
         const from = dispatchedAt.get(key);
         if (from !== undefined) dispatch.observe((at - from) / 1000);
         dispatchedAt.delete(key);
@@ -98,10 +99,10 @@ export function queenMetrics(core: QueenCore): Registry {
         output.inc(data.text.length);
         break;
       case "job:done":
-        if (core.store.getJob(data.id)?.view.status === "done") {
+        if (core.isFinished(data.id)) {
           finished.inc({ result: data.result });
         }
-        dispatchedAt.delete(`${data.id}\u0000${data.attempt}`);
+        dispatchedAt.delete(attemptKey(data.id, data.attempt));
         break;
     }
   });

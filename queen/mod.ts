@@ -138,7 +138,7 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
       `secret key rotated: everything is sealed with the new ${join(options.data, "secret-key")}`,
     );
   }
-  const core = new QueenCore(store, {
+  const core = await QueenCore.open(store, {
     leaseMs: (options.lease ?? 30) * 1000,
     maxAttempts: options.maxAttempts ?? 3,
     defaultTimeout: options.defaultTimeout ?? 3600,
@@ -153,8 +153,9 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
   const retention = { keepJobs: options.keepJobs, keepDays: options.keepDays };
   const prune = () => {
     if (retention.keepJobs === undefined && retention.keepDays === undefined) return;
-    const removed = store.prune(retention, Date.now());
-    if (removed) log(`retention: removed ${removed} finished jobs`);
+    store.prune(retention, Date.now()).then((removed) => {
+      if (removed) log(`retention: removed ${removed} finished jobs`);
+    }, (error) => log(`retention: ${(error as Error).message}`));
   };
   prune();
   const pruning = setInterval(prune, RETENTION_EVERY_MS);
@@ -163,7 +164,7 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
   const reporter = new StatusReporter({
     db: store.database,
     projects,
-    queen: { getJob: (id) => store.getJob(id), followAll: (fn) => core.hub.followAll(fn) },
+    queen: { getJob: (id) => core.job(id), followAll: (fn) => core.hub.followAll(fn) },
     publicUrl: () => options.publicUrl ?? ownUrl,
     log,
   });
@@ -205,7 +206,7 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
     await reporter.close();
     clearInterval(pruning);
     core.close();
-    core.store.close();
+    await core.store.close();
   });
   return {
     url,

@@ -1,8 +1,10 @@
 /**
- * The queen's core: the queue, the connected drones, dispatch, and the recording of every event
- * a worker sends. Transport-free: sockets are handed in by the server, so this is testable alone.
+ * The queen's core: the queue, the connected drones, dispatch, fencing of workers' events,
+ * re-attach and take-back, and the watch over leases and deadlines. It carries out decisions
+ * made elsewhere: which drone (`scheduler.ts`), what a lost attempt becomes (`lease.ts`), how an
+ * event is kept (`recorder.ts`). Transport-free: sockets are handed in by the server, and time by
+ * a `Clock`, so this is testable alone.
  */
-import { createHmac, timingSafeEqual } from "node:crypto";
 import type {
   DroneInfo,
   JobResult,
@@ -11,16 +13,17 @@ import type {
   WorkerJobEvent,
 } from "../protocol/mod.ts";
 import { decodeWorkerFrame, protocolRefusal } from "../protocol/mod.ts";
-import { capText } from "../protocol/cap_text.ts";
 import { hex } from "../protocol/hex.ts";
 import { Drone } from "./drone.ts";
 import { ConflictError, RejectedError } from "./errors.ts";
 import { Hub } from "./hub.ts";
-import { foldEvent, newJobView } from "./job_state.ts";
-import { LogBuilder } from "./job_log.ts";
-import { canRun, pickDrone, runnable, whyWaiting } from "./scheduler.ts";
-import type { JobNeeds } from "./scheduler.ts";
+import { newRecord, Recorder } from "./recorder.ts";
+import { branchKey, canRun, needsOf, pickDrone, runnable, whyWaiting } from "./scheduler.ts";
 import type { JobRecord, Store } from "./store.ts";
+import { systemClock } from "./clock.ts";
+import type { Clock, TimerId } from "./clock.ts";
+import { afterLoss, deadlineStep, expired, leaseLeft, queueTimedOut } from "./lease.ts";
+import { leaseToken, validLease } from "./lease_token.ts";
 
 /** Settings of a queen's core. */
 export interface QueenCoreOptions {
@@ -43,6 +46,8 @@ export interface QueenCoreOptions {
   queueTimeoutMs?: number;
   /** Where diagnostics go. */
   log: (message: string) => void;
+  /** The time source (default: the real clock); tests pass a `FakeClock`. */
+  clock?: Clock;
 }
 
 /** After a restart, how much longer than a lease running attempts wait for their workers: the
@@ -53,11 +58,8 @@ const RESTART_GRACE_MS = 10_000;
 interface Orphan {
   drone: string;
   attempt: number;
-  timer: ReturnType<typeof setTimeout>;
+  timer: TimerId;
 }
-
-/** A job spec refused by the queen's policy (kept under its old name for callers). */
-export { RejectedError as JobRejectedError } from "./errors.ts";
 
 /** Whether `text` matches `pattern`, where `*` stands for any run of characters. */
 export function globMatches(pattern: string, text: string): boolean {
@@ -71,26 +73,23 @@ function newJobId(): string {
   return Date.now().toString(36) + "-" + hex(random);
 }
 
-/** Jobs with `serialize: true` and the same key never run at once. */
-function branchKey(spec: JobSpec): string {
-  const ref = "fetch" in spec.ref ? spec.ref.fetch : spec.ref.branch;
-  return `${spec.repo.url}\u0000${ref}`;
-}
-
-function needsOf(spec: JobSpec): JobNeeds {
-  return { plugins: spec.plugins ?? [], labels: spec.labels ?? [] };
-}
-
 /** The coordinator. */
 export class QueenCore {
   readonly store: Store;
   readonly hub = new Hub();
+  readonly #recorder: Recorder;
+  /**
+   * The jobs this queen schedules or watches (unfinished, and finished ones until the store has
+   * committed their end): the one copy of each, which only the recorder changes.
+   */
+  readonly #jobs = new Map<string, JobRecord>();
   readonly drones = new Map<string, Drone>();
   readonly #options: QueenCoreOptions;
   /** Queued job ids; kept ordered by priority, then age. */
   #queue: string[] = [];
   #orphans = new Map<string, Orphan>();
-  #heartbeat: ReturnType<typeof setInterval>;
+  #heartbeat: TimerId;
+  readonly #clock: Clock;
   #nextDrone = 1;
   readonly #leaseKey: string;
   /** Jobs their drone said wait in its own queue (`job:queued`, not started): job id → drone. */
@@ -108,16 +107,39 @@ export class QueenCore {
   #arrival = new Map<string, number>();
   #arrivals = 0;
 
-  constructor(store: Store, options: QueenCoreOptions) {
+  /**
+   * A core over `store`, taking over the jobs a previous queen left unfinished in it: the way a
+   * queen starts. (The constructor alone is for a store known to hold no unfinished jobs.)
+   */
+  static async open(store: Store, options: QueenCoreOptions): Promise<QueenCore> {
+    return new QueenCore(store, options, await QueenCore.unfinished(store));
+  }
+
+  /** The store's unfinished jobs, each with the events its saved view lags behind. */
+  static async unfinished(store: Store): Promise<[JobRecord, RecordedEvent[]][]> {
+    const records = await store.unfinishedJobs();
+    const lagging = await Promise.all(records.map((r) => store.events(r.id, r.viewN)));
+    return records.map((r, i) => [r, lagging[i]]);
+  }
+
+  constructor(
+    store: Store,
+    options: QueenCoreOptions,
+    unfinished: [JobRecord, RecordedEvent[]][] = [],
+  ) {
     this.store = store;
     this.#options = options;
+    this.#clock = options.clock ?? systemClock;
+    this.#recorder = new Recorder(store, this.hub, options.maxLogBytes);
     this.#leaseKey = options.leaseKey ??
       [...crypto.getRandomValues(new Uint8Array(32))].map((b) => b.toString(16)).join("");
     // After a restart: queued jobs queue again; so do dispatched ones that had not started (their
     // workers drop what waits in their queues when the connection drops), uncharged. Started ones
     // wait a lease for their workers to reconnect and re-attach them.
-    const now = Date.now();
-    for (const record of store.unfinishedJobs()) {
+    const now = this.#clock.now();
+    for (const [record, lagging] of unfinished) {
+      this.#recorder.catchUp(record, lagging);
+      this.#jobs.set(record.id, record);
       this.#arrival.set(record.id, this.#arrivals++);
       if (record.view.status === "queued") {
         this.#queue.push(record.id);
@@ -130,15 +152,12 @@ export class QueenCore {
       }
       // Workers back off up to 10 s between reconnects while the queen is down: that comes on
       // top of the lease, or a queen restart alone would cost attempts.
-      const timer = setTimeout(
-        () => this.#leaseExpired(record.id),
+      this.#orphan(
+        record.id,
+        record.view.drone ?? "",
+        record.view.attempt,
         options.leaseMs + RESTART_GRACE_MS,
       );
-      this.#orphans.set(record.id, {
-        drone: record.view.drone ?? "",
-        attempt: record.view.attempt,
-        timer,
-      });
       const current = record.view.attempts.find((a) => a.attempt === record.view.attempt);
       this.#startedAt.set(record.id, Date.parse(current?.startedAt ?? "") || now);
       this.#lastHeard.set(record.id, now);
@@ -147,11 +166,11 @@ export class QueenCore {
     // Pings keep idle connections alive through proxies and show a drone is still there; a
     // drone silent for a whole lease is cut off so that its jobs can move on.
     const every = Math.max(50, Math.min(10_000, Math.floor(options.leaseMs / 3)));
-    this.#heartbeat = setInterval(() => this.#beat(), every);
+    this.#heartbeat = this.#clock.setInterval(() => this.#beat(), every);
   }
 
-  /** Validated spec in, queued job out. */
-  submit(spec: JobSpec, links: { retryOf?: string } = {}): JobRecord {
+  /** Validated spec in, queued job out (once stored durably). */
+  async submit(spec: JobSpec, links: { retryOf?: string } = {}): Promise<JobRecord> {
     const allowed = this.#options.allowRepo ?? [];
     if (allowed.length && !allowed.some((pattern) => globMatches(pattern, spec.repo.url))) {
       throw new RejectedError(
@@ -159,7 +178,6 @@ export class QueenCore {
       );
     }
     const id = spec.job_id ?? newJobId();
-    if (this.store.getJob(id)) throw new ConflictError(`Job id '${id}' is already taken`);
     const full: JobSpec = {
       ...spec,
       job_id: id,
@@ -169,20 +187,19 @@ export class QueenCore {
         source: { type: "API", app: "api" },
       },
     };
-    const record: JobRecord = {
-      id,
-      spec: full,
-      view: { ...newJobView(id, full, Date.now()), retryOf: links.retryOf ?? null },
-      lastSeq: {},
-      lastN: 0,
-      logBytes: 0,
-      logEndsWithNewline: true,
-      logAttempt: 0,
-      viewBytes: 0,
-    };
-    this.store.createJob(record);
+    const record = newRecord(id, full, this.#clock.now(), links.retryOf ?? null);
+    try {
+      await this.store.createJob(record);
+    } catch (error) {
+      // The store keeps ids unique (two submits of one id at once included): one round trip.
+      if (error instanceof RangeError) {
+        throw new ConflictError(`Job id '${id}' is already taken`);
+      }
+      throw error;
+    }
+    this.#jobs.set(id, record);
     this.#queue.push(id);
-    this.#queuedSince.set(id, Date.now());
+    this.#queuedSince.set(id, this.#clock.now());
     this.#arrival.set(id, this.#arrivals++);
     this.#sortQueue();
     this.dispatch();
@@ -194,7 +211,7 @@ export class QueenCore {
    * worker reports (cleanup runs first). Returns false when the job had already finished.
    */
   cancel(id: string): boolean {
-    const record = this.store.getJob(id);
+    const record = this.#jobs.get(id);
     if (!record || record.view.status === "done") return false;
     if (record.view.status === "queued") {
       this.#queue = this.#queue.filter((q) => q !== id);
@@ -203,8 +220,7 @@ export class QueenCore {
     }
     // Kept with the job: the frame below can be lost with a dying connection, and a worker
     // that comes back (or a lease that runs out) must not carry the job on.
-    record.cancelRequested = true;
-    this.store.saveJob(record);
+    this.#recorder.requestCancel(record);
     const drone = this.#holder(id);
     if (drone && record.view.status === "dispatched") {
       // Still waiting at its worker: nothing of it ran, so it ends now and the worker drops it
@@ -213,7 +229,7 @@ export class QueenCore {
       this.#finish(record, "cancelled", "cancelled before it started");
     } else if (drone) {
       drone.send({ event: "job:cancel", id, attempt: record.view.attempt, reason: "cancelled" });
-      this.#stopAskedAt.set(id, Date.now());
+      this.#stopAskedAt.set(id, this.#clock.now());
     } else {
       // Its drone is away: nothing can report for it, so the queen ends it.
       this.#dropOrphan(id);
@@ -224,7 +240,7 @@ export class QueenCore {
 
   /** A worker connected (and authenticated); returns its Drone, not yet able to take jobs. */
   connect(socket: WebSocket): Drone {
-    const drone = new Drone(`d${this.#nextDrone++}`, socket);
+    const drone = new Drone(`d${this.#nextDrone++}`, socket, this.#clock.now());
     drone.send({ event: "drone:query-info" });
     return drone;
   }
@@ -232,7 +248,7 @@ export class QueenCore {
   /** Handles one frame from a worker's socket. */
   receive(drone: Drone, raw: unknown): void {
     if (drone.closed) return;
-    drone.lastSeen = Date.now();
+    drone.lastSeen = this.#clock.now();
     if (!drone.allowFrame(drone.lastSeen)) {
       this.#options.log(`drone ${drone.name}: more frames than allowed; disconnecting it`);
       drone.send({ event: "error", message: "too many frames: slow down" });
@@ -271,21 +287,19 @@ export class QueenCore {
   disconnect(drone: Drone): void {
     if (this.drones.get(drone.id) !== drone) return;
     this.drones.delete(drone.id);
-    const silentFor = Date.now() - drone.lastSeen;
-    const wait = Math.max(0, this.#options.leaseMs - silentFor);
+    const wait = leaseLeft(drone.lastSeen, this.#options.leaseMs, this.#clock.now());
     const jobs = [...drone.jobs];
     drone.jobs.clear();
     for (const [target, asker] of this.#taking) if (asker === drone.id) this.#taking.delete(target);
     for (const [id, attempt] of jobs) {
-      const record = this.store.getJob(id);
+      const record = this.#jobs.get(id);
       if (record?.view.status === "dispatched" && record.view.attempt === attempt) {
         // It never started: the worker drops its queue with the connection, so the job goes
         // back to the queen's queue at its place, uncharged.
         this.#returnToQueue(record, `drone ${drone.name} went away before it started`);
         continue;
       }
-      const timer = setTimeout(() => this.#leaseExpired(id), wait);
-      this.#orphans.set(id, { drone: drone.name, attempt, timer });
+      this.#orphan(id, drone.name, attempt, wait);
     }
     this.#options.log(`drone ${drone.name} disconnected`);
     this.dispatch();
@@ -293,14 +307,32 @@ export class QueenCore {
 
   /** Stops timers; sockets are closed by the server. */
   close(): void {
-    clearInterval(this.#heartbeat);
-    for (const orphan of this.#orphans.values()) clearTimeout(orphan.timer);
+    this.#clock.clearInterval(this.#heartbeat);
+    for (const orphan of this.#orphans.values()) this.#clock.clearTimeout(orphan.timer);
     this.#orphans.clear();
   }
 
   /** Whether the job has started on its drone (rather than waiting in the drone's queue). */
   isStarted(id: string): boolean {
-    return this.store.getJob(id)?.view.status === "started";
+    return this.#jobs.get(id)?.view.status === "started";
+  }
+
+  /** A job by id: this queen's own copy while it runs, else the store's. */
+  async job(id: string): Promise<JobRecord | undefined> {
+    return this.#jobs.get(id) ?? await this.store.getJob(id);
+  }
+
+  /**
+   * A job this queen schedules or watches, at once (no store read): queued and running jobs, and
+   * finished ones until their end is committed.
+   */
+  liveJob(id: string): JobRecord | undefined {
+    return this.#jobs.get(id);
+  }
+
+  /** Whether the job is finished (or unknown here): what followers check on `job:done`. */
+  isFinished(id: string): boolean {
+    return (this.#jobs.get(id)?.view.status ?? "done") === "done";
   }
 
   /** Queued job ids in dispatch order. */
@@ -322,15 +354,18 @@ export class QueenCore {
     const ready = [...this.drones.values()].filter((d) => d.info);
     const loads = ready.map((d) => d.load());
     const remaining: string[] = [];
-    const serialized = this.#queue.some((id) => this.store.getJob(id)?.spec.serialize);
+    const serialized = this.#queue.some((id) => this.#jobs.get(id)?.spec.serialize);
     const busyBranches = serialized ? this.#busyBranches() : new Map<string, string>();
     for (const id of this.#queue) {
-      const record = this.store.getJob(id);
+      const record = this.#jobs.get(id);
       if (!record || record.view.status !== "queued") continue;
       if (record.spec.serialize) {
         const holder = busyBranches.get(branchKey(record.spec));
         if (holder) {
-          this.#setWaiting(record, `waiting for job ${holder} of the same branch to finish`);
+          this.#recorder.setWaiting(
+            record,
+            `waiting for job ${holder} of the same branch to finish`,
+          );
           remaining.push(id);
           continue;
         }
@@ -338,7 +373,7 @@ export class QueenCore {
       const needs = needsOf(record.spec);
       const chosen = pickDrone(needs, loads);
       if (!chosen) {
-        this.#setWaiting(record, whyWaiting(needs, loads));
+        this.#recorder.setWaiting(record, whyWaiting(needs, loads));
         remaining.push(id);
         continue;
       }
@@ -367,7 +402,7 @@ export class QueenCore {
       if (free <= 0) continue;
       const candidates = [...this.#waiting].filter(([id, holder]) => {
         if (holder === drone || this.#taking.has(id)) return false;
-        const spec = this.store.getJob(id)?.spec;
+        const spec = this.#jobs.get(id)?.spec;
         return !!spec && canRun(load, needsOf(spec));
       }).map(([id]) => id).sort(order);
       for (const id of candidates) {
@@ -382,7 +417,7 @@ export class QueenCore {
   /** The worker answered a `queue:take`. */
   #onTaken(drone: Drone, id: string, attempt: number, taken: boolean): void {
     this.#taking.delete(id);
-    const record = this.store.getJob(id);
+    const record = this.#jobs.get(id);
     if (
       !taken || !record || drone.jobs.get(id) !== attempt || record.view.status !== "dispatched"
     ) return;
@@ -401,13 +436,12 @@ export class QueenCore {
       event: "job:returned",
       id: record.id,
       attempt: record.view.attempt,
-      timestamp: Date.now(),
+      timestamp: this.#clock.now(),
       reason: why,
     });
-    record.requeued = undefined;
-    this.store.saveJob(record);
+    this.#recorder.clearRequeued(record);
     this.#queue.push(record.id);
-    this.#queuedSince.set(record.id, Date.now());
+    this.#queuedSince.set(record.id, this.#clock.now());
     this.#sortQueue();
   }
 
@@ -426,7 +460,7 @@ export class QueenCore {
 
   /** A worker refused a dispatch (an error frame naming it): the attempt ends with its reason. */
   #refused(drone: Drone, id: string, attempt: number, message: string): void {
-    const record = this.store.getJob(id);
+    const record = this.#jobs.get(id);
     if (!record || drone.jobs.get(id) !== attempt || record.view.status !== "dispatched") return;
     drone.jobs.delete(id);
     this.#forgetWaiting(id);
@@ -438,20 +472,13 @@ export class QueenCore {
     );
   }
 
-  #setWaiting(record: JobRecord, why: string): void {
-    const waiting = record.requeued ? `${why} (re-queued: ${record.requeued})` : why;
-    if (record.view.waiting === waiting) return;
-    record.view.waiting = waiting;
-    this.store.saveJob(record);
-  }
-
   /** Branch key → id of the serialized job holding it (dispatched, running, or orphaned). */
   #busyBranches(): Map<string, string> {
     const busy = new Map<string, string>();
     const ids = [...this.#orphans.keys()];
     for (const drone of this.drones.values()) ids.push(...drone.jobs.keys());
     for (const id of ids) {
-      const spec = this.store.getJob(id)?.spec;
+      const spec = this.#jobs.get(id)?.spec;
       if (spec?.serialize) busy.set(branchKey(spec), id);
     }
     return busy;
@@ -461,19 +488,19 @@ export class QueenCore {
     const attempt = record.view.attempt + 1;
     drone.jobs.set(record.id, attempt);
     if (drone.acceptsLeft !== undefined) drone.acceptsLeft--;
-    record.requeued = undefined;
+    this.#recorder.clearRequeued(record);
     this.#record(record, {
       event: "job:dispatched",
       id: record.id,
       attempt,
       drone: drone.name,
-      timestamp: Date.now(),
+      timestamp: this.#clock.now(),
     });
     const timeout = record.spec.timeout ?? (this.#options.defaultTimeout || undefined);
     // Sent once the attempt is on disk: a queen killed in between must not find, after its
     // restart, a worker running an attempt it never recorded.
     this.#queuedSince.delete(record.id);
-    const lease = this.#leaseToken(record.id, attempt);
+    const lease = leaseToken(this.#leaseKey, record.id, attempt);
     this.store.afterCommit(() =>
       drone.send({
         event: "queue:new",
@@ -487,19 +514,6 @@ export class QueenCore {
         },
       })
     );
-  }
-
-  /** The lease token of an attempt: only the drone it is sent to (and this queen) knows it. */
-  #leaseToken(id: string, attempt: number): string {
-    return createHmac("sha256", this.#leaseKey).update(`${id}\u0000${attempt}`).digest("base64url");
-  }
-
-  /** Whether `token` is the attempt's lease token, compared in constant time. */
-  #validLease(id: string, attempt: number, token: string | undefined): boolean {
-    if (!token) return false;
-    const want = new TextEncoder().encode(this.#leaseToken(id, attempt));
-    const got = new TextEncoder().encode(token);
-    return want.length === got.length && timingSafeEqual(want, got);
   }
 
   #onInfo(drone: Drone, info: DroneInfo): void {
@@ -534,11 +548,12 @@ export class QueenCore {
   #reattach(drone: Drone, info: DroneInfo): void {
     for (const running of info.running) {
       const orphan = this.#orphans.get(running.id);
-      const record = this.store.getJob(running.id);
+      const record = this.#jobs.get(running.id);
       const current = record && record.view.status !== "done" &&
         record.view.attempt === running.attempt && orphan?.attempt === running.attempt;
       // A name is not proof: only the lease token sent with the dispatch resumes an attempt.
-      const proven = current && this.#validLease(running.id, running.attempt, running.lease);
+      const proven = current &&
+        validLease(this.#leaseKey, running.id, running.attempt, running.lease);
       if (current && !proven) {
         drone.send({
           event: "error",
@@ -554,7 +569,7 @@ export class QueenCore {
       if (proven) {
         this.#dropOrphan(running.id);
         drone.jobs.set(running.id, running.attempt);
-        this.#lastHeard.set(running.id, Date.now());
+        this.#lastHeard.set(running.id, this.#clock.now());
         if (record.cancelRequested) {
           drone.send({
             event: "job:cancel",
@@ -581,7 +596,7 @@ export class QueenCore {
   }
 
   #onJobEvent(drone: Drone, event: WorkerJobEvent): void {
-    const record = this.store.getJob(event.id);
+    const record = this.#jobs.get(event.id);
     const held = drone.jobs.get(event.id);
     if (!record || held !== event.attempt) {
       // Fencing: only the drone holding the current attempt may write to a job.
@@ -614,56 +629,30 @@ export class QueenCore {
       });
       return;
     }
-    record.lastSeq[event.attempt] = event.seq;
-    this.#lastHeard.set(event.id, Date.now());
-    this.#record(record, event);
+    this.#lastHeard.set(event.id, this.#clock.now());
     // Acknowledged only once durable: a queen killed now loses nothing the worker dropped.
-    this.store.afterCommit(() => drone.ack(event.id, event.attempt, event.seq));
+    this.#record(record, event, () => drone.ack(event.id, event.attempt, event.seq));
     if (event.event === "job:queued" && record.view.status === "dispatched") {
       this.#waiting.set(event.id, drone);
       // A drone elsewhere may have a free slot for it.
       this.dispatch();
     } else if (event.event === "job:started") {
       this.#waiting.delete(event.id);
-      this.#startedAt.set(event.id, Date.now());
+      this.#startedAt.set(event.id, this.#clock.now());
     } else if (event.event === "job:done") {
       drone.jobs.delete(event.id);
       this.dispatch();
     }
   }
 
-  /** Stores an event, folds it into the job's view and fans it out. */
-  #record(record: JobRecord, data: RecordedEvent["data"]): RecordedEvent | undefined {
-    const limit = this.#options.maxLogBytes ?? 64 * 1024 * 1024;
-    if ("text" in data && data.text) {
-      if (record.logBytes >= limit) {
-        // Past the cap the text is dropped, but the event is stored (empty) so that its seq is
-        // on disk: after a restart the queen must expect the worker's next seq, not this one.
-        data = { ...data, text: "" };
-      } else {
-        const room = limit - record.logBytes;
-        const capped = capText(data.text, room);
-        if (capped.cut || capped.bytes >= room) {
-          // The text is cut at the limit, so the marker takes the log past it and later output
-          // is dropped above.
-          data = {
-            ...data,
-            text: capped.text +
-              `\n[strider: output truncated: the job passed its ${limit}-byte log limit]\n`,
-          };
-        }
-      }
-    }
-    const builder = LogBuilder.resume(record.logAttempt, record.logEndsWithNewline);
-    const log = builder.append(data);
-    record.logAttempt = builder.attempt;
-    record.logEndsWithNewline = builder.endsWithNewline;
-    const recorded = this.store.appendEvent(record, data, Date.now(), log);
-    record.viewBytes += foldEvent(record.view, recorded, record.viewBytes);
-    if (record.view.status === "done") this.#forgetJob(record.id);
-    this.store.saveJob(record);
-    this.hub.publish(record.id, recorded);
-    return recorded;
+  /** Records an event (see `recorder.ts`); a job it ends leaves `#jobs` once committed. */
+  #record(record: JobRecord, data: RecordedEvent["data"], durable?: () => void): void {
+    this.#recorder.record(record, data, this.#clock.now(), durable);
+    if (record.view.status !== "done") return;
+    this.#forgetJob(record.id);
+    this.store.afterCommit(() => {
+      if (this.#jobs.get(record.id) === record) this.#jobs.delete(record.id);
+    });
   }
 
   /** Ends a job with a result no worker reported (cancelled while queued, lost). */
@@ -674,7 +663,7 @@ export class QueenCore {
       id: record.id,
       attempt: record.view.attempt,
       seq: 0,
-      timestamp: Date.now(),
+      timestamp: this.#clock.now(),
       result,
       error,
     });
@@ -697,9 +686,19 @@ export class QueenCore {
     return undefined;
   }
 
+  /**
+   * The one place a lease starts running out: the attempt's drone went away (or the queen
+   * restarted), and unless a worker proves the attempt within `wait` ms, it is lost.
+   */
+  #orphan(id: string, drone: string, attempt: number, wait: number): void {
+    this.#dropOrphan(id);
+    const timer = this.#clock.setTimeout(() => this.#leaseExpired(id), wait);
+    this.#orphans.set(id, { drone, attempt, timer });
+  }
+
   #dropOrphan(id: string): void {
     const orphan = this.#orphans.get(id);
-    if (orphan) clearTimeout(orphan.timer);
+    if (orphan) this.#clock.clearTimeout(orphan.timer);
     this.#orphans.delete(id);
   }
 
@@ -712,34 +711,38 @@ export class QueenCore {
 
   /** Gives a job whose attempt was lost a new attempt, or ends it `lost` when none are left. */
   #retryOrLose(id: string, why: string): void {
-    const record = this.store.getJob(id);
+    const record = this.#jobs.get(id);
     if (!record || record.view.status === "done") return;
-    if (record.cancelRequested) {
-      this.#finish(record, "cancelled", `cancelled; ${why}`);
-      return;
-    }
-    const timeout = this.#timeoutOf(record);
-    const startedAt = this.#startedAt.get(id);
-    if (timeout && startedAt !== undefined && Date.now() > startedAt + timeout * 1000) {
-      this.#finish(record, "timeout", `${why}, past the job's ${timeout} s timeout`);
-      return;
-    }
-    // Only attempts that started count: one that waited at a drone was returned uncharged.
-    const charged = record.view.attempts.filter((a) => a.startedAt !== null).length;
-    if (charged >= this.#options.maxAttempts) {
-      this.#finish(record, "lost", `${why}; no attempts left (${this.#options.maxAttempts})`);
-      return;
+    const decision = afterLoss({
+      cancelRequested: !!record.cancelRequested,
+      timeout: this.#timeoutOf(record),
+      startedAt: this.#startedAt.get(id),
+      // Only attempts that started count: one that waited at a drone was returned uncharged.
+      charged: record.view.attempts.filter((a) => a.startedAt !== null).length,
+      maxAttempts: this.#options.maxAttempts,
+    }, this.#clock.now());
+    switch (decision.next) {
+      case "cancel":
+        return this.#finish(record, "cancelled", `cancelled; ${why}`);
+      case "timeout":
+        return this.#finish(
+          record,
+          "timeout",
+          `${why}, past the job's ${decision.timeout} s timeout`,
+        );
+      case "lose":
+        return this.#finish(
+          record,
+          "lost",
+          `${why}; no attempts left (${this.#options.maxAttempts})`,
+        );
     }
     this.#options.log(`job ${id}: ${why}; re-queued`);
-    record.view.status = "queued";
-    record.view.drone = null;
-    record.requeued = why;
-    record.view.waiting = `re-queued: ${why}`;
-    this.store.saveJob(record);
+    this.#recorder.requeue(record, why);
     this.#startedAt.delete(id);
     this.#stopAskedAt.delete(id);
     this.#queue.push(id);
-    this.#queuedSince.set(id, Date.now());
+    this.#queuedSince.set(id, this.#clock.now());
     this.#sortQueue();
     this.dispatch();
   }
@@ -752,7 +755,7 @@ export class QueenCore {
   /** Compares job ids by dispatch order: priority, then age. */
   #queueOrder(): (a: string, b: string) => number {
     const key = (id: string) => {
-      const record = this.store.getJob(id);
+      const record = this.#jobs.get(id);
       return {
         priority: record?.spec.priority ?? 0,
         created: record?.view.createdAt ?? "",
@@ -772,9 +775,9 @@ export class QueenCore {
   }
 
   #beat(): void {
-    const now = Date.now();
+    const now = this.#clock.now();
     for (const drone of this.drones.values()) {
-      if (now - drone.lastSeen > this.#options.leaseMs) {
+      if (expired(drone.lastSeen, this.#options.leaseMs, now)) {
         this.#options.log(`drone ${drone.name} silent past its lease; closing`);
         drone.close(4001, "lease expired");
         this.disconnect(drone);
@@ -794,32 +797,33 @@ export class QueenCore {
   #enforceDeadlines(now: number): void {
     const lease = this.#options.leaseMs;
     for (const [id, startedAt] of this.#startedAt) {
-      const record = this.store.getJob(id);
+      const record = this.#jobs.get(id);
       if (!record || record.view.status !== "started") continue;
       const holder = this.#holder(id);
-      const silent = now - (this.#lastHeard.get(id) ?? startedAt) > lease;
-      const timeout = this.#timeoutOf(record);
-      const asked = this.#stopAskedAt.get(id);
-      if (timeout && now > startedAt + timeout * 1000) {
-        if (asked === undefined) {
-          holder?.send({
-            event: "job:cancel",
-            id,
-            attempt: record.view.attempt,
-            reason: "timeout",
-          });
-          this.#stopAskedAt.set(id, now);
-        } else if (now > startedAt + timeout * 1000 + lease && silent) {
-          if (holder) this.#release(holder, id, "superseded");
-          this.#dropOrphan(id);
-          this.#finish(
-            record,
-            "timeout",
-            `the queen ended it: past its ${timeout} s timeout, and its worker said nothing ` +
-              `of it for ${Math.round(lease / 1000)} s`,
-          );
-        }
-      } else if (asked !== undefined && now > asked + lease && silent && holder) {
+      const step = deadlineStep(
+        {
+          startedAt,
+          lastHeard: this.#lastHeard.get(id) ?? startedAt,
+          timeout: this.#timeoutOf(record),
+          stopAskedAt: this.#stopAskedAt.get(id),
+          held: !!holder,
+        },
+        lease,
+        now,
+      );
+      if (step.step === "ask-stop") {
+        holder?.send({ event: "job:cancel", id, attempt: record.view.attempt, reason: "timeout" });
+        this.#stopAskedAt.set(id, now);
+      } else if (step.step === "end-timeout") {
+        if (holder) this.#release(holder, id, "superseded");
+        this.#dropOrphan(id);
+        this.#finish(
+          record,
+          "timeout",
+          `the queen ended it: past its ${step.timeout} s timeout, and its worker said nothing ` +
+            `of it for ${Math.round(lease / 1000)} s`,
+        );
+      } else if (step.step === "end-cancelled" && holder) {
         this.#release(holder, id, "superseded");
         this.#finish(
           record,
@@ -835,8 +839,8 @@ export class QueenCore {
     const loads = [...this.drones.values()].filter((d) => d.info).map((d) => d.load());
     for (const id of [...this.#queue]) {
       const since = this.#queuedSince.get(id) ?? now;
-      const record = this.store.getJob(id);
-      if (!record || now - since <= limit) continue;
+      const record = this.#jobs.get(id);
+      if (!record || !queueTimedOut(since, limit, now)) continue;
       const needs = needsOf(record.spec);
       if (runnable(needs, loads)) continue;
       this.#finish(

@@ -5,6 +5,7 @@
  * jobs per slot); otherwise nowhere (it waits in the queen's queue, where any drone that frees a
  * slot can take it).
  */
+import type { JobSpec } from "../protocol/mod.ts";
 
 /**
  * Jobs a drone may hold waiting in its own queue, per slot of capacity. A waiting job costs
@@ -38,6 +39,17 @@ export interface DroneLoad {
 export interface JobNeeds {
   plugins: readonly string[];
   labels: readonly string[];
+}
+
+/** What a job's spec asks of a drone. */
+export function needsOf(spec: JobSpec): JobNeeds {
+  return { plugins: spec.plugins ?? [], labels: spec.labels ?? [] };
+}
+
+/** Jobs with `serialize: true` and the same key (repository and ref) never run at once. */
+export function branchKey(spec: JobSpec): string {
+  const ref = "fetch" in spec.ref ? spec.ref.fetch : spec.ref.branch;
+  return `${spec.repo.url}\u0000${ref}`;
 }
 
 /** Whether `drone` has every plugin and every label `needs` names, and still takes jobs. */

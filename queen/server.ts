@@ -95,8 +95,7 @@ export function createApp(
     },
   };
   const isPrivate = options.private ?? false;
-  const jobOr404 = async (id: string) =>
-    (await core.store.getJob(id)) ?? fail404(`no job with id '${id}'`);
+  const jobOr404 = async (id: string) => (await core.job(id)) ?? fail404(`no job with id '${id}'`);
 
   app.onError(onError);
   app.notFound((c) => c.json({ error: `no route ${c.req.method} ${c.req.path}` }, 404));

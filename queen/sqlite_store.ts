@@ -3,30 +3,26 @@
  *
  * Events and log text are written in small transactions a few milliseconds apart; the queen
  * acknowledges a worker's events only after the transaction holding them committed
- * (`afterCommit`), so an acknowledged line survives `kill -9`. Unfinished jobs stay in memory;
- * finished ones are read from disk when asked for.
+ * (`afterCommit`), so an acknowledged line survives `kill -9`. The store keeps no jobs of its
+ * own: what is pending is a write queue (events, log chunks, records to save), and reads see it.
+ * SQL runs synchronously (node:sqlite); the `Store` interface is asynchronous for server stores.
  */
 import { DatabaseSync } from "node:sqlite";
 import type { StatementSync } from "node:sqlite";
 import { join } from "node:path";
 import type { JobSpec, JobView, RecordedEvent } from "../protocol/mod.ts";
 import { createPrivateFile, secureDataDir } from "./data_dir.ts";
-import { foldEvent } from "./job_state.ts";
 import type { SecretBox } from "./secret_box.ts";
 import { forgetOldKeyFile, openSecretBox } from "./secret_key.ts";
 import type { SecretKeyOptions } from "./secret_key.ts";
 import { eraseSecrets, jobContext, openText, resealAll } from "./sealing.ts";
 import { migrate } from "./sqlite_schema.ts";
+import { CommitBatcher } from "./commit_batch.ts";
+import type { Batch } from "./commit_batch.ts";
 import { decodeCursor, encodeCursor } from "./store.ts";
-import type { JobFilter, JobPage, JobRecord, Retention, Store } from "./store.ts";
+import type { JobFilter, JobPage, JobRecord, LogChunk, Retention, Store } from "./store.ts";
 
 const encoder = new TextEncoder();
-/** How long recorded events may wait to be committed together. */
-const BATCH_MS = 3;
-/** A batch this large is committed at once. */
-const BATCH_EVENTS = 2_000;
-/** A running job's state row is rewritten at most this often (its events carry the detail). */
-const STATE_EVERY_MS = 500;
 /**
  * An output event's text is the log chunk recorded with it, byte for byte: the event's row keeps
  * the chunk's start under this key instead of a second copy of the text, which `events()` joins
@@ -44,45 +40,12 @@ interface StoredState {
   cancelRequested?: boolean;
 }
 
-interface PendingEvent {
-  id: string;
-  recorded: RecordedEvent;
-  attempt: number;
-  seq: number;
-  /** Start of the log chunk that holds this event's text, when it holds all of it. */
-  logStart?: number;
-}
-
-interface PendingLog {
-  id: string;
-  start: number;
-  /** Length of `text` in UTF-8 bytes. */
-  length: number;
-  text: string;
-}
-
-/** Room to encode into when only the length is wanted: no copy of every chunk to collect. */
-let scratch = new Uint8Array(256 * 1024);
-
-function utf8Length(text: string): number {
-  if (text.length * 3 > scratch.length) scratch = new Uint8Array(text.length * 3);
-  return encoder.encodeInto(text, scratch).written;
-}
-
 type Row = Record<string, string | number | null>;
 
 /** The SQLite store. */
 export class SqliteStore implements Store {
   readonly #db: DatabaseSync;
-  readonly #live = new Map<string, JobRecord>();
-  #events: PendingEvent[] = [];
-  #logs: PendingLog[] = [];
-  #dirty = new Set<string>();
-  #stateWrittenAt = new Map<string, { at: number; status: string }>();
-  #callbacks: (() => void)[] = [];
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  /** When `#timer` fires (`performance.now()` clock). */
-  #timerDue = 0;
+  readonly #batch = new CommitBatcher((batch) => this.#commit(batch));
   readonly #sql: Record<string, StatementSync>;
   readonly #box: SecretBox;
 
@@ -177,7 +140,16 @@ export class SqliteStore implements Store {
     return this.#box.seal(JSON.stringify(spec), jobContext(id));
   }
 
-  createJob(record: JobRecord): void {
+  createJob(record: JobRecord): Promise<void> {
+    try {
+      this.#insert(record);
+      return Promise.resolve();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  #insert(record: JobRecord): void {
     // The row commits on its own (durable before the API answers); the pending batch keeps its
     // timer rather than being forced into a commit of its own on every submit.
     const { spec, view } = record;
@@ -198,18 +170,21 @@ export class SqliteStore implements Store {
       }
       throw error;
     }
-    this.#live.set(record.id, record);
   }
 
-  getJob(id: string): JobRecord | undefined {
-    const live = this.#live.get(id);
-    if (live) return live;
+  getJob(id: string): Promise<JobRecord | undefined> {
+    return Promise.resolve(this.#get(id));
+  }
+
+  #get(id: string): JobRecord | undefined {
+    // Read your writes: a state still queued is written first.
+    if (this.#batch.isDirty(id)) this.#flush(true);
     const row = this.#sql.getJob.get(id) as Row | undefined;
     return row ? this.#load(row) : undefined;
   }
 
-  listJobs(filter: JobFilter): JobPage {
-    this.#flush();
+  listJobs(filter: JobFilter): Promise<JobPage> {
+    this.#flush(true);
     const where: string[] = [];
     const params: (string | number)[] = [];
     const add = (sql: string, value: string | number | undefined) => {
@@ -230,44 +205,24 @@ export class SqliteStore implements Store {
     const next = rows.length > filter.limit
       ? encodeCursor(Number(page[page.length - 1].position))
       : null;
-    return { records: page.map((row) => this.#live.get(String(row.id)) ?? this.#load(row)), next };
+    return Promise.resolve({ records: page.map((row) => this.#load(row)), next });
   }
 
-  unfinishedJobs(): JobRecord[] {
+  unfinishedJobs(): Promise<JobRecord[]> {
+    this.#flush(true);
     const rows = this.#sql.unfinished.all() as Row[];
-    return rows.map((row) => {
-      const record = this.#live.get(String(row.id)) ?? this.#load(row);
-      this.#live.set(record.id, record);
-      return record;
-    });
+    return Promise.resolve(rows.map((row) => this.#load(row)));
   }
 
-  appendEvent(
-    record: JobRecord,
-    data: RecordedEvent["data"],
-    at: number,
-    log: string,
-  ): RecordedEvent {
-    const recorded: RecordedEvent = { n: ++record.lastN, at, data };
-    const pending: PendingEvent = {
-      id: record.id,
-      recorded,
-      attempt: data.attempt,
-      seq: "seq" in data ? data.seq : 0,
-    };
-    this.#events.push(pending);
-    if (log) {
-      const length = utf8Length(log);
-      this.#logs.push({ id: record.id, start: record.logBytes, length, text: log });
-      if ("text" in data && data.text === log) pending.logStart = record.logBytes;
-      record.logBytes += length;
-    }
-    this.#dirty.add(record.id);
-    this.#schedule(this.#events.length >= BATCH_EVENTS);
-    return recorded;
+  appendEvent(id: string, event: RecordedEvent, log?: LogChunk): void {
+    this.#batch.append({ id, event, log });
   }
 
-  events(id: string, after = 0): RecordedEvent[] {
+  events(id: string, after = 0): Promise<RecordedEvent[]> {
+    return Promise.resolve(this.#eventsOf(id, after));
+  }
+
+  #eventsOf(id: string, after: number): RecordedEvent[] {
     const rows = this.#sql.events.all(id, after) as Row[];
     const stored = rows.map((row) => {
       const data = JSON.parse(String(row.data));
@@ -278,16 +233,16 @@ export class SqliteStore implements Store {
       return { n: Number(row.n), at: Number(row.at), data };
     }) as RecordedEvent[];
     let last = stored.length ? stored[stored.length - 1].n : after;
-    for (const pending of this.#events) {
-      if (pending.id === id && pending.recorded.n > last) {
-        stored.push(pending.recorded);
-        last = pending.recorded.n;
+    for (const { event } of this.#batch.pending(id)) {
+      if (event.n > last) {
+        stored.push(event);
+        last = event.n;
       }
     }
     return stored;
   }
 
-  readLog(id: string, start: number, end: number): Uint8Array {
+  readLog(id: string, start: number, end: number): Promise<Uint8Array> {
     const out = new Uint8Array(Math.max(0, end - start));
     const place = (chunkStart: number, bytes: Uint8Array) => {
       const from = Math.max(start, chunkStart);
@@ -297,21 +252,22 @@ export class SqliteStore implements Store {
     for (const row of this.#sql.log.all(id, end, start) as Row[]) {
       place(Number(row.start), encoder.encode(String(row.text)));
     }
-    for (const pending of this.#logs) {
-      if (pending.id === id) place(pending.start, encoder.encode(pending.text));
+    for (const { log } of this.#batch.pending(id)) {
+      if (log) place(log.start, encoder.encode(log.text));
     }
-    return out;
+    return Promise.resolve(out);
   }
 
   saveJob(record: JobRecord): void {
-    this.#dirty.add(record.id);
-    // A state change alone can wait for a timer already set (the state's own, a few hundred
-    // milliseconds out): the rows it writes are rewritten from the events after a crash anyway.
-    if (this.#timer === undefined) this.#arm(BATCH_MS);
+    this.#batch.save(record);
   }
 
-  deleteJob(id: string): boolean {
-    const record = this.getJob(id);
+  deleteJob(id: string): Promise<boolean> {
+    return Promise.resolve(this.#delete(id));
+  }
+
+  #delete(id: string): boolean {
+    const record = this.#get(id);
     if (!record || record.view.status !== "done") return false;
     this.#flush();
     this.#transaction(() => {
@@ -319,12 +275,11 @@ export class SqliteStore implements Store {
       this.#sql.deleteLog.run(id);
       this.#sql.deleteJob.run(id);
     });
-    this.#live.delete(id);
-    this.#stateWrittenAt.delete(id);
+    this.#batch.forget(id);
     return true;
   }
 
-  prune(retention: Retention, now: number): number {
+  prune(retention: Retention, now: number): Promise<number> {
     this.#flush();
     const doomed = new Set<string>();
     if (retention.keepJobs !== undefined) {
@@ -340,110 +295,62 @@ export class SqliteStore implements Store {
       for (const row of rows) doomed.add(String(row.id));
     }
     let removed = 0;
-    for (const id of doomed) if (this.deleteJob(id)) removed++;
-    return removed;
+    for (const id of doomed) if (this.#delete(id)) removed++;
+    return Promise.resolve(removed);
   }
 
   afterCommit(callback: () => void): void {
-    this.#callbacks.push(callback);
-    this.#schedule(false);
+    this.#batch.afterCommit(callback);
   }
 
-  close(): void {
-    clearTimeout(this.#timer);
-    this.#flush(true);
+  close(): Promise<void> {
+    this.#batch.close();
     this.#db.close();
+    return Promise.resolve();
   }
 
-  /**
-   * Commits soon: events and acknowledgements wait at most `BATCH_MS`, even when the timer
-   * already set is the state's (`STATE_EVERY_MS`): an acknowledgement held that long would stall
-   * a worker's stream, which sends only so much ahead of the acknowledgements.
-   */
-  #schedule(now: boolean): void {
-    // "Now" still waits for the caller's synchronous step to end (the queen folds the event into
-    // the job's view right after appending it): the state written must include it.
-    if (now) return queueMicrotask(() => this.#flush());
-    this.#arm(BATCH_MS);
-  }
-
-  /** Makes sure a flush happens within `ms`. */
-  #arm(ms: number): void {
-    const due = performance.now() + ms;
-    if (this.#timer !== undefined && this.#timerDue <= due) return;
-    clearTimeout(this.#timer);
-    this.#timerDue = due;
-    this.#timer = setTimeout(() => this.#flush(), ms);
-  }
-
-  /** Commits what is pending, then runs the callbacks waiting on it. */
+  /** Commits what is queued now (SQLite writes synchronously, so it is done on return). */
   #flush(allStates = false): void {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
-    const events = this.#events;
-    const logs = this.#logs;
-    const callbacks = this.#callbacks;
-    this.#events = [];
-    this.#logs = [];
-    this.#callbacks = [];
-    const now = Date.now();
-    const states: JobRecord[] = [];
-    for (const id of this.#dirty) {
-      const record = this.#live.get(id);
-      if (!record) continue;
-      const written = this.#stateWrittenAt.get(id);
-      const changed = !written || written.status !== record.view.status ||
-        record.view.status === "done";
-      if (allStates || changed || now - written.at >= STATE_EVERY_MS) states.push(record);
-    }
-    if (events.length || logs.length || states.length) {
-      this.#transaction(() => {
-        for (const { id, recorded, attempt, seq, logStart } of events) {
-          const data = logStart === undefined
-            ? recorded.data
-            : { ...recorded.data, text: undefined, [LOG_REF]: logStart };
-          this.#sql.insertEvent.run(
-            id,
-            recorded.n,
-            recorded.at,
-            attempt,
-            seq,
-            JSON.stringify(data),
-          );
-        }
-        for (const { id, start, length, text } of logs) {
-          this.#sql.insertLog.run(id, start, length, text);
-        }
-        for (const record of states) {
-          const { view } = record;
-          this.#sql.updateJob.run(
-            view.status,
-            view.result,
-            view.finishedAt ? Date.parse(view.finishedAt) : null,
-            JSON.stringify(this.#state(record)),
+    void this.#batch.flush(allStates);
+  }
+
+  /** Writes one batch in one transaction. */
+  #commit({ events, states }: Batch): void {
+    this.#transaction(() => {
+      for (const { id, event, log } of events) {
+        const { data } = event;
+        // Output whose text is the log chunk's, byte for byte, points to the chunk instead.
+        const stored = log && "text" in data && data.text === log.text
+          ? { ...data, text: undefined, [LOG_REF]: log.start }
+          : data;
+        this.#sql.insertEvent.run(
+          id,
+          event.n,
+          event.at,
+          data.attempt,
+          "seq" in data ? data.seq : 0,
+          JSON.stringify(stored),
+        );
+        if (log) this.#sql.insertLog.run(id, log.start, log.bytes, log.text);
+      }
+      for (const record of states) {
+        const { view } = record;
+        this.#sql.updateJob.run(
+          view.status,
+          view.result,
+          view.finishedAt ? Date.parse(view.finishedAt) : null,
+          JSON.stringify(this.#state(record)),
+          record.id,
+        );
+        // Final: the job never runs again, so its row forgets its secrets and credentials.
+        if (view.status === "done") {
+          this.#sql.updateSpec.run(
+            this.#sealSpec(record.id, eraseSecrets(record.spec)),
             record.id,
           );
-          // Final: the job never runs again, so its row forgets its secrets and credentials.
-          if (view.status === "done") {
-            this.#sql.updateSpec.run(
-              this.#sealSpec(record.id, eraseSecrets(record.spec)),
-              record.id,
-            );
-          }
         }
-      });
-    }
-    for (const record of states) {
-      this.#dirty.delete(record.id);
-      this.#stateWrittenAt.set(record.id, { at: now, status: record.view.status });
-      // Finished jobs leave memory; they are read from disk when asked for.
-      if (record.view.status === "done") {
-        this.#live.delete(record.id);
-        this.#stateWrittenAt.delete(record.id);
       }
-    }
-    if (this.#dirty.size) this.#arm(STATE_EVERY_MS);
-    for (const callback of callbacks) callback();
+    });
   }
 
   #transaction(body: () => void): void {
@@ -460,7 +367,7 @@ export class SqliteStore implements Store {
   #state(record: JobRecord): StoredState {
     return {
       view: record.view,
-      viewN: record.lastN,
+      viewN: record.viewN,
       viewBytes: record.viewBytes,
       ...(record.requeued ? { requeued: record.requeued } : {}),
       ...(record.cancelRequested ? { cancelRequested: true } : {}),
@@ -468,9 +375,9 @@ export class SqliteStore implements Store {
   }
 
   /**
-   * A record from its row. The state column may lag behind the events (it is written at most
-   * every few hundred milliseconds while a job runs): the events after it are folded in, and
-   * the counters are taken from the events and log themselves.
+   * A record from its row, with the view as last written (`viewN`: while a job runs, at most every
+   * few hundred milliseconds; the recorder folds the events after it) and the positions taken from
+   * the events and log themselves.
    */
   #load(row: Row): JobRecord {
     const id = String(row.id);
@@ -479,6 +386,7 @@ export class SqliteStore implements Store {
       id,
       spec: JSON.parse(openText(this.#box, String(row.spec), jobContext(id))) as JobSpec,
       view: state.view,
+      viewN: state.viewN,
       lastSeq: {},
       lastN: state.viewN,
       logBytes: 0,
@@ -488,11 +396,6 @@ export class SqliteStore implements Store {
       requeued: state.requeued,
       cancelRequested: state.cancelRequested,
     };
-    if (state.view.status !== "done") {
-      for (const event of this.events(id, state.viewN)) {
-        record.viewBytes += foldEvent(record.view, event, record.viewBytes);
-      }
-    }
     const lastN = (this.#sql.lastN.get(id) as Row | undefined)?.n;
     record.lastN = Math.max(state.viewN, Number(lastN ?? 0));
     for (const { attempt, seq } of this.#sql.lastSeqs.all(id) as Row[]) {

@@ -23,7 +23,7 @@ function frame(event: RecordedEvent): Uint8Array {
 export function jobEventStream(core: QueenCore, id: string, after: number): Response {
   let stop = () => {};
   const body = new ReadableStream<Uint8Array>({
-    start(controller) {
+    async start(controller) {
       let closed = false;
       const keepalive = setInterval(() => {
         if (!closed) controller.enqueue(encoder.encode(": keepalive\n\n"));
@@ -46,14 +46,17 @@ export function jobEventStream(core: QueenCore, id: string, after: number): Resp
         // A follower this far behind would hold the queen's memory hostage; it is cut off and
         // can resume from its last event id.
         if ((controller.desiredSize ?? 0) < -MAX_BEHIND_BYTES) return stop();
-        if (event.data.event === "job:done" && core.store.getJob(id)?.view.status === "done") {
-          stop();
-        }
+        if (event.data.event === "job:done" && core.isFinished(id)) stop();
       };
-      // Following before replaying, in the same synchronous step, leaves no gap between the two.
-      const unfollow = core.hub.follow(id, send);
-      for (const event of core.store.events(id, after)) send(event);
-      if (core.store.getJob(id)?.view.status === "done") stop();
+      // Following before replaying leaves no gap between the two: what is published while the
+      // store is read waits, and goes out after the stored events (`send` drops repeats).
+      let waiting: RecordedEvent[] | undefined = [];
+      const unfollow = core.hub.follow(id, (event) => waiting ? waiting.push(event) : send(event));
+      const stored = await core.store.events(id, after);
+      const live = waiting;
+      waiting = undefined;
+      for (const event of [...stored, ...live]) send(event);
+      if (core.isFinished(id)) stop();
     },
     cancel() {
       stop();

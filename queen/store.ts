@@ -4,12 +4,18 @@
  */
 import type { JobSpec, JobView, RecordedEvent } from "../protocol/mod.ts";
 
-/** A job as stored: the full spec (with secrets, needed to dispatch it) and its current view. */
+/**
+ * A job as the queen holds it: the full spec (with secrets, needed to dispatch it), its current
+ * view, and its positions in its event stream and log. Only the recorder (`recorder.ts`, with the
+ * fold of `job_state.ts`) changes a record; the store keeps what it is given.
+ */
 export interface JobRecord {
   id: string;
   /** The validated spec with defaults applied, secrets included. Never sent to API clients. */
   spec: JobSpec;
   view: JobView;
+  /** The last event number folded into `view`. */
+  viewN: number;
   /** Per attempt, the highest `seq` recorded, for dropping duplicates. */
   lastSeq: Record<number, number>;
   /** Number of the last recorded event. */
@@ -25,6 +31,15 @@ export interface JobRecord {
   requeued?: string;
   /** A cancel was asked for while the job ran: resent on reconnect, and no retry follows. */
   cancelRequested?: boolean;
+}
+
+/** What one event adds to a job's merged log, at its byte position. */
+export interface LogChunk {
+  /** Byte offset of the chunk in the job's log. */
+  start: number;
+  text: string;
+  /** Length of `text` in UTF-8 bytes. */
+  bytes: number;
 }
 
 /** Filters for listing jobs, newest first. */
@@ -53,34 +68,39 @@ export interface Retention {
   keepDays?: number;
 }
 
-/** The queen's storage. Reads are synchronous, so recording and fan-out happen in one step. */
+/**
+ * The queen's storage, shaped so that a server database shared by several queens can implement
+ * it: what would be a round trip returns a promise; writes of a running job (`appendEvent`,
+ * `saveJob`) are queued and committed in batches, and `afterCommit` says when they are durable.
+ *
+ * The store stores what it is given and returns it with its positions (event numbers, log
+ * offsets, the last `seq` per attempt); it does not fold events or hold live jobs. A record it
+ * returns has the view as last saved: for a job that was running, the events after `viewN` are
+ * folded in by the recorder (`Recorder.catchUp`).
+ */
 export interface Store {
-  /** Adds a new job. Throws a `RangeError` when the id is taken. */
-  createJob(record: JobRecord): void;
-  getJob(id: string): JobRecord | undefined;
-  listJobs(filter: JobFilter): JobPage;
+  /** Adds a new job, durably. Rejects with a `RangeError` when the id is taken. */
+  createJob(record: JobRecord): Promise<void>;
+  getJob(id: string): Promise<JobRecord | undefined>;
+  listJobs(filter: JobFilter): Promise<JobPage>;
   /** Jobs not finished yet, oldest first: what a queen must schedule or watch. */
-  unfinishedJobs(): JobRecord[];
-  /** Records `data` as the job's next event, and `log` as what it adds to the job's log. */
-  appendEvent(
-    record: JobRecord,
-    data: RecordedEvent["data"],
-    at: number,
-    log: string,
-  ): RecordedEvent;
+  unfinishedJobs(): Promise<JobRecord[]>;
+  /** Queues a job's next event (numbered by the recorder) and the log text it adds. */
+  appendEvent(id: string, event: RecordedEvent, log?: LogChunk): void;
   /** The job's events after event number `after`, in order, including ones not yet committed. */
-  events(id: string, after?: number): RecordedEvent[];
-  /** Bytes `start` (inclusive) to `end` (exclusive) of the job's merged log. */
-  readLog(id: string, start: number, end: number): Uint8Array;
-  /** Persists changes to the record made outside `appendEvent`. */
+  events(id: string, after?: number): Promise<RecordedEvent[]>;
+  /** Bytes `start` (inclusive) to `end` (exclusive) of the job's merged log, committed or not. */
+  readLog(id: string, start: number, end: number): Promise<Uint8Array>;
+  /** Queues a write of the record's state (view, positions, flags). */
   saveJob(record: JobRecord): void;
   /** Removes a finished job with its events and log. */
-  deleteJob(id: string): boolean;
+  deleteJob(id: string): Promise<boolean>;
   /** Removes finished jobs beyond the retention; returns how many. */
-  prune(retention: Retention, now: number): number;
-  /** Runs `callback` once everything recorded so far is durable (acknowledgements wait on it). */
+  prune(retention: Retention, now: number): Promise<number>;
+  /** Runs `callback` once everything queued so far is durable (acknowledgements wait on it). */
   afterCommit(callback: () => void): void;
-  close(): void;
+  /** Commits what is queued and closes. */
+  close(): Promise<void>;
 }
 
 /** Encodes a list position as an opaque cursor. */

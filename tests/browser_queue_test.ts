@@ -32,7 +32,7 @@ Deno.test("a browser submits a job with queue:new only with the API token", asyn
     const accepted = await next();
     equal(accepted.event, "queue:accepted");
     const id = accepted.event === "queue:accepted" ? accepted.id : "";
-    equal(queen.core.store.getJob(id)?.view.status, "queued");
+    equal((await queen.core.job(id))?.view.status, "queued");
     socket.send(
       JSON.stringify({ event: "queue:new", job: { repo: { url: "javascript:x" } }, token: "x" }),
     );

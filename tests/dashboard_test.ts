@@ -110,7 +110,7 @@ async function logIn(app: ReturnType<typeof setup>["app"]): Promise<string> {
 
 Deno.test("the pages render a queued job without JavaScript", async () => {
   using queen = setup();
-  const record = queen.core.submit(
+  const record = await queen.core.submit(
     JobSpecSchema.parse({
       repo: { url: "https://git.example/a.git" },
       ref: { branch: "main" },
@@ -161,7 +161,7 @@ Deno.test("assets come from the module graph with tags for revalidation", async 
 Deno.test("a session acts through the API and forms only with its CSRF token", async () => {
   using queen = setup();
   const spec = JobSpecSchema.parse({ repo: { url: "/r" }, ref: { branch: "main" } });
-  const first = queen.core.submit(spec);
+  const first = await queen.core.submit(spec);
   const cookie = await logIn(queen.app);
   const page = await (await queen.app.request("/", { headers: { cookie } })).text();
   const csrf = page.match(/<meta name="csrf-token" content="([^"]+)"/)?.[1] ?? "";
@@ -175,7 +175,7 @@ Deno.test("a session acts through the API and forms only with its CSRF token", a
   equal((await cancel({ cookie })).status, 401);
   equal((await cancel({ cookie, "x-csrf-token": csrf, origin: "http://evil.test" })).status, 401);
   equal((await cancel({ cookie, "x-csrf-token": csrf, origin: "http://queen.test" })).status, 202);
-  equal(queen.core.store.getJob(first.id)?.view.result, "cancelled");
+  equal((await queen.core.job(first.id))?.view.result, "cancelled");
 
   const rerun = (body: Record<string, string>) =>
     queen.app.request(`http://queen.test/jobs/${first.id}/rerun`, {
@@ -187,10 +187,10 @@ Deno.test("a session acts through the API and forms only with its CSRF token", a
   const made = await rerun({ _csrf: csrf });
   equal(made.status, 303);
   const id = made.headers.get("location")?.split("/").pop() ?? "";
-  equal(queen.core.store.getJob(id)?.view.retryOf, first.id);
+  equal((await queen.core.job(id))?.view.retryOf, first.id);
 
   // A finished job keeps no secrets: without a project holding them, its re-run is refused.
-  const secret = queen.core.submit({ ...spec, secrets: { DEPLOY_TOKEN: "s3cret-value" } });
+  const secret = await queen.core.submit({ ...spec, secrets: { DEPLOY_TOKEN: "s3cret-value" } });
   queen.core.cancel(secret.id);
   const refused = await queen.app.request(`http://queen.test/jobs/${secret.id}/rerun`, {
     method: "POST",
@@ -247,7 +247,7 @@ Deno.test("a browser that falls too far behind is cut off with 4008", async () =
 
 Deno.test("earlier output has a page of its own for readers without JavaScript", async () => {
   using queen = setup();
-  const record = queen.core.submit(
+  const record = await queen.core.submit(
     JobSpecSchema.parse({ repo: { url: "/r" }, ref: { branch: "main" } }),
   );
   const output = Array.from({ length: 5000 }, (_, i) => `row ${i}\n`).join("");

@@ -26,7 +26,16 @@ Deno.test("a worker serves /healthz and /metrics, and turns unhealthy without it
     equal(state.connected, true);
     const id = await submitJob(queen, customJob(repo.path, { test: "true" }));
     equal((await waitForJob(queen, id)).result, "passed");
-    const metrics = await (await fetch(`${base}/metrics`)).text();
+    // The queen records the result as the worker sends it; the worker counts it just after.
+    let metrics = "";
+    await waitUntil(
+      async () => {
+        metrics = await (await fetch(`${base}/metrics`)).text();
+        return /^strider_worker_jobs_finished\{result="passed"\} 1$/m.test(metrics);
+      },
+      10_000,
+      "the worker to count the passed job",
+    );
     match(metrics, /^strider_worker_connected 1$/m);
     match(metrics, /^strider_worker_jobs_finished\{result="passed"\} 1$/m);
     match(metrics, /^strider_worker_capacity 2$/m);

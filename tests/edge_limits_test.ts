@@ -78,7 +78,7 @@ Deno.test("a 2.7 MB multibyte body fails the 1 MiB limit, declared or chunked", 
       body: chunked("€".repeat(10_000), 90),
     });
     equal(hook.status, 413);
-    equal(core.store.listJobs({ limit: 10 }).records.length, 0);
+    equal((await core.store.listJobs({ limit: 10 })).records.length, 0);
   } finally {
     core.close();
   }
@@ -156,7 +156,7 @@ Deno.test("a signed push for a repository outside --allow-repo gets a 4xx, not 5
     });
     ok(response.status >= 400 && response.status < 500, `status ${response.status}`);
     match((await response.json()).error, /not allowed on this queen \(see its --allow-repo\)/);
-    equal(core.store.listJobs({ limit: 10 }).records.length, 0);
+    equal((await core.store.listJobs({ limit: 10 })).records.length, 0);
   } finally {
     core.close();
   }
@@ -186,7 +186,7 @@ Deno.test("a signed webhook body replayed with a new or no delivery id makes no 
     const noId = await send(bare);
     equal(noId.status, 200);
     equal((await noId.json()).id, id);
-    equal(core.store.listJobs({ limit: 10 }).records.length, 1);
+    equal((await core.store.listJobs({ limit: 10 })).records.length, 1);
     // A different body (another push) is a new job.
     const other = JSON.stringify({ ...JSON.parse(body), after: "f".repeat(40) });
     const next = await app.request("/hooks/github", {
@@ -195,7 +195,7 @@ Deno.test("a signed webhook body replayed with a new or no delivery id makes no 
       body: other,
     });
     equal(next.status, 201);
-    equal(core.store.listJobs({ limit: 10 }).records.length, 2);
+    equal((await core.store.listJobs({ limit: 10 })).records.length, 2);
   } finally {
     core.close();
   }

@@ -84,13 +84,13 @@ function mutatedFrame(jobId: string) {
   }, { requiredKeys: ["event"] }).map((frame) => JSON.stringify(frame));
 }
 
-Deno.test("random and mutated worker frames never hurt the queen or an honest job", () => {
+Deno.test("random and mutated worker frames never hurt the queen or an honest job", async () => {
   const core = new QueenCore(new MemoryStore(), { leaseMs: 60_000, maxAttempts: 3, log: () => {} });
   try {
     const honestSocket = new FakeSocket();
     const honest = core.connect(honestSocket as unknown as WebSocket);
     core.receive(honest, droneInfo("honest"));
-    const { id } = core.submit(
+    const { id } = await core.submit(
       JobSpecSchema.parse({ repo: { url: "/tmp/repo" }, ref: { branch: "main" } }),
     );
     equal(honestSocket.sent.filter((f) => f.event === "queue:new").length, 1);
@@ -143,7 +143,7 @@ Deno.test("random and mutated worker frames never hurt the queen or an honest jo
     send({ event: "job:cmd:done", num: 0, exitCode: 0 });
     send({ event: "job:tested", code: 0, timestamp: Date.now() });
     send({ event: "job:done", result: "passed", timestamp: Date.now() });
-    const view = core.store.getJob(id)!.view;
+    const view = (await core.job(id))!.view;
     equal(view.result, "passed");
     equal(view.phases.test.commands.length, 1);
     equal(view.phases.test.commands[0].output, "honest line 1\nhonest line 2\n");
@@ -158,9 +158,9 @@ Deno.test("random bodies into every API route never produce a 5xx", async () => 
   const core = new QueenCore(new MemoryStore(), { leaseMs: 60_000, maxAttempts: 3, log: () => {} });
   const app = createApp(core, { worker: ["w-token"], api: ["a-token"] });
   try {
-    const existing = core.submit(
+    const existing = (await core.submit(
       JobSpecSchema.parse({ repo: { url: "/tmp/repo" }, ref: { branch: "main" } }),
-    ).id;
+    )).id;
     const routes: [string, string][] = [
       ["POST", "/api/jobs"],
       ["GET", "/api/jobs"],

@@ -10,7 +10,7 @@ Deno.test("a running job refuses followers past its limit with 429", async () =>
   const core = new QueenCore(new MemoryStore(), { leaseMs: 60_000, maxAttempts: 1, log: () => {} });
   const app = createApp(core, { worker: ["w"], api: ["a"] });
   try {
-    const { id } = core.submit(
+    const { id } = await core.submit(
       JobSpecSchema.parse({ repo: { url: "/tmp/r" }, ref: { branch: "main" } }),
     );
     const stops = Array.from(

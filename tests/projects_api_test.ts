@@ -162,7 +162,7 @@ Deno.test("webhooks without any secret are refused, saying how to set one", asyn
   const response = await q.hook("github", "push", await fixture("github_push"));
   equal(response.status, 403);
   match((await response.json()).error, /--webhook-secret/);
-  equal(q.core.store.listJobs({ limit: 10 }).records.length, 0);
+  equal((await q.core.store.listJobs({ limit: 10 })).records.length, 0);
 });
 
 Deno.test("a forged or unsigned delivery gets 401 and makes nothing", async () => {
@@ -180,7 +180,7 @@ Deno.test("a forged or unsigned delivery gets 401 and makes nothing", async () =
     401,
   );
   equal((await q.hook("gitea", "push", await fixture("gitea_push"), { secret: "x" })).status, 401);
-  equal(q.core.store.listJobs({ limit: 10 }).records.length, 0);
+  equal((await q.core.store.listJobs({ limit: 10 })).records.length, 0);
 });
 
 Deno.test("a signed push makes one job from the project's settings, however often delivered", async () => {
@@ -195,7 +195,7 @@ Deno.test("a signed push makes one job from the project's settings, however ofte
   const repeated = await again.json();
   equal(repeated.id, id);
   equal(repeated.duplicate, true);
-  const jobs = q.core.store.listJobs({ limit: 10 }).records;
+  const jobs = (await q.core.store.listJobs({ limit: 10 })).records;
   equal(jobs.length, 1);
   const spec: JobSpec = jobs[0].spec;
   equal(spec.repo.url, HELLO.repo.url, "the project's repository, not the payload's");
@@ -211,7 +211,7 @@ Deno.test("a signed push makes one job from the project's settings, however ofte
   // Another branch takes the '*' settings.
   const dev = { ...push, ref: "refs/heads/dev" };
   equal((await q.hook("github", "push", dev)).status, 201);
-  const devSpec = q.core.store.listJobs({ limit: 1 }).records[0].spec;
+  const devSpec = (await q.core.store.listJobs({ limit: 1 })).records[0].spec;
   equal(devSpec.job_type, "TEST");
   deepEqual(devSpec.config, { custom: { test: "make quick" } });
 });
@@ -225,7 +225,7 @@ Deno.test("without branch settings the repository's strider.json decides; unknow
   });
   const push = await fixture("github_push");
   equal((await q.hook("github", "push", push)).status, 201);
-  const spec = q.core.store.listJobs({ limit: 1 }).records[0].spec;
+  const spec = (await q.core.store.listJobs({ limit: 1 })).records[0].spec;
   equal(spec.plugins, undefined);
   equal(spec.secrets, undefined);
   const other = await q.hook("github", "push", { ...push, ref: "refs/heads/dev" });
@@ -238,18 +238,18 @@ Deno.test("pull requests only test, and a fork's get no secrets", async () => {
   await q.send("/api/projects", "POST", HELLO);
   const pr = await fixture("github_pull_request");
   equal((await q.hook("github", "pull_request", pr)).status, 201);
-  let spec = q.core.store.listJobs({ limit: 1 }).records[0].spec;
+  let spec = (await q.core.store.listJobs({ limit: 1 })).records[0].spec;
   deepEqual(spec.ref, { fetch: "refs/pull/2/merge" });
   equal(spec.job_type, "TEST", "main deploys, but not from a pull request");
   deepEqual(spec.secrets, { NPM_TOKEN: "npm-secret-value" });
   const fork = structuredClone(pr) as { pull_request: { head: { repo: unknown } } };
   fork.pull_request.head.repo = { full_name: "mallory/hello-world" };
   equal((await q.hook("github", "pull_request", fork)).status, 201);
-  spec = q.core.store.listJobs({ limit: 1 }).records[0].spec;
+  spec = (await q.core.store.listJobs({ limit: 1 })).records[0].spec;
   equal(spec.secrets, undefined);
   const closed = await q.hook("github", "pull_request", { ...pr, action: "closed" });
   equal(closed.status, 202);
-  equal(q.core.store.listJobs({ limit: 10 }).records.length, 2);
+  equal((await q.core.store.listJobs({ limit: 10 })).records.length, 2);
 });
 
 Deno.test("unknown repositories get 404; pings 200; other events 202", async () => {
@@ -263,7 +263,7 @@ Deno.test("unknown repositories get 404; pings 200; other events 202", async () 
   await q.send("/api/projects", "POST", HELLO);
   const star = await q.hook("github", "star", { repository: { full_name: HELLO.name } });
   equal(star.status, 202);
-  equal(q.core.store.listJobs({ limit: 10 }).records.length, 0);
+  equal((await q.core.store.listJobs({ limit: 10 })).records.length, 0);
 });
 
 Deno.test("a project's own webhook secret wins over the queen's", async () => {
@@ -293,7 +293,7 @@ Deno.test("GitLab and Gitea deliveries make jobs matched by clone URL", async ()
   const mr = await q.hook("gitlab", "Merge Request Hook", await fixture("gitlab_merge_request"));
   equal(mr.status, 404, "the merge request fixture is another project");
   equal((await q.hook("gitea", "pull_request", await fixture("gitea_pull_request"))).status, 201);
-  const [pr, push] = q.core.store.listJobs({ limit: 10 }).records;
+  const [pr, push] = (await q.core.store.listJobs({ limit: 10 })).records;
   deepEqual(push.spec.ref, { branch: "master", id: "da1560886d4f094c3e6c9ef40349f7d38b5d27d7" });
   equal(push.spec.trigger?.source.type === "plugin" && push.spec.trigger.source.plugin, "gitlab");
   deepEqual(pr.spec.ref, { fetch: "refs/pull/7/head" });
@@ -319,5 +319,5 @@ Deno.test("GitHub's form-encoded deliveries work; a ref unsafe for git is refuse
   const refused = await q.hook("github", "push", evil);
   equal(refused.status, 400);
   match((await refused.json()).error, /^the delivery would make an invalid job: ref/);
-  equal(q.core.store.listJobs({ limit: 10 }).records.length, 1);
+  equal((await q.core.store.listJobs({ limit: 10 })).records.length, 1);
 });

@@ -2,14 +2,16 @@
  * The queen's core without sockets: dispatch order, fencing, duplicate drops, re-attach, leases
  * and serialization, driven with frames as a worker would send them.
  */
-import { deepEqual, equal, match, ok, throws } from "node:assert/strict";
+import { deepEqual, equal, match, ok, rejects } from "node:assert/strict";
 import type { JobSpecInput, QueenFrame } from "../protocol/mod.ts";
 import { JobSpecSchema, PROTOCOL_VERSION } from "../protocol/mod.ts";
 import { MemoryStore } from "../queen/memory_store.ts";
 import { QueenCore } from "../queen/queen.ts";
+import { ConflictError } from "../queen/errors.ts";
 import type { Drone } from "../queen/drone.ts";
 import { SqliteStore } from "../queen/sqlite_store.ts";
 import type { Store } from "../queen/store.ts";
+import { FakeClock } from "../queen/clock.ts";
 
 /** Stands in for a worker's WebSocket: records what the queen sends. */
 class FakeSocket {
@@ -35,9 +37,14 @@ function setup(
     leaseKey?: string;
     defaultTimeout?: number;
     queueTimeoutMs?: number;
+    /** What a restarted queen takes over (`QueenCore.unfinished`). */
+    unfinished?: Awaited<ReturnType<typeof QueenCore.unfinished>>;
   } = {},
 ) {
+  // Time moves only when a test advances it: leases of a minute run out without sleeping.
+  const clock = new FakeClock();
   const core = new QueenCore(options.store ?? new MemoryStore(), {
+    clock,
     leaseMs: options.leaseMs ?? 60_000,
     maxAttempts: options.maxAttempts ?? 3,
     maxLogBytes: options.maxLogBytes,
@@ -45,7 +52,7 @@ function setup(
     defaultTimeout: options.defaultTimeout,
     queueTimeoutMs: options.queueTimeoutMs,
     log: () => {},
-  });
+  }, options.unfinished);
   const connect = (
     name: string,
     info: {
@@ -74,14 +81,17 @@ function setup(
     );
     return { socket, drone };
   };
-  const submit = (extra: Partial<JobSpecInput> = {}) =>
-    core.submit(
+  const submit = async (extra: Partial<JobSpecInput> = {}) =>
+    (await core.submit(
       JobSpecSchema.parse({ repo: { url: "/tmp/repo" }, ref: { branch: "main" }, ...extra }),
-    ).id;
+    )).id;
   const send = (drone: Drone, frame: Record<string, unknown>) =>
     core.receive(drone, JSON.stringify(frame));
-  return { core, connect, submit, send };
+  return { core, connect, submit, send, clock };
 }
+
+/** Resolves once the acknowledgements a drone gathered went out (its timer of 0 ms fired). */
+const acksSent = () => new Promise((r) => setTimeout(r, 0));
 
 /** The lease token the queen sent `socket` with the dispatch of `id` (the latest one). */
 function leaseOf(socket: FakeSocket, id: string): string {
@@ -106,55 +116,55 @@ const done = (id: string, attempt: number, seq: number, result = "passed") => ({
   result,
 });
 
-Deno.test("the queue goes out by priority, then age, as drones free up", () => {
+Deno.test("the queue goes out by priority, then age, as drones free up", async () => {
   const { core, connect, submit, send } = setup();
-  const low = submit({ priority: -1 });
-  const normal = submit();
-  const high = submit({ priority: 5 });
+  const low = await submit({ priority: -1 });
+  const normal = await submit();
+  const high = await submit({ priority: 5 });
   const { socket, drone } = connect("w1", { capacity: 1 });
   // A full drone still gets jobs (the seed's rule), up to one waiting per slot; the order of
   // dispatch is the queue's order.
   deepEqual(socket.of("queue:new").map((f) => f.job.job_id), [high, normal]);
-  match(core.store.getJob(low)!.view.waiting ?? "", /free slot/);
+  match((await core.job(low))!.view.waiting ?? "", /free slot/);
   send(drone, started(high, 1, 1));
   send(drone, done(high, 1, 2));
-  equal(core.store.getJob(high)?.view.result, "passed");
+  equal((await core.job(high))?.view.result, "passed");
   deepEqual(socket.of("queue:new").map((f) => f.job.job_id), [high, normal, low]);
   core.close();
 });
 
-Deno.test("a job event from a drone that does not hold the attempt is refused", () => {
+Deno.test("a job event from a drone that does not hold the attempt is refused", async () => {
   const { core, connect, submit, send } = setup();
-  const id = submit();
+  const id = await submit();
   const a = connect("a");
   const b = connect("b");
   const holder = a.socket.of("queue:new").length ? a : b;
   const other = holder === a ? b : a;
   send(other.drone, started(id, 1, 1));
   match(other.socket.of("error")[0].message, /does not hold that attempt/);
-  equal(core.store.events(id).filter((e) => e.data.event === "job:started").length, 0);
+  equal((await core.store.events(id)).filter((e) => e.data.event === "job:started").length, 0);
   send(holder.drone, started(id, 1, 1));
-  equal(core.store.getJob(id)?.view.status, "started");
+  equal((await core.job(id))?.view.status, "started");
   core.close();
 });
 
 Deno.test("duplicate events are dropped and acknowledged again; gaps are refused", async () => {
   const { core, connect, submit, send } = setup();
-  const id = submit();
+  const id = await submit();
   const { socket, drone } = connect("w");
   send(drone, started(id, 1, 1));
   send(drone, started(id, 1, 1));
   send(drone, { event: "job:stdout", id, attempt: 1, seq: 3, text: "skipped a seq" });
-  equal(core.store.events(id).filter((e) => e.data.event === "job:started").length, 1);
+  equal((await core.store.events(id)).filter((e) => e.data.event === "job:started").length, 1);
   match(socket.of("error")[0].message, /expected seq 2, got 3/);
-  await new Promise((r) => setTimeout(r, 10));
+  await acksSent();
   deepEqual(socket.of("job:ack").map((a) => a.seq), [1]);
   core.close();
 });
 
-Deno.test("a worker back within the lease re-attaches its attempt; no second run", () => {
+Deno.test("a worker back within the lease re-attaches its attempt; no second run", async () => {
   const { core, connect, submit, send } = setup();
-  const id = submit();
+  const id = await submit();
   const first = connect("w");
   send(first.drone, started(id, 1, 1));
   core.disconnect(first.drone);
@@ -163,15 +173,15 @@ Deno.test("a worker back within the lease re-attaches its attempt; no second run
   equal(second.socket.of("queue:new").length, 0);
   equal(second.socket.of("job:cancel").length, 0);
   send(second.drone, done(id, 1, 2));
-  const view = core.store.getJob(id)!.view;
+  const view = (await core.job(id))!.view;
   equal(view.result, "passed");
   equal(view.attempts.length, 1);
   core.close();
 });
 
-Deno.test("a reconnect seen before the old socket closed replaces the stale connection", () => {
+Deno.test("a reconnect seen before the old socket closed replaces the stale connection", async () => {
   const { core, connect, submit, send } = setup();
-  const id = submit();
+  const id = await submit();
   const first = connect("w");
   send(first.drone, started(id, 1, 1));
   const lease = leaseOf(first.socket, id);
@@ -179,19 +189,21 @@ Deno.test("a reconnect seen before the old socket closed replaces the stale conn
   equal(first.socket.readyState, WebSocket.CLOSED);
   equal(core.drones.size, 1);
   send(second.drone, done(id, 1, 2));
-  equal(core.store.getJob(id)!.view.result, "passed");
+  equal((await core.job(id))!.view.result, "passed");
   core.close();
 });
 
 Deno.test("past the lease an attempt is re-queued, and the stale worker is fenced off", async () => {
-  const { core, connect, submit, send } = setup({ leaseMs: 30 });
-  const id = submit();
+  const { core, connect, submit, send, clock } = setup({ leaseMs: 30_000 });
+  const id = await submit();
   const stale = connect("stale");
   send(stale.drone, started(id, 1, 1));
   core.disconnect(stale.drone);
-  await new Promise((r) => setTimeout(r, 60));
-  equal(core.store.getJob(id)!.view.status, "queued");
-  match(core.store.getJob(id)!.view.waiting ?? "", /past its lease/);
+  clock.advance(29_000);
+  equal((await core.job(id))!.view.status, "started", "still within the lease");
+  clock.advance(2_000);
+  equal((await core.job(id))!.view.status, "queued");
+  match((await core.job(id))!.view.waiting ?? "", /past its lease/);
   const fresh = connect("fresh");
   equal(fresh.socket.of("queue:new")[0].attempt, 2);
   send(fresh.drone, started(id, 2, 1));
@@ -202,7 +214,7 @@ Deno.test("past the lease an attempt is re-queued, and the stale worker is fence
   deepEqual(back.socket.of("job:cancel").map((c) => [c.attempt, c.reason]), [[1, "superseded"]]);
   send(back.drone, done(id, 1, 2, "failed"));
   send(fresh.drone, done(id, 2, 2));
-  const view = core.store.getJob(id)!.view;
+  const view = (await core.job(id))!.view;
   equal(view.result, "passed");
   deepEqual(view.attempts.map((a) => [a.attempt, a.drone, a.result]), [[1, "stale", null], [
     2,
@@ -213,49 +225,49 @@ Deno.test("past the lease an attempt is re-queued, and the stale worker is fence
 });
 
 Deno.test("a job whose attempts are used up ends lost", async () => {
-  const { core, connect, submit, send } = setup({ leaseMs: 10, maxAttempts: 1 });
-  const id = submit();
+  const { core, connect, submit, send, clock } = setup({ leaseMs: 10_000, maxAttempts: 1 });
+  const id = await submit();
   const w = connect("w");
   send(w.drone, started(id, 1, 1));
   core.disconnect(w.drone);
-  await new Promise((r) => setTimeout(r, 40));
-  const view = core.store.getJob(id)!.view;
+  clock.advance(10_001);
+  const view = (await core.job(id))!.view;
   equal(view.result, "lost");
   match(view.error ?? "", /no attempts left/);
   core.close();
 });
 
-Deno.test("serialized jobs of one branch never run at once; other branches go ahead", () => {
+Deno.test("serialized jobs of one branch never run at once; other branches go ahead", async () => {
   const { core, connect, submit, send } = setup();
-  const first = submit({ serialize: true });
-  const second = submit({ serialize: true });
-  const otherBranch = submit({ serialize: true, ref: { branch: "dev" } });
+  const first = await submit({ serialize: true });
+  const second = await submit({ serialize: true });
+  const otherBranch = await submit({ serialize: true, ref: { branch: "dev" } });
   const { socket, drone } = connect("w", { capacity: 4 });
   deepEqual(socket.of("queue:new").map((f) => f.job.job_id), [first, otherBranch]);
-  match(core.store.getJob(second)!.view.waiting ?? "", new RegExp(`waiting for job ${first}`));
+  match((await core.job(second))!.view.waiting ?? "", new RegExp(`waiting for job ${first}`));
   send(drone, started(first, 1, 1));
   send(drone, done(first, 1, 2));
   deepEqual(socket.of("queue:new").map((f) => f.job.job_id), [first, otherBranch, second]);
   core.close();
 });
 
-Deno.test("a job needing a plugin waits until a drone with it connects", () => {
+Deno.test("a job needing a plugin waits until a drone with it connects", async () => {
   const { core, connect, submit } = setup();
-  const id = submit({ plugins: ["node"] });
+  const id = await submit({ plugins: ["node"] });
   const plain = connect("plain");
   equal(plain.socket.of("queue:new").length, 0);
-  match(core.store.getJob(id)!.view.waiting ?? "", /plugins: node/);
+  match((await core.job(id))!.view.waiting ?? "", /plugins: node/);
   const able = connect("able", { plugins: ["env", "custom", "node"] });
   equal(able.socket.of("queue:new")[0].job.job_id, id);
   core.close();
 });
 
-Deno.test("cancelling a queued job ends it at once; a running one is told to stop", () => {
+Deno.test("cancelling a queued job ends it at once; a running one is told to stop", async () => {
   const { core, connect, submit, send } = setup();
-  const queued = submit({ labels: ["nowhere"] });
+  const queued = await submit({ labels: ["nowhere"] });
   ok(core.cancel(queued));
-  equal(core.store.getJob(queued)!.view.result, "cancelled");
-  const running = submit();
+  equal((await core.job(queued))!.view.result, "cancelled");
+  const running = await submit();
   const { socket, drone } = connect("w");
   send(drone, started(running, 1, 1));
   ok(core.cancel(running));
@@ -288,9 +300,9 @@ Deno.test("a drone speaking another protocol version is refused", () => {
   core.close();
 });
 
-Deno.test("a drone flooding frames is cut off; the others carry on", () => {
+Deno.test("a drone flooding frames is cut off; the others carry on", async () => {
   const { core, connect, submit, send } = setup();
-  const id = submit();
+  const id = await submit();
   const honest = connect("honest");
   const flood = connect("flood");
   for (let i = 0; i < 300_000 && !flood.drone.closed; i++) {
@@ -303,11 +315,11 @@ Deno.test("a drone flooding frames is cut off; the others carry on", () => {
   ok(holder, "the job went to the honest drone");
   send(honest.drone, started(id, 1, 1));
   send(honest.drone, done(id, 1, 2));
-  equal(core.store.getJob(id)!.view.result, "passed");
+  equal((await core.job(id))!.view.result, "passed");
   core.close();
 });
 
-Deno.test("--allow-repo refuses jobs for other repositories, naming the field", () => {
+Deno.test("--allow-repo refuses jobs for other repositories, naming the field", async () => {
   const core = new QueenCore(new MemoryStore(), {
     leaseMs: 1000,
     maxAttempts: 1,
@@ -316,21 +328,21 @@ Deno.test("--allow-repo refuses jobs for other repositories, naming the field", 
   });
   try {
     const spec = (url: string) => JobSpecSchema.parse({ repo: { url }, ref: { branch: "main" } });
-    ok(core.submit(spec("https://git.example/ours/app.git")).id);
-    ok(core.submit(spec("/srv/repos/tool")).id);
-    throws(
+    ok((await core.submit(spec("https://git.example/ours/app.git"))).id);
+    ok((await core.submit(spec("/srv/repos/tool"))).id);
+    await rejects(
       () => core.submit(spec("https://git.example/theirs/app.git")),
       /repo\.url: .* not allowed/,
     );
-    throws(() => core.submit(spec("https://git.example/oursX/app.git")), /not allowed/);
+    await rejects(() => core.submit(spec("https://git.example/oursX/app.git")), /not allowed/);
   } finally {
     core.close();
   }
 });
 
-Deno.test("a cancel whose frame was lost still stops the job: resent on reconnect", () => {
+Deno.test("a cancel whose frame was lost still stops the job: resent on reconnect", async () => {
   const { core, connect, submit, send } = setup();
-  const id = submit();
+  const id = await submit();
   const first = connect("w");
   send(first.drone, started(id, 1, 1));
   first.socket.close(); // the connection is dying: the cancel frame goes nowhere
@@ -345,15 +357,15 @@ Deno.test("a cancel whose frame was lost still stops the job: resent on reconnec
 });
 
 Deno.test("a cancelled job whose drone never returns ends cancelled, not retried", async () => {
-  const { core, connect, submit, send } = setup({ leaseMs: 20 });
-  const id = submit();
+  const { core, connect, submit, send, clock } = setup({ leaseMs: 20_000 });
+  const id = await submit();
   const first = connect("w");
   send(first.drone, started(id, 1, 1));
   first.socket.close();
   core.cancel(id);
   core.disconnect(first.drone);
-  await new Promise((r) => setTimeout(r, 60));
-  const view = core.store.getJob(id)!.view;
+  clock.advance(20_001);
+  const view = (await core.job(id))!.view;
   equal(view.result, "cancelled");
   equal(view.attempts.length, 1);
   core.close();
@@ -364,39 +376,41 @@ Deno.test("after a restart, output past the log cap does not open a gap in seq",
   let store = new SqliteStore(dir);
   const leaseKey = "restart-test-lease-key";
   let { core, connect, submit, send } = setup({ store, maxLogBytes: 50, leaseKey });
-  const id = submit();
+  const id = await submit();
   let w = connect("w");
   send(w.drone, started(id, 1, 1));
   for (let seq = 2; seq <= 6; seq++) {
     send(w.drone, { event: "job:stdout", id, attempt: 1, seq, text: "x".repeat(30) + "\n" });
   }
-  await new Promise((r) => setTimeout(r, 30)); // committed and acknowledged
+  await new Promise((r) => store.afterCommit(() => r(undefined))); // committed
+  await acksSent();
   deepEqual(w.socket.of("job:ack").at(-1)?.seq, 6);
   core.close();
-  store.close();
+  await store.close();
   store = new SqliteStore(dir);
   const lease = leaseOf(w.socket, id);
-  ({ core, connect, send } = setup({ store, maxLogBytes: 50, leaseKey }));
+  const unfinished = await QueenCore.unfinished(store);
+  ({ core, connect, send } = setup({ store, maxLogBytes: 50, leaseKey, unfinished }));
   w = connect("w", { running: [{ id, attempt: 1, seq: 6, lease }] });
   send(w.drone, done(id, 1, 7));
   equal(w.socket.of("error").length, 0, JSON.stringify(w.socket.of("error")));
-  equal(core.store.getJob(id)!.view.result, "passed");
-  match(new TextDecoder().decode(core.store.readLog(id, 0, 1000)), /output truncated/);
+  equal((await core.job(id))!.view.result, "passed");
+  match(new TextDecoder().decode(await core.store.readLog(id, 0, 1000)), /output truncated/);
   core.close();
-  store.close();
+  await store.close();
 });
 
-Deno.test("a job waiting at a drone that goes away returns to the queue uncharged, at its place", () => {
+Deno.test("a job waiting at a drone that goes away returns to the queue uncharged, at its place", async () => {
   const { core, connect, submit, send } = setup();
-  const first = submit();
-  const second = submit();
+  const first = await submit();
+  const second = await submit();
   const busy = connect("busy", { capacity: 1 });
   send(busy.drone, started(first, 1, 1));
   send(busy.drone, { event: "job:queued", id: second, attempt: 2 - 1, seq: 1, timestamp: 1 });
-  const third = submit();
+  const third = await submit();
   // `third` is in the queen's queue (the drone's queue is at its bound), behind `second`.
   core.disconnect(busy.drone);
-  const view = core.store.getJob(second)!.view;
+  const view = (await core.job(second))!.view;
   equal(view.status, "queued");
   deepEqual(view.attempts, [], "the attempt that never started is not charged or shown");
   equal(view.result, null);
@@ -408,16 +422,16 @@ Deno.test("a job waiting at a drone that goes away returns to the queue uncharge
   deepEqual(frames.map((f) => [f.job.job_id, f.attempt]), [[second, 2], [third, 1]]);
   send(next.drone, started(second, 2, 1));
   send(next.drone, done(second, 2, 2));
-  const after = core.store.getJob(second)!.view;
+  const after = (await core.job(second))!.view;
   equal(after.result, "passed");
   deepEqual(after.attempts.map((a) => [a.attempt, a.drone, a.result]), [[2, "next", "passed"]]);
   core.close();
 });
 
-Deno.test("a job never started is not charged however often its drones go away", () => {
+Deno.test("a job never started is not charged however often its drones go away", async () => {
   const { core, connect, submit, send } = setup({ maxAttempts: 1 });
-  const blocker = submit();
-  const id = submit();
+  const blocker = await submit();
+  const id = await submit();
   for (let i = 0; i < 5; i++) {
     const w = connect(`w${i}`, { capacity: 1 });
     const held = w.socket.of("queue:new").map((f) => [f.job.job_id, f.attempt] as const);
@@ -426,18 +440,18 @@ Deno.test("a job never started is not charged however often its drones go away",
     }
     core.disconnect(w.drone);
   }
-  const view = core.store.getJob(id)!.view;
+  const view = (await core.job(id))!.view;
   equal(view.status, "queued");
   equal(view.result, null, view.error ?? "");
   deepEqual(view.attempts, []);
   core.close();
 });
 
-Deno.test("a slot freeing on one drone takes the oldest job waiting at another (queue:take)", () => {
+Deno.test("a slot freeing on one drone takes the oldest job waiting at another (queue:take)", async () => {
   const { core, connect, submit, send } = setup();
   const a = connect("a", { capacity: 1 });
-  const long = submit();
-  const waiting = submit();
+  const long = await submit();
+  const waiting = await submit();
   deepEqual(a.socket.of("queue:new").map((f) => f.job.job_id), [long, waiting]);
   send(a.drone, started(long, 1, 1));
   send(a.drone, { event: "job:queued", id: waiting, attempt: 1, seq: 1, timestamp: 1 });
@@ -449,7 +463,7 @@ Deno.test("a slot freeing on one drone takes the oldest job waiting at another (
   deepEqual(b.socket.of("queue:new").map((f) => [f.job.job_id, f.attempt]), [[waiting, 2]]);
   send(b.drone, started(waiting, 2, 1));
   send(b.drone, done(waiting, 2, 2));
-  const view = core.store.getJob(waiting)!.view;
+  const view = (await core.job(waiting))!.view;
   equal(view.result, "passed");
   deepEqual(view.attempts.map((x) => [x.attempt, x.drone]), [[2, "b"]]);
   // The old attempt is fenced off: `a` cannot write to the job any more.
@@ -458,11 +472,11 @@ Deno.test("a slot freeing on one drone takes the oldest job waiting at another (
   core.close();
 });
 
-Deno.test("a job the worker already started stays there when the queen asks it back", () => {
+Deno.test("a job the worker already started stays there when the queen asks it back", async () => {
   const { core, connect, submit, send } = setup();
   const a = connect("a", { capacity: 1 });
-  const long = submit();
-  const second = submit();
+  const long = await submit();
+  const second = await submit();
   send(a.drone, started(long, 1, 1));
   send(a.drone, { event: "job:queued", id: second, attempt: 1, seq: 1, timestamp: 1 });
   const b = connect("b", { capacity: 1 });
@@ -473,18 +487,18 @@ Deno.test("a job the worker already started stays there when the queen asks it b
   send(a.drone, { event: "queue:taken", id: second, attempt: 1, taken: false });
   equal(b.socket.of("queue:new").length, 0);
   send(a.drone, done(second, 1, 3));
-  deepEqual(core.store.getJob(second)!.view.attempts.map((x) => [x.attempt, x.drone]), [[1, "a"]]);
+  deepEqual((await core.job(second))!.view.attempts.map((x) => [x.attempt, x.drone]), [[1, "a"]]);
   core.close();
 });
 
-Deno.test("orphan claim: another worker name with a valid token cannot take or touch an attempt", () => {
+Deno.test("orphan claim: another worker name with a valid token cannot take or touch an attempt", async () => {
   const { core, connect, submit, send } = setup();
-  const id = submit();
+  const id = await submit();
   const owner = connect("owner");
   send(owner.drone, started(id, 1, 1));
   send(owner.drone, { event: "job:stdout", id, attempt: 1, seq: 2, text: "honest line\n" });
   core.disconnect(owner.drone); // frozen, or its connection cut: the attempt is an orphan
-  const before = core.store.events(id).length;
+  const before = (await core.store.events(id)).length;
   // The thief knows the job id and attempt (from the API), but not the lease token.
   for (const lease of [undefined, "guessed-lease-token-0123456789"]) {
     const thief = connect(`thief-${lease ? "guess" : "none"}`, {
@@ -496,24 +510,24 @@ Deno.test("orphan claim: another worker name with a valid token cannot take or t
     match(thief.socket.of("error").at(-1)?.message ?? "", /does not hold that attempt/);
     equal(thief.socket.of("job:ack").length, 0);
   }
-  equal(core.store.events(id).length, before, "nothing was recorded");
-  equal(core.store.getJob(id)!.view.status, "started");
+  equal((await core.store.events(id)).length, before, "nothing was recorded");
+  equal((await core.job(id))!.view.status, "started");
   // The owner comes back with its token and carries on.
   const back = connect("owner", {
     running: [{ id, attempt: 1, seq: 2, lease: leaseOf(owner.socket, id) }],
   });
   equal(back.socket.of("error").length, 0);
   send(back.drone, done(id, 1, 3));
-  const view = core.store.getJob(id)!.view;
+  const view = (await core.job(id))!.view;
   equal(view.result, "passed");
-  ok(!JSON.stringify(core.store.events(id)).includes("stolen"));
+  ok(!JSON.stringify(await core.store.events(id)).includes("stolen"));
   ok(!JSON.stringify(view).includes(leaseOf(owner.socket, id)), "the lease never shows");
   core.close();
 });
 
-Deno.test("a dispatch the worker refuses ends errored with the worker's reason, not retried", () => {
+Deno.test("a dispatch the worker refuses ends errored with the worker's reason, not retried", async () => {
   const { core, connect, submit, send } = setup();
-  const id = submit();
+  const id = await submit();
   const w = connect("w");
   send(w.drone, {
     event: "error",
@@ -521,7 +535,7 @@ Deno.test("a dispatch the worker refuses ends errored with the worker's reason, 
     id,
     attempt: 1,
   });
-  const view = core.store.getJob(id)!.view;
+  const view = (await core.job(id))!.view;
   equal(view.status, "done");
   equal(view.result, "errored");
   match(view.error ?? "", /worker w refused the job: .*Invalid input/s);
@@ -530,66 +544,96 @@ Deno.test("a dispatch the worker refuses ends errored with the worker's reason, 
   core.close();
 });
 
-Deno.test("cancel ends a job waiting at its drone at once; the worker is told to drop it", () => {
+Deno.test("cancel ends a job waiting at its drone at once; the worker is told to drop it", async () => {
   const { core, connect, submit, send } = setup();
   const a = connect("a", { capacity: 1 });
-  const first = submit();
-  const second = submit();
+  const first = await submit();
+  const second = await submit();
   send(a.drone, started(first, 1, 1));
   ok(core.cancel(second));
-  equal(core.store.getJob(second)!.view.result, "cancelled");
+  equal((await core.job(second))!.view.result, "cancelled");
   deepEqual(a.socket.of("job:cancel").map((c) => [c.id, c.reason]), [[second, "superseded"]]);
   core.close();
 });
 
 Deno.test("the queen ends a started job past its timeout when its worker stays silent", async () => {
-  const { core, connect, submit, send } = setup({ leaseMs: 100 });
-  const id = submit({ timeout: 1 });
+  const { core, connect, submit, send, clock } = setup({ leaseMs: 60_000 });
+  const id = await submit({ timeout: 600 });
   const w = connect("w");
   send(w.drone, started(id, 1, 1));
   // The worker stays connected (it answers pings) but says nothing more of the job.
-  const deadline = Date.now() + 10_000;
-  while (core.store.getJob(id)!.view.status !== "done" && Date.now() < deadline) {
-    send(w.drone, { event: "pong", t: Date.now() });
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  const view = core.store.getJob(id)!.view;
+  const wait = (ms: number) => {
+    for (let left = ms; left > 0; left -= 10_000) {
+      clock.advance(Math.min(10_000, left));
+      send(w.drone, { event: "pong", t: clock.now() });
+    }
+  };
+  wait(600_000 + 20_000);
+  deepEqual(w.socket.of("job:cancel").map((c) => c.reason), ["timeout"], "asked to stop");
+  equal((await core.job(id))!.view.status, "started", "a lease to answer");
+  wait(60_000);
+  const view = (await core.job(id))!.view;
   equal(view.result, "timeout");
-  match(view.error ?? "", /past its 1 s timeout/);
+  match(view.error ?? "", /past its 600 s timeout/);
   deepEqual(w.socket.of("job:cancel").map((c) => c.reason), ["timeout", "superseded"]);
   core.close();
 });
 
 Deno.test("--queue-timeout ends a job no drone can run, errored, saying why", async () => {
-  const { core, connect, submit } = setup({ leaseMs: 150, queueTimeoutMs: 100 });
-  connect("plain", { capacity: 1 });
-  const never = submit({ labels: ["gpu"] });
-  const busy = [submit(), submit(), submit()]; // runnable, only waiting for a slot
-  const deadline = Date.now() + 10_000;
-  while (core.store.getJob(never)!.view.status !== "done" && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 20));
+  const { core, connect, submit, send, clock } = setup({
+    leaseMs: 60_000,
+    queueTimeoutMs: 300_000,
+  });
+  const plain = connect("plain", { capacity: 1 });
+  const never = await submit({ labels: ["gpu"] });
+  const busy = [await submit(), await submit(), await submit()]; // runnable, only waiting for a slot
+  for (let i = 0; i < 30; i++) {
+    clock.advance(10_000);
+    send(plain.drone, { event: "pong", t: clock.now() });
   }
-  const view = core.store.getJob(never)!.view;
+  equal((await core.job(never))!.view.status, "queued", "not before --queue-timeout");
+  for (let i = 0; i < 3; i++) {
+    clock.advance(10_000);
+    send(plain.drone, { event: "pong", t: clock.now() });
+  }
+  const view = (await core.job(never))!.view;
   equal(view.result, "errored");
   match(view.error ?? "", /labels: gpu.*--queue-timeout/);
-  equal(core.store.getJob(busy[2])!.view.status, "queued", "a busy-only wait is not ended");
+  equal((await core.job(busy[2]))!.view.status, "queued", "a busy-only wait is not ended");
   core.close();
 });
 
 Deno.test("a cancel its connected worker never answers ends the job after a lease", async () => {
-  const { core, connect, submit, send } = setup({ leaseMs: 100 });
-  const id = submit();
+  const { core, connect, submit, send, clock } = setup({ leaseMs: 60_000 });
+  const id = await submit();
   const w = connect("w");
   send(w.drone, started(id, 1, 1));
   ok(core.cancel(id));
-  const deadline = Date.now() + 10_000;
-  while (core.store.getJob(id)!.view.status !== "done" && Date.now() < deadline) {
-    send(w.drone, { event: "pong", t: Date.now() }); // alive, but silent about the job
-    await new Promise((r) => setTimeout(r, 20));
+  for (let i = 0; i < 8; i++) {
+    clock.advance(10_000);
+    send(w.drone, { event: "pong", t: clock.now() }); // alive, but silent about the job
   }
-  const view = core.store.getJob(id)!.view;
+  const view = (await core.job(id))!.view;
   equal(view.result, "cancelled");
   match(view.error ?? "", /did not confirm/);
   deepEqual(w.socket.of("job:cancel").map((c) => c.reason), ["cancelled", "superseded"]);
+  core.close();
+});
+
+Deno.test("a job id is taken once, by a finished job too, and by the first of two at once", async () => {
+  const { core, connect, submit, send } = setup();
+  const id = await submit({ job_id: "fixed-1" });
+  const w = connect("w");
+  send(w.drone, started(id, 1, 1));
+  send(w.drone, done(id, 1, 2));
+  equal((await core.job(id))!.view.status, "done");
+  const taken = (error: unknown) =>
+    error instanceof ConflictError &&
+    /already taken/.test(error.message);
+  await rejects(submit({ job_id: "fixed-1" }), taken);
+  const both = await Promise.allSettled([submit({ job_id: "twin" }), submit({ job_id: "twin" })]);
+  deepEqual(both.map((r) => r.status).sort(), ["fulfilled", "rejected"]);
+  const listed = (await core.store.listJobs({ limit: 10 })).records.map((r) => r.id);
+  deepEqual(listed.filter((x) => x === "twin"), ["twin"], "one job, not two");
   core.close();
 });

@@ -74,7 +74,7 @@ function oldDataFolder(values: { secret: string; password: string; env: string }
   return dir;
 }
 
-Deno.test("a database from before sealing is sealed on start and keeps no plaintext", () => {
+Deno.test("a database from before sealing is sealed on start and keeps no plaintext", async () => {
   const values = {
     secret: `secret-${random()}`,
     password: `password-${random()}`,
@@ -84,21 +84,21 @@ Deno.test("a database from before sealing is sealed on start and keeps no plaint
   deepEqual(foundInFiles(dir, Object.values(values)).length, 3, "the old folder shows them");
 
   let store = new SqliteStore(dir);
-  store.close();
+  await store.close();
   deepEqual(foundInFiles(dir, Object.values(values)), []);
   equal((Deno.statSync(join(dir, "strider.db")).mode! & 0o777).toString(8), "600");
 
   store = new SqliteStore(dir);
   try {
     // The queued job can still run: its secrets open.
-    const queued = store.getJob("old-queued")!;
+    const queued = (await store.getJob("old-queued"))!;
     deepEqual(queued.spec.secrets, { DEPLOY_TOKEN: values.secret });
     equal(
       queued.spec.repo.auth?.type === "https" && queued.spec.repo.auth.password,
       values.password,
     );
     // The finished one never runs again: erased, while its view still names them.
-    const done = store.getJob("old-done")!;
+    const done = (await store.getJob("old-done"))!;
     equal(done.spec.secrets, undefined);
     equal(done.spec.repo.auth, undefined);
     deepEqual(done.view.spec.secrets, { DEPLOY_TOKEN: "***" });
@@ -106,11 +106,11 @@ Deno.test("a database from before sealing is sealed on start and keeps no plaint
     const projects = new SqliteProjectStore(store.database, store.secretBox);
     deepEqual(projects.get("team/app")?.project.secrets, { DEPLOY_TOKEN: values.secret });
   } finally {
-    store.close();
+    await store.close();
   }
 });
 
-Deno.test("a job's secrets are erased from its row when it finishes", () => {
+Deno.test("a job's secrets are erased from its row when it finishes", async () => {
   const dir = Deno.makeTempDirSync({ prefix: "strider-erase-" });
   const values = {
     secret: `secret-${random()}`,
@@ -123,6 +123,7 @@ Deno.test("a job's secrets are erased from its row when it finishes", () => {
     id: "job-1",
     spec: full,
     view: newJobView("job-1", full, Date.now()),
+    viewN: 0,
     lastSeq: {},
     lastN: 0,
     logBytes: 0,
@@ -130,30 +131,30 @@ Deno.test("a job's secrets are erased from its row when it finishes", () => {
     logAttempt: 0,
     viewBytes: 0,
   };
-  store.createJob(record);
-  store.close();
+  await store.createJob(record);
+  await store.close();
   store = new SqliteStore(dir);
   // As the queen does on start: unfinished jobs are live, and finish through `saveJob`.
-  const again = store.unfinishedJobs().find((job) => job.id === "job-1")!;
+  const again = (await store.unfinishedJobs()).find((job) => job.id === "job-1")!;
   deepEqual(again.spec.secrets, { DEPLOY_TOKEN: values.secret }, "kept while it may run");
   again.view.status = "done";
   again.view.result = "passed";
   again.view.finishedAt = new Date().toISOString();
   store.saveJob(again);
-  store.close();
+  await store.close();
   store = new SqliteStore(dir);
   try {
-    const done = store.getJob("job-1")!;
+    const done = (await store.getJob("job-1"))!;
     equal(done.spec.secrets, undefined);
     equal(done.spec.repo.auth, undefined);
     deepEqual(done.spec.config?.env?.DEPLOY_KEY, values.env, "config is kept (sealed)");
   } finally {
-    store.close();
+    await store.close();
   }
   deepEqual(foundInFiles(dir, Object.values(values)), []);
 });
 
-Deno.test("keys: format, STRIDER_SECRET_KEY taking over from the file, wrong key refused", () => {
+Deno.test("keys: format, STRIDER_SECRET_KEY taking over from the file, wrong key refused", async () => {
   throws(() => parseSecretKey("too-short", "STRIDER_SECRET_KEY"), /32 random bytes in base64/);
   throws(() => parseSecretKey(btoa("x".repeat(31)), "STRIDER_SECRET_KEY"), /openssl rand/);
   equal(parseSecretKey(newSecretKey() + "\n", "file").length, 32);
@@ -170,7 +171,7 @@ Deno.test("keys: format, STRIDER_SECRET_KEY taking over from the file, wrong key
     }),
     1,
   );
-  store.close();
+  await store.close();
 
   // The environment's key takes over: what the file's key sealed opens, and is sealed again.
   const envKey = newSecretKey();
@@ -223,7 +224,7 @@ function notEqualSealed(a: string, b: string): void {
   ok(a !== b, "each seal has a fresh IV");
 }
 
-Deno.test("rotation keeps a queued job's secrets, and a rotation cut short finishes on start", () => {
+Deno.test("rotation keeps a queued job's secrets, and a rotation cut short finishes on start", async () => {
   const dir = Deno.makeTempDirSync({ prefix: "strider-rotate-" });
   const values = {
     secret: `secret-${random()}`,
@@ -232,10 +233,11 @@ Deno.test("rotation keeps a queued job's secrets, and a rotation cut short finis
   };
   const full = spec("queued-1", values);
   let store = new SqliteStore(dir);
-  store.createJob({
+  await store.createJob({
     id: "queued-1",
     spec: full,
     view: newJobView("queued-1", full, Date.now()),
+    viewN: 0,
     lastSeq: {},
     lastN: 0,
     logBytes: 0,
@@ -243,14 +245,14 @@ Deno.test("rotation keeps a queued job's secrets, and a rotation cut short finis
     logAttempt: 0,
     viewBytes: 0,
   });
-  store.close();
+  await store.close();
   const first = Deno.readTextFileSync(join(dir, "secret-key"));
 
   store = new SqliteStore(dir, { rotateSecretKey: true });
   const second = Deno.readTextFileSync(join(dir, "secret-key"));
   ok(second !== first);
-  deepEqual(store.getJob("queued-1")?.spec.secrets, { DEPLOY_TOKEN: values.secret });
-  store.close();
+  deepEqual((await store.getJob("queued-1"))?.spec.secrets, { DEPLOY_TOKEN: values.secret });
+  await store.close();
   throws(() => Deno.statSync(join(dir, "secret-key.old")), Deno.errors.NotFound);
 
   // A crash after the new key was written, before the rows were sealed again: both keys are on
@@ -266,10 +268,10 @@ Deno.test("rotation keeps a queued job's secrets, and a rotation cut short finis
   );
   store = new SqliteStore(dir);
   try {
-    deepEqual(store.getJob("queued-1")?.spec.secrets, { DEPLOY_TOKEN: values.secret });
+    deepEqual((await store.getJob("queued-1"))?.spec.secrets, { DEPLOY_TOKEN: values.secret });
     ok(!store.secretBox.isCurrent(sealed));
   } finally {
-    store.close();
+    await store.close();
   }
   throws(() => Deno.statSync(join(dir, "secret-key.old")), Deno.errors.NotFound);
   const resealed = new DatabaseSync(join(dir, "strider.db"));

@@ -38,7 +38,8 @@ export function mountArtifactRoutes(
   options: { maxBytes?: number },
 ): void {
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_ARTIFACT_BYTES;
-  const jobOr404 = (id: string) => core.store.getJob(id) ?? fail(404, `no job with id '${id}'`);
+  const jobOr404 = async (id: string) =>
+    (await core.job(id)) ?? fail(404, `no job with id '${id}'`);
 
   app.put("/worker/artifacts/:id/:attempt", async (c) => {
     // The server's worker guard has checked the token; it also names the connection below.
@@ -46,7 +47,7 @@ export function mountArtifactRoutes(
     const path = cleanPath(c.req.query("path"));
     const sha256 = c.req.header("x-strider-sha256") ?? "";
     if (!/^[0-9a-f]{64}$/.test(sha256)) fail(400, "x-strider-sha256 must be 64 hex digits");
-    const record = jobOr404(c.req.param("id"));
+    const record = await jobOr404(c.req.param("id"));
     const attempt = Number(c.req.param("attempt"));
     // Only the connection running this attempt, with the token it connected with, may add files.
     const holder = [...core.drones.values()].find((d) =>
@@ -76,13 +77,13 @@ export function mountArtifactRoutes(
     }
   });
 
-  app.get("/api/jobs/:id/artifacts", (c) => {
-    const record = jobOr404(c.req.param("id"));
+  app.get("/api/jobs/:id/artifacts", async (c) => {
+    const record = await jobOr404(c.req.param("id"));
     return c.json({ artifacts: artifacts.list(record.id) } satisfies ArtifactList);
   });
 
-  app.get("/api/jobs/:id/artifacts/*", (c) => {
-    const record = jobOr404(c.req.param("id"));
+  app.get("/api/jobs/:id/artifacts/*", async (c) => {
+    const record = await jobOr404(c.req.param("id"));
     const prefix = `/api/jobs/${encodeURIComponent(record.id)}/artifacts/`;
     const raw = new URL(c.req.url).pathname;
     let path: string;

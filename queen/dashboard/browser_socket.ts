@@ -78,8 +78,10 @@ export function browserSocket(
   };
   const send = (frame: QueenToBrowser) => sendText(encodeFrame(frame));
 
-  const queryInfo = (id: string, tail: number | undefined) => {
-    const record = core.store.getJob(id);
+  const queryInfo = async (id: string, tail: number | undefined) => {
+    const record = await core.job(id);
+    // The browser may have gone while the store answered: nothing to follow for it then.
+    if (socket.readyState !== WebSocket.OPEN) return;
     if (!record) return send({ event: "error", message: `no job with id '${id}'` });
     follows.get(id)?.();
     follows.delete(id);
@@ -96,7 +98,7 @@ export function browserSocket(
       const unfollow = core.hub.follow(id, (event: RecordedEvent) => {
         if (event.n <= n) return;
         send({ event: "browser", type: event.data.event, args: [event] });
-        if (event.data.event === "job:done" && core.store.getJob(id)?.view.status === "done") {
+        if (event.data.event === "job:done" && core.isFinished(id)) {
           follows.get(id)?.();
           follows.delete(id);
         }

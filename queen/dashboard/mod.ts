@@ -127,21 +127,21 @@ export function mountDashboard(app: Hono, core: QueenCore, options: DashboardOpt
     return c.body(asset.body, 200, headers);
   });
 
-  app.get("/", (c) => {
+  app.get("/", async (c) => {
     if (!mayView(c)) return toLogin(c);
-    return html(c, OverviewPage({ ctx: contextOf(c), overview: overviewOf(core) }));
+    return html(c, OverviewPage({ ctx: contextOf(c), overview: await overviewOf(core) }));
   });
 
-  app.get("/jobs/:id", (c) => {
+  app.get("/jobs/:id", async (c) => {
     if (!mayView(c)) return toLogin(c);
-    const record = core.store.getJob(c.req.param("id"));
+    const record = await core.job(c.req.param("id"));
     if (!record) return problem(c, 404, "No such job", `There is no job '${c.req.param("id")}'.`);
     const complete = record.viewBytes < VIEW_OUTPUT_LIMIT;
     const data = {
       view: record.view,
       n: record.lastN,
       logBytes: record.logBytes,
-      logTail: complete ? undefined : logTail(core.store, record),
+      logTail: complete ? undefined : await logTail(core.store, record),
       artifacts: options.artifacts?.(record.id),
       reported: options.reported?.(record.id) ?? undefined,
     };
@@ -149,8 +149,8 @@ export function mountDashboard(app: Hono, core: QueenCore, options: DashboardOpt
   });
 
   /** An earlier part of one output: `key` is a command num or `job`, `end` where it ends. */
-  const outputPart = (c: Context) => {
-    const record = core.store.getJob(c.req.param("id") ?? "");
+  const outputPart = async (c: Context) => {
+    const record = await core.job(c.req.param("id") ?? "");
     if (!record) return undefined;
     const key = c.req.query("key") ?? "";
     const end = Number(c.req.query("end"));
@@ -170,9 +170,9 @@ export function mountDashboard(app: Hono, core: QueenCore, options: DashboardOpt
     return { record, key, label, part: tailOf(text, { end }) };
   };
 
-  app.get("/jobs/:id/output", (c) => {
+  app.get("/jobs/:id/output", async (c) => {
     if (!mayView(c)) return toLogin(c);
-    const found = outputPart(c);
+    const found = await outputPart(c);
     if (!found) return problem(c, 404, "No such output", "That job or output does not exist.");
     const { record, key, part, label } = found;
     return html(
@@ -181,9 +181,9 @@ export function mountDashboard(app: Hono, core: QueenCore, options: DashboardOpt
     );
   });
 
-  app.get("/jobs/:id/output.json", (c) => {
+  app.get("/jobs/:id/output.json", async (c) => {
     if (!mayView(c)) return c.json({ error: "log in to view this queen" }, 401);
-    const found = outputPart(c);
+    const found = await outputPart(c);
     if (!found) return c.json({ error: "no such job or output" }, 404);
     return c.json({ start: found.part.start, text: found.part.text });
   });
@@ -214,7 +214,9 @@ export function mountDashboard(app: Hono, core: QueenCore, options: DashboardOpt
     const session = await actor(c);
     if (session instanceof Response) return session;
     const id = c.req.param("id");
-    if (!core.store.getJob(id)) return problem(c, 404, "No such job", `There is no job '${id}'.`);
+    if (!(await core.job(id))) {
+      return problem(c, 404, "No such job", `There is no job '${id}'.`);
+    }
     core.cancel(id);
     return c.redirect(`/jobs/${id}`, 303);
   });
@@ -223,7 +225,7 @@ export function mountDashboard(app: Hono, core: QueenCore, options: DashboardOpt
     const session = await actor(c);
     if (session instanceof Response) return session;
     const id = c.req.param("id");
-    const original = JobIdSchema.safeParse(id).success ? core.store.getJob(id) : undefined;
+    const original = JobIdSchema.safeParse(id).success ? await core.job(id) : undefined;
     if (!original) return problem(c, 404, "No such job", `There is no job '${id}'.`);
     try {
       const spec = rerunSpec(original, options.projects);

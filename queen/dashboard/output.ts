@@ -101,10 +101,13 @@ export function tailView(
  * The end of a job's full log (its last lines, at most `TAIL_CHARS` bytes), starting at a whole
  * line, with the byte of the log it starts at.
  */
-export function logTail(store: Store, record: JobRecord): OutputPart & { startByte: number } {
+export async function logTail(
+  store: Store,
+  record: JobRecord,
+): Promise<OutputPart & { startByte: number }> {
   const end = record.logBytes;
   let startByte = Math.max(0, end - TAIL_CHARS);
-  let bytes = store.readLog(record.id, startByte, end);
+  let bytes = await store.readLog(record.id, startByte, end);
   if (startByte > 0) {
     // Cut at a newline byte, so that no character is split either.
     const newline = bytes.indexOf(10);

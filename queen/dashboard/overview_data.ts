@@ -14,12 +14,12 @@ export function droneViews(core: QueenCore): DroneView[] {
 }
 
 /** Drones, the queue in dispatch order, and the most recent jobs. */
-export function overviewOf(core: QueenCore, recent = RECENT_JOBS): Overview {
+export async function overviewOf(core: QueenCore, recent = RECENT_JOBS): Promise<Overview> {
   const queue: QueuedJob[] = [];
   for (const id of core.queue()) {
-    const record = core.store.getJob(id);
+    const record = core.liveJob(id);
     if (record) queue.push({ ...jobSummary(record), waiting: record.view.waiting });
   }
-  const jobs = core.store.listJobs({ limit: recent }).records.map(jobSummary);
+  const jobs = (await core.store.listJobs({ limit: recent })).records.map(jobSummary);
   return { drones: droneViews(core), queue, jobs };
 }

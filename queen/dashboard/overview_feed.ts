@@ -43,10 +43,9 @@ export class OverviewFeed {
         this.#soon ??= setTimeout(() => this.#refresh(), this.#settleMs);
       });
     }
-    // Those already following hear of any change first; the new one then gets the same frame.
-    this.#refresh();
+    // Those already following hear of any change too; the new one gets the frame either way.
     this.#listeners.add(listener);
-    listener(this.#last);
+    void this.#refresh(listener);
     return () => {
       if (!this.#listeners.delete(listener) || this.#listeners.size > 0) return;
       clearInterval(this.#poll);
@@ -57,11 +56,20 @@ export class OverviewFeed {
     };
   }
 
-  #refresh(): void {
+  async #refresh(fresh?: OverviewListener): Promise<void> {
     clearTimeout(this.#soon);
     this.#soon = undefined;
-    const frame = encodeFrame({ event: "overview", ...overviewOf(this.#core) });
-    if (frame === this.#last) return;
+    let overview;
+    try {
+      overview = await overviewOf(this.#core);
+    } catch {
+      return; // The store is closing (the queen is shutting down): the next poll tries again.
+    }
+    const frame = encodeFrame({ event: "overview", ...overview });
+    if (frame === this.#last) {
+      if (fresh && this.#listeners.has(fresh)) fresh(frame);
+      return;
+    }
     this.#last = frame;
     for (const listener of [...this.#listeners]) listener(frame);
   }

@@ -16,7 +16,8 @@ import type { ForgeName, JobState } from "./requests.ts";
 
 /** What the reporter needs of the queen. */
 export interface ReporterQueen {
-  getJob(id: string): JobRecord | undefined;
+  /** A job by id (the store may answer asynchronously). */
+  getJob(id: string): JobRecord | undefined | Promise<JobRecord | undefined>;
   followAll(listener: (event: RecordedEvent) => void): () => void;
 }
 
@@ -70,13 +71,21 @@ export class StatusReporter {
     this.#retry = options.retry ?? DEFAULT_RETRY;
     this.#fetch = options.fetch ?? fetch;
     this.#unfollow = options.queen.followAll((event) => {
-      if (event.data.event === "job:done") this.#jobEnded(event.data.id);
+      if (event.data.event === "job:done") this.#later(this.#jobEnded(event.data.id));
     });
     // Carry on with what a previous run left unsent, and results that ended while it was down.
     const rows = options.db.prepare(
       "SELECT job_id FROM commit_statuses WHERE sent IS NULL OR sent != wanted OR wanted = 'pending'",
     ).all() as Row[];
-    for (const row of rows) this.#jobEnded(String(row.job_id), true);
+    for (const row of rows) this.#later(this.#jobEnded(String(row.job_id), true));
+  }
+
+  /** Keeps `work` (which reads the job from the store) for `close` to wait on. */
+  #later(work: Promise<void>): void {
+    const done: Promise<void> = work.catch((error) => {
+      this.#options.log?.(`forge status: ${(error as Error).message}`);
+    }).finally(() => this.#idle.delete(done));
+    this.#idle.add(done);
   }
 
   /**
@@ -88,16 +97,14 @@ export class StatusReporter {
     const project = this.#options.projects.get(where.project)?.project;
     const secret = project?.status?.token_secret ?? DEFAULT_FORGE_TOKEN_SECRET;
     if (!project?.secrets[secret]) return;
-    const record = this.#options.queen.getJob(job);
-    const wanted: JobState = record?.view.status === "done" && record.view.result
-      ? record.view.result
-      : "pending";
     this.#options.db.prepare(
       "INSERT OR IGNORE INTO commit_statuses " +
         "(job_id, forge, project, sha, wanted, sent, sent_at, tries, error, created_at) " +
-        "VALUES (?, ?, ?, ?, ?, NULL, NULL, 0, NULL, ?)",
-    ).run(job, where.forge, where.project, where.sha, wanted, Date.now());
+        "VALUES (?, ?, ?, ?, 'pending', NULL, NULL, 0, NULL, ?)",
+    ).run(job, where.forge, where.project, where.sha, Date.now());
     this.#kick(job);
+    // A job that ended already (the store answers later than the submit) reports its result.
+    this.#later(this.#jobEnded(job));
   }
 
   /** What the job's view shows as `reported`, or null for a job that does not report. */
@@ -130,8 +137,8 @@ export class StatusReporter {
       | undefined;
   }
 
-  #jobEnded(job: string, resume = false): void {
-    const record = this.#options.queen.getJob(job);
+  async #jobEnded(job: string, resume = false): Promise<void> {
+    const record = await this.#options.queen.getJob(job);
     if (!record || !this.#row(job)) return;
     if (record.view.status === "done" && record.view.result) {
       // A new state gets the full round of retries.

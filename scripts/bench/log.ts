@@ -37,6 +37,7 @@ import {
 } from "./lib.ts";
 import type { BenchContext, Measure, Proc, QueenProc, Row } from "./lib.ts";
 import { newRecord } from "./restart.ts";
+import { utf8Length } from "../../queen/recorder.ts";
 
 const LINE = 100;
 
@@ -206,12 +207,15 @@ export const storeThroughput: Measure = {
       ctx.log(`store: ${payload / MB} MB through SqliteStore`);
       const store = new SqliteStore(join(tmp.path, "store"));
       const record = newRecord("big", customJob("/bench/repo", "true"));
-      store.createJob(record);
+      await store.createJob(record);
       const striderMs = await timed(async () => {
         for (let i = 0; i < pieces.length; i++) {
-          store.appendEvent(
-            record,
-            {
+          // Positions as the recorder keeps them; only the store is measured.
+          const bytes = utf8Length(pieces[i]);
+          store.appendEvent(record.id, {
+            n: ++record.lastN,
+            at: Date.now(),
+            data: {
               event: "job:cmd:stdout",
               id: record.id,
               attempt: 1,
@@ -219,9 +223,8 @@ export const storeThroughput: Measure = {
               num: 1,
               text: pieces[i],
             },
-            Date.now(),
-            pieces[i],
-          );
+          }, { start: record.logBytes, text: pieces[i], bytes });
+          record.logBytes += bytes;
           store.saveJob(record);
           if (i % 16 === 15) await yieldNow();
         }
@@ -229,7 +232,7 @@ export const storeThroughput: Measure = {
         store.afterCommit(resolve);
         await within(promise, 120_000, "the store to commit");
       });
-      store.close();
+      await store.close();
 
       ctx.log(`store: ${payload / MB} MB through a bare node:sqlite loop`);
       const db = new DatabaseSync(join(tmp.path, "bare.db"));

@@ -128,7 +128,7 @@ export const recovery: Measure = {
         const cut = performance.now();
         cuts.push(await within(resumed.promise, 30_000, "the stream to resume") - cut);
         watcher.onEvent = undefined;
-        const view = core.store.getJob(id)!.view;
+        const view = (await core.job(id))!.view;
         if (view.attempt !== 1 || view.status !== "started") {
           throw new Error(`the cut job moved on: attempt ${view.attempt}, ${view.status}`);
         }

@@ -5,7 +5,7 @@
  * The jobs are written straight into the store, as the queen's `submit` would write them.
  */
 import { SqliteStore } from "../../queen/sqlite_store.ts";
-import { newJobView } from "../../queen/job_state.ts";
+import { newRecord as storedRecord } from "../../queen/recorder.ts";
 import type { JobRecord } from "../../queen/store.ts";
 import { JobSpecSchema } from "../../protocol/mod.ts";
 import type { JobSpecInput } from "../../protocol/mod.ts";
@@ -23,17 +23,7 @@ export function newRecord(id: string, input: JobSpecInput, now = Date.now()): Jo
       source: { type: "API", app: "bench" },
     },
   });
-  return {
-    id,
-    spec,
-    view: { ...newJobView(id, spec, now), retryOf: null },
-    lastSeq: {},
-    lastN: 0,
-    logBytes: 0,
-    logEndsWithNewline: true,
-    logAttempt: 0,
-    viewBytes: 0,
-  };
+  return storedRecord(id, spec, now);
 }
 
 /** Spawn → first `200` from `/healthz`, in ms; the queen is killed with SIGKILL after. */
@@ -75,8 +65,8 @@ export const restart: Measure = {
         config: { custom: { test: "true" } },
       };
       const now = Date.now();
-      for (let i = 0; i < jobs; i++) store.createJob(newRecord(`q${i}`, spec, now + i));
-      store.close();
+      for (let i = 0; i < jobs; i++) await store.createJob(newRecord(`q${i}`, spec, now + i));
+      await store.close();
       ctx.log(`restart: ${jobs} queued jobs written`);
       // The first start also checkpoints the WAL; measured starts all follow a kill -9.
       const first = await timeToHealthy(full);

@@ -82,7 +82,7 @@ export const turnaround: Measure = {
         strider.push(await job(`turn-${i}`));
         baseline.push(await timed(() => direct(repo, join(tmp.path, `direct-${i}`))));
         // Where the job's time went, by the worker's own timestamps: the fetch, then `true`.
-        const events = queen.core.store.events(`turn-${i}`).map((e) => e.data) as {
+        const events = (await queen.core.store.events(`turn-${i}`)).map((e) => e.data) as {
           event: string;
           timestamp?: number;
         }[];

@@ -1,0 +1,214 @@
+/**
+ * The `Store` contract (queen/store.ts), run against every store: each case below runs once per
+ * entry of `STORES`. A new store (a server database shared by several queens) adds an entry and
+ * must pass the same cases.
+ */
+import { deepEqual, equal, ok, rejects } from "node:assert/strict";
+import type { JobSpecInput, RecordedEvent } from "../protocol/mod.ts";
+import { JobSpecSchema } from "../protocol/mod.ts";
+import { Hub } from "../queen/hub.ts";
+import { MemoryStore } from "../queen/memory_store.ts";
+import { newRecord, Recorder } from "../queen/recorder.ts";
+import { SqliteStore } from "../queen/sqlite_store.ts";
+import type { JobRecord, Store } from "../queen/store.ts";
+
+/** A store under test; `reopen` (when the store outlives its process) closes and opens it. */
+interface Subject {
+  store: Store;
+  reopen?: () => Promise<Store>;
+  cleanup: () => Promise<void>;
+}
+
+const STORES: { name: string; open: () => Promise<Subject> }[] = [
+  {
+    name: "memory",
+    open: () => Promise.resolve({ store: new MemoryStore(), cleanup: () => Promise.resolve() }),
+  },
+  {
+    name: "sqlite",
+    open: async () => {
+      const dir = await Deno.makeTempDir({ prefix: "strider-contract-" });
+      const subject: Subject = {
+        store: new SqliteStore(dir),
+        reopen: async () => {
+          await subject.store.close();
+          return subject.store = new SqliteStore(dir);
+        },
+        cleanup: async () => {
+          await subject.store.close();
+          await Deno.remove(dir, { recursive: true });
+        },
+      };
+      return subject;
+    },
+  },
+];
+
+const T = Date.parse("2026-11-30T12:00:00Z");
+
+function job(id: string, extra: Partial<JobSpecInput> = {}, at = T): JobRecord {
+  const spec = JobSpecSchema.parse({
+    job_id: id,
+    repo: { url: "https://git.example/app.git" },
+    ref: { branch: "main" },
+    secrets: { DEPLOY_TOKEN: "s3cret" },
+    trigger: {
+      type: "manual",
+      timestamp: new Date(at).toISOString(),
+      source: { type: "API", app: "api" },
+    },
+    ...extra,
+  });
+  return newRecord(id, spec, at);
+}
+
+/** Resolves once everything written so far is durable. */
+const committed = (store: Store) => new Promise<void>((resolve) => store.afterCommit(resolve));
+
+/** Runs a job through dispatch, start, output and (with `result`) its end, as the queen does. */
+function run(recorder: Recorder, record: JobRecord, output: string[], result?: "passed") {
+  const id = record.id;
+  recorder.record(record, { event: "job:dispatched", id, attempt: 1, drone: "w", timestamp: T }, T);
+  let seq = 0;
+  recorder.record(record, { event: "job:started", id, attempt: 1, seq: ++seq, timestamp: T }, T);
+  for (const text of output) {
+    recorder.record(record, { event: "job:stdout", id, attempt: 1, seq: ++seq, text }, T);
+  }
+  if (result) {
+    recorder.record(record, {
+      event: "job:done",
+      id,
+      attempt: 1,
+      seq: ++seq,
+      timestamp: T + 1000,
+      result,
+    }, T + 1000);
+  }
+}
+
+for (const { name, open } of STORES) {
+  const contract = (title: string, body: (subject: Subject) => Promise<void>) =>
+    Deno.test(`store contract (${name}): ${title}`, async () => {
+      const subject = await open();
+      try {
+        await body(subject);
+      } finally {
+        await subject.cleanup();
+      }
+    });
+
+  contract("a job is kept with its secrets; an id is taken once", async ({ store }) => {
+    await store.createJob(job("a"));
+    const got = await store.getJob("a");
+    deepEqual(got?.spec.secrets, { DEPLOY_TOKEN: "s3cret" }, "the spec is needed to dispatch");
+    equal(got?.view.status, "queued");
+    equal(got?.view.spec.secrets?.DEPLOY_TOKEN, "***", "the view shows no secret");
+    await rejects(store.createJob(job("a")), RangeError);
+    equal(await store.getJob("missing"), undefined);
+  });
+
+  contract("events, log and positions come back as recorded", async (subject) => {
+    const { store } = subject;
+    const record = job("b");
+    await store.createJob(record);
+    const recorder = new Recorder(store, new Hub());
+    run(recorder, record, ["héllo\n", "wörld"]);
+    // Read before the commit: what is queued is seen.
+    const before = await store.events("b");
+    deepEqual(before.map((e) => e.n), [1, 2, 3, 4]);
+    equal(new TextDecoder().decode(await store.readLog("b", 0, record.logBytes)), "héllo\nwörld");
+    await committed(store);
+    const again = subject.reopen ? await subject.reopen() : store;
+    const events = await again.events("b", 2);
+    deepEqual(events.map((e) => (e.data as { text?: string }).text), ["héllo\n", "wörld"]);
+    // Byte ranges cut through a chunk and through a two-byte character alike.
+    equal(new TextDecoder().decode(await again.readLog("b", 7, 10)), "wö");
+    const got = (await again.getJob("b"))!;
+    equal(got.lastN, 4);
+    equal(got.logBytes, new TextEncoder().encode("héllo\nwörld").length);
+    equal(got.logEndsWithNewline, false);
+    equal(got.lastSeq[1], 3, "the last seq of attempt 1");
+  });
+
+  contract("a saved view comes back; its lag behind the events is told", async (subject) => {
+    const { store } = subject;
+    const record = job("c");
+    await store.createJob(record);
+    const recorder = new Recorder(store, new Hub());
+    run(recorder, record, ["line\n"]);
+    await committed(store);
+    const again = subject.reopen ? await subject.reopen() : store;
+    const [loaded] = await again.unfinishedJobs();
+    equal(loaded.id, "c");
+    // The view may lag (saved less often than events), never lead: the rest folds in.
+    ok(loaded.viewN <= loaded.lastN);
+    const fresh = new Recorder(again, new Hub());
+    fresh.catchUp(loaded, await again.events("c", loaded.viewN));
+    equal(loaded.view.status, "started");
+    equal(loaded.view.output, "line\n");
+  });
+
+  contract("jobs are listed newest first, filtered and paged", async ({ store }) => {
+    const recorder = new Recorder(store, new Hub());
+    for (const [i, branch] of ["main", "dev", "main"].entries()) {
+      const record = job(`l${i}`, { ref: { branch } }, T + i);
+      await store.createJob(record);
+      if (i < 2) run(recorder, record, [], "passed");
+    }
+    await committed(store);
+    const all = await store.listJobs({ limit: 10 });
+    deepEqual(all.records.map((r) => r.id), ["l2", "l1", "l0"], "newest first");
+    deepEqual((await store.listJobs({ limit: 10, branch: "main" })).records.map((r) => r.id), [
+      "l2",
+      "l0",
+    ]);
+    deepEqual((await store.listJobs({ limit: 10, status: "done" })).records.map((r) => r.id), [
+      "l1",
+      "l0",
+    ]);
+    const first = await store.listJobs({ limit: 2 });
+    ok(first.next);
+    const second = await store.listJobs({ limit: 2, cursor: first.next! });
+    deepEqual(second.records.map((r) => r.id), ["l0"]);
+    equal(second.next, null);
+    deepEqual((await store.unfinishedJobs()).map((r) => r.id), ["l2"]);
+    const done = (await store.getJob("l0"))!;
+    equal(done.view.result, "passed");
+  });
+
+  contract("delete and prune remove finished jobs only, with their events", async ({ store }) => {
+    const recorder = new Recorder(store, new Hub());
+    for (let i = 0; i < 4; i++) {
+      const record = job(`p${i}`, {}, T + i);
+      await store.createJob(record);
+      if (i < 3) run(recorder, record, ["out\n"], "passed");
+    }
+    await committed(store);
+    equal(await store.deleteJob("p3"), false, "an unfinished job stays");
+    equal(await store.deleteJob("p0"), true);
+    equal(await store.getJob("p0"), undefined);
+    deepEqual(await store.events("p0"), []);
+    equal(await store.prune({ keepJobs: 1 }, T + 10), 1, "p1 goes, p2 stays");
+    deepEqual((await store.listJobs({ limit: 10 })).records.map((r) => r.id), ["p3", "p2"]);
+  });
+
+  contract("afterCommit callbacks run in order, once", async ({ store }) => {
+    const record = job("o");
+    await store.createJob(record);
+    const recorder = new Recorder(store, new Hub());
+    const ran: number[] = [];
+    const seen: RecordedEvent[] = [];
+    for (let i = 1; i <= 3; i++) {
+      recorder.record(
+        record,
+        { event: "job:stdout", id: "o", attempt: 1, seq: i, text: `${i}\n` },
+        T,
+        () => ran.push(i),
+      );
+    }
+    await committed(store);
+    seen.push(...await store.events("o"));
+    deepEqual(ran, [1, 2, 3]);
+    equal(seen.length, 3);
+  });
+}
