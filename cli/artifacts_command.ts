@@ -7,24 +7,13 @@ import { dirname, join, resolve } from "node:path";
 import { ArtifactListSchema, artifactPathProblem } from "../protocol/mod.ts";
 import { ApiError, request, requestJson } from "./api_client.ts";
 import type { ApiTarget } from "./api_client.ts";
-import { target } from "./client_commands.ts";
+import { QUEEN_FLAGS, target } from "./client_commands.ts";
 import type { Output } from "./client_commands.ts";
 import { parseFlags, str, usage, UsageError } from "./options.ts";
 import type { Flags } from "./options.ts";
 
 const ARTIFACTS_FLAGS: Flags = {
-  queen: {
-    type: "string",
-    value: "URL",
-    help: "the queen's URL",
-    default: "http://127.0.0.1:3000",
-  },
-  token: {
-    type: "string",
-    value: "T",
-    help: "API token (needed on a --private queen)",
-    env: "STRIDER_API_TOKEN",
-  },
+  ...QUEEN_FLAGS,
   out: {
     type: "string",
     value: "DIR",

@@ -19,7 +19,8 @@ import { triggerColumn, triggerHeader } from "./trigger_text.ts";
 import { int, list, pairs, parseFlags, required, str, usage, UsageError } from "./options.ts";
 import type { Flags } from "./options.ts";
 
-const QUEEN_FLAGS: Flags = {
+/** The flags every API client command takes: where the queen is, and the token. */
+export const QUEEN_FLAGS: Flags = {
   queen: {
     type: "string",
     value: "URL",

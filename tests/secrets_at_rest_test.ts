@@ -10,12 +10,12 @@ import { DatabaseSync } from "node:sqlite";
 import type { JobSpec } from "../protocol/mod.ts";
 import { JobSpecSchema, ProjectSchema } from "../protocol/mod.ts";
 import { newJobView } from "../queen/job_state.ts";
+import { newRecord } from "../queen/recorder.ts";
 import { SqliteProjectStore } from "../queen/projects/store.ts";
 import { SecretBox, SecretKeyError } from "../queen/secret_box.ts";
 import { newSecretKey, openSecretBox, parseSecretKey } from "../queen/secret_key.ts";
 import { migrate } from "../queen/sqlite_schema.ts";
 import { SqliteStore } from "../queen/sqlite_store.ts";
-import type { JobRecord } from "../queen/store.ts";
 
 const random = () => crypto.randomUUID().replaceAll("-", "");
 
@@ -119,18 +119,7 @@ Deno.test("a job's secrets are erased from its row when it finishes", async () =
   };
   const full = spec("job-1", values);
   let store = new SqliteStore(dir);
-  const record: JobRecord = {
-    id: "job-1",
-    spec: full,
-    view: newJobView("job-1", full, Date.now()),
-    viewN: 0,
-    lastSeq: {},
-    lastN: 0,
-    logBytes: 0,
-    logEndsWithNewline: true,
-    logAttempt: 0,
-    viewBytes: 0,
-  };
+  const record = newRecord("job-1", full, Date.now());
   await store.createJob(record);
   await store.close();
   store = new SqliteStore(dir);
@@ -233,18 +222,7 @@ Deno.test("rotation keeps a queued job's secrets, and a rotation cut short finis
   };
   const full = spec("queued-1", values);
   let store = new SqliteStore(dir);
-  await store.createJob({
-    id: "queued-1",
-    spec: full,
-    view: newJobView("queued-1", full, Date.now()),
-    viewN: 0,
-    lastSeq: {},
-    lastN: 0,
-    logBytes: 0,
-    logEndsWithNewline: true,
-    logAttempt: 0,
-    viewBytes: 0,
-  });
+  await store.createJob(newRecord("queued-1", full, Date.now()));
   await store.close();
   const first = Deno.readTextFileSync(join(dir, "secret-key"));
 
