@@ -10,7 +10,7 @@ import { Layout } from "./layout.tsx";
 import type { PageContext } from "./layout.tsx";
 import { Ago, StateBadge } from "./overview_rows.tsx";
 import type { BranchEntry, JobQuery, ProjectEntry } from "./project_data.ts";
-import { QUERY_FIELDS } from "./project_data.ts";
+import type { QUERY_FIELDS } from "./project_data.ts";
 
 /** A project's page. */
 export const projectHref = (name: string) => `/projects/${encodeURIComponent(name)}`;
