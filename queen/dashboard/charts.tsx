@@ -35,18 +35,17 @@ export function DurationTrend(props: { runs: JobSummary[] }) {
         {runs.map((run, i) => {
           const h = Math.max(2, Math.round(runMs(run) / max * (H - 4)));
           return (
-            <a href={`/jobs/${encodeURIComponent(run.id)}`} key={run.id}>
-              <rect
-                x={Math.round(i * step + 2)}
-                y={H - h}
-                width={Math.max(2, Math.round(step - 4))}
-                height={h}
-                class={`bar bar-${run.result === "passed" ? "passed" : "failed"}`}
-                data-result={run.result ?? ""}
-              >
-                <title>{`${run.id}: ${run.result} in ${duration(runMs(run))}`}</title>
-              </rect>
-            </a>
+            <rect
+              key={run.id}
+              x={Math.round(i * step + 2)}
+              y={H - h}
+              width={Math.max(2, Math.round(step - 4))}
+              height={h}
+              class={`bar bar-${run.result === "passed" ? "passed" : "failed"}`}
+              data-result={run.result ?? ""}
+            >
+              <title>{`${run.id}: ${run.result} in ${duration(runMs(run))}`}</title>
+            </rect>
           );
         })}
         <text x="0" y={H + 16} class="chart-label">{`longest ${duration(max)}`}</text>
