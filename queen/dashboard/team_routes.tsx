@@ -113,7 +113,7 @@ export function mountTeamPages(app: Hono, t: PageTools): void {
 
   app.get("/jobs/:id/log", async (c) => {
     if (!t.mayView(c)) return t.toLogin(c);
-    const record = store.getJob(c.req.param("id"));
+    const record = await store.getJob(c.req.param("id"));
     if (!record) {
       return t.problem(c, 404, "No such job", `There is no job '${c.req.param("id")}'.`);
     }
@@ -138,7 +138,7 @@ export function mountTeamPages(app: Hono, t: PageTools): void {
 
   app.get("/jobs/:id/log/search", async (c) => {
     if (!t.mayView(c)) return c.json({ error: "log in to view this queen" }, 401);
-    const record = store.getJob(c.req.param("id"));
+    const record = await store.getJob(c.req.param("id"));
     if (!record) return c.json({ error: "no such job" }, 404);
     const q = c.req.query("q") ?? "";
     if (!q || q.length > MAX_QUERY) {
