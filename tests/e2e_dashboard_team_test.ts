@@ -199,7 +199,7 @@ Deno.test({
         // Shift-click extends a range from the clicked line.
         await page.locator("#L10 a.ln").click();
         await page.locator("#L12 a.ln").click({ modifiers: ["Shift"] });
-        await waitUntil(async () => page.url().endsWith("#L10-L12"), 15_000, "the range link");
+        await waitUntil(() => page.url().endsWith("#L10-L12"), 15_000, "the range link");
         equal(await lit.count(), 3);
         await checkAxe("log");
       });
