@@ -180,6 +180,7 @@ Deno.test({
         const open = page.locator("details.cmd[open]");
         equal(await open.count(), 1);
         match(await open.innerText(), /exit 3/);
+        equal(await page.locator('details.phase[data-phase="test"][open]').count(), 1);
         await checkAxe("job");
       });
 
@@ -252,6 +253,21 @@ Deno.test({
         await page.goto(`${queen.url}/`);
         await page.locator('#drones tr[data-drone="team-drone"]').waitFor();
         await checkAxe("overview");
+        // Keyboard: the first Tab reaches the skip link, drawn with a visible focus ring.
+        await page.keyboard.press("Tab");
+        const focus = await page.evaluate(`(() => {
+          const el = document.activeElement;
+          const style = getComputedStyle(el);
+          return [el.textContent, style.outlineStyle, style.outlineWidth];
+        })()`) as string[];
+        equal(focus[0], "Skip to content");
+        ok(focus[1] !== "none" && focus[2] !== "0px", `focus ring: ${focus.join(" ")}`);
+        await page.keyboard.press("Enter");
+        await page.keyboard.press("Tab");
+        ok(
+          await page.evaluate(`document.querySelector("main").contains(document.activeElement)`),
+          "after the skip link, Tab moves into the page's content",
+        );
         await page.screenshot({ path: join(ROOT, "docs", "dashboard.png") });
       });
 

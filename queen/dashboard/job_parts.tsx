@@ -83,6 +83,12 @@ export function collapsed(view: JobView, c: CommandView): boolean {
   );
 }
 
+/** Whether a phase starts shut: in a finished job that failed, the phases without the failure. */
+export function phaseCollapsed(view: JobView, phase: keyof JobView["phases"]): boolean {
+  const commands = view.phases[phase].commands;
+  return commands.length > 0 && commands.every((c) => collapsed(view, c));
+}
+
 /** A command: its line, exit badge, time and output. */
 export function Command(
   props: OutputsOf & {
@@ -152,10 +158,18 @@ export function JobOutputs(props: OutputsOf & { view: JobView }) {
       {PHASES.map((phase) => {
         const p = view.phases[phase];
         return (
-          <section key={phase} class="phase" data-phase={phase} hidden={p.commands.length === 0}>
-            <h2>
-              <span class="phase-name">{phase}</span> <ExitBadge code={p.exitCode} />
-            </h2>
+          <details
+            key={phase}
+            class="phase"
+            data-phase={phase}
+            hidden={p.commands.length === 0}
+            open={!phaseCollapsed(view, phase)}
+          >
+            <summary>
+              <h2>
+                <span class="phase-name">{phase}</span> <ExitBadge code={p.exitCode} />
+              </h2>
+            </summary>
             {p.commands.map((c) => (
               <Command
                 key={c.num}
@@ -167,7 +181,7 @@ export function JobOutputs(props: OutputsOf & { view: JobView }) {
                 shut={collapsed(view, c)}
               />
             ))}
-          </section>
+          </details>
         );
       })}
     </>

@@ -21,6 +21,7 @@ import {
   JobOutputs,
   JobState,
   LatestOutput,
+  phaseCollapsed,
 } from "../job_parts.tsx";
 import type { OutputsOf } from "../job_parts.tsx";
 import { newAnsi, TAIL_LINES } from "../output.ts";
@@ -242,6 +243,12 @@ export class JobFollower {
         const command = Object.values(view.phases).flatMap((p) => p.commands)
           .find((c) => c.num === num);
         if (command && collapsed(view, command)) details.open = false;
+      }
+      for (const phase of PHASES) {
+        const details = this.root.querySelector<HTMLDetailsElement>(
+          `details.phase[data-phase="${phase}"]`,
+        );
+        if (details && phaseCollapsed(view, phase)) details.open = false;
       }
     }
     this.#sync();
