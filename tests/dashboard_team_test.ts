@@ -3,8 +3,12 @@
  * budget, line windows, line times, badges, filters read from a URL, utilisation with an injected
  * clock, and a project's jobs filtered and paged.
  */
-import { deepEqual, equal, ok } from "node:assert/strict";
+import { deepEqual, equal, match, ok } from "node:assert/strict";
+import { JobSpecSchema } from "../protocol/mod.ts";
 import type { RecordedEvent } from "../protocol/mod.ts";
+import { MemoryStore } from "../queen/memory_store.ts";
+import { QueenCore } from "../queen/queen.ts";
+import { createApp } from "../queen/server.ts";
 import { BADGE_COLOURS, badgeSvg } from "../queen/dashboard/badge.ts";
 import { utilisation } from "../queen/dashboard/charts.tsx";
 import {
@@ -202,4 +206,92 @@ Deno.test("a project's jobs filtered by author, trigger and drone, and paged by 
   const all = await filteredJobs(lister, undefined, query, 100);
   deepEqual(all.jobs.map((j) => j.id), want);
   equal(all.next, null);
+});
+
+/** A queen's app over a memory store, with a job whose log holds markup. */
+function hostileQueen(options: { private?: boolean } = {}) {
+  const core = new QueenCore(new MemoryStore(), { leaseMs: 60_000, maxAttempts: 3, log: () => {} });
+  const app = createApp(core, {
+    worker: ["w"],
+    api: ["api-token-0123456789"],
+    view: ["view-token-0123456789"],
+  }, options);
+  const record = core.submit(JobSpecSchema.parse({
+    repo: { url: "https://git.example/o/r.git" },
+    ref: { branch: "main" },
+  }));
+  core.store.appendEvent(
+    record,
+    {
+      event: "job:stdout",
+      id: record.id,
+      attempt: 1,
+      seq: 1,
+      text: "<img src=x onerror=alert(1)> here\n",
+    },
+    Date.now(),
+    "<img src=x onerror=alert(1)> here\n",
+  );
+  return { core, app, id: record.id, [Symbol.dispose]: () => core.close() };
+}
+
+Deno.test("markup in a log and in a search is text on the log page", async () => {
+  using q = hostileQueen();
+  const page = await q.app.request(`/jobs/${q.id}/log?q=${encodeURIComponent("<img src=x")}`);
+  equal(page.status, 200);
+  const html = await page.text();
+  ok(!html.includes("<img src=x"), "markup from the log or the query reached the page");
+  ok(html.includes("&lt;img src=x"));
+  match(html, /1 line with/);
+  const long = await q.app.request(`/jobs/${q.id}/log/search?q=${"a".repeat(201)}`);
+  equal(long.status, 400);
+});
+
+Deno.test("a private queen shows no project, log, badge or drone without the token", async () => {
+  using q = hostileQueen({ private: true });
+  for (
+    const path of [
+      "/projects",
+      "/projects/git.example%2Fo%2Fr",
+      `/jobs/${q.id}/log`,
+      "/drones/1",
+    ]
+  ) {
+    const response = await q.app.request(path);
+    await response.body?.cancel();
+    equal(response.status, 303, path);
+    match(response.headers.get("location") ?? "", /^\/login/);
+  }
+  for (const path of [`/jobs/${q.id}/log/search?q=img`, "/badge/git.example%2Fo%2Fr/main.svg"]) {
+    const response = await q.app.request(path);
+    await response.body?.cancel();
+    equal(response.status, 401, path);
+  }
+  const viewer = await q.app.request("/badge/git.example%2Fo%2Fr/main.svg", {
+    headers: { authorization: "Bearer view-token-0123456789" },
+  });
+  equal(viewer.status, 200);
+  match(await viewer.text(), /data-result="unknown"/);
+});
+
+Deno.test("draining or disconnecting a drone needs the API token, not a read-only one", async () => {
+  using q = hostileQueen();
+  for (const token of [undefined, "view-token-0123456789", "wrong"]) {
+    const response = await q.app.request("/api/drones/1/drain", {
+      method: "POST",
+      headers: token ? { authorization: `Bearer ${token}` } : {},
+    });
+    await response.body?.cancel();
+    equal(response.status, 401, String(token));
+  }
+  const none = await q.app.request("/api/drones/404/drain", {
+    method: "POST",
+    headers: { authorization: "Bearer api-token-0123456789" },
+  });
+  equal(none.status, 404);
+  await none.body?.cancel();
+  // The form route: without a session it refuses (the page says to log in).
+  const form = await q.app.request("/drones/1/drain", { method: "POST" });
+  await form.body?.cancel();
+  equal(form.status, 401);
 });
