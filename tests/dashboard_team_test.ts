@@ -4,7 +4,9 @@
  * clock, and a project's jobs filtered and paged.
  */
 import { deepEqual, equal, match, ok } from "node:assert/strict";
-import { JobSpecSchema } from "../protocol/mod.ts";
+import { JobSpecSchema, ProjectSchema, SECRET_MASK } from "../protocol/mod.ts";
+import { MemoryProjectStore } from "../queen/projects/memory_store.ts";
+import { runFormOfProject, withProjectSecrets } from "../queen/dashboard/run_projects.ts";
 import type { RecordedEvent } from "../protocol/mod.ts";
 import { MemoryStore } from "../queen/memory_store.ts";
 import { QueenCore } from "../queen/queen.ts";
@@ -294,4 +296,39 @@ Deno.test("draining or disconnecting a drone needs the API token, not a read-onl
   const form = await q.app.request("/drones/1/drain", { method: "POST" });
   await form.body?.cancel();
   equal(form.status, 401);
+});
+
+Deno.test("the run form from a project shows its secret-named config masked, and runs with it", async () => {
+  const projects = new MemoryProjectStore();
+  projects.create(
+    ProjectSchema.parse({
+      name: "acme/widget",
+      repo: { url: "https://git.example/acme/widget.git" },
+      branches: {
+        "*": {
+          plugins: ["env", "custom"],
+          config: { env: { DEPLOY_KEY: "s3cret-value", MODE: "ci" }, custom: { test: "make" } },
+        },
+      },
+    }),
+    Date.now(),
+  );
+  const core = new QueenCore(new MemoryStore(), { leaseMs: 60_000, maxAttempts: 3, log: () => {} });
+  try {
+    const app = createApp(core, { worker: ["w"], api: ["api-token-0123456789"] }, { projects });
+    const page = await (await app.request("/run?project=acme%2Fwidget&branch=main")).text();
+    ok(!page.includes("s3cret-value"), "a project's secret-named value reached the form");
+    match(page, /MODE/);
+    const { form } = runFormOfProject(projects, "acme/widget", "main");
+    ok(form && form.config.includes(SECRET_MASK));
+    const restored = withProjectSecrets(projects, form!);
+    const config = JSON.parse(restored.config);
+    equal(config.env.DEPLOY_KEY, "s3cret-value");
+    equal(config.env.MODE, "ci");
+    // Another repository's form gets nothing of this project's.
+    const other = withProjectSecrets(projects, { ...form!, repo: "https://git.example/x/y.git" });
+    ok(!other.config.includes("s3cret-value"));
+  } finally {
+    core.close();
+  }
 });

@@ -29,7 +29,7 @@ import { RunPage } from "./run_page.tsx";
 import { emptyRunForm, readRunForm, specFromRunForm } from "./run_form.ts";
 import { csrfValid, endSession, sameOrigin, sessionOf, startSession } from "./session.ts";
 import { mountTeamPages } from "./team_routes.tsx";
-import { runFormOfProject } from "./run_projects.ts";
+import { runFormOfProject, withProjectSecrets } from "./run_projects.ts";
 import type { Session } from "./session.ts";
 
 export { sessionAuthorizes } from "./session.ts";
@@ -219,7 +219,7 @@ export function mountDashboard(app: Hono, core: QueenCore, options: DashboardOpt
     const session = await actor(c);
     if (session instanceof Response) return session;
     const form = readRunForm(await c.req.parseBody());
-    const made = specFromRunForm(form);
+    const made = specFromRunForm(withProjectSecrets(options.projects, form));
     let problems = made.problems;
     if (made.spec) {
       try {
