@@ -43,8 +43,32 @@ async function* chunks(log: LogReader, id: string, start: number, end: number) {
   }
 }
 
-/** Line starts (byte offsets) of every `SPARSE`th line, and the number of lines. */
+/**
+ * Line indexes of recently shown logs, per store and job id: a job's log only grows, so its size
+ * says whether the index is current.
+ */
+const INDEXES = new WeakMap<
+  LogReader,
+  Map<string, { size: number; sparse: number[]; lines: number }>
+>();
+/** Logs whose index is kept (each about 32 KB per million lines). */
+const KEEP_INDEXES = 32;
+
+/** Line starts of every `SPARSE`th line and the number of lines, from the kept index if current. */
 async function countLines(log: LogReader, id: string, size: number) {
+  let indexes = INDEXES.get(log);
+  if (!indexes) INDEXES.set(log, indexes = new Map());
+  const kept = indexes.get(id);
+  if (kept?.size === size) return kept;
+  const index = { size, ...(await scanLines(log, id, size)) };
+  indexes.delete(id);
+  indexes.set(id, index);
+  if (indexes.size > KEEP_INDEXES) indexes.delete(indexes.keys().next().value!);
+  return index;
+}
+
+/** Line starts (byte offsets) of every `SPARSE`th line, and the number of lines. */
+async function scanLines(log: LogReader, id: string, size: number) {
   const sparse: number[] = [0];
   let lines = 0;
   let lastByte = 10;

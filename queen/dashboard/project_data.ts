@@ -19,6 +19,8 @@ export interface JobLister {
 export const SCAN_JOBS = 2000;
 /** Jobs a filter that the store cannot apply (trigger, author, drone, until) looks through. */
 export const FILTER_SCAN = 5000;
+/** A project's recent jobs its branches are found in (one page of the store). */
+export const BRANCH_SCAN = 500;
 /** Runs of a branch shown as its history, and in a project's trend. */
 export const HISTORY_RUNS = 30;
 
@@ -103,12 +105,26 @@ export async function findProject(
   if (found) {
     return { name: found.project.name, repo: found.project.repo.url, registered: true };
   }
-  return (await listProjects(store, projects)).find((e) => e.name === name);
+  // Not registered: the first recent job of a repository with that key (no full listing).
+  const registered = new Set(projects.list().map((p) => repoKey(p.project.repo.url)));
+  if (registered.has(name)) return undefined;
+  const { records } = await scan(
+    store,
+    {},
+    SCAN_JOBS,
+    (record) => repoKey(record.spec.repo.url) === name,
+    1,
+  );
+  const repo = records[0]?.spec.repo.url;
+  return repo ? { name, repo, registered: false } : undefined;
 }
 
-/** The project's branches, most recently run first, each with its last `HISTORY_RUNS` jobs. */
+/**
+ * The project's branches in its last `BRANCH_SCAN` jobs, most recently run first, each with its
+ * last `HISTORY_RUNS` jobs of those.
+ */
 export async function branchesOf(store: JobLister, repo: string): Promise<BranchEntry[]> {
-  const { records } = await scan(store, { repo }, SCAN_JOBS);
+  const { records } = await scan(store, { repo }, BRANCH_SCAN);
   const byBranch = new Map<string, JobSummary[]>();
   for (const record of records) {
     const branch = branchOf(record);

@@ -46,14 +46,46 @@ export const dashboard: Measure = {
         record.view.finishedAt = new Date(started + 20_000 + (i % 13) * 1000).toISOString();
         store.createJob(record);
       }
+      // One job with a 50 MB log, a needle near its start, for find-in-log and the numbered page.
+      const logMb = ctx.quick ? 10 : 50;
+      const big = newRecord("biglog", {
+        repo: { url: repo },
+        ref: { branch: "main" },
+        plugins: ["custom"],
+        config: { custom: { test: "true" } },
+      }, Date.now());
+      store.createJob(big);
+      let seq = 0;
+      let rowNo = 0;
+      while (big.logBytes < logMb * 1_000_000) {
+        const lines: string[] = [];
+        for (let i = 0; i < 4000; i++) {
+          rowNo++;
+          lines.push(rowNo === 17 ? "the NEEDLE line" : `row ${rowNo} of a long build log, some text`);
+        }
+        const text = lines.join("\n") + "\n";
+        store.appendEvent(
+          big,
+          { event: "job:stdout", id: big.id, attempt: 1, seq: ++seq, text },
+          Date.now(),
+          text,
+        );
+      }
+      big.view.status = "done";
+      big.view.result = "passed";
+      store.saveJob(big);
       store.close();
-      ctx.log(`dashboard: ${jobs} finished jobs written`);
+      ctx.log(`dashboard: ${jobs} finished jobs and a ${logMb} MB log written`);
       const queen = await startQueenProc(data, [], "dashboard queen");
       try {
         const overview = stats(await timeGet(`${queen.url}/`, samples));
         const project = stats(
           await timeGet(`${queen.url}/projects/git.example%2Fbench%2Frepo?result=failed`, samples),
         );
+        const search = stats(
+          await timeGet(`${queen.url}/jobs/biglog/log/search?q=needle`, ctx.quick ? 2 : 5),
+        );
+        const logPage = stats(await timeGet(`${queen.url}/jobs/biglog/log?line=17`, samples));
         const health = stats(await timeGet(`${queen.url}/healthz`, samples));
         const common = {
           group: "dashboard",
@@ -78,6 +110,20 @@ export const dashboard: Measure = {
             median: project.median,
             p99: project.max,
             n: project.n,
+          }),
+          row({
+            ...common,
+            measure: `find-in-log, first request (16 MiB) of a ${logMb} MB log`,
+            median: search.median,
+            p99: search.max,
+            n: search.n,
+          }),
+          row({
+            ...common,
+            measure: `numbered log page around a line of a ${logMb} MB log (line index kept)`,
+            median: logPage.median,
+            p99: logPage.max,
+            n: logPage.n,
           }),
         ];
       } finally {
