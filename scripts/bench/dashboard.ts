@@ -61,7 +61,9 @@ export const dashboard: Measure = {
         const lines: string[] = [];
         for (let i = 0; i < 4000; i++) {
           rowNo++;
-          lines.push(rowNo === 17 ? "the NEEDLE line" : `row ${rowNo} of a long build log, some text`);
+          lines.push(
+            rowNo === 17 ? "the NEEDLE line" : `row ${rowNo} of a long build log, some text`,
+          );
         }
         const text = lines.join("\n") + "\n";
         store.appendEvent(
