@@ -253,6 +253,7 @@ Deno.test({
         await page.goto(`${queen.url}/`);
         await page.locator('#drones tr[data-drone="team-drone"]').waitFor();
         await checkAxe("overview");
+        await page.screenshot({ path: join(ROOT, "docs", "dashboard.png") });
         // Keyboard: the first Tab reaches the skip link, drawn with a visible focus ring.
         await page.keyboard.press("Tab");
         const focus = await page.evaluate(`(() => {
@@ -268,7 +269,6 @@ Deno.test({
           await page.evaluate(`document.querySelector("main").contains(document.activeElement)`),
           "after the skip link, Tab moves into the page's content",
         );
-        await page.screenshot({ path: join(ROOT, "docs", "dashboard.png") });
       });
 
       await t.step("an operator drains a drone from its page; the worker leaves", async () => {
