@@ -24,6 +24,7 @@ import {
 import { git, makeRepo } from "./helpers/git_repo.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
+const ARTIFACTS = join(ROOT, "tests", "artifacts");
 const AXE_SOURCE = (axe as unknown as { source: string }).source;
 
 async function launch(): Promise<Browser> {
@@ -71,6 +72,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn(t) {
+    await Deno.mkdir(ARTIFACTS, { recursive: true });
     const repo = await makeRepo({ "README.md": "team dashboard\n" });
     await git(repo.path, "branch", "feature/x");
     const queen = await startQueen();
@@ -149,6 +151,7 @@ Deno.test({
         equal(ids.sort().join(","), [passed, big].sort().join(","));
         match(await page.locator("figure.chart").innerText(), /last 3 runs/);
         await checkAxe("project");
+        await page.screenshot({ path: join(ARTIFACTS, "project.png"), fullPage: true });
       });
 
       await t.step("a badge per branch, coloured by its latest result", async () => {
@@ -203,6 +206,7 @@ Deno.test({
         await waitUntil(() => page.url().endsWith("#L10-L12"), 15_000, "the range link");
         equal(await lit.count(), 3);
         await checkAxe("log");
+        await page.screenshot({ path: join(ARTIFACTS, "log.png") });
       });
 
       await t.step("find-in-log searches the whole log, not the rendered tail", async () => {
@@ -211,7 +215,8 @@ Deno.test({
           !(await page.locator("section.output").innerText()).includes("NEEDLE-early-line"),
           "the job page renders only the tail",
         );
-        await page.goto(logUrl);
+        await page.getByRole("link", { name: "Full log, search" }).click();
+        await page.waitForURL(logUrl);
         ok(!(await page.locator("#log-lines").innerText()).includes("NEEDLE-early-line"));
         await page.getByLabel("Find in the whole log").fill("needle-EARLY");
         await page.getByRole("button", { name: "Find" }).click();
@@ -282,6 +287,7 @@ Deno.test({
           new RegExp(big),
         );
         await checkAxe("drone");
+        await page.screenshot({ path: join(ARTIFACTS, "drone.png"), fullPage: true });
         equal(await page.getByRole("button", { name: "Drain" }).count(), 0);
         await page.getByRole("link", { name: "Log in" }).first().click();
         await page.getByLabel("API token").fill(API_TOKEN);

@@ -86,13 +86,13 @@ function SearchResults(props: { data: LogPageData }) {
   );
 }
 
-/** One numbered line; its number links to it. */
+/** One numbered line (a block, so no newline between them); its number links to it. */
 function lineHtml(n: number, html: string, time: number | null | undefined): string {
   const stamp = time === undefined
     ? ""
     : `<span class="lts">${time === null ? "" : new Date(time).toISOString().slice(11, 23)}</span>`;
   return `<span class="line" id="L${n}"><a class="ln" href="#L${n}">${n}</a>${stamp}` +
-    `<span class="lt">${html}</span></span>\n`;
+    `<span class="lt">${html}</span></span>`;
 }
 
 /** The log page. */
