@@ -14,6 +14,7 @@ import { join } from "node:path";
 import { dispatch } from "./bench/dispatch.ts";
 import { logThroughput, storeThroughput } from "./bench/log.ts";
 import { recovery } from "./bench/recovery.ts";
+import { dashboard } from "./bench/dashboard.ts";
 import { restart } from "./bench/restart.ts";
 import { scale } from "./bench/scale.ts";
 import { throughput } from "./bench/throughput.ts";
@@ -30,6 +31,7 @@ const MEASURES: Measure[] = [
   recovery,
   scale,
   restart,
+  dashboard,
 ];
 
 const RESULTS = join(ROOT, "bench", "results.json");

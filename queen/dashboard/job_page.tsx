@@ -105,6 +105,7 @@ function Actions(props: { ctx: PageContext; view: JobView }) {
           <button type="submit">Re-run</button>
         </form>
       )}
+      <a class="button" href={`/jobs/${view.id}/log`}>Full log, search</a>
       <a class="button" href={`/api/jobs/${view.id}/log`}>Raw log</a>
     </div>
   );

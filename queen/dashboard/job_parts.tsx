@@ -72,14 +72,36 @@ export interface OutputsOf {
   part: (key: string, text: string) => OutputPart;
 }
 
+/**
+ * Whether a command starts shut: in a finished job with a failing command, the ones that passed
+ * are, so that the failing one is what the page opens on.
+ */
+export function collapsed(view: JobView, c: CommandView): boolean {
+  if (view.status !== "done" || c.exitCode !== 0) return false;
+  return Object.values(view.phases).some((p) =>
+    p.commands.some((cmd) => cmd.exitCode !== null && cmd.exitCode !== 0)
+  );
+}
+
+/** Whether a phase starts shut: in a finished job that failed, the phases without the failure. */
+export function phaseCollapsed(view: JobView, phase: keyof JobView["phases"]): boolean {
+  const commands = view.phases[phase].commands;
+  return commands.length > 0 && commands.every((c) => collapsed(view, c));
+}
+
 /** A command: its line, exit badge, time and output. */
 export function Command(
-  props: OutputsOf & { command: CommandView; live: boolean; jobEnd: string | null },
+  props: OutputsOf & {
+    command: CommandView;
+    live: boolean;
+    jobEnd: string | null;
+    shut?: boolean;
+  },
 ) {
   const c = props.command;
   const key = String(c.num);
   return (
-    <details class="cmd" data-num={c.num} open>
+    <details class="cmd" data-num={c.num} open={!props.shut}>
       <summary>
         <code class="cmd-line">{`$ ${c.command}`}</code>
         <CommandMeta command={c} running={props.live} jobEnd={props.jobEnd} />
@@ -136,10 +158,18 @@ export function JobOutputs(props: OutputsOf & { view: JobView }) {
       {PHASES.map((phase) => {
         const p = view.phases[phase];
         return (
-          <section key={phase} class="phase" data-phase={phase} hidden={p.commands.length === 0}>
-            <h2>
-              <span class="phase-name">{phase}</span> <ExitBadge code={p.exitCode} />
-            </h2>
+          <details
+            key={phase}
+            class="phase"
+            data-phase={phase}
+            hidden={p.commands.length === 0}
+            open={!phaseCollapsed(view, phase)}
+          >
+            <summary>
+              <h2>
+                <span class="phase-name">{phase}</span> <ExitBadge code={p.exitCode} />
+              </h2>
+            </summary>
             {p.commands.map((c) => (
               <Command
                 key={c.num}
@@ -148,9 +178,10 @@ export function JobOutputs(props: OutputsOf & { view: JobView }) {
                 command={c}
                 live={isRunning(view, c)}
                 jobEnd={view.finishedAt}
+                shut={collapsed(view, c)}
               />
             ))}
-          </section>
+          </details>
         );
       })}
     </>

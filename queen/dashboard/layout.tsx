@@ -36,6 +36,7 @@ export function Layout(props: { ctx: PageContext; title: string; children?: Chil
           <a class="brand" href="/">strider</a>
           <nav aria-label="Main">
             <a href="/">Overview</a>
+            <a href="/projects">Projects</a>
             <a href="/run">Run a job</a>
           </nav>
           <div class="auth">

@@ -31,6 +31,8 @@ import { OverviewPage } from "./overview_page.tsx";
 import { RunPage } from "./run_page.tsx";
 import { emptyRunForm, readRunForm, specFromRunForm } from "./run_form.ts";
 import { csrfValid, endSession, sameOrigin, sessionOf, startSession } from "./session.ts";
+import { mountTeamPages } from "./team_routes.tsx";
+import { runFormOfProject, withProjectSecrets } from "./run_projects.ts";
 import type { Session } from "./session.ts";
 
 /** Settings of the dashboard. */
@@ -188,16 +190,33 @@ export function mountDashboard(app: Hono, core: QueenCore, options: DashboardOpt
     return c.json({ start: found.part.start, text: found.part.text });
   });
 
+  mountTeamPages(app, {
+    core,
+    projects: options.projects,
+    apiTokens: tokens,
+    mayView,
+    toLogin,
+    contextOf,
+    html,
+    problem,
+    actor,
+  });
+
   app.get("/run", (c) => {
     if (!mayView(c)) return toLogin(c);
-    return html(c, RunPage({ ctx: contextOf(c), form: emptyRunForm() }));
+    const chosen = runFormOfProject(
+      options.projects,
+      c.req.query("project"),
+      c.req.query("branch"),
+    );
+    return html(c, RunPage({ ctx: contextOf(c), ...chosen, form: chosen.form ?? emptyRunForm() }));
   });
 
   app.post("/run", formLimit, async (c) => {
     const session = await actor(c);
     if (session instanceof Response) return session;
     const form = readRunForm(await c.req.parseBody());
-    const made = specFromRunForm(form);
+    const made = specFromRunForm(withProjectSecrets(options.projects, form));
     let problems = made.problems;
     if (made.spec) {
       try {

@@ -39,7 +39,7 @@ export function DroneRow(props: { drone: DroneView }) {
   return (
     <tr data-drone={d.name}>
       <th scope="row" data-label="">
-        {d.name}
+        <a href={`/drones/${encodeURIComponent(d.id)}`}>{d.name}</a>
         {d.draining && <span class="tag">draining</span>}
       </th>
       <td class="num" data-label="Speed">{d.speed}</td>

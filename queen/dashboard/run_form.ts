@@ -4,7 +4,10 @@ import type { JobSpec, Phase } from "../../protocol/mod.ts";
 
 /** The trigger form as submitted: every field a string. */
 export type RunForm =
-  & Record<"repo" | "branch" | "commit" | "job_type" | "env" | "author" | "message", string>
+  & Record<
+    "repo" | "branch" | "commit" | "job_type" | "env" | "author" | "message" | "plugins" | "config",
+    string
+  >
   & Record<Phase, string>;
 
 /** The form as first shown. */
@@ -17,6 +20,8 @@ export function emptyRunForm(): RunForm {
     env: "",
     author: "",
     message: "",
+    plugins: "",
+    config: "",
     environment: "",
     prepare: "",
     test: "",
@@ -55,6 +60,22 @@ export function specFromRunForm(
     PHASES.filter((phase) => form[phase].trim()).map((phase) => [phase, form[phase].trim()]),
   );
   const hasCommands = Object.keys(custom).length > 0;
+  // A registered project's plugins and config (pre-filled from its branch settings) come first.
+  const plugins = form.plugins.split(/[\s,]+/).filter(Boolean);
+  let config: Record<string, unknown> = {};
+  if (form.config.trim()) {
+    try {
+      const parsed = JSON.parse(form.config);
+      if (parsed && typeof parsed === "object" && !Array.isArray(parsed)) config = parsed;
+      else problems.push("plugin config: must be a JSON object");
+    } catch {
+      problems.push('plugin config: is not JSON (an object such as {"env": {}})');
+    }
+  }
+  if (hasCommands) {
+    for (const name of ["env", "custom"]) if (!plugins.includes(name)) plugins.push(name);
+    config = { ...config, env, custom };
+  }
   const author = form.author.trim();
   const message = form.message.trim();
   const commit = form.commit.trim();
@@ -69,7 +90,7 @@ export function specFromRunForm(
       timestamp: now.toISOString(),
       source: { type: "UI", page: "dashboard" },
     },
-    ...(hasCommands ? { plugins: ["env", "custom"], config: { env, custom } } : {}),
+    ...(plugins.length ? { plugins, config } : {}),
   };
   if (!hasCommands && Object.keys(env).length) {
     problems.push("environment variables: give commands for at least one phase to use them");
@@ -89,6 +110,8 @@ function fieldName(path: string): string {
   if (path === "job_type") return "job type";
   if (path.startsWith("config.custom.")) return path.slice("config.custom.".length);
   if (path.startsWith("config.env")) return "environment variables";
+  if (path.startsWith("plugins")) return "plugins";
+  if (path.startsWith("config")) return "plugin config";
   if (path.startsWith("trigger.author")) return "your name";
   if (path.startsWith("trigger.message")) return "message";
   return path;

@@ -25,8 +25,18 @@ function Field(
 }
 
 /** The trigger form, with the problems of a refused submission listed above it. */
-export function RunPage(props: { ctx: PageContext; form: RunForm; problems?: string[] }) {
+export function RunPage(
+  props: {
+    ctx: PageContext;
+    form: RunForm;
+    problems?: string[];
+    /** Registered projects, to start from one (a GET form that pre-fills this one). */
+    projects?: { name: string; branches: string[] }[];
+    project?: string;
+  },
+) {
   const { ctx, form, problems } = props;
+  const projects = props.projects ?? [];
   return (
     <Layout ctx={ctx} title="Run a job">
       <h1>Run a job</h1>
@@ -36,6 +46,38 @@ export function RunPage(props: { ctx: PageContext; form: RunForm; problems?: str
           <p>The job was not started:</p>
           <ul>{problems.map((p) => <li key={p}>{p}</li>)}</ul>
         </div>
+      )}
+      {projects.length > 0 && (
+        <form method="get" action="/run" class="run-project">
+          <div class="row">
+            <div class="field">
+              <label for="run-project">Project</label>
+              <select id="run-project" name="project">
+                {projects.map((p) => (
+                  <option key={p.name} value={p.name} selected={p.name === props.project}>
+                    {p.name}
+                  </option>
+                ))}
+              </select>
+            </div>
+            <div class="field">
+              <label for="run-project-branch">Branch</label>
+              <input
+                id="run-project-branch"
+                name="branch"
+                value={props.project ? form.branch : "main"}
+                list="run-branches"
+                autocomplete="off"
+              />
+              <datalist id="run-branches">
+                {[...new Set(projects.flatMap((p) => p.branches))].map((b) => (
+                  <option key={b} value={b} />
+                ))}
+              </datalist>
+            </div>
+          </div>
+          <button type="submit">Fill in from the project</button>
+        </form>
       )}
       <form method="post" action="/run" class="run-form">
         {ctx.session && <CsrfField session={ctx.session} />}
@@ -80,6 +122,19 @@ export function RunPage(props: { ctx: PageContext; form: RunForm; problems?: str
               {form.env}
             </textarea>
             <small id="run-env-hint">One NAME=value per line</small>
+          </div>
+        </fieldset>
+        <fieldset>
+          <legend>Plugins</legend>
+          <Field
+            name="plugins"
+            label="Plugins (optional)"
+            form={form}
+            hint="Names in order, comma-separated; filled in from a project's branch settings"
+          />
+          <div class="field">
+            <label for="run-config">Plugin config (JSON, optional)</label>
+            <textarea id="run-config" name="config" rows={3}>{form.config}</textarea>
           </div>
         </fieldset>
         <div class="row">

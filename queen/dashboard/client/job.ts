@@ -11,6 +11,7 @@ import { PHASES } from "../../../protocol/phases.ts";
 import { applyEvent, isOutputEvent, outputTarget } from "../../../protocol/job_fold.ts";
 import {
   Attempts,
+  collapsed,
   Command,
   CommandMeta,
   Duration,
@@ -20,6 +21,7 @@ import {
   JobOutputs,
   JobState,
   LatestOutput,
+  phaseCollapsed,
 } from "../job_parts.tsx";
 import type { OutputsOf } from "../job_parts.tsx";
 import { newAnsi, TAIL_LINES } from "../output.ts";
@@ -233,7 +235,22 @@ export class JobFollower {
       return;
     }
     if (e.event === "job:cmd:start" && !this.#complete) this.#append("log", `$ ${e.screencmd}\n`);
-    if (e.event === "job:done") this.#flush();
+    if (e.event === "job:done") {
+      this.#flush();
+      // As the queen renders a finished job: the failing command open, the ones that passed shut.
+      for (const details of this.root.querySelectorAll<HTMLDetailsElement>("details.cmd")) {
+        const num = Number(details.dataset.num);
+        const command = Object.values(view.phases).flatMap((p) => p.commands)
+          .find((c) => c.num === num);
+        if (command && collapsed(view, command)) details.open = false;
+      }
+      for (const phase of PHASES) {
+        const details = this.root.querySelector<HTMLDetailsElement>(
+          `details.phase[data-phase="${phase}"]`,
+        );
+        if (details && phaseCollapsed(view, phase)) details.open = false;
+      }
+    }
     this.#sync();
   }
 

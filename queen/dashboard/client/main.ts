@@ -10,6 +10,7 @@
 import { ago, elapsed } from "../format.ts";
 import { handleActions } from "./actions.ts";
 import { JobFollower } from "./job.ts";
+import { followLogPage } from "./log.ts";
 import { followOverview } from "./overview.ts";
 
 document.documentElement.classList.add("js");
@@ -30,8 +31,11 @@ setInterval(() => {
 }, 1000);
 
 // The end of an output is what matters most (where a failure shows): start there.
-for (const pre of document.querySelectorAll("pre.log")) pre.scrollTop = pre.scrollHeight;
+for (const pre of document.querySelectorAll("pre.log:not(.numbered)")) {
+  pre.scrollTop = pre.scrollHeight;
+}
 
 const jobRoot = document.getElementById("job");
 if (jobRoot && jobRoot.dataset.status !== "done") new JobFollower(jobRoot);
 if (document.getElementById("overview")) followOverview();
+followLogPage();
