@@ -10,6 +10,7 @@ import { runFormOfProject, withProjectSecrets } from "../queen/dashboard/run_pro
 import type { RecordedEvent } from "../protocol/mod.ts";
 import { MemoryStore } from "../queen/memory_store.ts";
 import { QueenCore } from "../queen/queen.ts";
+import { Recorder } from "../queen/recorder.ts";
 import { createApp } from "../queen/server.ts";
 import { BADGE_COLOURS, badgeSvg } from "../queen/dashboard/badge.ts";
 import { utilisation } from "../queen/dashboard/charts.tsx";
@@ -211,34 +212,30 @@ Deno.test("a project's jobs filtered by author, trigger and drone, and paged by 
 });
 
 /** A queen's app over a memory store, with a job whose log holds markup. */
-function hostileQueen(options: { private?: boolean } = {}) {
+async function hostileQueen(options: { private?: boolean } = {}) {
   const core = new QueenCore(new MemoryStore(), { leaseMs: 60_000, maxAttempts: 3, log: () => {} });
   const app = createApp(core, {
     worker: ["w"],
     api: ["api-token-0123456789"],
     view: ["view-token-0123456789"],
   }, options);
-  const record = core.submit(JobSpecSchema.parse({
+  const record = await core.submit(JobSpecSchema.parse({
     repo: { url: "https://git.example/o/r.git" },
     ref: { branch: "main" },
   }));
-  core.store.appendEvent(
-    record,
-    {
-      event: "job:stdout",
-      id: record.id,
-      attempt: 1,
-      seq: 1,
-      text: "<img src=x onerror=alert(1)> here\n",
-    },
-    Date.now(),
-    "<img src=x onerror=alert(1)> here\n",
-  );
+  // Recorded as the queen records a worker's output.
+  new Recorder(core.store, core.hub).record(record, {
+    event: "job:stdout",
+    id: record.id,
+    attempt: 1,
+    seq: 1,
+    text: "<img src=x onerror=alert(1)> here\n",
+  }, Date.now());
   return { core, app, id: record.id, [Symbol.dispose]: () => core.close() };
 }
 
 Deno.test("markup in a log and in a search is text on the log page", async () => {
-  using q = hostileQueen();
+  using q = await hostileQueen();
   const page = await q.app.request(`/jobs/${q.id}/log?q=${encodeURIComponent("<img src=x")}`);
   equal(page.status, 200);
   const html = await page.text();
@@ -250,7 +247,7 @@ Deno.test("markup in a log and in a search is text on the log page", async () =>
 });
 
 Deno.test("a private queen shows no project, log, badge or drone without the token", async () => {
-  using q = hostileQueen({ private: true });
+  using q = await hostileQueen({ private: true });
   for (
     const path of [
       "/projects",
@@ -277,7 +274,7 @@ Deno.test("a private queen shows no project, log, badge or drone without the tok
 });
 
 Deno.test("draining or disconnecting a drone needs the API token, not a read-only one", async () => {
-  using q = hostileQueen();
+  using q = await hostileQueen();
   for (const token of [undefined, "view-token-0123456789", "wrong"]) {
     const response = await q.app.request("/api/drones/1/drain", {
       method: "POST",

@@ -193,7 +193,6 @@ export function mountDashboard(app: Hono, core: QueenCore, options: DashboardOpt
   mountTeamPages(app, {
     core,
     projects: options.projects,
-    apiTokens: tokens,
     mayView,
     toLogin,
     contextOf,

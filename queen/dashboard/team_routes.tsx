@@ -4,7 +4,7 @@
  * the page helpers it owns (access, sessions, CSRF).
  */
 import type { Context, Hono } from "hono";
-import { bearerToken, tokenMatches } from "../auth.ts";
+import { NotFoundError } from "../errors.ts";
 import type { Drone } from "../drone.ts";
 import { jobSummary } from "../job_summary.ts";
 import type { ProjectStore } from "../projects/store.ts";
@@ -31,7 +31,6 @@ import type { Session } from "./session.ts";
 export interface PageTools {
   core: QueenCore;
   projects: ProjectStore;
-  apiTokens: readonly string[];
   mayView: (c: Context) => boolean;
   toLogin: (c: Context) => Response;
   contextOf: (c: Context, session?: Session) => PageContext;
@@ -186,15 +185,10 @@ export function mountTeamPages(app: Hono, t: PageTools): void {
       act(what, drone);
       return c.redirect(what === "drain" ? `/drones/${encodeURIComponent(drone.id)}` : "/", 303);
     });
+    // The write guard of `/api/*` (queen/http/auth.ts) has checked the token.
     app.post(`/api/drones/:id/${what}`, (c) => {
-      if (!tokenMatches(bearerToken(c.req.header("authorization")), t.apiTokens)) {
-        return c.json(
-          { error: "an API token is required: send 'Authorization: Bearer <token>'" },
-          401,
-        );
-      }
       const drone = droneOf(c);
-      if (!drone) return c.json({ error: `no connected drone '${c.req.param("id")}'` }, 404);
+      if (!drone) throw new NotFoundError(`no connected drone '${c.req.param("id")}'`);
       act(what, drone);
       return c.json({ ok: true, drone: drone.id, action: what });
     });

@@ -3,6 +3,8 @@
  * project page that lists, filters and charts them, beside `/healthz` of the same queen (the
  * HTTP round trip alone). The issue's target: the overview in under 300 ms.
  */
+import { Hub } from "../../queen/hub.ts";
+import { Recorder } from "../../queen/recorder.ts";
 import { SqliteStore } from "../../queen/sqlite_store.ts";
 import { newRecord } from "./restart.ts";
 import { join, row, startQueenProc, stats, tempDir } from "./lib.ts";
@@ -44,7 +46,7 @@ export const dashboard: Measure = {
         record.view.result = i % 7 === 0 ? "failed" : "passed";
         record.view.startedAt = new Date(started).toISOString();
         record.view.finishedAt = new Date(started + 20_000 + (i % 13) * 1000).toISOString();
-        store.createJob(record);
+        await store.createJob(record);
       }
       // One job with a 50 MB log, a needle near its start, for find-in-log and the numbered page.
       const logMb = ctx.quick ? 10 : 50;
@@ -54,7 +56,9 @@ export const dashboard: Measure = {
         plugins: ["custom"],
         config: { custom: { test: "true" } },
       }, Date.now());
-      store.createJob(big);
+      await store.createJob(big);
+      // Written as the queen writes it: through the recorder (log text, positions, fold).
+      const recorder = new Recorder(store, new Hub(), Number.MAX_SAFE_INTEGER);
       let seq = 0;
       let rowNo = 0;
       while (big.logBytes < logMb * 1_000_000) {
@@ -66,17 +70,16 @@ export const dashboard: Measure = {
           );
         }
         const text = lines.join("\n") + "\n";
-        store.appendEvent(
+        recorder.record(
           big,
           { event: "job:stdout", id: big.id, attempt: 1, seq: ++seq, text },
           Date.now(),
-          text,
         );
       }
       big.view.status = "done";
       big.view.result = "passed";
       store.saveJob(big);
-      store.close();
+      await store.close();
       ctx.log(`dashboard: ${jobs} finished jobs and a ${logMb} MB log written`);
       const queen = await startQueenProc(data, [], "dashboard queen");
       try {
