@@ -11,11 +11,11 @@ import type {
   WorkerJobEvent,
 } from "../protocol/mod.ts";
 import { decodeWorkerFrame, protocolRefusal } from "../protocol/mod.ts";
-import { Drone } from "./drone.ts";
+import { Drone, DroneRegistry } from "./drone.ts";
 import { Hub } from "./hub.ts";
 import { foldEvent, newJobView } from "./job_state.ts";
 import { LogBuilder } from "./job_log.ts";
-import { canRun, pickDrone, runnable, whyWaiting } from "./scheduler.ts";
+import { canRun, runnable, whyWaiting } from "./scheduler.ts";
 import type { JobNeeds } from "./scheduler.ts";
 import type { JobRecord, Store } from "./store.ts";
 
@@ -88,7 +88,8 @@ function needsOf(spec: JobSpec): JobNeeds {
 export class QueenCore {
   readonly store: Store;
   readonly hub = new Hub();
-  readonly drones = new Map<string, Drone>();
+  // i16 hook: the registry keeps a load index for dispatch (see queen/drone.ts).
+  readonly drones = new DroneRegistry();
   readonly #options: QueenCoreOptions;
   /** Queued job ids; kept ordered by priority, then age. */
   #queue: string[] = [];
@@ -322,8 +323,6 @@ export class QueenCore {
       if (this.#waiting.size > 0) this.#rebalance();
       return;
     }
-    const ready = [...this.drones.values()].filter((d) => d.info);
-    const loads = ready.map((d) => d.load());
     const remaining: string[] = [];
     const serialized = this.#queue.some((id) => this.store.getJob(id)?.spec.serialize);
     const busyBranches = serialized ? this.#busyBranches() : new Map<string, string>();
@@ -339,16 +338,16 @@ export class QueenCore {
         }
       }
       const needs = needsOf(record.spec);
-      const chosen = pickDrone(needs, loads);
+      // i16 hook: the index answers what pickDrone over every drone's load would.
+      const chosen = this.drones.pick(needs);
       if (!chosen) {
+        const loads = [...this.drones.values()].filter((d) => d.info).map((d) => d.load());
         this.#setWaiting(record, whyWaiting(needs, loads));
         remaining.push(id);
         continue;
       }
-      chosen.active++;
-      if (chosen.remaining !== undefined) chosen.remaining--;
       if (record.spec.serialize) busyBranches.set(branchKey(record.spec), id);
-      this.#assign(record, this.drones.get(chosen.id)!);
+      this.#assign(record, chosen);
     }
     this.#queue = remaining;
     if (this.#waiting.size > 0) this.#rebalance();
