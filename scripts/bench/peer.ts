@@ -215,9 +215,11 @@ c['buildbotURL'] = "http://127.0.0.1:${www}/"
   async complete(ids: Set<number>): Promise<number> {
     const min = Math.min(...ids);
     const response = await fetch(
-      `${this.url}/api/v2/buildsets?complete=true&bsid__ge=${min}&field=bsid&field=results`,
+      `${this.url}/api/v2/buildsets?complete=true&bsid__ge=${min}` +
+        "&field=bsid&field=results&field=complete",
     );
     const body = await response.json();
+    if (!body.buildsets) throw new Error(`Buildbot: ${JSON.stringify(body)}`);
     let n = 0;
     for (const set of body.buildsets as { bsid: number; results: number }[]) {
       if (!ids.has(set.bsid)) continue;
