@@ -35,9 +35,12 @@ async function direct(repo: string, dir: string): Promise<void> {
 }
 
 /**
- * A repository of `commits` commits, each adding a file of `bytes` incompressible bytes (base64
- * of random data), written with one `git fast-import`; returns its bare path.
+ * A repository of `commits` commits, each rewriting one of `FILES` files with `bytes` new
+ * incompressible bytes (base64 of random data), written with one `git fast-import`; returns its
+ * bare path. As in real projects, the history is far larger than the tree it checks out.
  */
+const FILES = 20;
+
 async function makeHistory(dir: string, commits: number, bytes: number): Promise<string> {
   const repo = join(dir, "history.git");
   await run("git", ["init", "-q", "--bare", "-b", "main", repo]);
@@ -54,7 +57,7 @@ async function makeHistory(dir: string, commits: number, bytes: number): Promise
       `commit refs/heads/main\nmark :${i + 1}\n` +
         `committer Bench <bench@example.com> ${1_700_000_000 + i} +0000\n` +
         `data ${message.length}\n${message}` + (i > 0 ? `from :${i}\n` : "") +
-        `M 100644 inline files/${String(i).padStart(4, "0")}.txt\ndata ${data.length}\n${data}\n`,
+        `M 100644 inline files/${i % FILES}.txt\ndata ${data.length}\n${data}\n`,
     );
   }
   const child = new Deno.Command("git", {
@@ -197,6 +200,7 @@ export const turnaround: Measure = {
           notes: {
             repo_mb: Math.round(historyBytes / 10_000) / 100,
             commits,
+            files: FILES,
             fetch_step_ms_p50: stats(http.fetchStep).median,
             test_step_ms_p50: stats(http.testStep).median,
           },
