@@ -433,6 +433,8 @@ async function writeResults(rows: PeerRow[], load: number): Promise<void> {
     ? text.slice(0, text.indexOf(begin)) + block + text.slice(text.indexOf(end) + end.length)
     : text.replace("## Targets", `## Beside Buildbot\n\n${block}\n\n## Targets`);
   await Deno.writeTextFile(path, next);
+  // Keep the file as `deno fmt` has it (the check in `deno task check`).
+  await new Deno.Command(Deno.execPath(), { args: ["fmt", "-q", path], stdout: "null" }).output();
   console.log(table);
 }
 
