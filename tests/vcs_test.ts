@@ -1,4 +1,4 @@
-/** Unit tests of the worker's fetch: error explanations, credential handling, the mirror checkout. */
+/** The worker's fetch: error explanations, credential handling, the checkout from the mirror. */
 import { equal, match, ok } from "node:assert/strict";
 import type { DispatchedJob } from "../protocol/mod.ts";
 import { explainFetchFailure, fetchCode } from "../worker/vcs.ts";
