@@ -1,6 +1,7 @@
 import type { DroneInfo, DroneView, QueenFrame } from "../protocol/mod.ts";
 import { attemptKey, encodeFrame, PROTOCOL_VERSION } from "../protocol/mod.ts";
-import type { DroneLoad } from "./scheduler.ts";
+import type { DroneLoad, JobNeeds } from "./scheduler.ts";
+import { DroneLoadIndex } from "./scheduler.ts";
 
 /**
  * Frames per second a drone may send on average, and in a burst. An honest worker batches its
@@ -26,12 +27,13 @@ export class Drone {
   readonly id: string;
   readonly connectedAt: number;
   lastSeen: number;
-  info: DroneInfo | undefined;
-  draining = false;
-  /** Jobs the worker still takes (`--max-jobs`), counted down as they are sent. */
-  acceptsLeft: number | undefined;
+  /** Called whenever what the scheduler sees of the drone changes (see `DroneRegistry`). */
+  onLoadChange: ((drone: Drone) => void) | undefined;
+  #info: DroneInfo | undefined;
+  #draining = false;
+  #acceptsLeft: number | undefined;
   /** Job id → attempt number, for every attempt given to this drone and not finished. */
-  readonly jobs = new Map<string, number>();
+  readonly jobs: Map<string, number> = new WatchedMap(() => this.onLoadChange?.(this));
   /** Frames the drone may still send in this second (a token bucket; see `allowFrame`). */
   #budget = FRAMES_PER_SECOND;
   #budgetAt: number;
@@ -43,6 +45,34 @@ export class Drone {
     this.id = id;
     this.#socket = socket;
     this.connectedAt = this.lastSeen = this.#budgetAt = now;
+  }
+
+  get info(): DroneInfo | undefined {
+    return this.#info;
+  }
+
+  set info(info: DroneInfo | undefined) {
+    this.#info = info;
+    this.onLoadChange?.(this);
+  }
+
+  get draining(): boolean {
+    return this.#draining;
+  }
+
+  set draining(draining: boolean) {
+    this.#draining = draining;
+    this.onLoadChange?.(this);
+  }
+
+  /** Jobs the worker still takes (`--max-jobs`), counted down as they are sent. */
+  get acceptsLeft(): number | undefined {
+    return this.#acceptsLeft;
+  }
+
+  set acceptsLeft(left: number | undefined) {
+    this.#acceptsLeft = left;
+    this.onLoadChange?.(this);
   }
 
   get name(): string {
@@ -139,5 +169,73 @@ export class Drone {
       connectedAt: new Date(this.connectedAt).toISOString(),
       lastSeen: new Date(this.lastSeen).toISOString(),
     };
+  }
+}
+
+/** A Map that calls `changed` after every change of its contents. */
+class WatchedMap<K, V> extends Map<K, V> {
+  #changed: (() => void) | undefined;
+
+  constructor(changed: () => void) {
+    super();
+    this.#changed = changed;
+  }
+
+  override set(key: K, value: V): this {
+    super.set(key, value);
+    this.#changed?.();
+    return this;
+  }
+
+  override delete(key: K): boolean {
+    const deleted = super.delete(key);
+    if (deleted) this.#changed?.();
+    return deleted;
+  }
+
+  override clear(): void {
+    super.clear();
+    this.#changed?.();
+  }
+}
+
+/**
+ * The connected drones by id, with a `DroneLoadIndex` kept up to date as they come, go and
+ * change load, so that `pick` finds the drone for a job without scanning the fleet (dispatch at
+ * 10,000 workers).
+ */
+export class DroneRegistry extends Map<string, Drone> {
+  readonly #index = new DroneLoadIndex();
+
+  override set(id: string, drone: Drone): this {
+    const previous = super.get(id);
+    if (previous && previous !== drone) previous.onLoadChange = undefined;
+    super.set(id, drone);
+    drone.onLoadChange = (changed) => this.#sync(changed);
+    this.#sync(drone);
+    return this;
+  }
+
+  override delete(id: string): boolean {
+    const drone = super.get(id);
+    if (drone) drone.onLoadChange = undefined;
+    this.#index.remove(id);
+    return super.delete(id);
+  }
+
+  override clear(): void {
+    for (const id of [...this.keys()]) this.delete(id);
+  }
+
+  /** The drone the seed's rule picks for a job, as `pickDrone` over every drone would. */
+  pick(needs: JobNeeds): Drone | undefined {
+    const load = this.#index.pick(needs);
+    return load && super.get(load.id);
+  }
+
+  #sync(drone: Drone): void {
+    if (super.get(drone.id) !== drone) return;
+    if (drone.info) this.#index.update(drone.load());
+    else this.#index.remove(drone.id);
   }
 }

@@ -14,11 +14,11 @@ import type {
 } from "../protocol/mod.ts";
 import { decodeWorkerFrame, protocolRefusal } from "../protocol/mod.ts";
 import { hex } from "../protocol/hex.ts";
-import { Drone } from "./drone.ts";
+import { Drone, DroneRegistry } from "./drone.ts";
 import { ConflictError, RejectedError } from "./errors.ts";
 import { Hub } from "./hub.ts";
 import { newRecord, Recorder } from "./recorder.ts";
-import { branchKey, canRun, needsOf, pickDrone, runnable, whyWaiting } from "./scheduler.ts";
+import { branchKey, canRun, needsOf, runnable, whyWaiting } from "./scheduler.ts";
 import type { JobRecord, Store } from "./store.ts";
 import { systemClock } from "./clock.ts";
 import type { Clock, TimerId } from "./clock.ts";
@@ -83,7 +83,8 @@ export class QueenCore {
    * committed their end): the one copy of each, which only the recorder changes.
    */
   readonly #jobs = new Map<string, JobRecord>();
-  readonly drones = new Map<string, Drone>();
+  // The registry keeps a load index for dispatch (see queen/drone.ts).
+  readonly drones = new DroneRegistry();
   readonly #options: QueenCoreOptions;
   /** Queued job ids; kept ordered by priority, then age. */
   #queue: string[] = [];
@@ -351,8 +352,6 @@ export class QueenCore {
       if (this.#waiting.size > 0) this.#rebalance();
       return;
     }
-    const ready = [...this.drones.values()].filter((d) => d.info);
-    const loads = ready.map((d) => d.load());
     const remaining: string[] = [];
     const serialized = this.#queue.some((id) => this.#jobs.get(id)?.spec.serialize);
     const busyBranches = serialized ? this.#busyBranches() : new Map<string, string>();
@@ -371,16 +370,16 @@ export class QueenCore {
         }
       }
       const needs = needsOf(record.spec);
-      const chosen = pickDrone(needs, loads);
+      // The index answers what pickDrone over every drone's load would.
+      const chosen = this.drones.pick(needs);
       if (!chosen) {
+        const loads = [...this.drones.values()].filter((d) => d.info).map((d) => d.load());
         this.#recorder.setWaiting(record, whyWaiting(needs, loads));
         remaining.push(id);
         continue;
       }
-      chosen.active++;
-      if (chosen.remaining !== undefined) chosen.remaining--;
       if (record.spec.serialize) busyBranches.set(branchKey(record.spec), id);
-      this.#assign(record, this.drones.get(chosen.id)!);
+      this.#assign(record, chosen);
     }
     this.#queue = remaining;
     if (this.#waiting.size > 0) this.#rebalance();

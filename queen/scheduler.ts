@@ -127,3 +127,81 @@ export function whyWaiting(needs: JobNeeds, drones: readonly DroneLoad[]): strin
 export function runnable(needs: JobNeeds, drones: readonly DroneLoad[]): boolean {
   return drones.some((d) => canRun(d, needs));
 }
+
+/**
+ * The drones kept ready for `pickDrone` without a scan: grouped by what the rule compares besides
+ * load (speed, capacity, plugins, labels, whether they queue), and within a group by their number
+ * of active attempts, each level ordered by name then id. Only the first drone of each level can
+ * win (the others tie with it on everything but identity, which it wins), so `pick` runs
+ * `pickDrone` over those heads alone: a handful, whatever the size of the fleet. Drones that
+ * take no jobs (draining, or `--max-jobs` used up) are left out. `update` must be called
+ * whenever a drone's load changes.
+ */
+export class DroneLoadIndex {
+  /** Group key → active count → drones, ordered by identity. */
+  #groups = new Map<string, Map<number, DroneLoad[]>>();
+  #entries = new Map<string, { group: string; load: DroneLoad }>();
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  /** Puts (or moves) the drone at its current load. */
+  update(load: DroneLoad): void {
+    this.remove(load.id);
+    if (load.draining || (load.remaining !== undefined && load.remaining <= 0)) return;
+    const snapshot = { ...load };
+    const group = JSON.stringify([
+      load.speed,
+      load.capacity,
+      load.queues !== false,
+      [...load.plugins].sort(),
+      [...load.labels].sort(),
+    ]);
+    let levels = this.#groups.get(group);
+    if (!levels) this.#groups.set(group, levels = new Map());
+    let level = levels.get(load.active);
+    if (!level) levels.set(load.active, level = []);
+    level.splice(position(level, snapshot), 0, snapshot);
+    this.#entries.set(load.id, { group, load: snapshot });
+  }
+
+  /** Forgets the drone (it left). */
+  remove(id: string): void {
+    const entry = this.#entries.get(id);
+    if (!entry) return;
+    this.#entries.delete(id);
+    const levels = this.#groups.get(entry.group)!;
+    const level = levels.get(entry.load.active)!;
+    const at = position(level, entry.load);
+    if (level[at]?.id === id) level.splice(at, 1);
+    if (level.length === 0) levels.delete(entry.load.active);
+    if (levels.size === 0) this.#groups.delete(entry.group);
+  }
+
+  /** The drones that could win a pick: the first of each group and load level. */
+  heads(): DroneLoad[] {
+    const heads: DroneLoad[] = [];
+    for (const levels of this.#groups.values()) {
+      for (const level of levels.values()) heads.push(level[0]);
+    }
+    return heads;
+  }
+
+  /** What `pickDrone` would pick among every indexed drone. */
+  pick(needs: JobNeeds): DroneLoad | undefined {
+    return pickDrone(needs, this.heads());
+  }
+}
+
+/** Where `load` belongs in `level` (ordered by identity): binary search. */
+function position(level: readonly DroneLoad[], load: DroneLoad): number {
+  let low = 0;
+  let high = level.length;
+  while (low < high) {
+    const middle = (low + high) >> 1;
+    if (byIdentity(level[middle], load) < 0) low = middle + 1;
+    else high = middle;
+  }
+  return low;
+}

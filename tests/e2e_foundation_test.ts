@@ -150,6 +150,30 @@ Deno.test("a queen with two workers runs real jobs end to end", async (t) => {
       },
     );
 
+    await t.step(
+      "a commit the mirror never saw on its branch is fetched by id, beside origin/<branch>",
+      async () => {
+        const moved = await makeRepo({ "v.txt": "main\n" });
+        const warm = await submitJob(queen, customJob(moved.path, { test: "true" }));
+        equal((await waitForJob(queen, warm)).result, "passed");
+        // A commit only on another branch (as after a force-push): not in the mirror yet.
+        await git(moved.path, "checkout", "-q", "-b", "side");
+        const side = await commitFiles(moved.path, { "v.txt": "side\n" }, "side");
+        await git(moved.path, "checkout", "-q", "main");
+        const id = await submitJob(queen, {
+          ...customJob(moved.path, {
+            test: "cat v.txt; echo head=$(git rev-parse HEAD) origin=$(git rev-parse origin/main)",
+          }),
+          ref: { branch: "main", id: side },
+        });
+        const job = await waitForJob(queen, id);
+        equal(job.result, "passed", job.error ?? "");
+        const log = await jobLog(queen, id);
+        match(log, /^side$/m);
+        match(log, new RegExp(`head=${side} origin=${moved.commit}`));
+      },
+    );
+
     await t.step("an invalid job spec gets 400 naming every bad field", async () => {
       const response = await api(queen, "/api/jobs", {
         method: "POST",

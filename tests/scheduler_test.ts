@@ -3,7 +3,8 @@
  * are full, the shortest queue relative to capacity; if none can run it, nowhere.
  */
 import { equal, match, ok } from "node:assert/strict";
-import { canRun, pickDrone, runnable, whyWaiting } from "../queen/scheduler.ts";
+import { canRun, DroneLoadIndex, pickDrone, runnable, whyWaiting } from "../queen/scheduler.ts";
+import fc from "fast-check";
 import type { DroneLoad, JobNeeds } from "../queen/scheduler.ts";
 
 /** A drone named `name` (its id too, unless given) with one slot, speed 1 and nothing to do. */
@@ -279,4 +280,49 @@ Deno.test("runnable tells a busy able drone from none at all (what --queue-timeo
   ok(!runnable({ plugins: [], labels: ["gpu"] }, [drone("a")]));
   ok(!runnable(anyJob, []));
   ok(!runnable(anyJob, [drone("a", { draining: true })]));
+});
+
+Deno.test("the drone index picks what a scan of every drone picks, through any changes", () => {
+  const names = ["a", "b", "c", "d", "e", "f", "g", "h"];
+  const change = fc.record({
+    drone: fc.constantFrom(...names),
+    gone: fc.boolean(),
+    // Few values, so that drones often tie on everything but load and identity.
+    speed: fc.integer({ min: 1, max: 2 }),
+    capacity: fc.integer({ min: 1, max: 2 }),
+    active: fc.integer({ min: 0, max: 4 }),
+    plugins: fc.subarray(["node"]),
+    labels: fc.subarray(["gpu"]),
+    draining: fc.integer({ min: 0, max: 9 }).map((n) => n === 0),
+    remaining: fc.option(fc.integer({ min: 0, max: 2 }), { nil: undefined, freq: 5 }),
+    queues: fc.boolean(),
+  });
+  const needs = fc.record({
+    plugins: fc.subarray(["node"]),
+    labels: fc.subarray(["gpu"]),
+  });
+  fc.assert(
+    fc.property(fc.array(change, { maxLength: 60 }), fc.array(needs, { minLength: 1 }), (
+      changes,
+      asks,
+    ) => {
+      const index = new DroneLoadIndex();
+      const fleet = new Map<string, DroneLoad>();
+      for (const c of changes) {
+        if (c.gone) {
+          index.remove(c.drone);
+          fleet.delete(c.drone);
+        } else {
+          // Two drones may share a name (a reconnect): identity is name, then id.
+          const load = drone(c.drone.slice(0, 1) === "h" ? "a" : c.drone, { ...c, id: c.drone });
+          index.update(load);
+          fleet.set(c.drone, load);
+        }
+        for (const ask of asks) {
+          equal(index.pick(ask)?.id, pickDrone(ask, [...fleet.values()])?.id);
+        }
+      }
+    }),
+    { numRuns: 300 },
+  );
 });

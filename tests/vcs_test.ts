@@ -1,7 +1,8 @@
-/** Unit tests of the worker's fetch error explanations and credential handling. */
+/** The worker's fetch: error explanations, credential handling, the checkout from the mirror. */
 import { equal, match, ok } from "node:assert/strict";
 import type { DispatchedJob } from "../protocol/mod.ts";
 import { explainFetchFailure, fetchCode } from "../worker/vcs.ts";
+import { commitFiles, git, makeRepo } from "./helpers/git_repo.ts";
 
 Deno.test("fetch failures are explained by their cause", () => {
   const cases: [string, RegExp][] = [
@@ -203,4 +204,73 @@ Deno.test("Mercurial's [auth] entry is scoped to the repository's scheme, host a
       ok(!/prefix = \*/.test(hgrc), hgrc);
     },
   );
+});
+
+/** Fetches `job` with a mirror cache, running git for real; returns the outcome. */
+function realFetch(job: DispatchedJob, dir: string, tmp: string, cacheDir: string) {
+  return fetchCode(job, {
+    dir,
+    tmp,
+    cacheDir,
+    note: () => {},
+    run: async (program, args, env) => {
+      const out = await new Deno.Command(program, {
+        args,
+        env: { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin", HOME: tmp, ...env },
+        clearEnv: true,
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+      return { exitCode: out.code, stderr: text(out.stderr), stdout: text(out.stdout) };
+    },
+  });
+}
+
+Deno.test("a checkout from the mirror has the refs a fetch would give, and borrows its objects", async () => {
+  const repo = await makeRepo({ "a.txt": "one\n" });
+  const root = await Deno.makeTempDir({ prefix: "strider-vcs-mirror-" });
+  try {
+    await git(repo.path, "checkout", "-q", "-b", "feature/deep/x");
+    const feature = await commitFiles(repo.path, { "a.txt": "feature\n" }, "feature");
+    await git(repo.path, "update-ref", "refs/pull/7/head", feature);
+    const cache = `${root}/cache`;
+    const base = { ...hgJob(undefined), repo: { url: repo.path, vcs: "git" as const } };
+
+    const branch = await realFetch(
+      { ...base, ref: { branch: "feature/deep/x" } },
+      `${root}/one/src`,
+      root,
+      cache,
+    );
+    ok(branch.ok, !branch.ok ? branch.error : "");
+    equal(branch.ok && branch.commit, feature);
+    equal(await git(`${root}/one/src`, "rev-parse", "origin/feature/deep/x"), feature);
+    equal(await Deno.readTextFile(`${root}/one/src/a.txt`), "feature\n");
+    // Nothing copied: the objects are the mirror's, mounted read-only in a sandbox.
+    const alternates = await Deno.readTextFile(`${root}/one/src/.git/objects/info/alternates`);
+    equal(alternates.trim(), branch.ok ? branch.objects : "");
+
+    const pr = await realFetch(
+      { ...base, ref: { fetch: "+refs/pull/7/head:refs/remotes/pr/7" } },
+      `${root}/two/src`,
+      root,
+      cache,
+    );
+    ok(pr.ok, !pr.ok ? pr.error : "");
+    equal(await git(`${root}/two/src`, "rev-parse", "refs/remotes/pr/7"), feature);
+
+    // A commit id that exists nowhere: a clear error, not a checkout of something else.
+    const missing = await realFetch(
+      { ...base, ref: { branch: "main", id: "0123456789abcdef0123456789abcdef01234567" } },
+      `${root}/three/src`,
+      root,
+      cache,
+    );
+    equal(missing.ok, false);
+    match(!missing.ok ? missing.error : "", /ref not found: commit 0123456789abcdef/);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+    await Deno.remove(repo.path, { recursive: true });
+  }
 });

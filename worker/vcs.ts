@@ -277,16 +277,27 @@ function mirrorRefspec(ref: DispatchedJob["ref"]): string {
   return `+${source}:${destination ?? source}`;
 }
 
+/** The commit a `git fetch` just brought, from the first line of its FETCH_HEAD. */
+async function fetchedCommit(gitDir: string): Promise<string | undefined> {
+  try {
+    const first = (await Deno.readTextFile(join(gitDir, "FETCH_HEAD"))).split("\n", 1)[0];
+    const id = first.split("\t", 1)[0];
+    return /^[0-9a-f]{40,64}$/.test(id) ? id : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
- * Brings the job's ref (and commit) from the repository into the mirror, so that the checkout
- * fetches locally and a repeat job transfers only new objects.
+ * Brings the job's ref from the repository into the mirror, so that a repeat job transfers only
+ * new objects; resolves to the commit the ref points at. One git process when the mirror exists.
  */
 async function updateMirror(
   job: DispatchedJob,
   mirror: string,
   options: { run: VcsRunner; note: (text: string) => void },
   env: Record<string, string>,
-): Promise<FetchOutcome | undefined> {
+): Promise<{ ok: false; error: string } | { ok: true; tip: string }> {
   const { run, note } = options;
   return await withMirrorLock(mirror, async () => {
     let fresh = false;
@@ -311,80 +322,141 @@ async function updateMirror(
       const what = "fetch" in ref ? ref.fetch : `branch ${ref.branch}`;
       return { ok: false, error: explainFetchFailure(fetched.stderr, what) };
     }
-    if ("branch" in ref && ref.id) {
-      const known = await run("git", ["-C", mirror, "cat-file", "-e", `${ref.id}^{commit}`], env);
-      if (known.exitCode !== 0) {
-        // A commit no longer on the branch (force-pushed) can still be fetched by its id.
-        const byId = await run(
-          "git",
-          ["-C", mirror, "fetch", "--no-tags", "--", job.repo.url, ref.id],
-          env,
-        );
-        if (byId.exitCode !== 0) return { ok: false, error: `ref not found: commit ${ref.id}` };
-      }
+    // FETCH_HEAD names what was just fetched: no `rev-parse` process needed.
+    let tip = await fetchedCommit(mirror);
+    if (!tip) {
+      const parsed = await run("git", ["-C", mirror, "rev-parse", "FETCH_HEAD"], env);
+      tip = parsed.stdout.trim();
     }
-    return undefined;
+    return { ok: true, tip };
   });
 }
 
+/** Fetches a commit the mirror lacks (no longer on its branch) by its id. */
+async function fetchIntoMirror(
+  job: DispatchedJob,
+  mirror: string,
+  run: VcsRunner,
+  env: Record<string, string>,
+  id: string,
+): Promise<boolean> {
+  return await withMirrorLock(mirror, async () => {
+    const byId = await run(
+      "git",
+      ["-C", mirror, "fetch", "--no-tags", "--", job.repo.url, id],
+      env,
+    );
+    return byId.exitCode === 0;
+  });
+}
+
+/**
+ * What `git init --template=` writes, without a process: a repository with no hooks and, when
+ * `objects` is given, borrowing that object folder (the mirror's) so nothing is copied.
+ */
+async function initCheckout(dir: string, objects?: string): Promise<void> {
+  const git = join(dir, ".git");
+  for (const sub of ["objects/info", "objects/pack", "refs/heads", "refs/tags"]) {
+    await Deno.mkdir(join(git, sub), { recursive: true });
+  }
+  await Deno.writeTextFile(join(git, "HEAD"), "ref: refs/heads/main\n");
+  await Deno.writeTextFile(
+    join(git, "config"),
+    "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = false\n" +
+      "\tlogallrefupdates = true\n",
+  );
+  if (objects) await Deno.writeTextFile(join(git, "objects", "info", "alternates"), objects + "\n");
+}
+
+/** Points `ref` (a name the protocol validated: no `..`, no leading `.`) at `commit`. */
+async function writeRef(dir: string, ref: string, commit: string): Promise<void> {
+  const file = join(dir, ".git", ref);
+  await Deno.mkdir(join(file, ".."), { recursive: true });
+  await Deno.writeTextFile(file, commit + "\n");
+}
+
+/**
+ * With a mirror: one git process to update it, and one to check out, in a checkout that borrows
+ * the mirror's objects and whose refs are written directly (the commit came from the mirror's
+ * FETCH_HEAD). Without: init, fetch and checkout.
+ */
 async function fetchGit(
   job: DispatchedJob,
   { dir, run, cacheDir, note }: FetchOptions,
   env: Record<string, string>,
 ): Promise<FetchOutcome> {
   const git = (args: string[]) => run("git", ["-C", dir, ...args], env);
-  let source = job.repo.url;
-  if (cacheDir) {
-    const mirror = await mirrorPath(cacheDir, job.repo.url);
-    const failed = await updateMirror(job, mirror, { run, note }, env);
-    if (failed) return failed;
-    source = mirror;
-  }
-  const init = await run("git", ["init", "-q", "--template=", dir], env);
-  if (init.exitCode !== 0) return { ok: false, error: `git init failed: ${init.stderr.trim()}` };
-  if (source !== job.repo.url) {
-    // Borrowing the mirror's objects makes the checkout's fetch nearly free.
-    await Deno.writeTextFile(
-      join(dir, ".git", "objects", "info", "alternates"),
-      join(source, "objects") + "\n",
-    );
-  }
   const ref = job.ref;
   let target: string;
-  if ("fetch" in ref) {
-    const fetched = await git(["fetch", "--no-tags", "--", source, ref.fetch]);
-    if (fetched.exitCode !== 0) {
-      return { ok: false, error: explainFetchFailure(fetched.stderr, ref.fetch) };
+  let objects: string | undefined;
+  if (cacheDir) {
+    const mirror = await mirrorPath(cacheDir, job.repo.url);
+    const updated = await updateMirror(job, mirror, { run, note }, env);
+    if (!updated.ok) return updated;
+    objects = join(mirror, "objects");
+    await initCheckout(dir, objects);
+    // The refs the checkout would have had from fetching the job's ref itself.
+    if ("fetch" in ref) {
+      const destination = ref.fetch.replace(/^\+/, "").split(":")[1];
+      if (destination) await writeRef(dir, destination, updated.tip);
+    } else {
+      await writeRef(dir, `refs/remotes/origin/${ref.branch}`, updated.tip);
     }
-    target = "FETCH_HEAD";
-  } else {
-    const tracking = `refs/remotes/origin/${ref.branch}`;
-    const fetched = await git([
-      "fetch",
-      "--no-tags",
-      "--",
-      source,
-      `+refs/heads/${ref.branch}:${tracking}`,
-    ]);
-    if (fetched.exitCode !== 0) {
-      return { ok: false, error: explainFetchFailure(fetched.stderr, `branch ${ref.branch}`) };
-    }
-    target = tracking;
-    if (ref.id) {
-      const known = await git(["cat-file", "-e", `${ref.id}^{commit}`]);
-      if (known.exitCode !== 0) {
-        const byId = await git(["fetch", "--no-tags", "--", source, ref.id]);
-        if (byId.exitCode !== 0) return { ok: false, error: `ref not found: commit ${ref.id}` };
+    target = "branch" in ref && ref.id ? ref.id : updated.tip;
+    let checkout = await git(["checkout", "-q", "--detach", target]);
+    if (checkout.exitCode !== 0 && "branch" in ref && ref.id) {
+      // A commit no longer on the branch (force-pushed) can still be fetched by its id.
+      if (!await fetchIntoMirror(job, mirror, run, env, ref.id)) {
+        return { ok: false, error: `ref not found: commit ${ref.id}` };
       }
-      target = ref.id;
+      checkout = await git(["checkout", "-q", "--detach", target]);
     }
-  }
-  const checkout = await git(["checkout", "-q", "--detach", target]);
-  if (checkout.exitCode !== 0) {
-    return {
-      ok: false,
-      error: `checkout of ${describeRef(job)} failed: ${checkout.stderr.trim()}`,
-    };
+    if (checkout.exitCode !== 0) {
+      return {
+        ok: false,
+        error: `checkout of ${describeRef(job)} failed: ${checkout.stderr.trim()}`,
+      };
+    }
+  } else {
+    // Not the hot path (workers always keep mirrors): git itself creates the folder.
+    const init = await run("git", ["init", "-q", "--template=", dir], env);
+    if (init.exitCode !== 0) return { ok: false, error: `git init failed: ${init.stderr.trim()}` };
+    const source = job.repo.url;
+    if ("fetch" in ref) {
+      const fetched = await git(["fetch", "--no-tags", "--", source, ref.fetch]);
+      if (fetched.exitCode !== 0) {
+        return { ok: false, error: explainFetchFailure(fetched.stderr, ref.fetch) };
+      }
+      target = "FETCH_HEAD";
+    } else {
+      const tracking = `refs/remotes/origin/${ref.branch}`;
+      const fetched = await git([
+        "fetch",
+        "--no-tags",
+        "--",
+        source,
+        `+refs/heads/${ref.branch}:${tracking}`,
+      ]);
+      if (fetched.exitCode !== 0) {
+        return { ok: false, error: explainFetchFailure(fetched.stderr, `branch ${ref.branch}`) };
+      }
+      target = tracking;
+      if (ref.id) {
+        const known = await git(["cat-file", "-e", `${ref.id}^{commit}`]);
+        if (known.exitCode !== 0) {
+          const byId = await git(["fetch", "--no-tags", "--", source, ref.id]);
+          if (byId.exitCode !== 0) return { ok: false, error: `ref not found: commit ${ref.id}` };
+        }
+        target = ref.id;
+      }
+    }
+    const checkout = await git(["checkout", "-q", "--detach", target]);
+    if (checkout.exitCode !== 0) {
+      return {
+        ok: false,
+        error: `checkout of ${describeRef(job)} failed: ${checkout.stderr.trim()}`,
+      };
+    }
   }
   try {
     await Deno.stat(join(dir, ".gitmodules"));
@@ -395,12 +467,12 @@ async function fetchGit(
   } catch {
     // No submodules.
   }
-  const objects = source !== job.repo.url ? { objects: join(source, "objects") } : {};
+  const borrowed = objects ? { objects } : {};
   // A detached HEAD holds the commit id itself: no process needed to read it.
   const head = (await Deno.readTextFile(join(dir, ".git", "HEAD"))).trim();
-  if (/^[0-9a-f]{40,64}$/.test(head)) return { ok: true, commit: head, ...objects };
+  if (/^[0-9a-f]{40,64}$/.test(head)) return { ok: true, commit: head, ...borrowed };
   const parsed = await git(["rev-parse", "HEAD"]);
-  return { ok: true, commit: parsed.stdout.trim(), ...objects };
+  return { ok: true, commit: parsed.stdout.trim(), ...borrowed };
 }
 
 async function fetchHg(

@@ -272,6 +272,7 @@ export const scale: Measure = {
           baseline: "bare WebSocket round trip at that size",
           baseline_median: b.latency.median,
           baseline_p99: b.latency.p99,
+          ...(q.size === 10_000 ? { target: "p50 ≤ 5 ms", check: (r: Row) => r.median <= 5 } : {}),
         }),
       );
     }
