@@ -51,6 +51,8 @@ export class CommitBatcher {
   #timer: ReturnType<typeof setTimeout> | undefined;
   /** When `#timer` fires (`performance.now()` clock). */
   #timerDue = 0;
+  /** A flush is queued for the end of the current synchronous step. */
+  #flushQueued = false;
 
   constructor(write: (batch: Batch) => void | Promise<void>, timing: BatchTiming = {}) {
     this.#write = write;
@@ -73,10 +75,13 @@ export class CommitBatcher {
     if (this.#timer === undefined) this.#arm(this.#batchMs);
   }
 
-  /** Runs `callback` once everything queued so far is committed. */
-  afterCommit(callback: () => void): void {
+  /**
+   * Runs `callback` once everything queued so far is committed; with `soon`, the commit happens
+   * when the caller's synchronous step ends rather than after `batchMs` (a worker waits on it).
+   */
+  afterCommit(callback: () => void, soon = false): void {
     this.#callbacks.push(callback);
-    this.#schedule(false);
+    this.#schedule(soon);
   }
 
   /** Whether the job's state waits to be written. */
@@ -148,7 +153,15 @@ export class CommitBatcher {
   #schedule(now: boolean): void {
     // "Now" still waits for the caller's synchronous step to end (the queen folds the event into
     // the job's view right after appending it): the state written must include it.
-    if (now) return queueMicrotask(() => void this.flush());
+    if (now) {
+      // One flush for a whole dispatch pass, however many jobs it sent.
+      if (this.#flushQueued) return;
+      this.#flushQueued = true;
+      return queueMicrotask(() => {
+        this.#flushQueued = false;
+        void this.flush();
+      });
+    }
     this.#arm(this.#batchMs);
   }
 

@@ -511,8 +511,7 @@ export class QueenCore {
           trigger: record.spec.trigger!,
           ...(timeout ? { timeout } : {}),
         },
-      })
-    );
+      }), { soon: true });
   }
 
   #onInfo(drone: Drone, info: DroneInfo): void {

@@ -20,7 +20,15 @@ import { migrate } from "./sqlite_schema.ts";
 import { CommitBatcher } from "./commit_batch.ts";
 import type { Batch } from "./commit_batch.ts";
 import { decodeCursor, encodeCursor } from "./store.ts";
-import type { JobFilter, JobPage, JobRecord, LogChunk, Retention, Store } from "./store.ts";
+import type {
+  CommitOptions,
+  JobFilter,
+  JobPage,
+  JobRecord,
+  LogChunk,
+  Retention,
+  Store,
+} from "./store.ts";
 
 const encoder = new TextEncoder();
 /**
@@ -299,8 +307,8 @@ export class SqliteStore implements Store {
     return Promise.resolve(removed);
   }
 
-  afterCommit(callback: () => void): void {
-    this.#batch.afterCommit(callback);
+  afterCommit(callback: () => void, options?: CommitOptions): void {
+    this.#batch.afterCommit(callback, options?.soon);
   }
 
   close(): Promise<void> {

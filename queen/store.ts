@@ -62,6 +62,12 @@ export interface JobPage {
   next: string | null;
 }
 
+/** How soon `afterCommit` wants its commit. */
+export interface CommitOptions {
+  /** Commit as soon as the current synchronous step ends, not after the batch timer. */
+  soon?: boolean;
+}
+
 /** How long finished jobs are kept. */
 export interface Retention {
   keepJobs?: number;
@@ -97,8 +103,11 @@ export interface Store {
   deleteJob(id: string): Promise<boolean>;
   /** Removes finished jobs beyond the retention; returns how many. */
   prune(retention: Retention, now: number): Promise<number>;
-  /** Runs `callback` once everything queued so far is durable (acknowledgements wait on it). */
-  afterCommit(callback: () => void): void;
+  /**
+   * Runs `callback` once everything queued so far is durable (acknowledgements wait on it).
+   * With `soon`, that commit is not held for the batch timer: a dispatch waits on it.
+   */
+  afterCommit(callback: () => void, options?: CommitOptions): void;
   /** Commits what is queued and closes. */
   close(): Promise<void>;
 }

@@ -76,3 +76,27 @@ Deno.test("a synchronous write commits before flush returns; a quiet state waits
   equal(batches.length, 2, "unless every state is asked for (close, a read of it)");
   void batcher.close();
 });
+
+Deno.test("a commit asked for soon (a dispatch) does not wait for the batch timer, and is one write", async () => {
+  let writes = 0;
+  // A batch timer no test would wait for: only "soon" can commit before it.
+  const batcher = new CommitBatcher(() => {
+    writes++;
+  }, { batchMs: 60_000 });
+  const sent: number[] = [];
+  for (let i = 1; i <= 3; i++) {
+    batcher.append({ id: "j", event: output(i, `${i}\n`) });
+    batcher.afterCommit(() => sent.push(i), true);
+  }
+  const late: number[] = [];
+  batcher.append({ id: "j", event: output(4, "4\n") });
+  equal(sent.length, 0, "nothing is sent before the synchronous step ends");
+  await Promise.resolve();
+  deepEqual(sent, [1, 2, 3]);
+  equal(writes, 1, "one commit for the whole pass");
+  batcher.afterCommit(() => late.push(4));
+  await Promise.resolve();
+  deepEqual(late, [], "an ordinary callback waits for the timer");
+  await batcher.close();
+  deepEqual(late, [4]);
+});
