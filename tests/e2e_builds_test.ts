@@ -1,0 +1,288 @@
+/**
+ * End to end: builds. A real queen, workers with different labels and real git repositories:
+ * a 3×2 matrix lands each combination on a matching worker; a suite of 24 test files split into
+ * 4 shards over 2 workers runs every file exactly once; fail-fast cancels the rest (their cleanup
+ * runs); a re-run of the failed jobs only; the CLI follows a whole build; a build survives a
+ * worker killed with SIGKILL.
+ */
+import { deepEqual, equal, match, ok } from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import type { BuildView, Submitted } from "../protocol/mod.ts";
+import { BuildViewSchema } from "../protocol/mod.ts";
+import {
+  api,
+  API_TOKEN,
+  cli,
+  customJob,
+  getJob,
+  jobLog,
+  ROOT,
+  startQueen,
+  startWorker,
+  type TestQueen,
+  waitUntil,
+} from "./helpers/cluster.ts";
+import { makeRepo } from "./helpers/git_repo.ts";
+
+async function submitBuild(queen: TestQueen, spec: unknown): Promise<Submitted> {
+  const response = await api(queen, "/api/jobs", { method: "POST", body: JSON.stringify(spec) });
+  const body = await response.json();
+  if (response.status !== 201) {
+    throw new Error(`submit: ${response.status} ${JSON.stringify(body)}`);
+  }
+  return body;
+}
+
+async function getBuild(queen: TestQueen, id: string): Promise<BuildView> {
+  return BuildViewSchema.parse(await (await api(queen, `/api/builds/${id}`)).json());
+}
+
+async function waitForBuild(queen: TestQueen, id: string, timeoutMs = 120_000) {
+  let build: BuildView | undefined;
+  await waitUntil(
+    async () => (build = await getBuild(queen, id)).status === "done",
+    timeoutMs,
+    `build ${id}`,
+  );
+  return build!;
+}
+
+/** The labels each worker carries. */
+const LABELS: Record<string, string[]> = {
+  alpha: ["node-18", "node-20", "os-linux", "bats"],
+  beta: ["node-22", "os-linux", "os-bsd", "bats"],
+  gamma: ["node-18", "node-20", "os-bsd"],
+};
+
+/** `strider shard` as a job runs it: this checkout's CLI with the test's Deno cache. */
+const SHARD = `"${Deno.execPath()}" run --quiet --config "${join(ROOT, "deno.json")}" ` +
+  `--allow-env --allow-read "${join(ROOT, "main.ts")}" shard`;
+
+Deno.test("builds: matrix, shards, fail-fast, re-runs and the CLI on real workers", async (t) => {
+  const mark = await Deno.makeTempDir({ prefix: "strider-builds-mark-" });
+  const files: Record<string, string> = {};
+  for (let n = 1; n <= 24; n++) {
+    const name = `t/test_${String(n).padStart(2, "0")}.sh`;
+    files[name] = n === 7
+      ? `[ -z "$BREAK" ] || [ -f "${mark}/fixed" ] || { echo "test 7 broke"; exit 1; }\n`
+      : `echo "test ${n} ok"\n`;
+  }
+  const repo = await makeRepo(files);
+  const queen = await startQueen({ args: ["--lease", "3"] });
+  const workers = await Promise.all(
+    Object.entries(LABELS).map(([name, labels]) =>
+      startWorker(queen, { name, args: ["--labels", labels.join(","), "--capacity", "2"] })
+    ),
+  );
+  const env = { DENO_DIR: Deno.env.get("DENO_DIR") ?? join(Deno.env.get("HOME")!, ".cache/deno") };
+  // Runs this shard's files; writes a JUnit report of them for the next run's balance.
+  const suite = `ls t/*.sh | ${SHARD} > mine.txt
+echo "timings=\${STRIDER_SHARD_TIMINGS:+yes}"
+echo '<testsuites>' > report.xml
+for f in $(cat mine.txt); do
+  echo "RAN $f"
+  sh "$f"
+  echo "<testsuite name=\\"$f\\" tests=\\"1\\" time=\\"0.25\\"></testsuite>" >> report.xml
+done
+echo '</testsuites>' >> report.xml`;
+  try {
+    await t.step("a 3×2 matrix runs each combination on a worker with its labels", async () => {
+      const made = await submitBuild(
+        queen,
+        customJob(repo.path, {
+          test: 'echo "node=$STRIDER_MATRIX_NODE os=$STRIDER_MATRIX_OS"',
+        }, {
+          matrix: { node: ["18", "20", "22"], os: ["linux", "bsd"] },
+          labels: ["node-${node}", "os-${os}"],
+        }),
+      );
+      equal(made.jobs.length, 6);
+      const build = await waitForBuild(queen, made.build);
+      equal(build.result, "passed", JSON.stringify(build.jobs));
+      deepEqual(build.axes.map((a) => a.name), ["node", "os"]);
+      const seen = new Set<string>();
+      for (const job of build.jobs) {
+        const { node, os } = job.matrix!;
+        seen.add(`${node}/${os}`);
+        ok(job.drone, `job ${job.name} has no drone`);
+        const labels = LABELS[job.drone!];
+        ok(
+          labels.includes(`node-${node}`) && labels.includes(`os-${os}`),
+          `${job.name} on ${job.drone}`,
+        );
+        match(await jobLog(queen, job.id), new RegExp(`node=${node} os=${os}`));
+      }
+      equal(seen.size, 6);
+    });
+
+    let sharded: BuildView | undefined;
+    await t.step("4 shards on 2 workers run every one of 24 files exactly once", async () => {
+      const made = await submitBuild(
+        queen,
+        customJob(repo.path, { test: suite }, {
+          parallelism: 4,
+          labels: ["bats"],
+          artifacts: ["report.xml"],
+          config: { env, custom: { test: suite } },
+        }),
+      );
+      const build = sharded = await waitForBuild(queen, made.build);
+      equal(build.result, "passed", JSON.stringify(build.jobs));
+      equal(build.jobs.length, 4);
+      const ran: string[] = [];
+      for (const job of build.jobs) {
+        ok(job.drone === "alpha" || job.drone === "beta", `${job.name} ran on ${job.drone}`);
+        const log = await jobLog(queen, job.id);
+        ran.push(...[...log.matchAll(/^RAN (\S+)$/gm)].map((m) => m[1]));
+      }
+      deepEqual(ran.sort(), Object.keys(files).sort());
+    });
+
+    let broken: BuildView | undefined;
+    await t.step("the build fails when one shard's file fails; timings are used", async () => {
+      const made = await submitBuild(
+        queen,
+        customJob(repo.path, {}, {
+          parallelism: 4,
+          labels: ["bats"],
+          config: { env: { ...env, BREAK: "1" }, custom: { test: suite } },
+        }),
+      );
+      const build = broken = await waitForBuild(queen, made.build);
+      equal(build.result, "failed");
+      deepEqual(build.jobs.map((j) => j.result).filter((r) => r !== "passed"), ["failed"]);
+      // The reports of the previous build balance this one.
+      match(await jobLog(queen, build.jobs[0].id), /timings=yes/);
+    });
+
+    await t.step("a re-run of the failed jobs only re-runs the failed shard", async () => {
+      await Deno.writeTextFile(join(mark, "fixed"), "");
+      const response = await api(queen, `/api/builds/${broken!.id}/rerun-failed`, {
+        method: "POST",
+      });
+      equal(response.status, 201);
+      const made: Submitted = await response.json();
+      const build = await waitForBuild(queen, made.build);
+      equal(build.result, "passed", JSON.stringify(build.jobs));
+      equal(build.rerunOf, broken!.id);
+      const failed = broken!.jobs.find((j) => j.result === "failed")!;
+      const kept = broken!.jobs.filter((j) => j.result === "passed").map((j) => j.id).sort();
+      deepEqual(build.jobs.filter((j) => kept.includes(j.id)).map((j) => j.id).sort(), kept);
+      const again = build.jobs.filter((j) => !kept.includes(j.id));
+      equal(again.length, 1);
+      equal(again[0].name, failed.name);
+      equal((await getJob(queen, again[0].id)).retryOf, failed.id);
+      // A build that passed has nothing to re-run.
+      const none = await api(queen, `/api/builds/${sharded!.id}/rerun-failed`, { method: "POST" });
+      equal(none.status, 409);
+      await none.body?.cancel();
+    });
+
+    await t.step("fail-fast cancels the other jobs, and their cleanup runs", async () => {
+      const made = await submitBuild(
+        queen,
+        customJob(repo.path, {
+          test: `if [ "$STRIDER_MATRIX_N" = bad ]; then
+  while [ "$(ls "${mark}" | grep -c '^started-')" -lt 2 ]; do sleep 0.2; done
+  exit 1
+fi
+touch "${mark}/started-$STRIDER_MATRIX_N"
+sleep 120`,
+          cleanup: `touch "${mark}/cleaned-$STRIDER_MATRIX_N"`,
+        }, { matrix: { n: ["bad", "s1", "s2"] }, fail_fast: true }),
+      );
+      const build = await waitForBuild(queen, made.build);
+      equal(build.result, "failed");
+      const results = Object.fromEntries(build.jobs.map((j) => [j.matrix!.n, j.result]));
+      deepEqual(results, { bad: "failed", s1: "cancelled", s2: "cancelled" });
+      ok(existsSync(join(mark, "cleaned-s1")), "s1's cleanup did not run");
+      ok(existsSync(join(mark, "cleaned-s2")), "s2's cleanup did not run");
+    });
+
+    await t.step("a matrix past the limit is refused with a clear 400", async () => {
+      const values = Array.from({ length: 9 }, (_, i) => `v${i}`);
+      const response = await api(queen, "/api/jobs", {
+        method: "POST",
+        body: JSON.stringify(customJob(repo.path, { test: "true" }, {
+          matrix: { a: values, b: values },
+        })),
+      });
+      equal(response.status, 400);
+      match((await response.json()).error, /81 combinations, over the limit of 64/);
+    });
+
+    await t.step("the CLI follows a whole build and lists builds", async () => {
+      const cliEnv = { STRIDER_API_TOKEN: API_TOKEN };
+      const run = await cli([
+        "submit",
+        "--queen",
+        queen.url,
+        "--repo",
+        repo.path,
+        "--test",
+        'echo "hello from $STRIDER_MATRIX_NODE shard $STRIDER_SHARD_INDEX"',
+        "--matrix",
+        "node=18,20",
+        "--parallel",
+        "2",
+        "--label",
+        "node-${node}",
+        "--follow",
+      ], cliEnv);
+      equal((await run.status).code, 0, run.stderr);
+      match(run.stdout, /^\[node-20-shard-1\] hello from 20 shard 1$/m);
+      match(run.stdout, /^\[node-18-shard-0\] hello from 18 shard 0$/m);
+      const id = run.stderr.match(/^build (\S+) passed$/m)?.[1];
+      ok(id, run.stderr);
+      match(run.stderr, /JOB\s+RESULT\s+DRONE/);
+      const list = await cli(["builds", "--queen", queen.url], cliEnv);
+      match(list.stdout, new RegExp(`^${id}\\tpassed\\t4/4 passed`, "m"));
+      const failing = await cli([
+        "submit",
+        "--queen",
+        queen.url,
+        "--repo",
+        repo.path,
+        "--test",
+        '[ "$STRIDER_SHARD_INDEX" = 0 ]',
+        "--parallel",
+        "2",
+        "--follow",
+      ], cliEnv);
+      equal((await failing.status).code, 1, failing.stderr);
+      match(failing.stderr, /failed$/m);
+    });
+
+    await t.step("a build survives a worker killed with SIGKILL", async () => {
+      const victim = await startWorker(queen, { name: "victim", args: ["--labels", "kill"] });
+      workers.push(victim);
+      const made = await submitBuild(
+        queen,
+        customJob(repo.path, {
+          test: `touch "${mark}/k-$STRIDER_SHARD_INDEX-$STRIDER_ATTEMPT"
+[ "$STRIDER_ATTEMPT" != 1 ] || sleep 60
+echo "shard $STRIDER_SHARD_INDEX done"`,
+        }, { parallelism: 2, labels: ["kill"] }),
+      );
+      await waitUntil(
+        () => existsSync(join(mark, "k-0-1")) && existsSync(join(mark, "k-1-1")),
+        60_000,
+        "both shards to start",
+      );
+      victim.signal("SIGKILL");
+      await victim.exit();
+      workers.push(await startWorker(queen, { name: "rescuer", args: ["--labels", "kill"] }));
+      const build = await waitForBuild(queen, made.build);
+      equal(build.result, "passed", JSON.stringify(build.jobs));
+      for (const job of build.jobs) {
+        equal(job.drone, "rescuer");
+        match(await jobLog(queen, job.id), /shard \d done/);
+      }
+    });
+  } finally {
+    await Promise.all(workers.map((w) => w.stop()));
+    await queen.proc.stop();
+    await Deno.remove(mark, { recursive: true }).catch(() => {});
+  }
+});
