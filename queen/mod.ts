@@ -174,7 +174,12 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
   const reporter = new StatusReporter({
     db: store.database,
     projects,
-    queen: { getJob: (id) => core.job(id), followAll: (fn) => core.hub.followAll(fn) },
+    queen: {
+      getJob: (id) => core.job(id),
+      followAll: (fn) => core.hub.followAll(fn),
+      buildOfJob: (id) => builds.buildOfJob(id),
+      getBuild: (id) => builds.view(id),
+    },
     publicUrl: () => options.publicUrl ?? ownUrl,
     log,
   });
