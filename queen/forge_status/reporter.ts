@@ -211,7 +211,7 @@ export class StatusReporter {
       // A build's summary links its page under the project's context; each job of a build of
       // several reports under its own context (`strider/node-20`).
       const summary = job.startsWith(BUILD_KEY);
-      const name = summary ? undefined : (await this.#options.queen.getJob(job))?.spec.build?.name;
+      const name = summary ? undefined : (await this.#options.queen.getJob(job))?.spec?.build?.name;
       const page = summary
         ? `builds/${encodeURIComponent(job.slice(BUILD_KEY.length))}`
         : `jobs/${encodeURIComponent(job)}`;
