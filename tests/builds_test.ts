@@ -246,10 +246,10 @@ Deno.test("a build's jobs report under their own contexts, the build under the p
     },
     publicUrl: () => "https://ci.test",
     retry: { minMs: 1, maxMs: 1, tries: 3 },
-    fetch: (async (_url: string, init: RequestInit) => {
+    fetch: ((_url: string, init: RequestInit) => {
       const body = JSON.parse(String(init.body));
       calls.push({ context: body.context, state: body.state, target: body.target_url });
-      return new Response("{}", { status: 201 });
+      return Promise.resolve(new Response("{}", { status: 201 }));
     }) as typeof fetch,
   });
   const where = { forge: "github" as const, project: "octo/hello", sha: "c".repeat(40) };

@@ -114,6 +114,13 @@ echo '</testsuites>' >> report.xml`;
         match(await jobLog(queen, job.id), new RegExp(`node=${node} os=${os}`));
       }
       equal(seen.size, 6);
+      // The dashboard's build page: node values as rows, os values as columns, a cell per job.
+      const page = await (await api(queen, `/builds/${made.build}`)).text();
+      for (const job of build.jobs) ok(page.includes(`href="/jobs/${job.id}"`), job.id);
+      for (const head of ["node=18", "node=22", "os=linux", "os=bsd"]) {
+        ok(page.includes(head), head);
+      }
+      equal(page.match(/<tr/g)?.length, 4, "a header row and a row per node version");
     });
 
     let sharded: BuildView | undefined;

@@ -19,6 +19,8 @@ import { rerunSpec } from "../rerun.ts";
 import type { QueenCore } from "../queen.ts";
 import { ASSETS } from "./assets.ts";
 import { JobPage } from "./job_page.tsx";
+import { BuildPage } from "./build_page.tsx";
+import { buildsOf } from "../builds/registry.ts";
 import type { Artifact, ReportedStatus } from "../../protocol/mod.ts";
 import { ProblemPage } from "./layout.tsx";
 import type { PageContext } from "./layout.tsx";
@@ -146,6 +148,15 @@ export function mountDashboard(app: Hono, core: QueenCore, options: DashboardOpt
       reported: options.reported?.(record.id) ?? undefined,
     };
     return html(c, JobPage({ ctx: contextOf(c), data }));
+  });
+
+  app.get("/builds/:id", async (c) => {
+    if (!mayView(c)) return toLogin(c);
+    const build = await buildsOf(core).view(c.req.param("id"));
+    if (!build) {
+      return problem(c, 404, "No such build", `There is no build '${c.req.param("id")}'.`);
+    }
+    return html(c, BuildPage({ ctx: contextOf(c), build }));
   });
 
   /** An earlier part of one output: `key` is a command num or `job`, `end` where it ends. */

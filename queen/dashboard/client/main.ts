@@ -11,6 +11,7 @@ import { ago, elapsed } from "../format.ts";
 import { handleActions } from "./actions.ts";
 import { JobFollower } from "./job.ts";
 import { followOverview } from "./overview.ts";
+import { followBuild } from "./build.ts";
 
 document.documentElement.classList.add("js");
 handleActions();
@@ -35,3 +36,5 @@ for (const pre of document.querySelectorAll("pre.log")) pre.scrollTop = pre.scro
 const jobRoot = document.getElementById("job");
 if (jobRoot && jobRoot.dataset.status !== "done") new JobFollower(jobRoot);
 if (document.getElementById("overview")) followOverview();
+const buildRoot = document.getElementById("build");
+if (buildRoot && buildRoot.dataset.status !== "done") followBuild(buildRoot);
