@@ -18,6 +18,7 @@ import { restart } from "./bench/restart.ts";
 import { scale } from "./bench/scale.ts";
 import { throughput } from "./bench/throughput.ts";
 import { turnaround } from "./bench/turnaround.ts";
+import { builds } from "./bench/builds.ts";
 import { reapAll, ROOT } from "./bench/lib.ts";
 import type { Measure, Row } from "./bench/lib.ts";
 
@@ -30,6 +31,7 @@ const MEASURES: Measure[] = [
   recovery,
   scale,
   restart,
+  builds,
 ];
 
 const RESULTS = join(ROOT, "bench", "results.json");
