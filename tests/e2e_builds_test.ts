@@ -293,3 +293,92 @@ echo "shard $STRIDER_SHARD_INDEX done"`,
     await Deno.remove(mark, { recursive: true }).catch(() => {});
   }
 });
+
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  return port;
+}
+
+Deno.test("a build goes on across a queen killed with SIGKILL; nobody joins a build", async () => {
+  const mark = await Deno.makeTempDir({ prefix: "strider-builds-mark-" });
+  const repo = await makeRepo({ "README.md": "builds\n" });
+  const data = await Deno.makeTempDir({ prefix: "strider-builds-queen-" });
+  const args = ["--port", String(freePort()), "--lease", "5"];
+  let queen = await startQueen({ data, args });
+  const worker = await startWorker(queen, { name: "steady", args: ["--capacity", "3"] });
+  try {
+    const made = await submitBuild(
+      queen,
+      customJob(repo.path, {
+        test: `touch "${mark}/up-$STRIDER_MATRIX_SIDE"
+[ "$STRIDER_MATRIX_SIDE" != fail ] || exit 3
+while [ ! -f "${mark}/go" ]; do sleep 0.1; done
+echo "side $STRIDER_MATRIX_SIDE went"`,
+      }, { matrix: { side: ["left", "right", "fail"], allow_failure: [{ side: "fail" }] } }),
+    );
+    await waitUntil(
+      async () =>
+        existsSync(join(mark, "up-left")) && existsSync(join(mark, "up-right")) &&
+        (await getBuild(queen, made.build)).jobs.some((j) => j.result === "failed"),
+      60_000,
+      "the jobs to start and the allowed failure to end",
+    );
+    queen.proc.signal("SIGKILL");
+    await queen.proc.exit();
+    queen = await startQueen({ data, args });
+    equal((await getBuild(queen, made.build)).status, "running");
+    await Deno.writeTextFile(join(mark, "go"), "");
+    const build = await waitForBuild(queen, made.build);
+    equal(build.result, "passed", "an allowed failure does not fail the build");
+    deepEqual(
+      Object.fromEntries(build.jobs.map((j) => [j.name, j.result])),
+      { "side-left": "passed", "side-right": "passed", "side-fail": "failed" },
+    );
+    for (const side of ["left", "right"]) {
+      match(await jobLog(queen, `${made.build}.side-${side}`), new RegExp(`side ${side} went`));
+    }
+
+    // A submitter cannot add a job to a build, not even a finished one of its own.
+    const joining = await api(queen, "/api/jobs", {
+      method: "POST",
+      body: JSON.stringify(customJob(repo.path, { test: "true" }, {
+        build: { id: made.build, name: "intruder" },
+      })),
+    });
+    equal(joining.status, 400);
+    match((await joining.json()).error, /build: is set by the queen/);
+    equal((await getBuild(queen, made.build)).jobs.length, 3);
+    // A taken build id is a conflict, and nothing of the second build is queued.
+    const again = await api(queen, "/api/jobs", {
+      method: "POST",
+      body: JSON.stringify(customJob(repo.path, { test: "true" }, {
+        job_id: made.build,
+        parallelism: 2,
+      })),
+    });
+    equal(again.status, 409);
+    await again.body?.cancel();
+    // Ids of a build's jobs grow from the build's: too long an id is refused up front.
+    const long = await api(queen, "/api/jobs", {
+      method: "POST",
+      body: JSON.stringify(customJob(repo.path, { test: "true" }, {
+        job_id: "x".repeat(60),
+        parallelism: 2,
+      })),
+    });
+    equal(long.status, 400);
+    match((await long.json()).error, /at most 56 characters/);
+    // Unknown builds are 404s on every route.
+    for (const [method, path] of [["GET", ""], ["POST", "/cancel"], ["POST", "/rerun-failed"]]) {
+      const response = await api(queen, `/api/builds/nope${path}`, { method });
+      equal(response.status, 404, `${method} ${path}`);
+      await response.body?.cancel();
+    }
+  } finally {
+    await worker.stop();
+    await queen.proc.stop();
+    await Deno.remove(mark, { recursive: true }).catch(() => {});
+  }
+});
