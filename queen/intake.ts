@@ -58,11 +58,12 @@ export async function acceptJob(
 ): Promise<Submitted> {
   const parsed = jobSpecOf(body, source);
   const { build, ...spec } = parsed;
-  // A job of a build re-run alone is a job of its own; nobody else may join a build.
+  // Nobody may join a build.
   if (build && source !== "rerun") {
     throw new InvalidInputError(
       `${WHAT[source]}: build: is set by the queen on the jobs of a build; leave it out`,
     );
   }
-  return await buildsOf(core).submit(spec, links);
+  // A re-run keeps its job's matrix values and shard (so its variables), as a build of its own.
+  return await buildsOf(core).submit(spec, links, build);
 }

@@ -121,6 +121,15 @@ echo '</testsuites>' >> report.xml`;
         ok(page.includes(head), head);
       }
       equal(page.match(/<tr/g)?.length, 4, "a header row and a row per node version");
+      // One job re-run alone keeps its matrix values, as a build of its own.
+      const one = build.jobs.find((j) => j.name === "node-22-os-bsd")!;
+      const retried = await api(queen, `/api/jobs/${one.id}/retry`, { method: "POST" });
+      equal(retried.status, 201);
+      const alone: Submitted = await retried.json();
+      equal(alone.build, alone.id);
+      equal((await waitForBuild(queen, alone.build)).result, "passed");
+      match(await jobLog(queen, alone.id), /node=22 os=bsd/);
+      equal((await getJob(queen, alone.id)).drone, "beta");
     });
 
     let sharded: BuildView | undefined;
@@ -161,6 +170,8 @@ echo '</testsuites>' >> report.xml`;
       deepEqual(build.jobs.map((j) => j.result).filter((r) => r !== "passed"), ["failed"]);
       // The reports of the previous build balance this one.
       match(await jobLog(queen, build.jobs[0].id), /timings=yes/);
+      // ... and travel to the worker, not to the API's viewers.
+      equal((await getJob(queen, build.jobs[0].id)).spec.build?.timings, undefined);
     });
 
     await t.step("a re-run of the failed jobs only re-runs the failed shard", async () => {

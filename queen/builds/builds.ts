@@ -114,7 +114,11 @@ export class Builds {
    * intake's domain errors (`InvalidInputError` for a matrix past its limits, `ConflictError`
    * for a taken id).
    */
-  async submit(spec: JobSpec, links: { retryOf?: string } = {}): Promise<Submitted> {
+  async submit(
+    spec: JobSpec,
+    links: { retryOf?: string } = {},
+    carried?: BuildInfo,
+  ): Promise<Submitted> {
     const several = !!spec.matrix || !!spec.parallelism;
     const buildId = spec.job_id ?? newBuildId();
     if (several && buildId.length > MAX_MULTI_BUILD_ID) {
@@ -128,10 +132,16 @@ export class Builds {
       : {};
     const plan = planBuild(spec, buildId, timings);
     const build = this.#newBuild(buildId, spec, plan.axes, spec.fail_fast ?? false, null);
-    build.jobs = plan.jobs.map((job) => entryOf(job.id, several ? job.build : undefined));
+    build.jobs = plan.jobs.map((job) => entryOf(job.id, several ? job.build : carried));
     if (!several) {
-      // A build of one: the job's id decides (a taken id is the job's conflict, as before).
-      const record = await this.#core.submit({ ...plan.jobs[0].spec, job_id: buildId }, links);
+      // A build of one: the job's id decides (a taken id is the job's conflict, as before). A
+      // job of a build re-run alone keeps its name, matrix values and shard in a build of its own.
+      const { timings: _stale, ...kept } = carried ?? {};
+      const record = await this.#core.submit({
+        ...plan.jobs[0].spec,
+        job_id: buildId,
+        ...(carried ? { build: { ...kept, name: carried.name, id: buildId } } : {}),
+      }, links);
       this.#track(build);
       await this.store.createBuild(build).catch((error) => {
         this.#options.log?.(`build ${buildId}: not stored: ${(error as Error).message}`);
