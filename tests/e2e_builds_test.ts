@@ -23,7 +23,9 @@ import {
   type TestQueen,
   waitUntil,
 } from "./helpers/cluster.ts";
-import { makeRepo } from "./helpers/git_repo.ts";
+import { commitFiles, makeRepo } from "./helpers/git_repo.ts";
+import { ForgeStandIn } from "./helpers/forge_standin.ts";
+import { deliver, fixture } from "./helpers/webhooks.ts";
 
 async function submitBuild(queen: TestQueen, spec: unknown): Promise<Submitted> {
   const response = await api(queen, "/api/jobs", { method: "POST", body: JSON.stringify(spec) });
@@ -391,5 +393,62 @@ echo "side $STRIDER_MATRIX_SIDE went"`,
     await worker.stop();
     await queen.proc.stop();
     await Deno.remove(mark, { recursive: true }).catch(() => {});
+  }
+});
+
+Deno.test("one push makes one build; each job reports its own status, the build a summary", async () => {
+  const secret = "builds-webhook-secret-42";
+  const repo = await makeRepo({ "marker.txt": "one\n" });
+  const standIn = new ForgeStandIn();
+  const queen = await startQueen({
+    env: { STRIDER_WEBHOOK_SECRET: secret },
+    args: ["--public-url", "https://ci.example.test"],
+  });
+  const worker = await startWorker(queen, { name: "hooked", args: ["--capacity", "3"] });
+  try {
+    const created = await api(queen, "/api/projects", {
+      method: "POST",
+      body: JSON.stringify({
+        name: "octo-org/hello-world",
+        repo: { url: repo.path },
+        branches: {
+          "*": {
+            plugins: ["custom"],
+            config: { custom: { test: '[ "$STRIDER_MATRIX_NODE" != 20 ]' } },
+            matrix: { node: ["18", "20"] },
+          },
+        },
+        secrets: { FORGE_TOKEN: "ghp-builds-token" },
+        status: { api: `${standIn.url}/github` },
+      }),
+    });
+    equal(created.status, 201, await created.text());
+    const sha = await commitFiles(repo.path, { "marker.txt": "two\n" }, "second");
+    const payload = await fixture("github_push");
+    Object.assign(payload, { ref: "refs/heads/main", after: sha });
+    const response = await deliver(queen.url, "github", { event: "push", payload, secret });
+    const made = await response.json();
+    equal(response.status, 201, JSON.stringify(made));
+    equal(made.jobs.length, 2);
+    const build = await waitForBuild(queen, made.build);
+    equal(build.result, "failed");
+    const final = (context: string) =>
+      standIn.calls.filter((c) => c.sha === sha && c.body.context === context)
+        .map((c) => String(c.body.state));
+    await waitUntil(
+      () => ["strider", "strider/node-18", "strider/node-20"].every((c) => final(c).length === 2),
+      30_000,
+      `statuses (got ${JSON.stringify(standIn.calls.map((c) => c.body))})`,
+    );
+    deepEqual(final("strider/node-18"), ["pending", "success"]);
+    deepEqual(final("strider/node-20"), ["pending", "failure"]);
+    deepEqual(final("strider"), ["pending", "failure"]);
+    const summary = standIn.calls.find((c) => c.sha === sha && c.body.context === "strider")!;
+    equal(summary.body.target_url, `https://ci.example.test/builds/${made.build}`);
+    deepEqual(standIn.refused, []);
+  } finally {
+    await worker.stop();
+    await queen.proc.stop();
+    await standIn.close();
   }
 });

@@ -68,6 +68,8 @@ export class Builds {
   readonly #options: BuildsOptions;
   /** Running builds by id: the one copy of each, changed only here. */
   readonly #live = new Map<string, BuildRecord>();
+  /** Builds just ended whose end is not saved yet: views read them here meanwhile. */
+  readonly #ending = new Map<string, BuildRecord>();
   /** Unfinished job id → the running build it belongs to. */
   readonly #jobBuild = new Map<string, string>();
   #writes: Promise<void> = Promise.resolve();
@@ -285,7 +287,7 @@ export class Builds {
 
   /** A build with its jobs' current state, or undefined. */
   async view(id: string): Promise<BuildView | undefined> {
-    const build = this.#live.get(id) ?? await this.store.getBuild(id);
+    const build = this.#live.get(id) ?? this.#ending.get(id) ?? await this.store.getBuild(id);
     if (!build) return undefined;
     const jobs = await Promise.all(build.jobs.map((entry) => this.#jobView(entry)));
     return { ...this.#summaryBase(build), axes: build.axes, jobs };
@@ -296,7 +298,7 @@ export class Builds {
     const page = await this.store.listBuilds(filter);
     return {
       builds: page.records.map((stored) => {
-        const build = this.#live.get(stored.id) ?? stored;
+        const build = this.#live.get(stored.id) ?? this.#ending.get(stored.id) ?? stored;
         return {
           ...this.#summaryBase(build),
           jobs: build.jobs.length,
@@ -367,16 +369,19 @@ export class Builds {
   /** Saves a build after a change, ending it when every job is final. */
   #changed(build: BuildRecord): void {
     const outcome = outcomeOf(build);
+    const copy = structuredClone(build);
     if (outcome && build.status === "running") {
-      build.status = "done";
-      build.result = outcome;
-      build.finishedAt = this.#now();
+      copy.status = build.status = "done";
+      copy.result = build.result = outcome;
+      copy.finishedAt = build.finishedAt = this.#now();
       this.#live.delete(build.id);
+      this.#ending.set(build.id, copy);
       this.#options.log?.(`build ${build.id} ${outcome}`);
     }
-    const copy = structuredClone(build);
     this.#writes = this.#writes.then(() => this.store.saveBuild(copy)).catch((error) => {
       this.#options.log?.(`build ${build.id}: not saved: ${(error as Error).message}`);
+    }).finally(() => {
+      if (this.#ending.get(build.id) === copy) this.#ending.delete(build.id);
     });
     for (const listener of this.#listeners) {
       try {
