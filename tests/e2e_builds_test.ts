@@ -314,7 +314,7 @@ function freePort(): number {
   return port;
 }
 
-Deno.test("a build goes on across a queen killed with SIGKILL; nobody joins a build", async () => {
+Deno.test("a build goes on across a queen SIGKILL; cancel, re-run whole; nobody joins a build", async () => {
   const mark = await Deno.makeTempDir({ prefix: "strider-builds-mark-" });
   const repo = await makeRepo({ "README.md": "builds\n" });
   const data = await Deno.makeTempDir({ prefix: "strider-builds-queen-" });
@@ -383,6 +383,40 @@ echo "side $STRIDER_MATRIX_SIDE went"`,
     });
     equal(long.status, 400);
     match((await long.json()).error, /at most 56 characters/);
+    // Cancel a running build: every job ends cancelled; a re-run of it all is a new build.
+    const held = await submitBuild(
+      queen,
+      customJob(repo.path, { test: `while [ ! -f "${mark}/release" ]; do sleep 0.1; done` }, {
+        parallelism: 2,
+      }),
+    );
+    await waitUntil(
+      async () => (await getBuild(queen, held.build)).jobs.every((j) => j.status === "started"),
+      60_000,
+      "the held build to start",
+    );
+    const cancel = await api(queen, `/api/builds/${held.build}/cancel`, { method: "POST" });
+    equal(cancel.status, 202);
+    await cancel.body?.cancel();
+    const cancelled = await waitForBuild(queen, held.build);
+    equal(cancelled.result, "cancelled");
+    deepEqual(cancelled.jobs.map((j) => j.result), ["cancelled", "cancelled"]);
+    const twice = await api(queen, `/api/builds/${held.build}/cancel`, { method: "POST" });
+    equal(twice.status, 409);
+    await twice.body?.cancel();
+    await Deno.writeTextFile(join(mark, "release"), "");
+    const whole = await api(queen, `/api/builds/${held.build}/rerun`, { method: "POST" });
+    equal(whole.status, 201);
+    const rerun = await waitForBuild(queen, (await whole.json() as Submitted).build);
+    equal(rerun.result, "passed");
+    equal(rerun.rerunOf, held.build);
+    equal(
+      rerun.jobs.filter((j) => held.jobs.includes(j.id)).length,
+      0,
+      "a whole re-run reuses a job",
+    );
+    deepEqual(rerun.jobs.map((j) => j.shard), [{ index: 0, total: 2 }, { index: 1, total: 2 }]);
+
     // Unknown builds are 404s on every route.
     for (const [method, path] of [["GET", ""], ["POST", "/cancel"], ["POST", "/rerun-failed"]]) {
       const response = await api(queen, `/api/builds/nope${path}`, { method });
