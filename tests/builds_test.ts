@@ -5,8 +5,12 @@
  */
 import { deepEqual, equal, ok, throws } from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
-import type { JobResult, RecordedEvent } from "../protocol/mod.ts";
-import { JobSpecSchema, ProjectSchema, shardShare } from "../protocol/mod.ts";
+import type { JobResult, QueenFrame, RecordedEvent } from "../protocol/mod.ts";
+import { JobSpecSchema, ProjectSchema, PROTOCOL_VERSION, shardShare } from "../protocol/mod.ts";
+import { buildsOf } from "../queen/builds/registry.ts";
+import { acceptJob } from "../queen/intake.ts";
+import { MemoryStore } from "../queen/memory_store.ts";
+import { QueenCore } from "../queen/queen.ts";
 import { planBuild } from "../queen/builds/expand.ts";
 import { SqliteBuildStore } from "../queen/builds/sqlite_store.ts";
 import { MemoryBuildStore } from "../queen/builds/store.ts";
@@ -278,4 +282,53 @@ Deno.test("a build's jobs report under their own contexts, the build under the p
   equal(last("strider")?.target, "https://ci.test/builds/b");
   equal(last("strider/node-20")?.target, "https://ci.test/jobs/b.node-20");
   await reporter.close();
+});
+
+/** Stands in for a worker's WebSocket: keeps what the queen sends. */
+class FakeSocket {
+  readyState: number = WebSocket.OPEN;
+  sent: QueenFrame[] = [];
+  send(text: string) {
+    this.sent.push(JSON.parse(text));
+  }
+  close() {
+    this.readyState = WebSocket.CLOSED;
+  }
+  dispatched(): string[] {
+    return this.sent.flatMap((f) => f.event === "queue:new" ? [f.job.job_id] : []);
+  }
+}
+
+Deno.test("serialize holds other builds of the branch back, not the jobs of the same build", async () => {
+  const core = new QueenCore(new MemoryStore(), { leaseMs: 60_000, maxAttempts: 3, log: () => {} });
+  const base = { repo: { url: "/tmp/repo" }, ref: { branch: "main" }, serialize: true };
+  const sharded = await acceptJob(core, { ...base, parallelism: 3 }, "api");
+  const single = await acceptJob(core, base, "api");
+  const socket = new FakeSocket();
+  const drone = core.connect(socket as unknown as WebSocket);
+  const send = (frame: Record<string, unknown>) => core.receive(drone, JSON.stringify(frame));
+  send({
+    event: "drone:info",
+    name: "w",
+    version: "test",
+    protocol: PROTOCOL_VERSION,
+    speed: 1,
+    capacity: 4,
+    plugins: [],
+    labels: [],
+    running: [],
+  });
+  await new Promise((r) => setTimeout(r, 0));
+  deepEqual(socket.dispatched(), sharded.jobs);
+  const waiting = (await core.job(single.id))!.view.waiting ?? "";
+  ok(waiting.startsWith(`waiting for job ${sharded.build}.shard-`), waiting);
+  for (const id of sharded.jobs) {
+    send({ event: "job:started", id, attempt: 1, seq: 1, timestamp: Date.now() });
+    send({ event: "job:done", id, attempt: 1, seq: 2, timestamp: Date.now(), result: "passed" });
+  }
+  await new Promise((r) => setTimeout(r, 0));
+  deepEqual(socket.dispatched(), [...sharded.jobs, single.id]);
+  const build = await buildsOf(core).view(sharded.build);
+  equal(build?.result, "passed");
+  core.close();
 });
