@@ -417,6 +417,39 @@ echo "side $STRIDER_MATRIX_SIDE went"`,
     );
     deepEqual(rerun.jobs.map((j) => j.shard), [{ index: 0, total: 2 }, { index: 1, total: 2 }]);
 
+    // The dashboard's build page acts through forms with the session's CSRF token.
+    const login = await fetch(`${queen.url}/login`, {
+      method: "POST",
+      body: new URLSearchParams({ token: API_TOKEN, next: "/" }),
+      redirect: "manual",
+    });
+    await login.body?.cancel();
+    const cookie = (login.headers.get("set-cookie") ?? "").split(";")[0];
+    const page = await (await fetch(`${queen.url}/builds/${held.build}`, { headers: { cookie } }))
+      .text();
+    const csrf = page.match(/<meta name="csrf-token" content="([^"]+)"/)?.[1] ?? "";
+    ok(page.includes(`action="/builds/${held.build}/rerun-failed"`), "no Re-run failed");
+    ok(!page.includes(`action="/builds/${held.build}/cancel"`), "a finished build has Cancel");
+    const act = (action: string, token: string) =>
+      fetch(`${queen.url}/builds/${held.build}/${action}`, {
+        method: "POST",
+        headers: { cookie },
+        body: new URLSearchParams({ _csrf: token }),
+        redirect: "manual",
+      });
+    const forged = await act("rerun-failed", "forged");
+    await forged.body?.cancel();
+    equal(forged.status, 403);
+    const viaForm = await act("rerun-failed", csrf);
+    await viaForm.body?.cancel();
+    equal(viaForm.status, 303);
+    const next = viaForm.headers.get("location")!.replace("/builds/", "");
+    ok(next !== held.build);
+    equal((await waitForBuild(queen, next)).result, "passed");
+    const late = await act("cancel", csrf);
+    await late.body?.cancel();
+    equal(late.status, 409);
+
     // Unknown builds are 404s on every route.
     for (const [method, path] of [["GET", ""], ["POST", "/cancel"], ["POST", "/rerun-failed"]]) {
       const response = await api(queen, `/api/builds/nope${path}`, { method });

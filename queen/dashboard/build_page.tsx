@@ -5,7 +5,7 @@
  * @module
  */
 import type { BuildJobView, BuildView } from "../../protocol/mod.ts";
-import { Layout } from "./layout.tsx";
+import { CsrfField, Layout, LoginNote } from "./layout.tsx";
 import type { PageContext } from "./layout.tsx";
 
 /** A build's or job's state word: its result once final. */
@@ -43,6 +43,36 @@ function Cell(props: { job: BuildJobView }) {
   );
 }
 
+/** Cancel while it runs; once done, re-run it whole or only its jobs that did not pass. */
+function Actions(props: { ctx: PageContext; build: BuildView }) {
+  const { ctx, build } = props;
+  if (!ctx.session) return <LoginNote ctx={ctx} what="cancel or re-run this build" />;
+  const path = `/builds/${encodeURIComponent(build.id)}`;
+  const failed = build.jobs.some((j) => j.result !== "passed");
+  return (
+    <div class="actions">
+      {build.status !== "done" && (
+        <form method="post" action={`${path}/cancel`} class="cancel">
+          <CsrfField session={ctx.session} />
+          <button type="submit" class="danger">Cancel build</button>
+        </form>
+      )}
+      {build.status === "done" && (
+        <form method="post" action={`${path}/rerun`} class="rerun">
+          <CsrfField session={ctx.session} />
+          <button type="submit">Re-run all</button>
+        </form>
+      )}
+      {build.status === "done" && failed && (
+        <form method="post" action={`${path}/rerun-failed`} class="rerun">
+          <CsrfField session={ctx.session} />
+          <button type="submit">Re-run failed</button>
+        </form>
+      )}
+    </div>
+  );
+}
+
 export function BuildPage(props: { ctx: PageContext; build: BuildView }) {
   const { build } = props;
   const grid = gridOf(build);
@@ -67,6 +97,7 @@ export function BuildPage(props: { ctx: PageContext; build: BuildView }) {
             </>
           )}
         </p>
+        <Actions ctx={props.ctx} build={build} />
         <table class="build-grid">
           {grid.cols.some((c) => c) && (
             <thead>
