@@ -76,6 +76,18 @@ export function matrixAxes(matrix: Matrix): [string, string[]][] {
   return Object.entries(matrix).filter(([key]) => !isKeyword(key)) as [string, string[]][];
 }
 
+/**
+ * What a job reports in its `job:done` when the repository's `strider.json` asks for a build
+ * (`matrix`, `parallelism`): the queen then makes the build's jobs, on the commit this job fetched.
+ */
+export const FanOutSchema = z.strictObject({
+  matrix: MatrixSchema.optional(),
+  parallelism: z.int().min(1).max(MAX_PARALLELISM).optional(),
+  fail_fast: z.boolean().optional(),
+  commit: z.string().regex(/^[0-9a-fA-F]{4,64}$/).optional().describe("the commit fetched"),
+});
+export type FanOut = z.infer<typeof FanOutSchema>;
+
 /** Recorded seconds per test file, for `strider shard`. */
 export const ShardTimingsSchema = z.record(z.string().max(1024), z.number().min(0).max(1e7));
 export type ShardTimings = z.infer<typeof ShardTimingsSchema>;

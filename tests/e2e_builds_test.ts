@@ -519,3 +519,43 @@ Deno.test("one push makes one build; each job reports its own status, the build 
     await standIn.close();
   }
 });
+
+Deno.test("a matrix in the repository's strider.json makes the build, on the fetched commit", async () => {
+  const repo = await makeRepo({
+    "strider.json": JSON.stringify({
+      plugins: ["custom"],
+      config: { custom: { test: 'echo "node=$STRIDER_MATRIX_NODE shard=$STRIDER_SHARD_INDEX"' } },
+      matrix: { node: ["18", "20"] },
+      parallelism: 2,
+    }),
+  });
+  const queen = await startQueen();
+  const worker = await startWorker(queen, { name: "reader", args: ["--capacity", "2"] });
+  try {
+    const made = await submitBuild(queen, {
+      repo: { url: repo.path },
+      ref: { branch: "main" },
+    });
+    equal(made.build, made.id, "it starts as a build of one");
+    const build = await waitForBuild(queen, made.build);
+    equal(build.result, "passed", JSON.stringify(build.jobs));
+    deepEqual(build.jobs.map((j) => j.name), [
+      "plan",
+      "node-18-shard-0",
+      "node-18-shard-1",
+      "node-20-shard-0",
+      "node-20-shard-1",
+    ]);
+    deepEqual(build.axes, [{ name: "node", values: ["18", "20"] }]);
+    for (const job of build.jobs.slice(1)) {
+      const view = await getJob(queen, job.id);
+      deepEqual(view.spec.ref, { branch: "main", id: repo.commit });
+      const [node, shard] = [job.matrix!.node, job.shard!.index];
+      match(await jobLog(queen, job.id), new RegExp(`node=${node} shard=${shard}`));
+    }
+    equal((await jobLog(queen, made.id)).includes("node="), false, "the plan job ran the tests");
+  } finally {
+    await worker.stop();
+    await queen.proc.stop();
+  }
+});

@@ -13,6 +13,7 @@ import type {
   BuildResult,
   BuildSummary,
   BuildView,
+  FanOut,
   JobResult,
   JobSpec,
   Submitted,
@@ -81,7 +82,11 @@ export class Builds {
     this.store = store;
     this.#options = options;
     this.#unfollow = core.hub.followAll((event) => {
-      if (event.data.event === "job:done") this.#jobDone(event.data.id, event.data.result);
+      const data = event.data;
+      if (data.event !== "job:done") return;
+      const fanOut = "fan_out" in data ? data.fan_out : undefined;
+      const made = fanOut && data.result === "passed" ? this.#fanOut(data.id, fanOut) : true;
+      this.#jobDone(data.id, made ? data.result : "errored");
     });
   }
 
@@ -364,6 +369,60 @@ export class Builds {
       }
     }
     this.#changed(build);
+  }
+
+  /**
+   * A job whose repository's `strider.json` asks for a build (`matrix`, `parallelism`) ran
+   * nothing and reports the request: its build of one gains the jobs it asks for, on the commit
+   * that job fetched. Runs before the job's own end is counted, so the build stays running.
+   */
+  #fanOut(jobId: string, fanOut: FanOut): boolean {
+    const build = this.#live.get(this.#jobBuild.get(jobId) ?? "");
+    const record = this.#core.liveJob(jobId);
+    if (!build || !record || build.jobs.length !== 1 || build.id !== jobId) return true;
+    const { job_id: _id, build: _build, ...base } = record.spec;
+    const { commit, ...wanted } = fanOut;
+    const ref = "branch" in base.ref && commit ? { ...base.ref, id: commit } : base.ref;
+    const spec: JobSpec = { ...base, ...wanted, ref };
+    let plan;
+    try {
+      if (build.id.length > MAX_MULTI_BUILD_ID) {
+        throw new InvalidInputError(`the job id is over ${MAX_MULTI_BUILD_ID} characters`);
+      }
+      plan = planBuild(spec, build.id);
+    } catch (error) {
+      this.#options.log?.(
+        `job ${jobId}: strider.json asks for a build that cannot be made: ${
+          (error as Error).message
+        }`,
+      );
+      return false;
+    }
+    build.jobs[0].name = "plan";
+    build.axes = plan.axes;
+    build.failFast = spec.fail_fast ?? false;
+    for (const job of plan.jobs) {
+      build.jobs.push(entryOf(job.id, job.build));
+      this.#jobBuild.set(job.id, build.id);
+    }
+    this.#options.log?.(
+      `job ${jobId}: strider.json makes build ${build.id} of ${plan.jobs.length} jobs`,
+    );
+    const submitting = (async () => {
+      const timings = (spec.parallelism ?? 1) > 1
+        ? await this.store.timings(spec.repo.url, TIMINGS_PER_BUILD)
+        : {};
+      for (const job of planBuild(spec, build.id, timings).jobs) {
+        try {
+          await this.#core.submit(job.spec, {});
+        } catch (error) {
+          this.#options.log?.(`job ${job.id}: not queued: ${(error as Error).message}`);
+          this.#jobDone(job.id, "errored");
+        }
+      }
+    })();
+    this.#writes = this.#writes.then(() => submitting);
+    return true;
   }
 
   /** Saves a build after a change, ending it when every job is final. */
