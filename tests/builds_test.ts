@@ -193,6 +193,11 @@ for (
       "b2",
     ]);
     equal(await store.buildOfJob("b3.a"), "b3");
+    // A build that gains jobs (strider.json's matrix) indexes them when saved.
+    const grown = build("b1");
+    grown.jobs.push({ id: "b1.more", name: "more", allowFailure: false, result: null });
+    await store.saveBuild(grown);
+    equal(await store.buildOfJob("b1.more"), "b1");
     await store.recordTimings("/srv/r", { "a.bats": 1, "b.bats": 2 }, 10);
     await store.recordTimings("/srv/r", { "a.bats": 5 }, 20);
     deepEqual(await store.timings("/srv/r", 10), { "a.bats": 5, "b.bats": 2 });
@@ -245,8 +250,12 @@ Deno.test("a build's jobs report under their own contexts, the build under the p
         return () => {};
       },
       buildOfJob: (id) => Promise.resolve(jobs.has(id) ? "b" : undefined),
-      getBuild: () =>
-        Promise.resolve({ status: buildResult() ? "done" : "running", result: buildResult() }),
+      getBuild: (id) =>
+        Promise.resolve(
+          id === "b"
+            ? { status: buildResult() ? "done" : "running", result: buildResult() }
+            : undefined,
+        ),
     },
     publicUrl: () => "https://ci.test",
     retry: { minMs: 1, maxMs: 1, tries: 3 },

@@ -513,6 +513,34 @@ Deno.test("one push makes one build; each job reports its own status, the build 
     const summary = standIn.calls.find((c) => c.sha === sha && c.body.context === "strider")!;
     equal(summary.body.target_url, `https://ci.example.test/builds/${made.build}`);
     deepEqual(standIn.refused, []);
+
+    // Without plugins in the project, strider.json decides, and its matrix grows the build from
+    // its plan job: the commit's status stays pending until the whole build ends.
+    const patched = await api(queen, "/api/projects/octo-org/hello-world", {
+      method: "PATCH",
+      body: JSON.stringify({ branches: { main: {} } }),
+    });
+    equal(patched.status, 200, await patched.text());
+    const sha2 = await commitFiles(repo.path, {
+      "strider.json": JSON.stringify({
+        plugins: ["custom"],
+        config: { custom: { test: '[ "$STRIDER_MATRIX_OS" != bsd ] || { sleep 1; exit 1; }' } },
+        matrix: { os: ["linux", "bsd"] },
+      }),
+    }, "a matrix in strider.json");
+    Object.assign(payload, { after: sha2 });
+    const second = await deliver(queen.url, "github", { event: "push", payload, secret });
+    const plan = await second.json();
+    equal(second.status, 201, JSON.stringify(plan));
+    const grown = await waitForBuild(queen, plan.build);
+    equal(grown.result, "failed");
+    equal(grown.jobs.length, 3);
+    await waitUntil(
+      () => standIn.statesOf(sha2).length === 2,
+      30_000,
+      `statuses of ${sha2}: ${JSON.stringify(standIn.calls.filter((c) => c.sha === sha2))}`,
+    );
+    deepEqual(standIn.statesOf(sha2), ["pending", "failure"]);
   } finally {
     await worker.stop();
     await queen.proc.stop();

@@ -39,8 +39,19 @@ export class SqliteBuildStore implements BuildStore {
   }
 
   saveBuild(record: BuildRecord): Promise<void> {
-    this.#db.prepare("UPDATE builds SET status = ?, data = ? WHERE id = ?")
-      .run(record.status, JSON.stringify(record), record.id);
+    const db = this.#db;
+    db.exec("BEGIN");
+    try {
+      db.prepare("UPDATE builds SET status = ?, data = ? WHERE id = ?")
+        .run(record.status, JSON.stringify(record), record.id);
+      // Jobs a build gained later (strider.json's matrix) are indexed too; earlier ones stay.
+      const index = db.prepare("INSERT OR IGNORE INTO build_jobs (job_id, build_id) VALUES (?, ?)");
+      for (const job of record.jobs) index.run(job.id, record.id);
+      db.exec("COMMIT");
+    } catch (error) {
+      db.exec("ROLLBACK");
+      throw error;
+    }
     return Promise.resolve();
   }
 

@@ -64,7 +64,7 @@ export interface BuildPage {
 export interface BuildStore {
   /** Adds a build and the index of its jobs. Rejects with a `RangeError` when the id is taken. */
   createBuild(record: BuildRecord): Promise<void>;
-  /** Replaces a build's state (status, result, job results). */
+  /** Replaces a build's state (status, result, job results), indexing jobs it gained. */
   saveBuild(record: BuildRecord): Promise<void>;
   getBuild(id: string): Promise<BuildRecord | undefined>;
   listBuilds(filter: BuildFilter): Promise<BuildPage>;
@@ -96,6 +96,7 @@ export class MemoryBuildStore implements BuildStore {
   saveBuild(record: BuildRecord): Promise<void> {
     const at = this.#builds.findIndex((b) => b.id === record.id);
     if (at >= 0) this.#builds[at] = structuredClone(record);
+    for (const job of record.jobs) if (!this.#byJob.has(job.id)) this.#byJob.set(job.id, record.id);
     return Promise.resolve();
   }
 

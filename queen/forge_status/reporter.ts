@@ -88,8 +88,11 @@ export class StatusReporter {
       const buildOf = options.queen.buildOfJob;
       if (buildOf) {
         this.#later(
-          buildOf(id).then((build) => {
-            if (build !== undefined && build !== id) return this.#jobEnded(BUILD_KEY + build);
+          buildOf(id).then(async (build) => {
+            if (build === undefined || build === id) return;
+            await this.#jobEnded(BUILD_KEY + build);
+            // A build that grew from one job (strider.json's matrix) reports under its row.
+            await this.#jobEnded(build);
           }),
         );
       }
@@ -164,6 +167,11 @@ export class StatusReporter {
       const build = await this.#options.queen.getBuild?.(key.slice(BUILD_KEY.length));
       return build && { done: build.status === "done", result: build.result };
     }
+    // A job that is a build of one reports its build's state: the same, unless the job was the
+    // plan of a build its repository's strider.json asked for, which ends with the whole build.
+    const getBuild = this.#options.queen.getBuild;
+    const build = getBuild ? await getBuild(key) : undefined;
+    if (build) return { done: build.status === "done", result: build.result };
     const record = await this.#options.queen.getJob(key);
     return record && { done: record.view.status === "done", result: record.view.result };
   }
