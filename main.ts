@@ -10,6 +10,7 @@ import { ApiError } from "./cli/api_client.ts";
 import { UsageError } from "./cli/options.ts";
 import { queen, StartupError, worker } from "./cli/role_commands.ts";
 import { artifacts } from "./cli/artifacts_command.ts";
+import { builds, shard } from "./cli/build_commands.ts";
 import { COMMIT } from "./cli/build_info.ts";
 
 const USAGE = `strider ${VERSION}: a distributed CI job runner
@@ -20,6 +21,7 @@ usage:
   strider submit --repo URL [--branch B | --fetch REFSPEC] --test CMD [--follow] [flags]
   strider jobs | drones | logs ID [--follow] | retry ID [--follow] | cancel ID
   strider artifacts ID [PATH] [--out DIR]
+  strider builds | ls tests/* | strider shard   (builds: --matrix AXIS=a,b --parallel N)
   strider help | --version
 
 Every command takes --help. Every flag also reads an environment variable, e.g. --port reads
@@ -35,6 +37,8 @@ const COMMANDS: Record<string, (args: string[], output: Output) => Promise<numbe
   retry,
   cancel,
   artifacts,
+  builds,
+  shard,
 };
 
 /** Runs the command line `args`; resolves with the exit code. */

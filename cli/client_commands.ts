@@ -9,12 +9,15 @@ import {
   JobListSchema,
   JobSpecSchema,
   JobViewSchema,
+  MAX_PARALLELISM,
   normalizeRepoUrl,
+  SubmittedSchema,
   validate,
 } from "../protocol/mod.ts";
 import { request, requestJson, resolveToken } from "./api_client.ts";
 import type { ApiTarget } from "./api_client.ts";
 import { followJob } from "./follow.ts";
+import { followBuild } from "./build_follow.ts";
 import { triggerColumn, triggerHeader } from "./trigger_text.ts";
 import { int, list, pairs, parseFlags, required, str, usage, UsageError } from "./options.ts";
 import type { Flags } from "./options.ts";
@@ -115,9 +118,32 @@ export const SUBMIT_FLAGS: Flags = {
   message: { type: "string", value: "TEXT", help: "trigger message" },
   follow: {
     type: "boolean",
-    help: "print the job's output live; exit 0 only if it passed",
+    help: "print the job's (or build's) output live; exit 0 only if it passed",
   },
+  matrix: {
+    type: "string",
+    value: "AXIS=a,b",
+    help: "a matrix axis: one job per combination (repeatable)",
+    multiple: true,
+  },
+  parallel: { type: "string", value: "N", help: "run N shards of each job" },
+  "fail-fast": { type: "boolean", help: "the first failing job cancels the build's others" },
 };
+
+/** `--matrix node=18,20 --matrix os=linux` as `{node: ["18", "20"], os: ["linux"]}`. */
+function matrixFromFlags(values: Record<string, string | string[] | boolean | undefined>) {
+  const raw = values.matrix;
+  const items = Array.isArray(raw) ? raw : typeof raw === "string" ? [raw] : [];
+  const matrix: Record<string, string[]> = {};
+  for (const item of items) {
+    const eq = item.indexOf("=");
+    if (eq <= 0) throw new UsageError(`--matrix takes AXIS=a,b, not '${item}'`);
+    const values = item.slice(eq + 1).split(",").map((v) => v.trim()).filter(Boolean);
+    if (!values.length) throw new UsageError(`--matrix ${item}: give at least one value`);
+    matrix[item.slice(0, eq)] = [...(matrix[item.slice(0, eq)] ?? []), ...values];
+  }
+  return Object.keys(matrix).length ? matrix : undefined;
+}
 
 function existsLocally(path: string): boolean {
   try {
@@ -172,6 +198,9 @@ export function specFromFlags(values: Record<string, unknown>): JobSpecInput {
     ...(str(v, "timeout") ? { timeout: int(v, "timeout", 1, 7 * 24 * 3600) } : {}),
     ...(str(v, "priority") ? { priority: int(v, "priority", -1000, 1000) } : {}),
     ...(list(v, "artifact").length ? { artifacts: list(v, "artifact") } : {}),
+    ...(matrixFromFlags(v) ? { matrix: matrixFromFlags(v) } : {}),
+    ...(str(v, "parallel") ? { parallelism: int(v, "parallel", 1, MAX_PARALLELISM) } : {}),
+    ...(v["fail-fast"] ? { fail_fast: true } : {}),
   };
 }
 
@@ -216,15 +245,18 @@ export async function submit(args: string[], output: Output): Promise<number> {
   const checked = validate(JobSpecSchema, spec);
   if (!checked.ok) throw new UsageError(`the job would be invalid:\n${checked.error}`);
   const api = await target(values);
-  const created = await requestJson(api, "/api/jobs", JobCreatedSchema, {
+  const created = await requestJson(api, "/api/jobs", SubmittedSchema, {
     method: "POST",
     headers: { "content-type": "application/json" },
     body: JSON.stringify(spec),
   });
+  // A build of several jobs is known by its build id; a single job by its own, as always.
+  const several = created.jobs.length > 1 || created.build !== created.id;
   if (!values.follow) {
-    output.out(`${created.id}\n`);
+    output.out(`${several ? created.build : created.id}\n`);
     return 0;
   }
+  if (several) return await followBuild(api, created.build, output);
   output.err(`job ${created.id} queued\n`);
   return await followToEnd(api, created.id, output);
 }
@@ -338,7 +370,7 @@ export async function cancel(args: string[], output: Output): Promise<number> {
   return 0;
 }
 
-function help(synopsis: string, flags: Flags, output: Output): number {
+export function help(synopsis: string, flags: Flags, output: Output): number {
   output.out(usage(synopsis, flags) + "\n");
   return 0;
 }

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { LIMITS } from "./limits.ts";
+import { FanOutSchema } from "./matrix.ts";
 import { DispatchedJobSchema, JobIdSchema, NameSchema, PhaseSchema } from "./job_spec.ts";
 
 /** The results a finished job can have (DESIGN.md, Job lifecycle). */
@@ -54,6 +55,9 @@ export const JobDoneEvent = jobEvent("job:done", {
   timestamp,
   result: JobResultSchema.exclude(["lost"]).describe("beyond the seed: how the attempt ended"),
   error: z.string().max(LIMITS.text).optional().describe("why the job errored, for people"),
+  fan_out: FanOutSchema.optional().describe(
+    "the repository's strider.json asks for a build: the queen makes its jobs",
+  ),
 });
 
 /** The events a worker streams about a job; these are recorded and numbered by `seq`. */

@@ -4,6 +4,7 @@ import { LIMITS } from "./limits.ts";
 import { fetchRefspecProblem, normalizeRepoUrl, refNameProblem, repoUrlProblem } from "./refs.ts";
 import { TriggerSchema } from "./trigger.ts";
 import { PHASES } from "./phases.ts";
+import { BuildInfoSchema, MatrixSchema, MAX_PARALLELISM } from "./matrix.ts";
 
 /** Adds `problem(value)` as a zod refinement: a returned string becomes the error message. */
 function checked(schema: z.ZodString, problem: (value: string) => string | undefined) {
@@ -18,6 +19,18 @@ export const NameSchema = z.string().regex(
   /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/,
   "must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit",
 );
+
+/**
+ * A label, or in a job with a matrix a label template naming its axes (`node-${node}`), which
+ * the queen fills in per combination.
+ */
+export const LabelSchema = z.union([
+  NameSchema,
+  z.string().regex(
+    /^[A-Za-z0-9._${}-]{1,160}$/,
+    "must be a label (1-64 letters, digits, '.', '_' or '-') or a template such as node-${node}",
+  ).refine((label) => label.includes("${"), "must be a label or a template such as node-${node}"),
+]);
 
 /** An environment variable name. */
 export const EnvNameSchema = z.string().regex(
@@ -107,7 +120,9 @@ export const JobSpecSchema = z.strictObject({
   timeout: z.int().min(1).max(LIMITS.timeoutSeconds).optional().describe(
     "seconds for the whole job",
   ),
-  labels: list(NameSchema).optional().describe("a drone must carry all of them"),
+  labels: list(LabelSchema).optional().describe(
+    "a drone must carry all of them; with a matrix, ${axis} stands for the job's value",
+  ),
   secrets: EnvMapSchema.optional().describe("exported to commands, masked in all output"),
   network: z.boolean().optional().describe("false cuts the job off the network where possible"),
   priority: z.int().min(-1000).max(1000).optional().describe("higher goes first"),
@@ -116,6 +131,14 @@ export const JobSpecSchema = z.strictObject({
   artifacts: ArtifactPatternsSchema.optional().describe(
     "files kept with the job, e.g. dist/** or coverage/; without it strider.json's",
   ),
+  matrix: MatrixSchema.optional().describe("one job per combination of the axes' values"),
+  parallelism: z.int().min(1).max(MAX_PARALLELISM).optional().describe(
+    "copies of each job, with STRIDER_SHARD_INDEX and STRIDER_SHARD_TOTAL set",
+  ),
+  fail_fast: z.boolean().optional().describe(
+    "the first failing job that may not fail cancels the build's other jobs",
+  ),
+  build: BuildInfoSchema.optional().describe("set by the queen on the jobs of a build"),
 });
 
 /** A job spec as submitted (before defaults are applied). */

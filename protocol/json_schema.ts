@@ -5,6 +5,7 @@ import { JobSpecSchema } from "./job_spec.ts";
 import { ProjectSchema, ProjectViewSchema } from "./project.ts";
 import { JobViewSchema, RecordedEventSchema } from "./job_view.ts";
 import { BrowserToQueenSchema, QueenToBrowserSchema } from "./browser.ts";
+import { BuildListSchema, BuildViewSchema, SubmittedSchema } from "./build.ts";
 
 /** Builds the JSON Schema document published as `protocol/schema.json`. */
 export function protocolJsonSchema(): Record<string, unknown> {
@@ -20,6 +21,9 @@ export function protocolJsonSchema(): Record<string, unknown> {
     ["Project", ProjectSchema],
     ["ProjectView", ProjectViewSchema],
     ["ArtifactList", ArtifactListSchema],
+    ["BuildView", BuildViewSchema],
+    ["BuildList", BuildListSchema],
+    ["Submitted", SubmittedSchema],
   ];
   for (const [id, schema] of named) registry.add(schema, { id });
   const { schemas } = z.toJSONSchema(registry, { io: "input", unrepresentable: "any" });

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { MatrixSchema, MAX_PARALLELISM } from "./matrix.ts";
 import { LIMITS } from "./limits.ts";
 import { refNameProblem } from "./refs.ts";
 import {
@@ -39,6 +40,9 @@ export const BranchSettingsSchema = z.strictObject({
   config: PluginConfigSchema.optional(),
   job_type: JobTypeSchema.optional().describe("wins over `deploy` when both are given"),
   deploy: z.boolean().optional().describe("true: pushes run TEST&DEPLOY; pull requests never"),
+  matrix: MatrixSchema.optional().describe("each push makes one build: a job per combination"),
+  parallelism: z.int().min(1).max(MAX_PARALLELISM).optional().describe("shards of each job"),
+  fail_fast: z.boolean().optional().describe("the first failing job cancels the build's others"),
 });
 export type BranchSettings = z.infer<typeof BranchSettingsSchema>;
 

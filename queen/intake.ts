@@ -13,15 +13,13 @@ import {
   JobSpecSchema,
   LegacyJobSchema,
 } from "../protocol/mod.ts";
-import type { JobSpec, JobStatus } from "../protocol/mod.ts";
+import type { JobSpec, Submitted } from "../protocol/mod.ts";
+import type { BuildCore } from "./builds/builds.ts";
+import { buildsOf } from "./builds/registry.ts";
 import { InvalidInputError } from "./errors.ts";
-import type { QueenCore } from "./queen.ts";
 
 /** Where a job came from; it names the input in error messages. */
 export type JobSource = "api" | "webhook" | "browser" | "dashboard" | "rerun";
-
-/** What the core needs to queue a spec; `submit` may be synchronous or not. */
-type Submitter = Pick<QueenCore, "submit">;
 
 /** How each source's invalid input is described. */
 const WHAT: Record<JobSource, string> = {
@@ -47,16 +45,25 @@ export function jobSpecOf(body: unknown, source: JobSource): JobSpec {
 }
 
 /**
- * Validates `body` and queues it as a job. Throws `InvalidInputError` for a malformed body,
- * `RejectedError` when the queen's policy refuses it, `ConflictError` when its id is taken.
+ * Validates `body` and queues it as a build: one job, or one per matrix combination and shard
+ * (`builds/expand.ts`), the one place a build is made. Throws `InvalidInputError` for a malformed
+ * body or a matrix past its limits, `RejectedError` when the queen's policy refuses it,
+ * `ConflictError` when its id is taken.
  */
 export async function acceptJob(
-  core: Submitter,
+  core: BuildCore,
   body: unknown,
   source: JobSource,
   links: { retryOf?: string } = {},
-): Promise<{ id: string; status: JobStatus }> {
-  const spec = jobSpecOf(body, source);
-  const record = await core.submit(spec, links);
-  return { id: record.id, status: record.view.status };
+): Promise<Submitted> {
+  const parsed = jobSpecOf(body, source);
+  const { build, ...spec } = parsed;
+  // Nobody may join a build.
+  if (build && source !== "rerun") {
+    throw new InvalidInputError(
+      `${WHAT[source]}: build: is set by the queen on the jobs of a build; leave it out`,
+    );
+  }
+  // A re-run keeps its job's matrix values and shard (so its variables), as a build of its own.
+  return await buildsOf(core).submit(spec, links, build);
 }

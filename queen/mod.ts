@@ -9,6 +9,10 @@ import { ArtifactStore } from "./artifacts/store.ts";
 import { StatusReporter } from "./forge_status/reporter.ts";
 import { SqliteProjectStore } from "./projects/store.ts";
 import { QueenCore } from "./queen.ts";
+import { Builds } from "./builds/builds.ts";
+import { attachBuilds } from "./builds/registry.ts";
+import { SqliteBuildStore } from "./builds/sqlite_store.ts";
+import { MAX_REPORT_BYTES } from "./builds/timings.ts";
 import { createApp } from "./server.ts";
 import { fillTokenSet, parseTokensFile, tokenFromDataDir } from "./tokens.ts";
 import type { TokenSet } from "./tokens.ts";
@@ -150,6 +154,12 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
     leaseKey: await tokenFromDataDir(options.data, "lease-key"),
     log,
   });
+  const artifacts = new ArtifactStore(store.database);
+  const builds = await Builds.open(core, new SqliteBuildStore(store.database), {
+    log,
+    reports: (id) => junitReports(artifacts, id),
+  });
+  attachBuilds(core, builds);
   const retention = { keepJobs: options.keepJobs, keepDays: options.keepDays };
   const prune = () => {
     if (retention.keepJobs === undefined && retention.keepDays === undefined) return;
@@ -164,7 +174,12 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
   const reporter = new StatusReporter({
     db: store.database,
     projects,
-    queen: { getJob: (id) => core.job(id), followAll: (fn) => core.hub.followAll(fn) },
+    queen: {
+      getJob: (id) => core.job(id),
+      followAll: (fn) => core.hub.followAll(fn),
+      buildOfJob: (id) => builds.buildOfJob(id),
+      getBuild: (id) => builds.view(id),
+    },
     publicUrl: () => options.publicUrl ?? ownUrl,
     log,
   });
@@ -173,7 +188,7 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
     projects,
     reporter,
     webhookSecret: options.webhookSecret,
-    artifacts: new ArtifactStore(store.database),
+    artifacts,
     maxArtifactBytes: options.maxArtifactBytes,
     log,
   });
@@ -204,6 +219,7 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
 
   const finished = server.finished.finally(async () => {
     await reporter.close();
+    await builds.close();
     clearInterval(pruning);
     core.close();
     await core.store.close();
@@ -238,4 +254,17 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
       await finished;
     },
   };
+}
+
+/** The text of a job's JUnit XML reports among its artifacts (up to 20, each up to 4 MiB). */
+async function junitReports(artifacts: ArtifactStore, jobId: string): Promise<string[]> {
+  const reports = artifacts.list(jobId)
+    .filter((a) => a.path.toLowerCase().endsWith(".xml") && a.size <= MAX_REPORT_BYTES)
+    .slice(0, 20);
+  const texts: string[] = [];
+  for (const report of reports) {
+    const opened = artifacts.open(jobId, report.path);
+    if (opened) texts.push(await new Response(opened.body).text());
+  }
+  return texts;
 }

@@ -18,7 +18,7 @@ import { Drone, DroneRegistry } from "./drone.ts";
 import { ConflictError, RejectedError } from "./errors.ts";
 import { Hub } from "./hub.ts";
 import { newRecord, Recorder } from "./recorder.ts";
-import { branchKey, canRun, needsOf, runnable, whyWaiting } from "./scheduler.ts";
+import { branchKey, buildOf, canRun, needsOf, runnable, whyWaiting } from "./scheduler.ts";
 import type { JobRecord, Store } from "./store.ts";
 import { systemClock } from "./clock.ts";
 import type { Clock, TimerId } from "./clock.ts";
@@ -360,7 +360,8 @@ export class QueenCore {
       if (!record || record.view.status !== "queued") continue;
       if (record.spec.serialize) {
         const holder = busyBranches.get(branchKey(record.spec));
-        if (holder) {
+        // Serialization is per build: the jobs of one build run side by side.
+        if (holder && buildOf(this.#jobs.get(holder)?.spec) !== buildOf(record.spec)) {
           this.#recorder.setWaiting(
             record,
             `waiting for job ${holder} of the same branch to finish`,

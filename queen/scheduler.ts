@@ -52,6 +52,11 @@ export function branchKey(spec: JobSpec): string {
   return `${spec.repo.url}\u0000${ref}`;
 }
 
+/** The build a job belongs to: its build's id, or its own for a build of one. */
+export function buildOf(spec: JobSpec | undefined): string | undefined {
+  return spec?.build?.id ?? spec?.job_id;
+}
+
 /** Whether `drone` has every plugin and every label `needs` names, and still takes jobs. */
 export function canRun(drone: DroneLoad, needs: JobNeeds): boolean {
   if (drone.draining) return false;

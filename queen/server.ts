@@ -43,6 +43,7 @@ import { mountArtifactRoutes } from "./artifacts/routes.ts";
 import { memoryArtifactStore } from "./artifacts/store.ts";
 import type { ArtifactStore } from "./artifacts/store.ts";
 import type { StatusReporter } from "./forge_status/reporter.ts";
+import { mountBuildRoutes } from "./builds/routes.ts";
 
 /** Tokens the server accepts. */
 export interface ServerTokens {
@@ -216,6 +217,7 @@ export function createApp(
     return c.json({ drones });
   });
 
+  mountBuildRoutes(app, core, projects);
   app.route("/api/projects", projectRoutes(projects));
   const reporter = options.reporter;
   app.route(

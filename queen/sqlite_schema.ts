@@ -95,6 +95,28 @@ export const MIGRATIONS: readonly string[] = [
    CREATE TRIGGER jobs_delete_commit_statuses AFTER DELETE ON jobs BEGIN
      DELETE FROM commit_statuses WHERE job_id = OLD.id;
    END;`,
+  // 5: builds (a group of jobs from one trigger) with the index of the jobs they made, and the
+  // seconds per test file that `strider shard` balances by (queen/builds/).
+  `CREATE TABLE builds (
+     position INTEGER PRIMARY KEY AUTOINCREMENT,
+     id TEXT NOT NULL UNIQUE,
+     created_at INTEGER NOT NULL,
+     status TEXT NOT NULL,
+     repo TEXT NOT NULL,
+     data TEXT NOT NULL
+   );
+   CREATE INDEX builds_by_status ON builds (status, position);
+   CREATE TABLE build_jobs (
+     job_id TEXT NOT NULL PRIMARY KEY,
+     build_id TEXT NOT NULL
+   );
+   CREATE TABLE test_timings (
+     repo TEXT NOT NULL,
+     file TEXT NOT NULL,
+     seconds REAL NOT NULL,
+     updated_at INTEGER NOT NULL,
+     PRIMARY KEY (repo, file)
+   );`,
 ];
 
 /** Applies the migrations `db` has not had yet, each in its own transaction. */

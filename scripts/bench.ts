@@ -19,6 +19,7 @@ import { restart } from "./bench/restart.ts";
 import { scale } from "./bench/scale.ts";
 import { throughput } from "./bench/throughput.ts";
 import { turnaround } from "./bench/turnaround.ts";
+import { builds } from "./bench/builds.ts";
 import { reapAll, ROOT } from "./bench/lib.ts";
 import type { Measure, Row } from "./bench/lib.ts";
 
@@ -32,6 +33,7 @@ const MEASURES: Measure[] = [
   scale,
   restart,
   dashboard,
+  builds,
 ];
 
 const RESULTS = join(ROOT, "bench", "results.json");

@@ -6,6 +6,7 @@
 import { existsSync } from "node:fs";
 import { userInfo } from "node:os";
 import type { DispatchedJob } from "../protocol/mod.ts";
+import { buildEnv } from "../protocol/mod.ts";
 
 /** Where the job's private folders are. */
 export interface JobPlaces {
@@ -63,6 +64,7 @@ export function jobBaseEnv(
     STRIDER_COMMIT: "branch" in ref ? ref.id ?? "" : "",
     STRIDER_REPO: job.repo.url,
     STRIDER_TRIGGER: job.trigger.type,
+    ...buildEnv(job.build),
   };
 }
 

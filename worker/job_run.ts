@@ -7,6 +7,7 @@ import type {
   AttemptResult,
   CacheSpec,
   DispatchedJob,
+  FanOut,
   JobEventBody,
   Phase,
   PluginConfig,
@@ -104,8 +105,9 @@ export class JobRun {
       : undefined;
     let result: AttemptResult;
     let error: string | undefined;
+    let fanOut: FanOut | undefined;
     try {
-      ({ result, error } = await this.#runIn(workspace));
+      ({ result, error, fanOut } = await this.#runIn(workspace));
     } catch (e) {
       result = "errored";
       error = `the worker failed to run the job: ${(e as Error).message}`;
@@ -118,6 +120,7 @@ export class JobRun {
       timestamp: Date.now(),
       result,
       ...(error ? { error: this.#masker.mask(error) } : {}),
+      ...(fanOut && !this.#stopped ? { fan_out: fanOut } : {}),
     });
     if (!this.#options.keepWorkspace) {
       await Deno.remove(workspace, { recursive: true }).catch(() => {});
@@ -125,7 +128,9 @@ export class JobRun {
     return result;
   }
 
-  async #runIn(workspace: string): Promise<{ result: AttemptResult; error?: string }> {
+  async #runIn(
+    workspace: string,
+  ): Promise<{ result: AttemptResult; error?: string; fanOut?: FanOut }> {
     const { job } = this.#options;
     await Deno.remove(workspace, { recursive: true }).catch(() => {});
     this.#workspace = workspace;
@@ -151,6 +156,10 @@ export class JobRun {
 
     const settings = await repoSettings(job, src);
     if (!settings.ok) return { result: "errored", error: settings.error };
+    // strider.json asks for a build: the queen makes its jobs on this commit; this one is done.
+    if (settings.fanOut) {
+      return { result: "passed", fanOut: { ...settings.fanOut, commit: fetched.commit } };
+    }
     const missing = settings.plugins.filter((name) => !this.#options.plugins.has(name));
     if (missing.length > 0) {
       return {

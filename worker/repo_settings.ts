@@ -1,10 +1,12 @@
 import { join } from "node:path";
 import { z } from "zod";
 import type { DispatchedJob, PluginConfig } from "../protocol/mod.ts";
-import type { CacheSpec } from "../protocol/mod.ts";
+import type { CacheSpec, FanOut } from "../protocol/mod.ts";
 import {
   ArtifactPatternsSchema,
   CacheListSchema,
+  MatrixSchema,
+  MAX_PARALLELISM,
   NameSchema,
   PluginConfigSchema,
   validate,
@@ -16,6 +18,9 @@ export const StriderJsonSchema = z.object({
   config: PluginConfigSchema.optional(),
   cache: CacheListSchema.optional(),
   artifacts: ArtifactPatternsSchema.optional(),
+  matrix: MatrixSchema.optional(),
+  parallelism: z.int().min(1).max(MAX_PARALLELISM).optional(),
+  fail_fast: z.boolean().optional(),
 });
 
 /** Larger than any real settings file. */
@@ -31,6 +36,11 @@ export type RepoSettings =
     cache: CacheSpec[];
     /** The job's artifact patterns, else the file's. */
     artifacts: string[];
+    /**
+     * The file asks for a build (`matrix`, `parallelism`) and this job is not one of a build
+     * yet: it runs nothing, and the queen makes the build's jobs.
+     */
+    fanOut?: FanOut;
   }
   | { ok: false; error: string };
 
@@ -81,12 +91,23 @@ export async function repoSettings(job: DispatchedJob, src: string): Promise<Rep
     const base = config[key];
     config[key] = isObject(base) && isObject(value) ? { ...base, ...value } : value;
   }
+  const { matrix, parallelism, fail_fast } = file.value;
+  const fans = !job.build && (matrix !== undefined || (parallelism ?? 1) > 1);
   return {
     ok: true,
     plugins: file.value.plugins,
     config,
     cache: job.cache ?? file.value.cache ?? [],
     artifacts: job.artifacts ?? file.value.artifacts ?? [],
+    ...(fans
+      ? {
+        fanOut: {
+          ...(matrix ? { matrix } : {}),
+          ...(parallelism ? { parallelism } : {}),
+          ...(fail_fast ? { fail_fast } : {}),
+        },
+      }
+      : {}),
   };
 }
 

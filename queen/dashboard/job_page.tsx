@@ -171,6 +171,14 @@ export function JobPage(props: { ctx: PageContext; data: JobPageData }) {
               <Artifacts jobId={view.id} artifacts={data.artifacts} />
             </Fact>
           )}
+          {view.spec.build && (
+            <Fact term="Build">
+              <a href={`/builds/${encodeURIComponent(view.spec.build.id)}`}>
+                {view.spec.build.id}
+              </a>
+              {` · ${view.spec.build.name}`}
+            </Fact>
+          )}
           {view.retryOf && (
             <Fact term="Re-run of">
               <a href={`/jobs/${view.retryOf}`}>{view.retryOf}</a>

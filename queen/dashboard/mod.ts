@@ -7,7 +7,7 @@
 import type { Context, Hono } from "hono";
 import { JobIdSchema } from "../../protocol/mod.ts";
 import { tokenMatches } from "../auth.ts";
-import { ConflictError, InvalidInputError, RejectedError } from "../errors.ts";
+import { ConflictError, InvalidInputError, NotFoundError, RejectedError } from "../errors.ts";
 import { mayView as mayViewWith } from "../http/auth.ts";
 import type { GuardTokens } from "../http/auth.ts";
 import { formLimit } from "../http/limits.ts";
@@ -19,6 +19,8 @@ import { rerunSpec } from "../rerun.ts";
 import type { QueenCore } from "../queen.ts";
 import { ASSETS } from "./assets.ts";
 import { JobPage } from "./job_page.tsx";
+import { BuildPage } from "./build_page.tsx";
+import { buildsOf } from "../builds/registry.ts";
 import type { Artifact, ReportedStatus } from "../../protocol/mod.ts";
 import { ProblemPage } from "./layout.tsx";
 import type { PageContext } from "./layout.tsx";
@@ -149,6 +151,46 @@ export function mountDashboard(app: Hono, core: QueenCore, options: DashboardOpt
     };
     return html(c, JobPage({ ctx: contextOf(c), data }));
   });
+
+  app.get("/builds/:id", async (c) => {
+    if (!mayView(c)) return toLogin(c);
+    const build = await buildsOf(core).view(c.req.param("id"));
+    if (!build) {
+      return problem(c, 404, "No such build", `There is no build '${c.req.param("id")}'.`);
+    }
+    return html(c, BuildPage({ ctx: contextOf(c), build }));
+  });
+
+  // A build's actions as plain forms: the server acts and shows the (new) build's page.
+  for (const action of ["cancel", "rerun", "rerun-failed"] as const) {
+    app.post(`/builds/:id/${action}`, formLimit, async (c) => {
+      const session = await actor(c);
+      if (session instanceof Response) return session;
+      const id = c.req.param("id");
+      const builds = buildsOf(core);
+      try {
+        if (action === "cancel") {
+          if (!await builds.cancel(id)) {
+            throw new ConflictError(`build '${id}' has already finished`);
+          }
+          return c.redirect(`/builds/${encodeURIComponent(id)}`, 303);
+        }
+        const made = await builds.rerun(
+          id,
+          action === "rerun-failed",
+          (record) => rerunSpec(record, options.projects),
+        );
+        return c.redirect(`/builds/${encodeURIComponent(made.build)}`, 303);
+      } catch (error) {
+        if (error instanceof NotFoundError) {
+          return problem(c, 404, "No such build", `There is no build '${id}'.`);
+        }
+        const refused = refusal(error);
+        const status = refused instanceof ConflictError ? 409 : 400;
+        return problem(c, status, "Cannot do that", refused.message);
+      }
+    });
+  }
 
   /** An earlier part of one output: `key` is a command num or `job`, `end` where it ends. */
   const outputPart = async (c: Context) => {

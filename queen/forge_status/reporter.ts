@@ -6,7 +6,7 @@
  * restarted mid-report carries on.
  */
 import type { DatabaseSync } from "node:sqlite";
-import type { Project, RecordedEvent, ReportedStatus } from "../../protocol/mod.ts";
+import type { JobResult, Project, RecordedEvent, ReportedStatus } from "../../protocol/mod.ts";
 import { DEFAULT_FORGE_TOKEN_SECRET } from "../../protocol/mod.ts";
 import { type Backoff, backoff } from "../../protocol/backoff.ts";
 import type { ProjectStore } from "../projects/store.ts";
@@ -19,7 +19,17 @@ export interface ReporterQueen {
   /** A job by id (the store may answer asynchronously). */
   getJob(id: string): JobRecord | undefined | Promise<JobRecord | undefined>;
   followAll(listener: (event: RecordedEvent) => void): () => void;
+  /** The build that made a job (for the build's summary status), if builds are kept. */
+  buildOfJob?(id: string): Promise<string | undefined>;
+  /** A build's state, for its summary status. */
+  getBuild?(id: string): Promise<{ status: string; result: JobResult | null } | undefined>;
 }
+
+/**
+ * Rows of `commit_statuses` for a build's summary (rather than one job) are keyed by this prefix
+ * and the build's id: `:` never appears in a job id.
+ */
+export const BUILD_KEY = "build:";
 
 export interface ReporterOptions {
   db: DatabaseSync;
@@ -71,7 +81,21 @@ export class StatusReporter {
     this.#retry = options.retry ?? DEFAULT_RETRY;
     this.#fetch = options.fetch ?? fetch;
     this.#unfollow = options.queen.followAll((event) => {
-      if (event.data.event === "job:done") this.#later(this.#jobEnded(event.data.id));
+      if (event.data.event !== "job:done") return;
+      const id = event.data.id;
+      this.#later(this.#jobEnded(id));
+      // The job's end may end its build: its summary status follows.
+      const buildOf = options.queen.buildOfJob;
+      if (buildOf) {
+        this.#later(
+          buildOf(id).then(async (build) => {
+            if (build === undefined || build === id) return;
+            await this.#jobEnded(BUILD_KEY + build);
+            // A build that grew from one job (strider.json's matrix) reports under its row.
+            await this.#jobEnded(build);
+          }),
+        );
+      }
     });
     // Carry on with what a previous run left unsent, and results that ended while it was down.
     const rows = options.db.prepare(
@@ -137,15 +161,30 @@ export class StatusReporter {
       | undefined;
   }
 
+  /** A job's (or, keyed `build:<id>`, a build's) state now: done with a result, or not. */
+  async #stateOf(key: string): Promise<{ done: boolean; result: JobResult | null } | undefined> {
+    if (key.startsWith(BUILD_KEY)) {
+      const build = await this.#options.queen.getBuild?.(key.slice(BUILD_KEY.length));
+      return build && { done: build.status === "done", result: build.result };
+    }
+    // A job that is a build of one reports its build's state: the same, unless the job was the
+    // plan of a build its repository's strider.json asked for, which ends with the whole build.
+    const getBuild = this.#options.queen.getBuild;
+    const build = getBuild ? await getBuild(key) : undefined;
+    if (build) return { done: build.status === "done", result: build.result };
+    const record = await this.#options.queen.getJob(key);
+    return record && { done: record.view.status === "done", result: record.view.result };
+  }
+
   async #jobEnded(job: string, resume = false): Promise<void> {
-    const record = await this.#options.queen.getJob(job);
-    if (!record || !this.#row(job)) return;
-    if (record.view.status === "done" && record.view.result) {
+    const state = await this.#stateOf(job);
+    if (!state || !this.#row(job)) return;
+    if (state.done && state.result) {
       // A new state gets the full round of retries.
       this.#options.db.prepare(
         "UPDATE commit_statuses SET tries = CASE WHEN wanted = ? THEN tries ELSE 0 END, " +
           "wanted = ? WHERE job_id = ?",
-      ).run(record.view.result, record.view.result, job);
+      ).run(state.result, state.result, job);
     } else if (!resume) return;
     this.#kick(job);
   }
@@ -177,16 +216,21 @@ export class StatusReporter {
       if (!stored) return void note(Number(row.tries), `project ${row.project} is gone`);
       const how = reportingOf(stored.project, forge);
       if (!how.ok) return void note(Number(row.tries), how.error);
+      // A build's summary links its page under the project's context; each job of a build of
+      // several reports under its own context (`strider/node-20`).
+      const summary = job.startsWith(BUILD_KEY);
+      const name = summary ? undefined : (await this.#options.queen.getJob(job))?.spec?.build?.name;
+      const page = summary
+        ? `builds/${encodeURIComponent(job.slice(BUILD_KEY.length))}`
+        : `jobs/${encodeURIComponent(job)}`;
       const request = statusRequest(forge, {
         api: how.api,
         repo: stored.project.name,
         sha: String(row.sha),
         token: how.token,
         state: wanted,
-        targetUrl: `${this.#options.publicUrl().replace(/\/+$/, "")}/jobs/${
-          encodeURIComponent(job)
-        }`,
-        context: how.context,
+        targetUrl: `${this.#options.publicUrl().replace(/\/+$/, "")}/${page}`,
+        context: name ? `${how.context}/${name}` : how.context,
       });
       const tries = Number(row.tries) + 1;
       let retry: boolean;

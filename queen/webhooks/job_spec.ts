@@ -53,6 +53,9 @@ export function webhookJobSpec(project: Project, event: WebhookJob): WebhookJobS
       ...(settings.plugins ? { plugins: settings.plugins } : {}),
       ...(settings.config ? { config: settings.config } : {}),
       ...(Object.keys(secrets).length ? { secrets } : {}),
+      ...(settings.matrix ? { matrix: settings.matrix } : {}),
+      ...(settings.parallelism ? { parallelism: settings.parallelism } : {}),
+      ...(settings.fail_fast ? { fail_fast: true } : {}),
     },
   };
 }

@@ -12,6 +12,7 @@ import type { Context } from "hono";
 import { parseJson } from "../../protocol/mod.ts";
 import { ForbiddenError, InvalidInputError, NotFoundError, UnauthorizedError } from "../errors.ts";
 import { acceptJob } from "../intake.ts";
+import { BUILD_KEY } from "../forge_status/reporter.ts";
 import type { QueenCore } from "../queen.ts";
 import type { ProjectStore } from "../projects/store.ts";
 import { gitea } from "./gitea.ts";
@@ -113,11 +114,11 @@ export function webhookRoutes(
     projects.recordDelivery(forge.name, digestKey, record.id, now);
     log(`${forge.name} ${event.kind} of ${project.name} made job ${record.id}`);
     if (event.commit) {
-      options.onWebhookJob?.(record.id, {
-        forge: forge.name,
-        project: project.name,
-        sha: event.commit,
-      });
+      const where = { forge: forge.name, project: project.name, sha: event.commit };
+      // One push, one build: each job reports its own status, and a build of several jobs a
+      // summary too.
+      for (const job of record.jobs) options.onWebhookJob?.(job, where);
+      if (record.build !== record.id) options.onWebhookJob?.(BUILD_KEY + record.build, where);
     }
     return c.json({ ...record, project: project.name }, 201);
   };

@@ -12,6 +12,7 @@ import { handleActions } from "./actions.ts";
 import { JobFollower } from "./job.ts";
 import { followLogPage } from "./log.ts";
 import { followOverview } from "./overview.ts";
+import { followBuild } from "./build.ts";
 
 document.documentElement.classList.add("js");
 handleActions();
@@ -39,3 +40,5 @@ const jobRoot = document.getElementById("job");
 if (jobRoot && jobRoot.dataset.status !== "done") new JobFollower(jobRoot);
 if (document.getElementById("overview")) followOverview();
 followLogPage();
+const buildRoot = document.getElementById("build");
+if (buildRoot && buildRoot.dataset.status !== "done") followBuild(buildRoot);
