@@ -11,6 +11,9 @@ import { MemoryStore } from "../queen/memory_store.ts";
 import { newRecord, Recorder } from "../queen/recorder.ts";
 import { SqliteStore } from "../queen/sqlite_store.ts";
 import type { JobRecord, Store } from "../queen/store.ts";
+import { PostgresStore } from "../queen/postgres/store.ts";
+import { SecretBox } from "../queen/secret_box.ts";
+import { postgresCluster } from "./helpers/postgres.ts";
 
 /** A store under test; `reopen` (when the store outlives its process) closes and opens it. */
 interface Subject {
@@ -38,6 +41,22 @@ const STORES: { name: string; open: () => Promise<Subject> }[] = [
           await subject.store.close();
           await Deno.remove(dir, { recursive: true });
         },
+      };
+      return subject;
+    },
+  },
+  {
+    name: "postgres",
+    open: async () => {
+      const url = await (await postgresCluster()).newDatabase();
+      const box = new SecretBox(crypto.getRandomValues(new Uint8Array(32)), []);
+      const subject: Subject = {
+        store: await PostgresStore.open({ url, max: 4 }, box),
+        reopen: async () => {
+          await subject.store.close();
+          return subject.store = await PostgresStore.open({ url, max: 4 }, box);
+        },
+        cleanup: () => subject.store.close(),
       };
       return subject;
     },
