@@ -41,6 +41,12 @@ export const QUEEN_FLAGS: Flags = {
     help: "data folder (store, secret key, tokens); made 0700, its files 0600",
     default: "./strider-data",
   },
+  database: {
+    type: "string",
+    value: "URL",
+    help: "postgres://user@host:port/db: keep jobs there, shared with standby queens " +
+      "(password: PGPASSWORD)",
+  },
   "worker-token": {
     type: "string",
     value: "T",
@@ -224,6 +230,18 @@ function publicUrl(values: Values): string | undefined {
   return text.replace(/\/+$/, "");
 }
 
+/** `--database`, checked: a postgres:// URL. */
+function postgresUrl(values: Values): string | undefined {
+  const text = str(values, "database");
+  if (text === undefined) return undefined;
+  if (!/^postgres(ql)?:\/\/[^\s]+$/.test(text)) {
+    throw new UsageError(
+      "--database must be a URL such as postgres://strider@db:5432/strider",
+    );
+  }
+  return text;
+}
+
 function logFormat(values: Values): LogFormat {
   const format = required(values, "log-format");
   if (format !== "text" && format !== "json") {
@@ -252,6 +270,7 @@ export async function queen(args: string[], output: Output): Promise<number> {
     port: int(values, "port", 0, 65535)!,
     host: required(values, "host"),
     data: required(values, "data"),
+    database: postgresUrl(values),
     workerTokens: list(values, "worker-token"),
     apiTokens: list(values, "api-token"),
     lease: positive(values, "lease"),

@@ -5,6 +5,9 @@
 import { join } from "node:path";
 import { secureDataDir } from "./data_dir.ts";
 import { SqliteStore } from "./sqlite_store.ts";
+import { PostgresStore } from "./postgres/store.ts";
+import { openSecretBox } from "./secret_key.ts";
+import type { Store } from "./store.ts";
 import { ArtifactStore } from "./artifacts/store.ts";
 import { StatusReporter } from "./forge_status/reporter.ts";
 import { SqliteProjectStore } from "./projects/store.ts";
@@ -26,6 +29,12 @@ export interface QueenOptions {
   host: string;
   /** Folder of the store, the secret key and generated tokens (made 0700, its files 0600). */
   data: string;
+  /**
+   * A `postgres://` URL: jobs, events and logs live there instead of `<data>/strider.db`. Queens
+   * sharing it serve one at a time; the others wait and take over when it stops (see
+   * docs/ARCHITECTURE.md, "Several queens").
+   */
+  database?: string;
   /** The key sealing secrets at rest, 32 bytes in base64; default: `<data>/secret-key`. */
   secretKey?: string;
   /** The previous `secretKey`, for the one start that re-seals everything with the new one. */
@@ -82,6 +91,15 @@ export interface RunningQueen {
   finished: Promise<void>;
 }
 
+/** A new random key for lease tokens. */
+function newLeaseKey(): string {
+  return Array.from(
+    crypto.getRandomValues(new Uint8Array(32)),
+    (b) => b.toString(16).padStart(2, "0"),
+  )
+    .join("");
+}
+
 /** Reads a PEM file, or throws a `StartupError` that names the flag and the problem. */
 async function readPem(path: string, flag: string): Promise<string> {
   let text: string;
@@ -128,11 +146,41 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
   const tokens: TokenSet = { worker: [], api: [], view: [] };
   fillTokenSet(tokens, flags, file);
 
-  const store = new SqliteStore(options.data, {
+  const keyOptions = {
     secretKey: options.secretKey,
     oldSecretKey: options.oldSecretKey,
     rotateSecretKey: options.rotateSecretKey,
-  });
+  };
+  // Projects, artifacts and commit statuses stay in the SQLite file under --data for now (see
+  // README, "Several queens": what is shared and what is not).
+  const local = new SqliteStore(options.data, keyOptions);
+  let store: Store = local;
+  let leaseKey: string;
+  let lead: { lost: Promise<never>; release: () => void } | undefined;
+  if (options.database) {
+    if (options.rotateSecretKey) {
+      throw new StartupError(
+        "--rotate-secret-key is for the SQLite store; with --database, every queen takes the key " +
+          "from STRIDER_SECRET_KEY",
+      );
+    }
+    const pg = await PostgresStore.open(
+      { url: options.database },
+      openSecretBox(options.data, keyOptions),
+    );
+    lead = await pg.lead(() =>
+      log("standby: another queen serves this database; taking over when it stops")
+    );
+    log("serving the PostgreSQL database (this queen holds its lead)");
+    store = pg;
+    // Shared by every queen of the database, so that a survivor recognises the attempts that
+    // workers of a stopped queen hold.
+    leaseKey = await pg.shared("lease-key", () => newLeaseKey());
+  } else {
+    // Lease tokens are derived from this key (0600 in the data folder), so that a restarted
+    // queen still recognises the attempts its workers hold.
+    leaseKey = await tokenFromDataDir(options.data, "lease-key");
+  }
   if (options.rotateSecretKey) {
     log(
       `secret key rotated: everything is sealed with the new ${join(options.data, "secret-key")}`,
@@ -145,9 +193,7 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
     maxLogBytes: options.maxLogBytes,
     allowRepo: options.allowRepo,
     queueTimeoutMs: (options.queueTimeout ?? 0) * 1000,
-    // Lease tokens are derived from this key (0600 in the data folder), so that a restarted
-    // queen still recognises the attempts its workers hold.
-    leaseKey: await tokenFromDataDir(options.data, "lease-key"),
+    leaseKey,
     log,
   });
   const retention = { keepJobs: options.keepJobs, keepDays: options.keepDays };
@@ -159,10 +205,10 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
   };
   prune();
   const pruning = setInterval(prune, RETENTION_EVERY_MS);
-  const projects = new SqliteProjectStore(store.database, store.secretBox);
+  const projects = new SqliteProjectStore(local.database, local.secretBox);
   let ownUrl = "";
   const reporter = new StatusReporter({
-    db: store.database,
+    db: local.database,
     projects,
     queen: { getJob: (id) => core.job(id), followAll: (fn) => core.hub.followAll(fn) },
     publicUrl: () => options.publicUrl ?? ownUrl,
@@ -173,11 +219,15 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
     projects,
     reporter,
     webhookSecret: options.webhookSecret,
-    artifacts: new ArtifactStore(store.database),
+    artifacts: new ArtifactStore(local.database),
     maxArtifactBytes: options.maxArtifactBytes,
     log,
   });
   const controller = new AbortController();
+  lead?.lost.catch((error) => {
+    log(`${(error as Error).message}: stopping, so that another queen can take over`);
+    controller.abort();
+  });
   options.signal?.addEventListener("abort", () => controller.abort(), { once: true });
   const { promise: listening, resolve } = Promise.withResolvers<Deno.NetAddr>();
   if (!options.tlsCert !== !options.tlsKey) {
@@ -207,6 +257,8 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
     clearInterval(pruning);
     core.close();
     await core.store.close();
+    lead?.release();
+    if (store !== local) await local.close();
   });
   return {
     url,

@@ -31,6 +31,8 @@ const decoder = new TextDecoder();
 const LOG_REF = "@log";
 /** The channel on which a batch tells which jobs got events: payload `<id>` per job. */
 export const EVENTS_CHANNEL = "strider_events";
+/** The advisory lock held by the queen serving the database ("leader" in ASCII). */
+const LEADER_LOCK = 0x6c6561646572;
 
 interface StoredState {
   view: JobView;
@@ -114,6 +116,39 @@ export class PostgresStore implements Store {
   /** What seals secrets in this database. */
   get secretBox(): SecretBox {
     return this.#box;
+  }
+
+  /**
+   * Waits until this queen is the one that serves the database: a session advisory lock on a
+   * connection of its own, which PostgreSQL releases the moment that connection ends (the queen
+   * stopped, crashed or was killed). `waiting` is called once when another queen holds it.
+   * Returns a promise that rejects when the lock is lost (the connection broke): the queen must
+   * stop serving then, as another may take over.
+   */
+  async lead(waiting: () => void): Promise<{ lost: Promise<never>; release: () => void }> {
+    const conn = await this.#sql.reserve();
+    const [{ locked }] = await conn`SELECT pg_try_advisory_lock(${LEADER_LOCK}) AS locked`;
+    if (!locked) {
+      waiting();
+      await conn`SELECT pg_advisory_lock(${LEADER_LOCK})`;
+    }
+    let timer: ReturnType<typeof setInterval> | undefined;
+    const lost = new Promise<never>((_, reject) => {
+      timer = setInterval(() => {
+        conn`SELECT 1`.catch((error: Error) => {
+          clearInterval(timer);
+          reject(new Error(`lost the database connection that holds the lead: ${error.message}`));
+        });
+      }, 2000);
+    });
+    lost.catch(() => {});
+    return {
+      lost,
+      release: () => {
+        clearInterval(timer);
+        conn.release();
+      },
+    };
   }
 
   /** Calls `listener` with a job's id whenever any queen committed events of it. */

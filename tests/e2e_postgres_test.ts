@@ -1,0 +1,193 @@
+/**
+ * Queens on PostgreSQL behind HAProxy, all real: a PostgreSQL cluster of the test's own, queens
+ * sharing one database (one serves, the others stand by and take over), workers connected
+ * through the load balancer.
+ */
+import { deepEqual, equal, ok } from "node:assert/strict";
+import {
+  api,
+  API_TOKEN,
+  customJob,
+  ENTRY,
+  jobLog,
+  Proc,
+  QUEEN_PERMISSIONS,
+  startWorker,
+  submitJob,
+  waitForJob,
+  waitUntil,
+  WORKER_TOKEN,
+} from "./helpers/cluster.ts";
+import type { TestQueen } from "./helpers/cluster.ts";
+import { makeRepo } from "./helpers/git_repo.ts";
+import { postgresCluster } from "./helpers/postgres.ts";
+import { freePort, startHaproxy } from "./helpers/haproxy.ts";
+import { PostgresStore } from "../queen/postgres/store.ts";
+import { SecretBox } from "../queen/secret_box.ts";
+import { parseSecretKey } from "../queen/secret_key.ts";
+import { newRecord } from "../queen/recorder.ts";
+import { JobSpecSchema } from "../protocol/mod.ts";
+
+/** The key every queen of a cluster shares. */
+const SECRET_KEY = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32))));
+
+/** A queen on `database` at a fixed port; it prints "listening" only once it serves. */
+async function queenProc(database: string, port: number, args: string[] = []): Promise<Proc> {
+  const data = await Deno.makeTempDir({ prefix: "strider-pg-queen-" });
+  return new Proc([
+    "run",
+    ...QUEEN_PERMISSIONS,
+    ENTRY,
+    "queen",
+    "--port",
+    String(port),
+    "--data",
+    data,
+    "--worker-token",
+    WORKER_TOKEN,
+    "--api-token",
+    API_TOKEN,
+    ...args,
+  ], { env: { STRIDER_DATABASE: database, STRIDER_SECRET_KEY: SECRET_KEY } });
+}
+
+const serving = (proc: Proc, timeoutMs = 30_000) =>
+  proc.waitFor(/strider queen listening on/, timeoutMs);
+
+Deno.test("kill -9 of the serving queen: the standby takes over through HAProxy, no line lost or doubled", async () => {
+  const database = await (await postgresCluster()).newDatabase();
+  const repo = await makeRepo({ "a.txt": "a\n" });
+  const ports = [freePort(), freePort()];
+  const a = await queenProc(database, ports[0], ["--lease", "20"]);
+  await serving(a);
+  const b = await queenProc(database, ports[1], ["--lease", "20"]);
+  await b.waitFor(/standby: another queen serves this database/);
+  const lb = await startHaproxy(ports);
+  const front: TestQueen = { url: lb.url, proc: a, data: "" };
+  const worker = await startWorker(front, { name: "through-lb", connect: lb.url });
+  try {
+    const id = await submitJob(
+      front,
+      customJob(repo.path, { test: "for i in $(seq 1 150); do echo line-$i; sleep 0.02; done" }),
+    );
+    await waitUntil(async () => (await jobLog(front, id)).includes("line-40"), 30_000, "line-40");
+    await a.stop("SIGKILL");
+    await serving(b);
+    const job = await waitForJob(front, id, 60_000);
+    equal(job.result, "passed", job.error ?? "");
+    equal(job.attempts.length, 1, "the worker re-attached to the new queen; no second run");
+    const lines = (await jobLog(front, id)).split("\n").filter((l) => l.startsWith("line-"));
+    deepEqual(lines, Array.from({ length: 150 }, (_, i) => `line-${i + 1}`));
+  } finally {
+    await worker.stop();
+    await Promise.all([a.stop(), b.stop()]);
+    await lb.stop();
+  }
+});
+
+Deno.test("two queens started at once on a new database: one migrates, one serves, no job runs twice", async () => {
+  const database = await (await postgresCluster()).newDatabase();
+  const repo = await makeRepo({ "a.txt": "a\n" });
+  const marks = await Deno.makeTempDir({ prefix: "strider-marks-" });
+  const ports = [freePort(), freePort()];
+  const queens = await Promise.all(ports.map((port) => queenProc(database, port)));
+  const lb = await startHaproxy(ports);
+  const front: TestQueen = { url: lb.url, proc: queens[0], data: "" };
+  await waitUntil(
+    async () => {
+      try {
+        return (await api(front, "/healthz")).ok;
+      } catch {
+        return false;
+      }
+    },
+    30_000,
+    "a queen serving",
+  );
+  const workers = await Promise.all(
+    ["w1", "w2"].map((name) =>
+      startWorker(front, { name, connect: lb.url, args: ["--capacity", "3"] })
+    ),
+  );
+  try {
+    const ids: string[] = [];
+    for (let i = 0; i < 24; i++) {
+      // Each run leaves a file named for its job; a second run of a job would find it there.
+      ids.push(
+        await submitJob(
+          front,
+          customJob(repo.path, {
+            test: `set -o noclobber; echo run > ${marks}/$STRIDER_JOB_ID`,
+          }),
+        ),
+      );
+    }
+    for (const id of ids) {
+      const job = await waitForJob(front, id, 120_000);
+      equal(job.result, "passed", job.error ?? "");
+      equal(job.attempts.length, 1);
+    }
+    const files = [];
+    for await (const entry of Deno.readDir(marks)) files.push(entry.name);
+    equal(files.length, ids.length, "one run per job");
+    const standing = queens.filter((q) => /standby: another queen/.test(q.stderr + q.stdout));
+    equal(standing.length, 1, "exactly one queen waited");
+  } finally {
+    await Promise.all(workers.map((w) => w.stop()));
+    await Promise.all(queens.map((q) => q.stop()));
+    await lb.stop();
+    await Deno.remove(marks, { recursive: true });
+  }
+});
+
+Deno.test("a queen started on a database with 10,000 queued jobs serves them in order", async () => {
+  const database = await (await postgresCluster()).newDatabase();
+  const repo = await makeRepo({ "a.txt": "a\n" });
+  // The jobs go in as another queen would have left them: straight through the store.
+  const store = await PostgresStore.open(
+    { url: database, max: 8 },
+    new SecretBox(parseSecretKey(SECRET_KEY, "test key"), []),
+  );
+  const t = Date.now();
+  const ids = Array.from({ length: 10_000 }, (_, i) => `bulk-${String(i).padStart(5, "0")}`);
+  for (let i = 0; i < ids.length; i += 500) {
+    await Promise.all(
+      ids.slice(i, i + 500).map((id, j) =>
+        store.createJob(newRecord(
+          id,
+          JobSpecSchema.parse({
+            ...customJob(repo.path, { test: `echo ran-${id}` }),
+            job_id: id,
+            secrets: { TOKEN: "kept-sealed" },
+            trigger: {
+              type: "manual",
+              timestamp: new Date(t + i + j).toISOString(),
+              source: { type: "API", app: "api" },
+            },
+          }),
+          t + i + j,
+        ))
+      ),
+    );
+  }
+  await store.close();
+  const port = freePort();
+  const queen = await queenProc(database, port);
+  await serving(queen, 120_000);
+  const front: TestQueen = { url: `http://127.0.0.1:${port}`, proc: queen, data: "" };
+  const worker = await startWorker(front, { name: "bulk", args: ["--max-jobs", "3"] });
+  try {
+    const queued = await (await api(front, "/api/jobs?status=queued&limit=1")).json();
+    ok(queued.next, "more than one page of queued jobs");
+    for (const id of ids.slice(0, 3)) {
+      const job = await waitForJob(front, id, 60_000);
+      equal(job.result, "passed", job.error ?? "");
+      ok((await jobLog(front, id)).includes(`ran-${id}`));
+    }
+    const last = await (await api(front, `/api/jobs/${ids[ids.length - 1]}`)).json();
+    equal(last.status, "queued", "the newest waits its turn");
+  } finally {
+    await worker.stop();
+    await queen.stop();
+  }
+});
