@@ -6,6 +6,8 @@ import { join } from "node:path";
 import { secureDataDir } from "./data_dir.ts";
 import { SqliteStore } from "./sqlite_store.ts";
 import { PostgresStore } from "./postgres/store.ts";
+import { PostgresProjectStore } from "./postgres/projects.ts";
+import type { ProjectStore } from "./projects/store.ts";
 import { openSecretBox } from "./secret_key.ts";
 import type { Store } from "./store.ts";
 import { ArtifactStore } from "./artifacts/store.ts";
@@ -151,10 +153,11 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
     oldSecretKey: options.oldSecretKey,
     rotateSecretKey: options.rotateSecretKey,
   };
-  // Projects, artifacts and commit statuses stay in the SQLite file under --data for now (see
-  // README, "Several queens": what is shared and what is not).
+  // Artifacts and commit statuses stay in the SQLite file under --data for now (see README,
+  // "Several queens": what is shared and what is not).
   const local = new SqliteStore(options.data, keyOptions);
   let store: Store = local;
+  let projects: ProjectStore = new SqliteProjectStore(local.database, local.secretBox);
   let leaseKey: string;
   let lead: { lost: Promise<never>; release: () => void } | undefined;
   if (options.database) {
@@ -173,6 +176,7 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
     );
     log("serving the PostgreSQL database (this queen holds its lead)");
     store = pg;
+    projects = new PostgresProjectStore(pg.sql, pg.secretBox);
     // Shared by every queen of the database, so that a survivor recognises the attempts that
     // workers of a stopped queen hold.
     leaseKey = await pg.shared("lease-key", () => newLeaseKey());
@@ -205,7 +209,6 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
   };
   prune();
   const pruning = setInterval(prune, RETENTION_EVERY_MS);
-  const projects = new SqliteProjectStore(local.database, local.secretBox);
   let ownUrl = "";
   const reporter = new StatusReporter({
     db: local.database,

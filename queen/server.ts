@@ -183,7 +183,7 @@ export function createApp(
 
   app.post("/api/jobs/:id/retry", async (c) => {
     const original = await jobOr404(c.req.param("id"));
-    const spec = rerunSpec(original, projects);
+    const spec = await rerunSpec(original, projects);
     return c.json(await acceptJob(core, spec, "rerun", { retryOf: original.id }), 201);
   });
 

@@ -88,8 +88,8 @@ const settle = async (check: () => boolean) => {
 Deno.test("pending, then the result; a project without a token reports nothing", async () => {
   const { jobs, reporter, calls, finish } = setup([]);
   jobs.set("j1", { status: "queued", result: null });
-  reporter.track("j1", { forge: "github", project: "octo/hello", sha: SHA });
-  reporter.track("j2", { forge: "github", project: "quiet/one", sha: SHA });
+  await reporter.track("j1", { forge: "github", project: "octo/hello", sha: SHA });
+  await reporter.track("j2", { forge: "github", project: "quiet/one", sha: SHA });
   await settle(() => calls.length === 1);
   finish("j1", "failed");
   await settle(() => reporter.view("j1")?.state === "failure");
@@ -103,7 +103,7 @@ Deno.test("pending, then the result; a project without a token reports nothing",
 Deno.test("a state not sent yet is replaced by the newer one; 5xx retried, 4xx not", async () => {
   const { jobs, reporter, calls, hung, finish } = setup(["hang", 502, 503]);
   jobs.set("j1", { status: "started", result: null });
-  reporter.track("j1", { forge: "gitea", project: "octo/hello", sha: SHA });
+  await reporter.track("j1", { forge: "gitea", project: "octo/hello", sha: SHA });
   await settle(() => hung.length === 1);
   finish("j1", "passed");
   hung[0]();
@@ -115,7 +115,7 @@ Deno.test("a state not sent yet is replaced by the newer one; 5xx retried, 4xx n
 
   const second = setup([401]);
   second.jobs.set("j9", { status: "started", result: null });
-  second.reporter.track("j9", { forge: "github", project: "octo/hello", sha: SHA });
+  await second.reporter.track("j9", { forge: "github", project: "octo/hello", sha: SHA });
   await settle(() => second.reporter.view("j9")?.error !== null);
   const view = second.reporter.view("j9")!;
   match(view.error!, /github answered 401 to pending/);
@@ -127,7 +127,7 @@ Deno.test("a state not sent yet is replaced by the newer one; 5xx retried, 4xx n
 Deno.test("a reporter on a database left mid-report carries on", async () => {
   const first = setup(["hang"]);
   first.jobs.set("j1", { status: "started", result: null });
-  first.reporter.track("j1", { forge: "gitlab", project: "octo/hello", sha: SHA });
+  await first.reporter.track("j1", { forge: "gitlab", project: "octo/hello", sha: SHA });
   await settle(() => first.hung.length === 1);
   // The queen goes away with pending in flight; the job ends while it is down.
   const closing = first.reporter.close();

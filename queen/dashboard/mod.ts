@@ -228,7 +228,7 @@ export function mountDashboard(app: Hono, core: QueenCore, options: DashboardOpt
     const original = JobIdSchema.safeParse(id).success ? await core.job(id) : undefined;
     if (!original) return problem(c, 404, "No such job", `There is no job '${id}'.`);
     try {
-      const spec = rerunSpec(original, options.projects);
+      const spec = await rerunSpec(original, options.projects);
       const record = await acceptJob(core, spec, "rerun", { retryOf: id });
       return c.redirect(`/jobs/${record.id}`, 303);
     } catch (error) {

@@ -92,9 +92,12 @@ export class StatusReporter {
    * Starts reporting a webhook job: `pending` now, its result when it ends. Jobs of projects
    * without a forge token are not reported.
    */
-  track(job: string, where: { forge: ForgeName; project: string; sha: string }): void {
+  async track(
+    job: string,
+    where: { forge: ForgeName; project: string; sha: string },
+  ): Promise<void> {
     // Reporting is on for projects that hold a forge token.
-    const project = this.#options.projects.get(where.project)?.project;
+    const project = (await this.#options.projects.get(where.project))?.project;
     const secret = project?.status?.token_secret ?? DEFAULT_FORGE_TOKEN_SECRET;
     if (!project?.secrets[secret]) return;
     this.#options.db.prepare(
@@ -173,7 +176,7 @@ export class StatusReporter {
       if (!row || row.sent === row.wanted) return;
       const wanted = String(row.wanted) as JobState;
       const forge = String(row.forge) as ForgeName;
-      const stored = this.#options.projects.get(String(row.project));
+      const stored = await this.#options.projects.get(String(row.project));
       if (!stored) return void note(Number(row.tries), `project ${row.project} is gone`);
       const how = reportingOf(stored.project, forge);
       if (!how.ok) return void note(Number(row.tries), how.error);
