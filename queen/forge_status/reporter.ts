@@ -61,7 +61,8 @@ export class StatusReporter {
   readonly #options: ReporterOptions;
   readonly #retry: Backoff;
   readonly #fetch: typeof fetch;
-  readonly #running = new Set<string>();
+  /** Jobs whose send loop runs, each with its loop's own token. */
+  readonly #running = new Map<string, symbol>();
   readonly #stop = new AbortController();
   readonly #unfollow: () => void;
   readonly #idle = new Set<Promise<void>>();
@@ -156,24 +157,29 @@ export class StatusReporter {
   /** Runs the job's send loop unless one runs already (it will see the newest wanted state). */
   #kick(job: string): void {
     if (this.#running.has(job) || this.#stop.signal.aborted) return;
-    this.#running.add(job);
-    const loop = this.#loop(job).catch((error) => {
+    const token = Symbol(job);
+    this.#running.set(job, token);
+    const loop = this.#loop(job, token).catch((error) => {
       this.#options.log?.(`status of job ${job}: ${(error as Error).message}`);
     }).finally(() => {
-      this.#running.delete(job);
+      if (this.#running.get(job) === token) this.#running.delete(job);
       this.#idle.delete(loop);
     });
     this.#idle.add(loop);
   }
 
-  async #loop(job: string): Promise<void> {
+  async #loop(job: string, token: symbol): Promise<void> {
     const db = this.#options.db;
     const note = (tries: number, error: string | null) =>
       db.prepare("UPDATE commit_statuses SET tries = ?, error = ? WHERE job_id = ?")
         .run(tries, error, job);
     while (!this.#stop.signal.aborted) {
       const row = this.#row(job);
-      if (!row || row.sent === row.wanted) return;
+      if (!row || row.sent === row.wanted) {
+        // At once, not when the promise settles: a state wanted in between starts a new loop.
+        if (this.#running.get(job) === token) this.#running.delete(job);
+        return;
+      }
       const wanted = String(row.wanted) as JobState;
       const forge = String(row.forge) as ForgeName;
       const stored = await this.#options.projects.get(String(row.project));
