@@ -47,6 +47,11 @@ export const QUEEN_FLAGS: Flags = {
     help: "postgres://user@host:port/db: keep jobs there, shared with standby queens " +
       "(password: PGPASSWORD)",
   },
+  "peer-url": {
+    type: "string",
+    value: "URL",
+    help: "with --database: the address other queens reach this one at (default: its own)",
+  },
   "worker-token": {
     type: "string",
     value: "T",
@@ -271,6 +276,7 @@ export async function queen(args: string[], output: Output): Promise<number> {
     host: required(values, "host"),
     data: required(values, "data"),
     database: postgresUrl(values),
+    peerUrl: str(values, "peer-url"),
     workerTokens: list(values, "worker-token"),
     apiTokens: list(values, "api-token"),
     lease: positive(values, "lease"),

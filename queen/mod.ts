@@ -7,6 +7,7 @@ import { secureDataDir } from "./data_dir.ts";
 import { SqliteStore } from "./sqlite_store.ts";
 import { PostgresStore } from "./postgres/store.ts";
 import { PostgresProjectStore } from "./postgres/projects.ts";
+import { forwarder } from "./postgres/forward.ts";
 import type { ProjectStore } from "./projects/store.ts";
 import { openSecretBox } from "./secret_key.ts";
 import type { Store } from "./store.ts";
@@ -37,6 +38,8 @@ export interface QueenOptions {
    * docs/ARCHITECTURE.md, "Several queens").
    */
   database?: string;
+  /** With `database`: the address other queens forward to while this one serves (default its own). */
+  peerUrl?: string;
   /** The key sealing secrets at rest, 32 bytes in base64; default: `<data>/secret-key`. */
   secretKey?: string;
   /** The previous `secretKey`, for the one start that re-seals everything with the new one. */
@@ -148,6 +151,17 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
   const tokens: TokenSet = { worker: [], api: [], view: [] };
   fillTokenSet(tokens, flags, file);
 
+  if (!options.tlsCert !== !options.tlsKey) {
+    throw new StartupError("TLS needs both --tls-cert and --tls-key");
+  }
+  const tls = options.tlsCert && options.tlsKey
+    ? {
+      cert: await readPem(options.tlsCert, "--tls-cert"),
+      key: await readPem(options.tlsKey, "--tls-key"),
+    }
+    : {};
+  let port = options.port;
+  let forwarding: Deno.HttpServer | undefined;
   const keyOptions = {
     secretKey: options.secretKey,
     oldSecretKey: options.oldSecretKey,
@@ -171,9 +185,26 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
       { url: options.database },
       openSecretBox(options.data, keyOptions),
     );
-    lead = await pg.lead(() =>
-      log("standby: another queen serves this database; taking over when it stops")
-    );
+    lead = await pg.lead(async () => {
+      // Until this queen takes over, it forwards everything to the one that serves.
+      const { promise, resolve: listened } = Promise.withResolvers<Deno.NetAddr>();
+      forwarding = Deno.serve({
+        ...tls,
+        port,
+        hostname: options.host,
+        onListen: (addr) => listened(addr as Deno.NetAddr),
+      }, forwarder(() => pg.leaderUrl(), log));
+      port = (await promise).port;
+      log(
+        `standby: another queen serves this database; forwarding to it from port ${port}, ` +
+          "taking over when it stops",
+      );
+    });
+    if (forwarding) {
+      // The listener closes at once; what is in flight went to the queen that stopped anyway.
+      void forwarding.shutdown();
+      await new Promise((r) => setTimeout(r, 50));
+    }
     log("serving the PostgreSQL database (this queen holds its lead)");
     store = pg;
     projects = new PostgresProjectStore(pg.sql, pg.secretBox);
@@ -233,18 +264,9 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
   });
   options.signal?.addEventListener("abort", () => controller.abort(), { once: true });
   const { promise: listening, resolve } = Promise.withResolvers<Deno.NetAddr>();
-  if (!options.tlsCert !== !options.tlsKey) {
-    throw new StartupError("TLS needs both --tls-cert and --tls-key");
-  }
-  const tls = options.tlsCert && options.tlsKey
-    ? {
-      cert: await readPem(options.tlsCert, "--tls-cert"),
-      key: await readPem(options.tlsKey, "--tls-key"),
-    }
-    : {};
   const server = Deno.serve({
     ...tls,
-    port: options.port,
+    port,
     hostname: options.host,
     signal: controller.signal,
     onListen: (addr) => resolve(addr as Deno.NetAddr),
@@ -253,6 +275,7 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
   const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
   const url = `${options.tlsCert ? "https" : "http"}://${host}:${addr.port}`;
   ownUrl = url;
+  if (store instanceof PostgresStore) await store.announce(options.peerUrl ?? url);
   log(`listening on ${url}`);
 
   const finished = server.finished.finally(async () => {

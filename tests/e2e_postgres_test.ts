@@ -85,6 +85,60 @@ Deno.test("kill -9 of the serving queen: the standby takes over through HAProxy,
   }
 });
 
+/** Reads a job's event stream from `queen` to its end: the `n` and data of every event. */
+async function follow(
+  url: string,
+  id: string,
+): Promise<{ n: number; data: Record<string, unknown> }[]> {
+  const response = await fetch(`${url}/api/jobs/${id}/events`, {
+    headers: { authorization: `Bearer ${API_TOKEN}` },
+    signal: AbortSignal.timeout(60_000),
+  });
+  equal(response.status, 200);
+  const text = await response.text();
+  return text.split("\n").filter((l) => l.startsWith("data: ")).map((l) => JSON.parse(l.slice(6)));
+}
+
+Deno.test("any queen serves anything: submit to one, run on a worker of another, follow from a third", async () => {
+  const database = await (await postgresCluster()).newDatabase();
+  const repo = await makeRepo({ "a.txt": "a\n" });
+  const ports = [freePort(), freePort(), freePort()];
+  const a = await queenProc(database, ports[0]);
+  await serving(a);
+  const b = await queenProc(database, ports[1]);
+  const c = await queenProc(database, ports[2]);
+  await Promise.all([b, c].map((q) => q.waitFor(/forwarding to it from port/)));
+  const [qa, qb, qc] = ports.map((port, i) => ({
+    url: `http://127.0.0.1:${port}`,
+    proc: [a, b, c][i],
+    data: "",
+  }));
+  // The worker knows only queen C; the job is submitted to queen B.
+  const worker = await startWorker(qc, { name: "on-c" });
+  try {
+    const id = await submitJob(
+      qb,
+      customJob(repo.path, { test: "for i in $(seq 1 60); do echo line-$i; sleep 0.01; done" }),
+    );
+    // Followed live from B and from A at once, from the start.
+    const [fromB, fromA] = await Promise.all([follow(qb.url, id), follow(qa.url, id)]);
+    deepEqual(fromB.map((e) => e.n), fromA.map((e) => e.n), "the same stream everywhere");
+    deepEqual(fromB.map((e) => e.n), fromB.map((_, i) => i + 1), "no gap, no duplicate");
+    const lines = fromB.filter((e) => (e.data as { event: string }).event === "job:cmd:stdout")
+      .map((e) => String((e.data as { text: string }).text)).join("").split("\n")
+      .filter((l) => l.startsWith("line-"));
+    deepEqual(lines, Array.from({ length: 60 }, (_, i) => `line-${i + 1}`));
+    const job = await waitForJob(qc, id);
+    equal(job.result, "passed");
+    equal(job.attempts[0].drone, "on-c");
+    // A late joiner on C catches up from the database.
+    deepEqual((await follow(qc.url, id)).map((e) => e.n), fromB.map((e) => e.n));
+  } finally {
+    await worker.stop();
+    await Promise.all([a, b, c].map((q) => q.stop()));
+  }
+});
+
 Deno.test("two queens started at once on a new database: one migrates, one serves, no job runs twice", async () => {
   const database = await (await postgresCluster()).newDatabase();
   const repo = await makeRepo({ "a.txt": "a\n" });

@@ -125,11 +125,13 @@ export class PostgresStore implements Store {
    * Returns a promise that rejects when the lock is lost (the connection broke): the queen must
    * stop serving then, as another may take over.
    */
-  async lead(waiting: () => void): Promise<{ lost: Promise<never>; release: () => void }> {
+  async lead(
+    waiting: () => void | Promise<void>,
+  ): Promise<{ lost: Promise<never>; release: () => void }> {
     const conn = await this.#sql.reserve();
     const [{ locked }] = await conn`SELECT pg_try_advisory_lock(${LEADER_LOCK}) AS locked`;
     if (!locked) {
-      waiting();
+      await waiting();
       await conn`SELECT pg_advisory_lock(${LEADER_LOCK})`;
     }
     let timer: ReturnType<typeof setInterval> | undefined;
@@ -149,6 +151,31 @@ export class PostgresStore implements Store {
         conn.release();
       },
     };
+  }
+
+  /** Tells the other queens where to forward to: this queen serves now. */
+  async announce(url: string): Promise<void> {
+    await this.#sql`INSERT INTO strider_meta (key, value) VALUES ('leader-url', ${url})
+      ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`;
+  }
+
+  #leader: { url: string | undefined; at: number } = { url: undefined, at: 0 };
+
+  /**
+   * The address of the queen that serves, as it announced it (read at most every 250 ms), or
+   * undefined while the one that announced last is not the one holding the lead.
+   */
+  async leaderUrl(): Promise<string | undefined> {
+    if (Date.now() - this.#leader.at < 250) return this.#leader.url;
+    const [row] = await this.#sql`SELECT
+        (SELECT value FROM strider_meta WHERE key = 'leader-url') AS url,
+        EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted
+          AND ((classid::bigint << 32) | objid::bigint) = ${LEADER_LOCK}) AS held`;
+    this.#leader = {
+      url: row?.held ? String(row.url ?? "") || undefined : undefined,
+      at: Date.now(),
+    };
+    return this.#leader.url;
   }
 
   /** Calls `listener` with a job's id whenever any queen committed events of it. */

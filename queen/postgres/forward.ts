@@ -1,0 +1,108 @@
+/**
+ * What a queen does while another serves the database: it forwards every request (API,
+ * webhooks, dashboard, and the worker and browser WebSockets) to the serving queen, whose address
+ * is in the database. So every queen of a cluster accepts everything, a load balancer may send
+ * anything anywhere, and one queen at a time schedules (see docs/ARCHITECTURE.md).
+ */
+
+/** Where the serving queen is, or undefined while none serves. */
+export type LeaderUrl = () => Promise<string | undefined>;
+
+/** Headers that describe one hop, not the request. */
+const HOP = ["host", "connection", "upgrade", "keep-alive", "transfer-encoding", "te", "trailer"];
+
+function answer(status: number, error: string): Response {
+  return Response.json({ error }, { status, headers: { "retry-after": "1" } });
+}
+
+/** A request handler forwarding to the serving queen. */
+export function forwarder(leader: LeaderUrl, log: (message: string) => void) {
+  return async (request: Request): Promise<Response> => {
+    const target = await leader().catch(() => undefined);
+    if (!target) {
+      return answer(503, "no queen serves the database yet (one is taking over): retry shortly");
+    }
+    const url = new URL(request.url);
+    const to = new URL(url.pathname + url.search, target);
+    const headers = new Headers(request.headers);
+    for (const name of HOP) headers.delete(name);
+    // fetch would decompress a compressed answer and leave its content-encoding on: ask for none.
+    headers.delete("accept-encoding");
+    if (request.headers.get("upgrade")?.toLowerCase() === "websocket") {
+      return await forwardSocket(request, to, headers, log);
+    }
+    try {
+      const response = await fetch(to, {
+        method: request.method,
+        headers,
+        body: request.body,
+        redirect: "manual",
+        signal: request.signal,
+      });
+      const back = new Headers(response.headers);
+      for (const name of HOP) back.delete(name);
+      return new Response(response.body, { status: response.status, headers: back });
+    } catch (error) {
+      log(`forwarding ${request.method} ${url.pathname}: ${(error as Error).message}`);
+      return answer(502, "the serving queen could not be reached: retry shortly");
+    }
+  };
+}
+
+/**
+ * Opens the same WebSocket on the serving queen first (so that a refusal there is a refusal
+ * here), then joins the two: frames both ways, and a close of either closes the other.
+ */
+async function forwardSocket(
+  request: Request,
+  to: URL,
+  headers: Headers,
+  log: (message: string) => void,
+): Promise<Response> {
+  to.protocol = to.protocol === "https:" ? "wss:" : "ws:";
+  for (const name of [...headers.keys()]) {
+    if (name.startsWith("sec-websocket")) headers.delete(name);
+  }
+  const upstream = new WebSocket(to, { headers: Object.fromEntries(headers) });
+  upstream.binaryType = "arraybuffer";
+  const early: (string | ArrayBuffer)[] = [];
+  upstream.onmessage = (event) => early.push(event.data);
+  const opened = await new Promise<boolean>((resolve) => {
+    upstream.onopen = () => resolve(true);
+    upstream.onerror = () => resolve(false);
+    upstream.onclose = () => resolve(false);
+  });
+  if (!opened) {
+    log(`forwarding a WebSocket to ${to.pathname}: the serving queen refused or is unreachable`);
+    return answer(502, "the serving queen refused or could not be reached: retry shortly");
+  }
+  const { socket, response } = Deno.upgradeWebSocket(request, { idleTimeout: 0 });
+  socket.binaryType = "arraybuffer";
+  const closeBoth = (code: number, reason: string) => {
+    // 1005/1006 cannot be sent: a socket that ended without a code goes on as "going away".
+    const sendable = code === 1000 || (code >= 3000 && code < 5000) ? code : 1001;
+    for (const side of [socket, upstream]) {
+      if (side.readyState === WebSocket.OPEN || side.readyState === WebSocket.CONNECTING) {
+        try {
+          side.close(sendable, reason.slice(0, 100));
+        } catch {
+          // Already closing.
+        }
+      }
+    }
+  };
+  socket.onopen = () => {
+    for (const data of early.splice(0)) socket.send(data);
+    upstream.onmessage = (event) => {
+      if (socket.readyState === WebSocket.OPEN) socket.send(event.data);
+    };
+  };
+  socket.onmessage = (event) => {
+    if (upstream.readyState === WebSocket.OPEN) upstream.send(event.data);
+  };
+  upstream.onclose = (event) => closeBoth(event.code, event.reason);
+  upstream.onerror = () => closeBoth(1001, "serving queen gone");
+  socket.onclose = (event) => closeBoth(event.code, event.reason);
+  socket.onerror = () => closeBoth(1001, "client gone");
+  return response;
+}
