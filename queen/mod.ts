@@ -12,6 +12,8 @@ import type { ProjectStore } from "./projects/store.ts";
 import { openSecretBox } from "./secret_key.ts";
 import type { Store } from "./store.ts";
 import { ArtifactStore } from "./artifacts/store.ts";
+import type { Artifacts } from "./artifacts/store.ts";
+import { PostgresArtifactStore } from "./postgres/artifacts.ts";
 import { StatusReporter } from "./forge_status/reporter.ts";
 import { SqliteProjectStore } from "./projects/store.ts";
 import { QueenCore } from "./queen.ts";
@@ -167,11 +169,12 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
     oldSecretKey: options.oldSecretKey,
     rotateSecretKey: options.rotateSecretKey,
   };
-  // Artifacts and commit statuses stay in the SQLite file under --data for now (see README,
-  // "Several queens": what is shared and what is not).
+  // Commit statuses stay in the SQLite file under --data for now (see README, "Several
+  // queens": what is shared and what is not).
   const local = new SqliteStore(options.data, keyOptions);
   let store: Store = local;
   let projects: ProjectStore = new SqliteProjectStore(local.database, local.secretBox);
+  let artifacts: Artifacts = new ArtifactStore(local.database);
   let leaseKey: string;
   let lead: { lost: Promise<never>; release: () => void } | undefined;
   if (options.database) {
@@ -208,6 +211,7 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
     log("serving the PostgreSQL database (this queen holds its lead)");
     store = pg;
     projects = new PostgresProjectStore(pg.sql, pg.secretBox);
+    artifacts = await PostgresArtifactStore.open(pg.sql);
     // Shared by every queen of the database, so that a survivor recognises the attempts that
     // workers of a stopped queen hold.
     leaseKey = await pg.shared("lease-key", () => newLeaseKey());
@@ -253,7 +257,7 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
     projects,
     reporter,
     webhookSecret: options.webhookSecret,
-    artifacts: new ArtifactStore(local.database),
+    artifacts,
     maxArtifactBytes: options.maxArtifactBytes,
     log,
   });

@@ -41,7 +41,7 @@ import type { ProjectStore } from "./projects/store.ts";
 import { webhookRoutes } from "./webhooks/routes.ts";
 import { mountArtifactRoutes } from "./artifacts/routes.ts";
 import { memoryArtifactStore } from "./artifacts/store.ts";
-import type { ArtifactStore } from "./artifacts/store.ts";
+import type { Artifacts } from "./artifacts/store.ts";
 import type { StatusReporter } from "./forge_status/reporter.ts";
 
 /** Tokens the server accepts. */
@@ -62,7 +62,7 @@ export interface ServerOptions {
   /** The queen's `--webhook-secret`: without it (or a project's own), webhooks are refused. */
   webhookSecret?: string;
   /** Where artifacts are kept (default: an in-memory database). */
-  artifacts?: ArtifactStore;
+  artifacts?: Artifacts;
   /** Bytes one job's artifacts may take together (`--max-artifact-mib`). */
   maxArtifactBytes?: number;
   /** Reports webhook jobs' commit statuses to their forge. */

@@ -118,7 +118,10 @@ Deno.test("any queen serves anything: submit to one, run on a worker of another,
   try {
     const id = await submitJob(
       qb,
-      customJob(repo.path, { test: "for i in $(seq 1 60); do echo line-$i; sleep 0.01; done" }),
+      customJob(repo.path, {
+        test: "head -c 2500000 /dev/urandom > out.bin && sha256sum out.bin && " +
+          "for i in $(seq 1 60); do echo line-$i; sleep 0.01; done",
+      }, { artifacts: ["out.bin"] }),
     );
     // Followed live from B and from A at once, from the start.
     const [fromB, fromA] = await Promise.all([follow(qb.url, id), follow(qa.url, id)]);
@@ -131,6 +134,14 @@ Deno.test("any queen serves anything: submit to one, run on a worker of another,
     const job = await waitForJob(qc, id);
     equal(job.result, "passed");
     equal(job.attempts[0].drone, "on-c");
+    // The artifact went up through C and comes down from B, byte for byte (chunked in the DB).
+    const sha = (await jobLog(qa, id)).match(/([0-9a-f]{64})  out\.bin/)![1];
+    const file = await api(qb, `/api/jobs/${id}/artifacts/out.bin`);
+    equal(file.status, 200);
+    const bytes = new Uint8Array(await file.arrayBuffer());
+    equal(bytes.length, 2_500_000);
+    const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+    equal(Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join(""), sha);
     // A late joiner on C catches up from the database.
     deepEqual((await follow(qc.url, id)).map((e) => e.n), fromB.map((e) => e.n));
   } finally {

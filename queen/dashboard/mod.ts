@@ -47,7 +47,7 @@ export interface DashboardOptions {
   /** Where a re-run of a finished job takes its secrets from (see `rerun.ts`). */
   projects: ProjectStore;
   /** A job's artifacts, listed on its page. */
-  artifacts?: (jobId: string) => Artifact[];
+  artifacts?: (jobId: string) => Artifact[] | Promise<Artifact[]>;
   /** The commit status reported for a job, shown on its page. */
   reported?: (jobId: string) => ReportedStatus | null;
 }
@@ -142,7 +142,7 @@ export function mountDashboard(app: Hono, core: QueenCore, options: DashboardOpt
       n: record.lastN,
       logBytes: record.logBytes,
       logTail: complete ? undefined : await logTail(core.store, record),
-      artifacts: options.artifacts?.(record.id),
+      artifacts: await options.artifacts?.(record.id),
       reported: options.reported?.(record.id) ?? undefined,
     };
     return html(c, JobPage({ ctx: contextOf(c), data }));
