@@ -135,7 +135,7 @@ Deno.test("any queen serves anything: submit to one, run on a worker of another,
     equal(job.result, "passed");
     equal(job.attempts[0].drone, "on-c");
     // The artifact went up through C and comes down from B, byte for byte (chunked in the DB).
-    const sha = (await jobLog(qa, id)).match(/([0-9a-f]{64})  out\.bin/)![1];
+    const sha = (await jobLog(qa, id)).match(/([0-9a-f]{64}) {2}out\.bin/)![1];
     const file = await api(qb, `/api/jobs/${id}/artifacts/out.bin`);
     equal(file.status, 200);
     const bytes = new Uint8Array(await file.arrayBuffer());
