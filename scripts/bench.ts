@@ -11,6 +11,7 @@
  */
 import { totalmem } from "node:os";
 import { join } from "node:path";
+import { cluster } from "./bench/cluster.ts";
 import { dispatch } from "./bench/dispatch.ts";
 import { logThroughput, storeThroughput } from "./bench/log.ts";
 import { recovery } from "./bench/recovery.ts";
@@ -30,6 +31,7 @@ const MEASURES: Measure[] = [
   recovery,
   scale,
   restart,
+  cluster,
 ];
 
 const RESULTS = join(ROOT, "bench", "results.json");

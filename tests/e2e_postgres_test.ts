@@ -8,6 +8,7 @@ import {
   api,
   API_TOKEN,
   customJob,
+  droneNames,
   ENTRY,
   jobLog,
   Proc,
@@ -144,6 +145,10 @@ Deno.test("any queen serves anything: submit to one, run on a worker of another,
     equal(Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join(""), sha);
     // A late joiner on C catches up from the database.
     deepEqual((await follow(qc.url, id)).map((e) => e.n), fromB.map((e) => e.n));
+    // A worker killed behind a forwarding queen is gone from the serving one at once (its
+    // socket closes through C), not after a ping timeout.
+    await worker.stop("SIGKILL");
+    await waitUntil(async () => (await droneNames(qa)).length === 0, 5_000, "the drone to go");
   } finally {
     await worker.stop();
     await Promise.all([a, b, c].map((q) => q.stop()));

@@ -79,12 +79,16 @@ async function forwardSocket(
   const { socket, response } = Deno.upgradeWebSocket(request, { idleTimeout: 0 });
   socket.binaryType = "arraybuffer";
   const closeBoth = (code: number, reason: string) => {
-    // 1005/1006 cannot be sent: a socket that ended without a code goes on as "going away".
-    const sendable = code === 1000 || (code >= 3000 && code < 5000) ? code : 1001;
+    // Not every code may be sent (1001, 1005, 1006 may not from a client): those go as 1000, and
+    // the worker reconnects on any close.
+    const sendable = code === 1000 || (code >= 3000 && code < 5000) ? code : 1000;
     for (const side of [socket, upstream]) {
-      if (side.readyState === WebSocket.OPEN || side.readyState === WebSocket.CONNECTING) {
+      if (side.readyState !== WebSocket.OPEN && side.readyState !== WebSocket.CONNECTING) continue;
+      try {
+        side.close(sendable, reason.slice(0, 100));
+      } catch {
         try {
-          side.close(sendable, reason.slice(0, 100));
+          side.close();
         } catch {
           // Already closing.
         }
