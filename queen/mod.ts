@@ -14,6 +14,8 @@ import type { Store } from "./store.ts";
 import { ArtifactStore } from "./artifacts/store.ts";
 import type { Artifacts } from "./artifacts/store.ts";
 import { PostgresArtifactStore } from "./postgres/artifacts.ts";
+import { PostgresStatusRows, SqliteStatusRows } from "./forge_status/rows.ts";
+import type { StatusRows } from "./forge_status/rows.ts";
 import { StatusReporter } from "./forge_status/reporter.ts";
 import { SqliteProjectStore } from "./projects/store.ts";
 import { QueenCore } from "./queen.ts";
@@ -169,12 +171,12 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
     oldSecretKey: options.oldSecretKey,
     rotateSecretKey: options.rotateSecretKey,
   };
-  // Commit statuses stay in the SQLite file under --data for now (see README, "Several
-  // queens": what is shared and what is not).
+  // The SQLite file under --data is the store unless --database says otherwise.
   const local = new SqliteStore(options.data, keyOptions);
   let store: Store = local;
   let projects: ProjectStore = new SqliteProjectStore(local.database, local.secretBox);
   let artifacts: Artifacts = new ArtifactStore(local.database);
+  let statusRows: StatusRows = new SqliteStatusRows(local.database);
   let leaseKey: string;
   let lead: { lost: Promise<never>; release: () => void } | undefined;
   if (options.database) {
@@ -212,6 +214,7 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
     store = pg;
     projects = new PostgresProjectStore(pg.sql, pg.secretBox);
     artifacts = await PostgresArtifactStore.open(pg.sql);
+    statusRows = new PostgresStatusRows(pg.sql);
     // Shared by every queen of the database, so that a survivor recognises the attempts that
     // workers of a stopped queen hold.
     leaseKey = await pg.shared("lease-key", () => newLeaseKey());
@@ -246,7 +249,7 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
   const pruning = setInterval(prune, RETENTION_EVERY_MS);
   let ownUrl = "";
   const reporter = new StatusReporter({
-    db: local.database,
+    rows: statusRows,
     projects,
     queen: { getJob: (id) => core.job(id), followAll: (fn) => core.hub.followAll(fn) },
     publicUrl: () => options.publicUrl ?? ownUrl,

@@ -112,7 +112,7 @@ export function createApp(
     projects,
     handshakeMs,
     artifacts: (id) => artifactStore.list(id),
-    reported: (id) => options.reporter?.view(id) ?? null,
+    reported: async (id) => (await options.reporter?.view(id)) ?? null,
   });
 
   const metrics = queenMetrics(core);
@@ -168,7 +168,7 @@ export function createApp(
 
   app.get("/api/jobs/:id", async (c) => {
     const view = (await jobOr404(c.req.param("id"))).view;
-    const reported = reporter?.view(view.id);
+    const reported = await reporter?.view(view.id);
     return c.json(reported ? { ...view, reported } : view);
   });
 

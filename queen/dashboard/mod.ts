@@ -49,7 +49,7 @@ export interface DashboardOptions {
   /** A job's artifacts, listed on its page. */
   artifacts?: (jobId: string) => Artifact[] | Promise<Artifact[]>;
   /** The commit status reported for a job, shown on its page. */
-  reported?: (jobId: string) => ReportedStatus | null;
+  reported?: (jobId: string) => ReportedStatus | null | Promise<ReportedStatus | null>;
 }
 
 /** What pages are sent with: scripts and styles from this host only, no framing. */
@@ -143,7 +143,7 @@ export function mountDashboard(app: Hono, core: QueenCore, options: DashboardOpt
       logBytes: record.logBytes,
       logTail: complete ? undefined : await logTail(core.store, record),
       artifacts: await options.artifacts?.(record.id),
-      reported: options.reported?.(record.id) ?? undefined,
+      reported: (await options.reported?.(record.id)) ?? undefined,
     };
     return html(c, JobPage({ ctx: contextOf(c), data }));
   });

@@ -11,6 +11,8 @@ import { DEFAULT_FORGE_TOKEN_SECRET } from "../../protocol/mod.ts";
 import { type Backoff, backoff } from "../../protocol/backoff.ts";
 import type { ProjectStore } from "../projects/store.ts";
 import type { JobRecord } from "../store.ts";
+import { SqliteStatusRows } from "./rows.ts";
+import type { StatusRows } from "./rows.ts";
 import { defaultApi, forgeState, statusRequest } from "./requests.ts";
 import type { ForgeName, JobState } from "./requests.ts";
 
@@ -22,7 +24,9 @@ export interface ReporterQueen {
 }
 
 export interface ReporterOptions {
-  db: DatabaseSync;
+  /** Where the rows are: the queen's SQLite file (`db`) or any `StatusRows` (PostgreSQL). */
+  db?: DatabaseSync;
+  rows?: StatusRows;
   projects: ProjectStore;
   queen: ReporterQueen;
   /** The queen's address as people reach it (`--public-url`), for links to job pages. */
@@ -36,8 +40,6 @@ export interface ReporterOptions {
 const DEFAULT_RETRY: Backoff = { minMs: 2_000, maxMs: 480_000, tries: 9 };
 /** One call's limit: a hanging forge must not hold its loop for ever. */
 const REQUEST_TIMEOUT_MS = 30_000;
-
-type Row = Record<string, string | number | null>;
 
 /** The token and forge API a project reports with, or why it cannot. */
 export function reportingOf(
@@ -66,19 +68,24 @@ export class StatusReporter {
   readonly #stop = new AbortController();
   readonly #unfollow: () => void;
   readonly #idle = new Set<Promise<void>>();
+  /** Jobs kicked while their loop ran: the loop looks again before it ends. */
+  readonly #again = new Set<string>();
+  readonly #rows: StatusRows;
 
   constructor(options: ReporterOptions) {
     this.#options = options;
+    if (!options.rows && !options.db) throw new TypeError("the reporter needs rows or a db");
+    const rows = options.rows ?? new SqliteStatusRows(options.db!);
+    this.#rows = rows;
     this.#retry = options.retry ?? DEFAULT_RETRY;
     this.#fetch = options.fetch ?? fetch;
     this.#unfollow = options.queen.followAll((event) => {
       if (event.data.event === "job:done") this.#later(this.#jobEnded(event.data.id));
     });
     // Carry on with what a previous run left unsent, and results that ended while it was down.
-    const rows = options.db.prepare(
-      "SELECT job_id FROM commit_statuses WHERE sent IS NULL OR sent != wanted OR wanted = 'pending'",
-    ).all() as Row[];
-    for (const row of rows) this.#later(this.#jobEnded(String(row.job_id), true));
+    this.#later((async () => {
+      for (const job of await rows.unsettled()) this.#later(this.#jobEnded(job, true));
+    })());
   }
 
   /** Keeps `work` (which reads the job from the store) for `close` to wait on. */
@@ -101,19 +108,15 @@ export class StatusReporter {
     const project = (await this.#options.projects.get(where.project))?.project;
     const secret = project?.status?.token_secret ?? DEFAULT_FORGE_TOKEN_SECRET;
     if (!project?.secrets[secret]) return;
-    this.#options.db.prepare(
-      "INSERT OR IGNORE INTO commit_statuses " +
-        "(job_id, forge, project, sha, wanted, sent, sent_at, tries, error, created_at) " +
-        "VALUES (?, ?, ?, ?, 'pending', NULL, NULL, 0, NULL, ?)",
-    ).run(job, where.forge, where.project, where.sha, Date.now());
+    await this.#rows.insert(job, where.forge, where.project, where.sha, Date.now());
     this.#kick(job);
     // A job that ended already (the store answers later than the submit) reports its result.
     this.#later(this.#jobEnded(job));
   }
 
   /** What the job's view shows as `reported`, or null for a job that does not report. */
-  view(job: string): ReportedStatus | null {
-    const row = this.#row(job);
+  async view(job: string): Promise<ReportedStatus | null> {
+    const row = await this.#rows.get(job);
     if (!row) return null;
     const forge = String(row.forge) as ForgeName;
     return {
@@ -135,28 +138,23 @@ export class StatusReporter {
     await Promise.all([...this.#idle]);
   }
 
-  #row(job: string): Row | undefined {
-    return this.#options.db.prepare("SELECT * FROM commit_statuses WHERE job_id = ?").get(job) as
-      | Row
-      | undefined;
-  }
-
   async #jobEnded(job: string, resume = false): Promise<void> {
     const record = await this.#options.queen.getJob(job);
-    if (!record || !this.#row(job)) return;
+    if (!record || !await this.#rows.get(job)) return;
     if (record.view.status === "done" && record.view.result) {
       // A new state gets the full round of retries.
-      this.#options.db.prepare(
-        "UPDATE commit_statuses SET tries = CASE WHEN wanted = ? THEN tries ELSE 0 END, " +
-          "wanted = ? WHERE job_id = ?",
-      ).run(record.view.result, record.view.result, job);
+      await this.#rows.want(job, record.view.result);
     } else if (!resume) return;
     this.#kick(job);
   }
 
   /** Runs the job's send loop unless one runs already (it will see the newest wanted state). */
   #kick(job: string): void {
-    if (this.#running.has(job) || this.#stop.signal.aborted) return;
+    if (this.#stop.signal.aborted) return;
+    if (this.#running.has(job)) {
+      this.#again.add(job);
+      return;
+    }
     const token = Symbol(job);
     this.#running.set(job, token);
     const loop = this.#loop(job, token).catch((error) => {
@@ -169,23 +167,23 @@ export class StatusReporter {
   }
 
   async #loop(job: string, token: symbol): Promise<void> {
-    const db = this.#options.db;
-    const note = (tries: number, error: string | null) =>
-      db.prepare("UPDATE commit_statuses SET tries = ?, error = ? WHERE job_id = ?")
-        .run(tries, error, job);
+    const note = (tries: number, error: string | null) => this.#rows.note(job, tries, error);
     while (!this.#stop.signal.aborted) {
-      const row = this.#row(job);
+      this.#again.delete(job);
+      const row = await this.#rows.get(job);
       if (!row || row.sent === row.wanted) {
-        // At once, not when the promise settles: a state wanted in between starts a new loop.
+        // A state wanted while the row was read: read again.
+        if (this.#again.has(job)) continue;
+        // At once, not when the promise settles: a state wanted from now starts a new loop.
         if (this.#running.get(job) === token) this.#running.delete(job);
         return;
       }
       const wanted = String(row.wanted) as JobState;
       const forge = String(row.forge) as ForgeName;
       const stored = await this.#options.projects.get(String(row.project));
-      if (!stored) return void note(Number(row.tries), `project ${row.project} is gone`);
+      if (!stored) return void await note(Number(row.tries), `project ${row.project} is gone`);
       const how = reportingOf(stored.project, forge);
-      if (!how.ok) return void note(Number(row.tries), how.error);
+      if (!how.ok) return void await note(Number(row.tries), how.error);
       const request = statusRequest(forge, {
         api: how.api,
         repo: stored.project.name,
@@ -209,10 +207,7 @@ export class StatusReporter {
         });
         const text = (await response.text()).replaceAll(how.token, "***").slice(0, 300);
         if (response.ok) {
-          db.prepare(
-            "UPDATE commit_statuses SET sent = ?, sent_at = ?, tries = 0, error = NULL " +
-              "WHERE job_id = ?",
-          ).run(wanted, Date.now(), job);
+          await this.#rows.sent(job, wanted, Date.now());
           continue;
         }
         retry = response.status === 429 || response.status >= 500;
@@ -222,10 +217,13 @@ export class StatusReporter {
         retry = true;
         error = `${forge} could not be reached for ${wanted}: ${(e as Error).message}`;
       }
-      note(tries, error);
+      await note(tries, error);
       this.#options.log?.(`status of job ${job}: ${error}${retry ? "; retrying" : ""}`);
       const delay = backoff(tries - 1, this.#retry);
-      if (!retry || delay === undefined) return;
+      if (!retry || delay === undefined) {
+        if (this.#again.has(job)) continue;
+        return;
+      }
       await sleep(delay, this.#stop.signal);
     }
   }
