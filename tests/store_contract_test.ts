@@ -149,6 +149,24 @@ for (const { name, open } of STORES) {
     equal(got.lastSeq[1], 3, "the last seq of attempt 1");
   });
 
+  contract(
+    "output with NUL bytes and four-byte characters comes back byte for byte",
+    async (subject) => {
+      const { store } = subject;
+      const record = job("z");
+      await store.createJob(record);
+      const text = "a\u0000b 🐝 \u0000\n";
+      run(new Recorder(store, new Hub()), record, [text, text]);
+      await committed(store);
+      const again = subject.reopen ? await subject.reopen() : store;
+      const output = (await again.events("z", 2)).map((e) => (e.data as { text?: string }).text);
+      deepEqual(output, [text, text]);
+      const bytes = new TextEncoder().encode(text + text);
+      deepEqual(await again.readLog("z", 0, bytes.length), bytes);
+      equal((await again.getJob("z"))!.logBytes, bytes.length);
+    },
+  );
+
   contract("a saved view comes back; its lag behind the events is told", async (subject) => {
     const { store } = subject;
     const record = job("c");

@@ -13,6 +13,7 @@
  * parameterized. `pg` needs `pg-pool` and a separate client per LISTEN, and its Deno support
  * goes through the Node compatibility layer.
  */
+import { Buffer } from "node:buffer";
 import postgres from "postgres";
 import type { Sql } from "postgres";
 import type { JobSpec, JobView, RecordedEvent } from "../../protocol/mod.ts";
@@ -356,11 +357,12 @@ export class PostgresStore implements Store {
         : data;
       return JSON.stringify(stored);
     });
+    // Log text travels as base64 (a TEXT parameter cannot hold NUL) and is stored as bytes.
     const logs = events.filter((e) => e.log).map(({ id, log }) => ({
       id,
       start: log!.start,
       bytes: log!.bytes,
-      text: encoder.encode(log!.text),
+      text: Buffer.from(log!.text, "utf8").toString("base64"),
     }));
     const stateRows = states.map((record) => {
       const { view } = record;
@@ -384,16 +386,28 @@ export class PostgresStore implements Store {
             ${eventData}::text[])
           ON CONFLICT DO NOTHING`;
       }
-      for (const log of logs) {
+      // One statement per kind of row, whatever the batch holds: a commit costs a few round
+      // trips, not one per event.
+      if (logs.length) {
         await tx`INSERT INTO log_chunks (job_id, start, bytes, text)
-          VALUES (${log.id}, ${log.start}, ${log.bytes}, ${log.text}) ON CONFLICT DO NOTHING`;
+          SELECT j, s, b, decode(t, 'base64') FROM unnest(${logs.map((l) => l.id)}::text[],
+            ${logs.map((l) => l.start)}::bigint[], ${logs.map((l) => l.bytes)}::int[],
+            ${logs.map((l) => l.text)}::text[]) AS u(j, s, b, t)
+          ON CONFLICT DO NOTHING`;
       }
-      for (const row of stateRows) {
-        await tx`UPDATE jobs SET status = ${row.status}, result = ${row.result},
-          finished_at = ${row.finishedAt}, state = ${row.state},
-          spec = COALESCE(${row.spec}, spec) WHERE id = ${row.id}`;
+      if (stateRows.length) {
+        await tx`UPDATE jobs SET status = u.status, result = u.result,
+            finished_at = u.finished_at, state = u.state, spec = COALESCE(u.spec, jobs.spec)
+          FROM unnest(${stateRows.map((r) => r.id)}::text[],
+            ${stateRows.map((r) => r.status)}::text[], ${stateRows.map((r) => r.result)}::text[],
+            ${stateRows.map((r) => r.finishedAt)}::bigint[],
+            ${stateRows.map((r) => r.state)}::text[], ${stateRows.map((r) => r.spec)}::text[])
+            AS u(id, status, result, finished_at, state, spec)
+          WHERE jobs.id = u.id`;
       }
-      for (const id of touched) await tx`SELECT pg_notify(${EVENTS_CHANNEL}, ${id})`;
+      if (touched.length) {
+        await tx`SELECT pg_notify(${EVENTS_CHANNEL}, id) FROM unnest(${touched}::text[]) AS id`;
+      }
     }).then(() => {});
   }
 
