@@ -198,7 +198,7 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
         port,
         hostname: options.host,
         onListen: (addr) => listened(addr as Deno.NetAddr),
-      }, forwarder(() => pg.leaderUrl(), log));
+      }, forwarder((fresh) => pg.leaderUrl(fresh), log));
       port = (await promise).port;
       log(
         `standby: another queen serves this database; forwarding to it from port ${port}, ` +

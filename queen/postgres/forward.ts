@@ -5,8 +5,26 @@
  * anything anywhere, and one queen at a time schedules (see docs/ARCHITECTURE.md).
  */
 
-/** Where the serving queen is, or undefined while none serves. */
-export type LeaderUrl = () => Promise<string | undefined>;
+/** Where the serving queen is, or undefined while none serves (`fresh`: not from a cache). */
+export type LeaderUrl = (fresh?: boolean) => Promise<string | undefined>;
+
+/**
+ * How long a request waits for a serving queen (during a takeover) before it is answered 503: a
+ * takeover takes about a second, and a worker refused meanwhile would back off for longer.
+ */
+const TAKEOVER_WAIT_MS = 5_000;
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The serving queen's address, waiting for one until `deadline`. */
+async function serving(leader: LeaderUrl, deadline: number, fresh = false) {
+  for (;;) {
+    const url = await leader(fresh).catch(() => undefined);
+    if (url || Date.now() >= deadline) return url;
+    fresh = true;
+    await sleep(100);
+  }
+}
 
 /** Headers that describe one hop, not the request. */
 const HOP = ["host", "connection", "upgrade", "keep-alive", "transfer-encoding", "te", "trailer"];
@@ -18,33 +36,51 @@ function answer(status: number, error: string): Response {
 /** A request handler forwarding to the serving queen. */
 export function forwarder(leader: LeaderUrl, log: (message: string) => void) {
   return async (request: Request): Promise<Response> => {
-    const target = await leader().catch(() => undefined);
+    const deadline = Date.now() + TAKEOVER_WAIT_MS;
+    const target = await serving(leader, deadline);
     if (!target) {
       return answer(503, "no queen serves the database yet (one is taking over): retry shortly");
     }
     const url = new URL(request.url);
-    const to = new URL(url.pathname + url.search, target);
     const headers = new Headers(request.headers);
     for (const name of HOP) headers.delete(name);
     // fetch would decompress a compressed answer and leave its content-encoding on: ask for none.
     headers.delete("accept-encoding");
-    if (request.headers.get("upgrade")?.toLowerCase() === "websocket") {
-      return await forwardSocket(request, to, headers, log);
-    }
-    try {
-      const response = await fetch(to, {
-        method: request.method,
-        headers,
-        body: request.body,
-        redirect: "manual",
-        signal: request.signal,
-      });
-      const back = new Headers(response.headers);
-      for (const name of HOP) back.delete(name);
-      return new Response(response.body, { status: response.status, headers: back });
-    } catch (error) {
-      log(`forwarding ${request.method} ${url.pathname}: ${(error as Error).message}`);
-      return answer(502, "the serving queen could not be reached: retry shortly");
+    const socket = request.headers.get("upgrade")?.toLowerCase() === "websocket";
+    // A request without a body can be sent again: to the queen that took over from one that
+    // just died (its address announced a moment later).
+    const again = socket || request.method === "GET" || request.method === "HEAD";
+    let to = new URL(url.pathname + url.search, target);
+    for (;;) {
+      if (socket) {
+        const joined = await forwardSocket(request, to, new Headers(headers));
+        if (joined) return joined;
+      } else {
+        try {
+          const response = await fetch(to, {
+            method: request.method,
+            headers,
+            body: request.body,
+            redirect: "manual",
+            signal: request.signal,
+          });
+          const back = new Headers(response.headers);
+          for (const name of HOP) back.delete(name);
+          return new Response(response.body, { status: response.status, headers: back });
+        } catch (error) {
+          if (request.signal.aborted || !again || Date.now() >= deadline) {
+            log(`forwarding ${request.method} ${url.pathname}: ${(error as Error).message}`);
+            return answer(502, "the serving queen could not be reached: retry shortly");
+          }
+        }
+      }
+      await sleep(100);
+      const next = await serving(leader, deadline, true);
+      if (!next || (socket && Date.now() >= deadline)) {
+        log(`forwarding ${url.pathname}: the serving queen refused or is unreachable`);
+        return answer(502, "the serving queen refused or could not be reached: retry shortly");
+      }
+      to = new URL(url.pathname + url.search, next);
     }
   };
 }
@@ -55,10 +91,10 @@ export function forwarder(leader: LeaderUrl, log: (message: string) => void) {
  */
 async function forwardSocket(
   request: Request,
-  to: URL,
+  target: URL,
   headers: Headers,
-  log: (message: string) => void,
-): Promise<Response> {
+): Promise<Response | undefined> {
+  const to = new URL(target);
   to.protocol = to.protocol === "https:" ? "wss:" : "ws:";
   for (const name of [...headers.keys()]) {
     if (name.startsWith("sec-websocket")) headers.delete(name);
@@ -72,10 +108,7 @@ async function forwardSocket(
     upstream.onerror = () => resolve(false);
     upstream.onclose = () => resolve(false);
   });
-  if (!opened) {
-    log(`forwarding a WebSocket to ${to.pathname}: the serving queen refused or is unreachable`);
-    return answer(502, "the serving queen refused or could not be reached: retry shortly");
-  }
+  if (!opened) return undefined;
   const { socket, response } = Deno.upgradeWebSocket(request, { idleTimeout: 0 });
   socket.binaryType = "arraybuffer";
   const closeBoth = (code: number, reason: string) => {

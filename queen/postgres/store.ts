@@ -166,8 +166,8 @@ export class PostgresStore implements Store {
    * The address of the queen that serves, as it announced it (read at most every 250 ms), or
    * undefined while the one that announced last is not the one holding the lead.
    */
-  async leaderUrl(): Promise<string | undefined> {
-    if (Date.now() - this.#leader.at < 250) return this.#leader.url;
+  async leaderUrl(fresh = false): Promise<string | undefined> {
+    if (!fresh && Date.now() - this.#leader.at < 250) return this.#leader.url;
     const [row] = await this.#sql`SELECT
         (SELECT value FROM strider_meta WHERE key = 'leader-url') AS url,
         EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted
