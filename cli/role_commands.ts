@@ -131,7 +131,11 @@ export const QUEEN_FLAGS: Flags = {
 };
 
 export const WORKER_FLAGS: Flags = {
-  connect: { type: "string", value: "URL", help: "the queen's URL, e.g. http://queen:3000" },
+  connect: {
+    type: "string",
+    value: "URL",
+    help: "the queen's URL, e.g. http://queen:3000; several queens of one cluster: URL,URL,...",
+  },
   token: { type: "string", value: "T", help: "worker token", env: "STRIDER_WORKER_TOKEN" },
   name: { type: "string", value: "N", help: "name shown for this worker (default: host name)" },
   capacity: { type: "string", value: "N", help: "jobs run at once", default: "2" },
@@ -314,8 +318,10 @@ export async function worker(args: string[], output: Output): Promise<number> {
     return 0;
   }
   const connect = required(values, "connect");
-  if (!/^https?:\/\//.test(connect)) {
-    throw new UsageError(`--connect must be an http:// or https:// URL, not '${connect}'`);
+  for (const url of connect.split(",")) {
+    if (!/^https?:\/\/\S+$/.test(url.trim())) {
+      throw new UsageError(`--connect must be an http:// or https:// URL, not '${url.trim()}'`);
+    }
   }
   const token = str(values, "token");
   if (!token) throw new UsageError("--token (or STRIDER_WORKER_TOKEN) is required");

@@ -3,7 +3,7 @@
  * sharing one database (one serves, the others stand by and take over), workers connected
  * through the load balancer.
  */
-import { deepEqual, equal, ok } from "node:assert/strict";
+import { deepEqual, equal, match, ok } from "node:assert/strict";
 import {
   api,
   API_TOKEN,
@@ -152,6 +152,37 @@ Deno.test("any queen serves anything: submit to one, run on a worker of another,
   } finally {
     await worker.stop();
     await Promise.all([a, b, c].map((q) => q.stop()));
+  }
+});
+
+Deno.test("a worker given two queens fails over when the one it is connected to is killed", async () => {
+  const database = await (await postgresCluster()).newDatabase();
+  const repo = await makeRepo({ "a.txt": "a\n" });
+  const ports = [freePort(), freePort()];
+  const a = await queenProc(database, ports[0], ["--lease", "20"]);
+  await serving(a);
+  const b = await queenProc(database, ports[1], ["--lease", "20"]);
+  await b.waitFor(/forwarding to it from port/);
+  const [qa, qb] = ports.map((port) => `http://127.0.0.1:${port}`);
+  const front: TestQueen = { url: qa, proc: a, data: "" };
+  // Connected to the standby B first (which forwards to A), A as its fallback.
+  const worker = await startWorker(front, { name: "two-urls", connect: `${qb},${qa}` });
+  try {
+    const id = await submitJob(
+      front,
+      customJob(repo.path, { test: "for i in $(seq 1 120); do echo line-$i; sleep 0.02; done" }),
+    );
+    await waitUntil(async () => (await jobLog(front, id)).includes("line-30"), 30_000, "line-30");
+    await b.stop("SIGKILL");
+    const job = await waitForJob(front, id, 60_000);
+    equal(job.result, "passed", job.error ?? "");
+    equal(job.attempts.length, 1, "the same attempt went on through A");
+    const lines = (await jobLog(front, id)).split("\n").filter((l) => l.startsWith("line-"));
+    deepEqual(lines, Array.from({ length: 120 }, (_, i) => `line-${i + 1}`));
+    match(worker.stdout + worker.stderr, new RegExp(`connected to ${qa}`));
+  } finally {
+    await worker.stop();
+    await Promise.all([a.stop(), b.stop()]);
   }
 });
 
