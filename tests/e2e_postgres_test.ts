@@ -32,9 +32,16 @@ import { JobSpecSchema } from "../protocol/mod.ts";
 /** The key every queen of a cluster shares. */
 const SECRET_KEY = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32))));
 
+/** The queens' data folders, removed when the file's tests end. */
+const folders: string[] = [];
+globalThis.addEventListener("unload", () => {
+  for (const dir of folders) Deno.removeSync(dir, { recursive: true });
+});
+
 /** A queen on `database` at a fixed port; it prints "listening" only once it serves. */
 async function queenProc(database: string, port: number, args: string[] = []): Promise<Proc> {
   const data = await Deno.makeTempDir({ prefix: "strider-pg-queen-" });
+  folders.push(data);
   return new Proc([
     "run",
     ...QUEEN_PERMISSIONS,

@@ -44,7 +44,7 @@ async function start(): Promise<PostgresCluster> {
     const uid = Number(new TextDecoder().decode(ids.stdout).trim());
     await Deno.chown(dir, uid, null);
   }
-  await run(join(BIN, "initdb"), [
+  const initdb = run(join(BIN, "initdb"), [
     "-D",
     data,
     "-U",
@@ -55,28 +55,45 @@ async function start(): Promise<PostgresCluster> {
     "UTF8",
     "--locale=C",
   ]);
-  const port = freePort();
+  await initdb.catch(async (error) => {
+    await Deno.remove(dir, { recursive: true });
+    throw error;
+  });
   // fsync off: the tests kill processes (queens), never the machine, and what PostgreSQL
   // committed survives a process's death without it. Production keeps fsync on.
-  const options = [
-    `-p ${port}`,
-    "-c listen_addresses=127.0.0.1",
-    `-c unix_socket_directories=${dir}`,
-    "-c max_connections=200",
-    "-c fsync=off",
-    "-c synchronous_commit=on",
-    "-c full_page_writes=off",
-  ].join(" ");
-  await run(join(BIN, "pg_ctl"), [
-    "-D",
-    data,
-    "-o",
-    options,
-    "-l",
-    join(dir, "log"),
-    "-w",
-    "start",
-  ]);
+  const start = (port: number) =>
+    run(join(BIN, "pg_ctl"), [
+      "-D",
+      data,
+      "-o",
+      [
+        `-p ${port}`,
+        "-c listen_addresses=127.0.0.1",
+        `-c unix_socket_directories=${dir}`,
+        "-c max_connections=200",
+        "-c fsync=off",
+        "-c synchronous_commit=on",
+        "-c full_page_writes=off",
+      ].join(" "),
+      "-l",
+      join(dir, "log"),
+      "-w",
+      "start",
+    ]);
+  // The free port may be taken by another process before PostgreSQL binds it: try another.
+  let port = 0;
+  for (let attempt = 1;; attempt++) {
+    port = freePort();
+    try {
+      await start(port);
+      break;
+    } catch (error) {
+      if (attempt === 3) {
+        await Deno.remove(dir, { recursive: true });
+        throw error;
+      }
+    }
+  }
   globalThis.addEventListener("unload", () => {
     const args = ["-D", data, "-m", "immediate", "stop"];
     const [command, allArgs] = isRoot()
