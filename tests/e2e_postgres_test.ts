@@ -152,6 +152,22 @@ Deno.test("any queen serves anything: submit to one, run on a worker of another,
     equal(Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join(""), sha);
     // A late joiner on C catches up from the database.
     deepEqual((await follow(qc.url, id)).map((e) => e.n), fromB.map((e) => e.n));
+    // The dashboard's login through a standby: same-origin as the browser saw it, and a page
+    // elsewhere still refused.
+    const login = (origin: string) =>
+      fetch(`${qb.url}/login`, {
+        method: "POST",
+        headers: { origin, "content-type": "application/x-www-form-urlencoded" },
+        body: new URLSearchParams({ token: API_TOKEN, next: "/" }),
+        redirect: "manual",
+      });
+    const ours = await login(qb.url);
+    await ours.body?.cancel();
+    equal(ours.status, 303, "logged in through the standby");
+    ok(ours.headers.get("set-cookie")?.includes("strider_session="));
+    const theirs = await login("http://evil.example");
+    await theirs.body?.cancel();
+    equal(theirs.status, 403);
     // A worker killed behind a forwarding queen is gone from the serving one at once (its
     // socket closes through C), not after a ping timeout.
     await worker.stop("SIGKILL");

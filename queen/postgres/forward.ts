@@ -5,6 +5,8 @@
  * anything anywhere, and one queen at a time schedules (see docs/ARCHITECTURE.md).
  */
 
+import { FORWARDED_HOST } from "../dashboard/session.ts";
+
 /** Where the serving queen is, or undefined while none serves (`fresh`: not from a cache). */
 export type LeaderUrl = (fresh?: boolean) => Promise<string | undefined>;
 
@@ -44,6 +46,9 @@ export function forwarder(leader: LeaderUrl, log: (message: string) => void) {
     const url = new URL(request.url);
     const headers = new Headers(request.headers);
     for (const name of HOP) headers.delete(name);
+    // fetch sends the serving queen's own Host: the dashboard's same-origin check needs the one
+    // the browser used.
+    headers.set(FORWARDED_HOST, request.headers.get("host") ?? url.host);
     // fetch would decompress a compressed answer and leave its content-encoding on: ask for none.
     headers.delete("accept-encoding");
     const socket = request.headers.get("upgrade")?.toLowerCase() === "websocket";
