@@ -239,6 +239,18 @@ function publicUrl(values: Values): string | undefined {
   return text.replace(/\/+$/, "");
 }
 
+/** `--peer-url`, checked: where other queens reach this one. */
+function peerUrl(values: Values): string | undefined {
+  const text = str(values, "peer-url");
+  if (text === undefined) return undefined;
+  if (!/^https?:\/\/[^\s/]+\/?$/.test(text)) {
+    throw new UsageError(
+      `--peer-url must be http(s)://HOST:PORT, e.g. http://10.0.0.11:3000, not '${text}'`,
+    );
+  }
+  return text.replace(/\/+$/, "");
+}
+
 /** `--database`, checked: a postgres:// URL. */
 function postgresUrl(values: Values): string | undefined {
   const text = str(values, "database");
@@ -280,7 +292,7 @@ export async function queen(args: string[], output: Output): Promise<number> {
     host: required(values, "host"),
     data: required(values, "data"),
     database: postgresUrl(values),
-    peerUrl: str(values, "peer-url"),
+    peerUrl: peerUrl(values),
     workerTokens: list(values, "worker-token"),
     apiTokens: list(values, "api-token"),
     lease: positive(values, "lease"),

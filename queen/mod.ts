@@ -265,8 +265,10 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
     log,
   });
   const controller = new AbortController();
+  let lostLead: Error | undefined;
   lead?.lost.catch((error) => {
-    log(`${(error as Error).message}: stopping, so that another queen can take over`);
+    lostLead = error as Error;
+    log(`${lostLead.message}: stopping, so that another queen can take over`);
     controller.abort();
   });
   options.signal?.addEventListener("abort", () => controller.abort(), { once: true });
@@ -292,6 +294,9 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
     await core.store.close();
     lead?.release();
     if (store !== local) await local.close();
+  }).then(() => {
+    // Not a clean stop: a service manager restarts the queen, which then stands by.
+    if (lostLead) throw new StartupError(lostLead.message);
   });
   return {
     url,

@@ -23,6 +23,7 @@ import type { TestQueen } from "./helpers/cluster.ts";
 import { makeRepo } from "./helpers/git_repo.ts";
 import { postgresCluster } from "./helpers/postgres.ts";
 import { freePort, startHaproxy } from "./helpers/haproxy.ts";
+import postgres from "postgres";
 import { PostgresStore } from "../queen/postgres/store.ts";
 import { SecretBox } from "../queen/secret_box.ts";
 import { parseSecretKey } from "../queen/secret_key.ts";
@@ -205,6 +206,36 @@ Deno.test("a worker given two queens fails over when the one it is connected to 
     match(worker.stdout + worker.stderr, new RegExp(`connected to ${qa}`));
   } finally {
     await worker.stop();
+    await Promise.all([a.stop(), b.stop()]);
+  }
+});
+
+Deno.test("a serving queen whose database connections are cut stops, and the standby serves", async () => {
+  const database = await (await postgresCluster()).newDatabase();
+  const ports = [freePort(), freePort()];
+  const a = await queenProc(database, ports[0]);
+  await serving(a);
+  const b = await queenProc(database, ports[1]);
+  await b.waitFor(/forwarding to it from port/);
+  const admin = postgres(database, { max: 1, onnotice: () => {} });
+  try {
+    // As a database failover or a network cut would: every connection of queen A ends. B's
+    // connections go too; it reconnects and takes over, and A must not go on serving.
+    const [{ pid }] = await admin`SELECT pg_backend_pid() AS pid`;
+    await admin`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+      WHERE datname = current_database() AND pid != ${pid}`;
+    const status = await a.exit(30_000);
+    equal(status.code, 1, "A stops with an error, for its service manager to restart it");
+    match(a.stderr, /lost the database connection that holds the lead/);
+    await serving(b);
+    const response = await api(
+      { url: `http://127.0.0.1:${ports[1]}`, proc: b, data: "" },
+      "/healthz",
+    );
+    equal(response.status, 200);
+    await response.body?.cancel();
+  } finally {
+    await admin.end();
     await Promise.all([a.stop(), b.stop()]);
   }
 });

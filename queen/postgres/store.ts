@@ -83,7 +83,10 @@ export class PostgresStore implements Store {
   #unlisten: (() => Promise<void>) | undefined;
   #closed = false;
 
-  private constructor(sql: Sql, box: SecretBox) {
+  readonly #url: string;
+
+  private constructor(sql: Sql, box: SecretBox, url: string) {
+    this.#url = url;
     this.#sql = sql;
     this.#box = box;
   }
@@ -97,7 +100,7 @@ export class PostgresStore implements Store {
     try {
       await migratePostgres(sql);
       await checkKey(sql, box);
-      const store = new PostgresStore(sql, box);
+      const store = new PostgresStore(sql, box, options.url);
       const { unlisten } = await sql.listen(EVENTS_CHANNEL, (id) => {
         for (const listener of store.#listeners) listener(id);
       });
@@ -123,25 +126,52 @@ export class PostgresStore implements Store {
    * Waits until this queen is the one that serves the database: a session advisory lock on a
    * connection of its own, which PostgreSQL releases the moment that connection ends (the queen
    * stopped, crashed or was killed). `waiting` is called once when another queen holds it.
-   * Returns a promise that rejects when the lock is lost (the connection broke): the queen must
-   * stop serving then, as another may take over.
+   * Returns a promise that rejects when the lock is lost (its connection broke, or was replaced
+   * by a new one that does not hold it): the queen must stop serving then, as another may take
+   * over.
+   *
+   * The lock's connection is a one-connection client of its own, not `sql.reserve()`: postgres.js
+   * 3.4.9 throws an uncatchable error when a reserved connection's backend dies (porsager/postgres
+   * issue 1208), which would crash the queen instead of stopping it.
    */
   async lead(
     waiting: () => void | Promise<void>,
   ): Promise<{ lost: Promise<never>; release: () => void }> {
-    const conn = await this.#sql.reserve();
-    const [{ locked }] = await conn`SELECT pg_try_advisory_lock(${LEADER_LOCK}) AS locked`;
-    if (!locked) {
-      await waiting();
-      await conn`SELECT pg_advisory_lock(${LEADER_LOCK})`;
+    let told = false;
+    let conn: Sql;
+    // A wait cut short (the database restarted, the connection dropped) starts again.
+    for (;;) {
+      let attempt: Sql | undefined;
+      try {
+        attempt = await connectPostgres({ url: this.#url, max: 1 });
+        const [{ locked }] = await attempt`SELECT pg_try_advisory_lock(${LEADER_LOCK}) AS locked`;
+        if (!locked) {
+          if (!told) await waiting();
+          told = true;
+          await attempt`SELECT pg_advisory_lock(${LEADER_LOCK})`;
+        }
+        conn = attempt;
+        break;
+      } catch {
+        await attempt?.end({ timeout: 0 }).catch(() => {});
+        if (this.#closed) throw new Error("the store closed while waiting for the lead");
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+      }
     }
     let timer: ReturnType<typeof setInterval> | undefined;
     const lost = new Promise<never>((_, reject) => {
+      const fail = (why: string) => {
+        clearInterval(timer);
+        reject(new Error(`lost the database connection that holds the lead: ${why}`));
+      };
       timer = setInterval(() => {
-        conn`SELECT 1`.catch((error: Error) => {
-          clearInterval(timer);
-          reject(new Error(`lost the database connection that holds the lead: ${error.message}`));
-        });
+        // Still this session's lock: a reconnected client would answer, without holding it.
+        conn`SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted
+            AND pid = pg_backend_pid()
+            AND ((classid::bigint << 32) | objid::bigint) = ${LEADER_LOCK}) AS held`
+          .then(([row]) => {
+            if (!row.held) fail("the connection was replaced");
+          }, (error: Error) => fail(error.message));
       }, 2000);
     });
     lost.catch(() => {});
@@ -149,7 +179,7 @@ export class PostgresStore implements Store {
       lost,
       release: () => {
         clearInterval(timer);
-        conn.release();
+        void conn.end({ timeout: 1 }).catch(() => {});
       },
     };
   }
@@ -377,26 +407,27 @@ export class PostgresStore implements Store {
       };
     });
     const touched = [...new Set(events.map((e) => e.id))];
-    return this.#sql.begin(async (tx) => {
-      if (eventRows.length) {
-        await tx`INSERT INTO events (job_id, n, at, attempt, seq, data)
+    const write = () =>
+      this.#sql.begin(async (tx) => {
+        if (eventRows.length) {
+          await tx`INSERT INTO events (job_id, n, at, attempt, seq, data)
           SELECT * FROM unnest(${eventRows.map((e) => e.id)}::text[],
             ${eventRows.map((e) => e.n)}::int[], ${eventRows.map((e) => e.at)}::bigint[],
             ${eventRows.map((e) => e.attempt)}::int[], ${eventRows.map((e) => e.seq)}::int[],
             ${eventData}::text[])
           ON CONFLICT DO NOTHING`;
-      }
-      // One statement per kind of row, whatever the batch holds: a commit costs a few round
-      // trips, not one per event.
-      if (logs.length) {
-        await tx`INSERT INTO log_chunks (job_id, start, bytes, text)
+        }
+        // One statement per kind of row, whatever the batch holds: a commit costs a few round
+        // trips, not one per event.
+        if (logs.length) {
+          await tx`INSERT INTO log_chunks (job_id, start, bytes, text)
           SELECT j, s, b, decode(t, 'base64') FROM unnest(${logs.map((l) => l.id)}::text[],
             ${logs.map((l) => l.start)}::bigint[], ${logs.map((l) => l.bytes)}::int[],
             ${logs.map((l) => l.text)}::text[]) AS u(j, s, b, t)
           ON CONFLICT DO NOTHING`;
-      }
-      if (stateRows.length) {
-        await tx`UPDATE jobs SET status = u.status, result = u.result,
+        }
+        if (stateRows.length) {
+          await tx`UPDATE jobs SET status = u.status, result = u.result,
             finished_at = u.finished_at, state = u.state, spec = COALESCE(u.spec, jobs.spec)
           FROM unnest(${stateRows.map((r) => r.id)}::text[],
             ${stateRows.map((r) => r.status)}::text[], ${stateRows.map((r) => r.result)}::text[],
@@ -404,11 +435,12 @@ export class PostgresStore implements Store {
             ${stateRows.map((r) => r.state)}::text[], ${stateRows.map((r) => r.spec)}::text[])
             AS u(id, status, result, finished_at, state, spec)
           WHERE jobs.id = u.id`;
-      }
-      if (touched.length) {
-        await tx`SELECT pg_notify(${EVENTS_CHANNEL}, id) FROM unnest(${touched}::text[]) AS id`;
-      }
-    }).then(() => {});
+        }
+        if (touched.length) {
+          await tx`SELECT pg_notify(${EVENTS_CHANNEL}, id) FROM unnest(${touched}::text[]) AS id`;
+        }
+      });
+    return retried(write);
   }
 
   /** Records from their rows, with positions taken from the events and log in three queries. */
@@ -452,6 +484,24 @@ export class PostgresStore implements Store {
         cancelRequested: state.cancelRequested,
       };
     });
+  }
+}
+
+/**
+ * Runs a batch's transaction again when it fails (a dropped connection, a database failing
+ * over): the rows are the same, inserts skip what a lost commit did write, and nothing was
+ * acknowledged. After the last try the error is thrown, and the queen stops rather than serve
+ * what it cannot keep.
+ */
+async function retried(write: () => Promise<unknown>): Promise<void> {
+  for (let attempt = 1;; attempt++) {
+    try {
+      await write();
+      return;
+    } catch (error) {
+      if (attempt === 6) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** attempt));
+    }
   }
 }
 
