@@ -4,20 +4,8 @@
  */
 import { join } from "node:path";
 import { secureDataDir } from "./data_dir.ts";
-import { SqliteStore } from "./sqlite_store.ts";
-import { PostgresStore } from "./postgres/store.ts";
-import { PostgresProjectStore } from "./postgres/projects.ts";
-import { forwarder } from "./postgres/forward.ts";
-import type { ProjectStore } from "./projects/store.ts";
-import { openSecretBox } from "./secret_key.ts";
-import type { Store } from "./store.ts";
-import { ArtifactStore } from "./artifacts/store.ts";
-import type { Artifacts } from "./artifacts/store.ts";
-import { PostgresArtifactStore } from "./postgres/artifacts.ts";
-import { PostgresStatusRows, SqliteStatusRows } from "./forge_status/rows.ts";
-import type { StatusRows } from "./forge_status/rows.ts";
+import { openStores } from "./stores.ts";
 import { StatusReporter } from "./forge_status/reporter.ts";
-import { SqliteProjectStore } from "./projects/store.ts";
 import { QueenCore } from "./queen.ts";
 import { createApp } from "./server.ts";
 import { fillTokenSet, parseTokensFile, tokenFromDataDir } from "./tokens.ts";
@@ -100,15 +88,6 @@ export interface RunningQueen {
   finished: Promise<void>;
 }
 
-/** A new random key for lease tokens. */
-function newLeaseKey(): string {
-  return Array.from(
-    crypto.getRandomValues(new Uint8Array(32)),
-    (b) => b.toString(16).padStart(2, "0"),
-  )
-    .join("");
-}
-
 /** Reads a PEM file, or throws a `StartupError` that names the flag and the problem. */
 async function readPem(path: string, flag: string): Promise<string> {
   let text: string;
@@ -164,65 +143,19 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
       key: await readPem(options.tlsKey, "--tls-key"),
     }
     : {};
-  let port = options.port;
-  let forwarding: Deno.HttpServer | undefined;
-  const keyOptions = {
-    secretKey: options.secretKey,
-    oldSecretKey: options.oldSecretKey,
-    rotateSecretKey: options.rotateSecretKey,
-  };
-  // The SQLite file under --data is the store unless --database says otherwise.
-  const local = new SqliteStore(options.data, keyOptions);
-  let store: Store = local;
-  let projects: ProjectStore = new SqliteProjectStore(local.database, local.secretBox);
-  let artifacts: Artifacts = new ArtifactStore(local.database);
-  let statusRows: StatusRows = new SqliteStatusRows(local.database);
-  let leaseKey: string;
-  let lead: { lost: Promise<never>; release: () => void } | undefined;
-  if (options.database) {
-    if (options.rotateSecretKey) {
-      throw new StartupError(
-        "--rotate-secret-key is for the SQLite store; with --database, every queen takes the key " +
-          "from STRIDER_SECRET_KEY",
-      );
-    }
-    const pg = await PostgresStore.open(
-      { url: options.database },
-      openSecretBox(options.data, keyOptions),
-    );
-    lead = await pg.lead(async () => {
-      // Until this queen takes over, it forwards everything to the one that serves.
-      const { promise, resolve: listened } = Promise.withResolvers<Deno.NetAddr>();
-      forwarding = Deno.serve({
-        ...tls,
-        port,
-        hostname: options.host,
-        onListen: (addr) => listened(addr as Deno.NetAddr),
-      }, forwarder((fresh) => pg.leaderUrl(fresh), log));
-      port = (await promise).port;
-      log(
-        `standby: another queen serves this database; forwarding to it from port ${port}, ` +
-          "taking over when it stops",
-      );
-    });
-    if (forwarding) {
-      // The listener closes at once; what is in flight went to the queen that stopped anyway.
-      void forwarding.shutdown();
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    log("serving the PostgreSQL database (this queen holds its lead)");
-    store = pg;
-    projects = new PostgresProjectStore(pg.sql, pg.secretBox);
-    artifacts = await PostgresArtifactStore.open(pg.sql);
-    statusRows = new PostgresStatusRows(pg.sql);
-    // Shared by every queen of the database, so that a survivor recognises the attempts that
-    // workers of a stopped queen hold.
-    leaseKey = await pg.shared("lease-key", () => newLeaseKey());
-  } else {
-    // Lease tokens are derived from this key (0600 in the data folder), so that a restarted
-    // queen still recognises the attempts its workers hold.
-    leaseKey = await tokenFromDataDir(options.data, "lease-key");
-  }
+  const { store, projects, artifacts, statusRows, leaseKey, port, ...lead } = await openStores({
+    data: options.data,
+    database: options.database,
+    keys: {
+      secretKey: options.secretKey,
+      oldSecretKey: options.oldSecretKey,
+      rotateSecretKey: options.rotateSecretKey,
+    },
+    port: options.port,
+    host: options.host,
+    tls,
+    log,
+  });
   if (options.rotateSecretKey) {
     log(
       `secret key rotated: everything is sealed with the new ${join(options.data, "secret-key")}`,
@@ -266,7 +199,7 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
   });
   const controller = new AbortController();
   let lostLead: Error | undefined;
-  lead?.lost.catch((error) => {
+  lead.lost?.catch((error) => {
     lostLead = error as Error;
     log(`${lostLead.message}: stopping, so that another queen can take over`);
     controller.abort();
@@ -284,7 +217,7 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
   const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
   const url = `${options.tlsCert ? "https" : "http"}://${host}:${addr.port}`;
   ownUrl = url;
-  if (store instanceof PostgresStore) await store.announce(options.peerUrl ?? url);
+  await lead.announce(options.peerUrl ?? url);
   log(`listening on ${url}`);
 
   const finished = server.finished.finally(async () => {
@@ -292,8 +225,7 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
     clearInterval(pruning);
     core.close();
     await core.store.close();
-    lead?.release();
-    if (store !== local) await local.close();
+    lead.release();
   }).then(() => {
     // Not a clean stop: a service manager restarts the queen, which then stands by.
     if (lostLead) throw new StartupError(lostLead.message);
