@@ -13,6 +13,7 @@ import { PostgresArtifactStore } from "./postgres/artifacts.ts";
 import { forwarder } from "./postgres/forward.ts";
 import { PostgresProjectStore } from "./postgres/projects.ts";
 import { PostgresStore } from "./postgres/store.ts";
+import { Lead } from "./postgres/lead.ts";
 import { SqliteProjectStore } from "./projects/store.ts";
 import type { ProjectStore } from "./projects/store.ts";
 import { openSecretBox } from "./secret_key.ts";
@@ -85,7 +86,8 @@ export async function openStores(options: StoreOptions): Promise<Stores> {
   );
   let port = options.port;
   let forwarding: Deno.HttpServer | undefined;
-  const lead = await pg.lead(async () => {
+  const cluster = new Lead(options.database, pg.sql);
+  const lead = await cluster.take(async () => {
     // Until this queen takes over, it forwards everything to the one that serves.
     const { promise, resolve } = Promise.withResolvers<Deno.NetAddr>();
     forwarding = Deno.serve({
@@ -93,7 +95,7 @@ export async function openStores(options: StoreOptions): Promise<Stores> {
       port,
       hostname: options.host,
       onListen: (addr) => resolve(addr as Deno.NetAddr),
-    }, forwarder((fresh) => pg.leaderUrl(fresh), log));
+    }, forwarder((fresh) => cluster.leaderUrl(fresh), log));
     port = (await promise).port;
     log(
       `standby: another queen serves this database; forwarding to it from port ${port}, ` +
@@ -117,7 +119,7 @@ export async function openStores(options: StoreOptions): Promise<Stores> {
     leaseKey: await pg.shared("lease-key", newLeaseKey),
     port,
     lost: lead.lost,
-    announce: (url) => pg.announce(url),
+    announce: (url) => cluster.announce(url),
     release: lead.release,
   };
 }

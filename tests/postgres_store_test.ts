@@ -7,6 +7,7 @@ import { equal, ok, rejects } from "node:assert/strict";
 import { JobSpecSchema } from "../protocol/mod.ts";
 import { Hub } from "../queen/hub.ts";
 import { PostgresStore } from "../queen/postgres/store.ts";
+import { Lead } from "../queen/postgres/lead.ts";
 import { PG_MIGRATIONS } from "../queen/postgres/schema.ts";
 import { newRecord, Recorder } from "../queen/recorder.ts";
 import { SecretBox } from "../queen/secret_box.ts";
@@ -90,23 +91,24 @@ Deno.test("PostgreSQL: one queen leads; the lead passes on when its holder goes"
     [0, 1].map(() => PostgresStore.open({ url, max: 3 }, new SecretBox(shared, []))),
   );
   try {
-    const leadA = await a.lead(() => {
+    const [la, lb] = [a, b].map((s) => new Lead(s.url, s.sql));
+    const leadA = await la.take(() => {
       throw new Error("the first queen should not wait");
     });
     let waited = false;
-    const leadB = b.lead(() => {
+    const leadB = lb.take(() => {
       waited = true;
     });
     await new Promise((r) => setTimeout(r, 300));
     ok(waited, "the second queen waits");
-    await a.announce("http://a.example:3000");
-    equal(await b.leaderUrl(true), "http://a.example:3000");
+    await la.announce("http://a.example:3000");
+    equal(await lb.leaderUrl(true), "http://a.example:3000");
     leadA.release();
     await a.close();
     const lead = await leadB;
     // B leads now, and says where it is.
-    await b.announce("http://b.example:3000");
-    equal(await b.leaderUrl(true), "http://b.example:3000");
+    await lb.announce("http://b.example:3000");
+    equal(await lb.leaderUrl(true), "http://b.example:3000");
     lead.release();
   } finally {
     await b.close();
