@@ -205,15 +205,25 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
     controller.abort();
   });
   options.signal?.addEventListener("abort", () => controller.abort(), { once: true });
-  const { promise: listening, resolve } = Promise.withResolvers<Deno.NetAddr>();
-  const server = Deno.serve({
-    ...tls,
-    port,
-    hostname: options.host,
-    signal: controller.signal,
-    onListen: (addr) => resolve(addr as Deno.NetAddr),
-  }, app.fetch);
-  const addr = await listening;
+  let server: Deno.HttpServer<Deno.NetAddr>;
+  let addr: Deno.NetAddr;
+  if (lead.server) {
+    // This queen stood by: its server listens already; from now on it serves, not forwards.
+    server = lead.server;
+    lead.serve(app.fetch);
+    controller.signal.addEventListener("abort", () => void server.shutdown(), { once: true });
+    addr = server.addr;
+  } else {
+    const { promise: listening, resolve } = Promise.withResolvers<Deno.NetAddr>();
+    server = Deno.serve({
+      ...tls,
+      port,
+      hostname: options.host,
+      signal: controller.signal,
+      onListen: (addr) => resolve(addr as Deno.NetAddr),
+    }, app.fetch);
+    addr = await listening;
+  }
   const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
   const url = `${options.tlsCert ? "https" : "http"}://${host}:${addr.port}`;
   ownUrl = url;

@@ -34,6 +34,12 @@ export interface Stores {
   port: number;
   /** With PostgreSQL: rejects when this queen lost the lead and must stop serving. */
   lost?: Promise<never>;
+  /**
+   * A queen that stood by already listens (its forwarder): it keeps that server and hands it the
+   * queen's own handler (`serve`), so there is no moment with nothing listening on its port.
+   */
+  server?: Deno.HttpServer<Deno.NetAddr>;
+  serve(handler: (request: Request) => Response | Promise<Response>): void;
   /** Tells the other queens where this one serves (PostgreSQL). */
   announce(url: string): Promise<void>;
   /** Lets the lead go (after the store closed). */
@@ -70,6 +76,7 @@ export async function openStores(options: StoreOptions): Promise<Stores> {
       // queen still recognises the attempts its workers hold.
       leaseKey: await tokenFromDataDir(options.data, "lease-key"),
       port: options.port,
+      serve: () => {},
       announce: () => Promise.resolve(),
       release: () => {},
     };
@@ -85,7 +92,9 @@ export async function openStores(options: StoreOptions): Promise<Stores> {
     openSecretBox(options.data, options.keys),
   );
   let port = options.port;
-  let forwarding: Deno.HttpServer | undefined;
+  let forwarding: Deno.HttpServer<Deno.NetAddr> | undefined;
+  let handler: (request: Request) => Response | Promise<Response> = () =>
+    new Response(null, { status: 503 });
   const cluster = new Lead(options.database, pg.sql);
   const lead = await cluster.take(async () => {
     // Until this queen takes over, it forwards everything to the one that serves.
@@ -95,19 +104,14 @@ export async function openStores(options: StoreOptions): Promise<Stores> {
       port,
       hostname: options.host,
       onListen: (addr) => resolve(addr as Deno.NetAddr),
-    }, forwarder((fresh) => cluster.leaderUrl(fresh), log));
+    }, (request) => handler(request));
+    handler = forwarder((fresh) => cluster.leaderUrl(fresh), log);
     port = (await promise).port;
     log(
       `standby: another queen serves this database; forwarding to it from port ${port}, ` +
         "taking over when it stops",
     );
   });
-  if (forwarding) {
-    // The listener closes at once (the port is this queen's own server's next); what is in
-    // flight went to the queen that stopped anyway.
-    void forwarding.shutdown();
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
   log("serving the PostgreSQL database (this queen holds its lead)");
   return {
     store: pg,
@@ -118,6 +122,8 @@ export async function openStores(options: StoreOptions): Promise<Stores> {
     // workers of a stopped queen hold.
     leaseKey: await pg.shared("lease-key", newLeaseKey),
     port,
+    server: forwarding,
+    serve: (own) => handler = own,
     lost: lead.lost,
     announce: (url) => cluster.announce(url),
     release: lead.release,

@@ -35,7 +35,7 @@ export function haproxyConfig(port: number, queens: number[]): string {
     "  balance roundrobin",
     // A queen waiting to take over does not listen yet, so it fails this check until it serves.
     "  option httpchk GET /healthz",
-    ...queens.map((p, i) => `  server q${i + 1} 127.0.0.1:${p} check inter 200 fall 1 rise 1`),
+    ...queens.map((p, i) => `  server q${i + 1} 127.0.0.1:${p} check inter 200 fall 2 rise 1`),
     "",
   ].join("\n");
 }
