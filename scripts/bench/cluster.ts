@@ -44,8 +44,14 @@ const SECRET_KEY = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8A
 const RECONNECT_FLOOR_MS = 250;
 
 /** A queen subprocess on `database` at `port` (a standby until it serves). */
-async function queenProc(database: string, port: number, name: string): Promise<Proc> {
-  const data = await Deno.makeTempDir({ prefix: `strider-bench-${name}-` });
+async function queenProc(
+  dir: string,
+  database: string,
+  port: number,
+  name: string,
+): Promise<Proc> {
+  // Inside the measure's own folder, which it removes at the end.
+  const data = await Deno.makeTempDir({ dir, prefix: `queen-${name}-` });
   return denoProc(`queen ${name}`, QUEEN_PERMISSIONS, MAIN, [
     "queen",
     "--port",
@@ -104,7 +110,7 @@ async function postgresSetup(dir: string, queens: 1 | 3): Promise<Setup> {
   const urls: string[] = [];
   for (let i = 1; i < queens; i++) {
     const port = freePort();
-    const proc = await queenProc(database, port, `standby${i}`);
+    const proc = await queenProc(dir, database, port, `standby${i}`);
     standbys.push(proc);
     await proc.waitForLine(/forwarding to it from port/, 60_000);
     urls.push(`http://127.0.0.1:${port}`);
@@ -198,9 +204,9 @@ async function failover(dir: string, samples: number, ctx: BenchContext): Promis
   const database = await (await postgresCluster()).newDatabase();
   const repo = await makeRepo(dir);
   const ports = [freePort(), freePort()];
-  const queens: (Proc | undefined)[] = [await queenProc(database, ports[0], "a")];
+  const queens: (Proc | undefined)[] = [await queenProc(dir, database, ports[0], "a")];
   await queens[0]!.waitForLine(/strider queen listening on/, 60_000);
-  queens[1] = await queenProc(database, ports[1], "b");
+  queens[1] = await queenProc(dir, database, ports[1], "b");
   await queens[1].waitForLine(/forwarding to it from port/, 60_000);
   const lb = await startHaproxy(ports);
   const worker = startWorkerProc(lb.url, "failover", join(dir, "work"));
@@ -239,7 +245,7 @@ async function failover(dir: string, samples: number, ctx: BenchContext): Promis
       // The killed queen comes back as the standby for the next sample.
       const standby = serving;
       serving = 1 - serving;
-      queens[standby] = await queenProc(database, ports[standby], `again${i}`);
+      queens[standby] = await queenProc(dir, database, ports[standby], `again${i}`);
       await queens[standby]!.waitForLine(/forwarding to it from port/, 60_000);
       await api(lb.url, `/api/jobs/${id}/cancel`, { method: "POST" }).catch(() => {});
       await sleep(500);
