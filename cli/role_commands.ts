@@ -41,6 +41,17 @@ export const QUEEN_FLAGS: Flags = {
     help: "data folder (store, secret key, tokens); made 0700, its files 0600",
     default: "./strider-data",
   },
+  database: {
+    type: "string",
+    value: "URL",
+    help: "postgres://user@host:port/db: keep jobs there, shared with standby queens " +
+      "(password: PGPASSWORD)",
+  },
+  "peer-url": {
+    type: "string",
+    value: "URL",
+    help: "with --database: the address other queens reach this one at (default: its own)",
+  },
   "worker-token": {
     type: "string",
     value: "T",
@@ -120,7 +131,11 @@ export const QUEEN_FLAGS: Flags = {
 };
 
 export const WORKER_FLAGS: Flags = {
-  connect: { type: "string", value: "URL", help: "the queen's URL, e.g. http://queen:3000" },
+  connect: {
+    type: "string",
+    value: "URL",
+    help: "the queen's URL, e.g. http://queen:3000; several queens of one cluster: URL,URL,...",
+  },
   token: { type: "string", value: "T", help: "worker token", env: "STRIDER_WORKER_TOKEN" },
   name: { type: "string", value: "N", help: "name shown for this worker (default: host name)" },
   capacity: { type: "string", value: "N", help: "jobs run at once", default: "2" },
@@ -224,6 +239,30 @@ function publicUrl(values: Values): string | undefined {
   return text.replace(/\/+$/, "");
 }
 
+/** `--peer-url`, checked: where other queens reach this one. */
+function peerUrl(values: Values): string | undefined {
+  const text = str(values, "peer-url");
+  if (text === undefined) return undefined;
+  if (!/^https?:\/\/[^\s/]+\/?$/.test(text)) {
+    throw new UsageError(
+      `--peer-url must be http(s)://HOST:PORT, e.g. http://10.0.0.11:3000, not '${text}'`,
+    );
+  }
+  return text.replace(/\/+$/, "");
+}
+
+/** `--database`, checked: a postgres:// URL. */
+function postgresUrl(values: Values): string | undefined {
+  const text = str(values, "database");
+  if (text === undefined) return undefined;
+  if (!/^postgres(ql)?:\/\/[^\s]+$/.test(text)) {
+    throw new UsageError(
+      "--database must be a URL such as postgres://strider@db:5432/strider",
+    );
+  }
+  return text;
+}
+
 function logFormat(values: Values): LogFormat {
   const format = required(values, "log-format");
   if (format !== "text" && format !== "json") {
@@ -252,6 +291,8 @@ export async function queen(args: string[], output: Output): Promise<number> {
     port: int(values, "port", 0, 65535)!,
     host: required(values, "host"),
     data: required(values, "data"),
+    database: postgresUrl(values),
+    peerUrl: peerUrl(values),
     workerTokens: list(values, "worker-token"),
     apiTokens: list(values, "api-token"),
     lease: positive(values, "lease"),
@@ -289,8 +330,10 @@ export async function worker(args: string[], output: Output): Promise<number> {
     return 0;
   }
   const connect = required(values, "connect");
-  if (!/^https?:\/\//.test(connect)) {
-    throw new UsageError(`--connect must be an http:// or https:// URL, not '${connect}'`);
+  for (const url of connect.split(",")) {
+    if (!/^https?:\/\/\S+$/.test(url.trim())) {
+      throw new UsageError(`--connect must be an http:// or https:// URL, not '${url.trim()}'`);
+    }
   }
   const token = str(values, "token");
   if (!token) throw new UsageError("--token (or STRIDER_WORKER_TOKEN) is required");

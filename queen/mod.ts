@@ -4,15 +4,13 @@
  */
 import { join } from "node:path";
 import { secureDataDir } from "./data_dir.ts";
-import { SqliteStore } from "./sqlite_store.ts";
-import { ArtifactStore } from "./artifacts/store.ts";
+import { openStores } from "./stores.ts";
 import { StatusReporter } from "./forge_status/reporter.ts";
-import { SqliteProjectStore } from "./projects/store.ts";
 import { QueenCore } from "./queen.ts";
 import { Builds } from "./builds/builds.ts";
 import { attachBuilds } from "./builds/registry.ts";
-import { SqliteBuildStore } from "./builds/sqlite_store.ts";
 import { MAX_REPORT_BYTES } from "./builds/timings.ts";
+import type { Artifacts } from "./artifacts/store.ts";
 import { createApp } from "./server.ts";
 import { fillTokenSet, parseTokensFile, tokenFromDataDir } from "./tokens.ts";
 import type { TokenSet } from "./tokens.ts";
@@ -30,6 +28,14 @@ export interface QueenOptions {
   host: string;
   /** Folder of the store, the secret key and generated tokens (made 0700, its files 0600). */
   data: string;
+  /**
+   * A `postgres://` URL: jobs, events and logs live there instead of `<data>/strider.db`. Queens
+   * sharing it serve one at a time; the others wait and take over when it stops (see
+   * docs/ARCHITECTURE.md, "Several queens").
+   */
+  database?: string;
+  /** With `database`: the address other queens forward to while this one serves (default its own). */
+  peerUrl?: string;
   /** The key sealing secrets at rest, 32 bytes in base64; default: `<data>/secret-key`. */
   secretKey?: string;
   /** The previous `secretKey`, for the one start that re-seals everything with the new one. */
@@ -132,11 +138,29 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
   const tokens: TokenSet = { worker: [], api: [], view: [] };
   fillTokenSet(tokens, flags, file);
 
-  const store = new SqliteStore(options.data, {
-    secretKey: options.secretKey,
-    oldSecretKey: options.oldSecretKey,
-    rotateSecretKey: options.rotateSecretKey,
-  });
+  if (!options.tlsCert !== !options.tlsKey) {
+    throw new StartupError("TLS needs both --tls-cert and --tls-key");
+  }
+  const tls = options.tlsCert && options.tlsKey
+    ? {
+      cert: await readPem(options.tlsCert, "--tls-cert"),
+      key: await readPem(options.tlsKey, "--tls-key"),
+    }
+    : {};
+  const { store, projects, artifacts, statusRows, builds: buildStore, leaseKey, port, ...lead } =
+    await openStores({
+      data: options.data,
+      database: options.database,
+      keys: {
+        secretKey: options.secretKey,
+        oldSecretKey: options.oldSecretKey,
+        rotateSecretKey: options.rotateSecretKey,
+      },
+      port: options.port,
+      host: options.host,
+      tls,
+      log,
+    });
   if (options.rotateSecretKey) {
     log(
       `secret key rotated: everything is sealed with the new ${join(options.data, "secret-key")}`,
@@ -149,13 +173,10 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
     maxLogBytes: options.maxLogBytes,
     allowRepo: options.allowRepo,
     queueTimeoutMs: (options.queueTimeout ?? 0) * 1000,
-    // Lease tokens are derived from this key (0600 in the data folder), so that a restarted
-    // queen still recognises the attempts its workers hold.
-    leaseKey: await tokenFromDataDir(options.data, "lease-key"),
+    leaseKey,
     log,
   });
-  const artifacts = new ArtifactStore(store.database);
-  const builds = await Builds.open(core, new SqliteBuildStore(store.database), {
+  const builds = await Builds.open(core, buildStore, {
     log,
     reports: (id) => junitReports(artifacts, id),
   });
@@ -169,10 +190,9 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
   };
   prune();
   const pruning = setInterval(prune, RETENTION_EVERY_MS);
-  const projects = new SqliteProjectStore(store.database, store.secretBox);
   let ownUrl = "";
   const reporter = new StatusReporter({
-    db: store.database,
+    rows: statusRows,
     projects,
     queen: {
       getJob: (id) => core.job(id),
@@ -193,28 +213,36 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
     log,
   });
   const controller = new AbortController();
+  let lostLead: Error | undefined;
+  lead.lost?.catch((error) => {
+    lostLead = error as Error;
+    log(`${lostLead.message}: stopping, so that another queen can take over`);
+    controller.abort();
+  });
   options.signal?.addEventListener("abort", () => controller.abort(), { once: true });
-  const { promise: listening, resolve } = Promise.withResolvers<Deno.NetAddr>();
-  if (!options.tlsCert !== !options.tlsKey) {
-    throw new StartupError("TLS needs both --tls-cert and --tls-key");
+  let server: Deno.HttpServer<Deno.NetAddr>;
+  let addr: Deno.NetAddr;
+  if (lead.server) {
+    // This queen stood by: its server listens already; from now on it serves, not forwards.
+    server = lead.server;
+    lead.serve(app.fetch);
+    controller.signal.addEventListener("abort", () => void server.shutdown(), { once: true });
+    addr = server.addr;
+  } else {
+    const { promise: listening, resolve } = Promise.withResolvers<Deno.NetAddr>();
+    server = Deno.serve({
+      ...tls,
+      port,
+      hostname: options.host,
+      signal: controller.signal,
+      onListen: (addr) => resolve(addr as Deno.NetAddr),
+    }, app.fetch);
+    addr = await listening;
   }
-  const tls = options.tlsCert && options.tlsKey
-    ? {
-      cert: await readPem(options.tlsCert, "--tls-cert"),
-      key: await readPem(options.tlsKey, "--tls-key"),
-    }
-    : {};
-  const server = Deno.serve({
-    ...tls,
-    port: options.port,
-    hostname: options.host,
-    signal: controller.signal,
-    onListen: (addr) => resolve(addr as Deno.NetAddr),
-  }, app.fetch);
-  const addr = await listening;
   const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
   const url = `${options.tlsCert ? "https" : "http"}://${host}:${addr.port}`;
   ownUrl = url;
+  await lead.announce(options.peerUrl ?? url);
   log(`listening on ${url}`);
 
   const finished = server.finished.finally(async () => {
@@ -223,6 +251,10 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
     clearInterval(pruning);
     core.close();
     await core.store.close();
+    lead.release();
+  }).then(() => {
+    // Not a clean stop: a service manager restarts the queen, which then stands by.
+    if (lostLead) throw new StartupError(lostLead.message);
   });
   return {
     url,
@@ -257,13 +289,13 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
 }
 
 /** The text of a job's JUnit XML reports among its artifacts (up to 20, each up to 4 MiB). */
-async function junitReports(artifacts: ArtifactStore, jobId: string): Promise<string[]> {
-  const reports = artifacts.list(jobId)
+async function junitReports(artifacts: Artifacts, jobId: string): Promise<string[]> {
+  const reports = (await artifacts.list(jobId))
     .filter((a) => a.path.toLowerCase().endsWith(".xml") && a.size <= MAX_REPORT_BYTES)
     .slice(0, 20);
   const texts: string[] = [];
   for (const report of reports) {
-    const opened = artifacts.open(jobId, report.path);
+    const opened = await artifacts.open(jobId, report.path);
     if (opened) texts.push(await new Response(opened.body).text());
   }
   return texts;

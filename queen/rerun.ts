@@ -15,7 +15,7 @@ import { eraseSecrets } from "./sealing.ts";
 import type { JobRecord } from "./store.ts";
 
 /** The spec a re-run of `record` submits; throws a `ConflictError` when it cannot. */
-export function rerunSpec(record: JobRecord, projects: ProjectStore): JobSpec {
+export async function rerunSpec(record: JobRecord, projects: ProjectStore): Promise<JobSpec> {
   const { job_id: _old, ...spec } = record.spec;
   if (record.view.status !== "done") return spec;
   const base = eraseSecrets(spec);
@@ -25,7 +25,7 @@ export function rerunSpec(record: JobRecord, projects: ProjectStore): JobSpec {
   const authType = shown.repo.auth?.type;
   if (!names.length && !authType) return base;
   // Several projects may share a repository: the first (by name) that holds everything needed.
-  const candidates = projects.list().map((stored) => stored.project)
+  const candidates = (await projects.list()).map((stored) => stored.project)
     .filter((project) => repoKey(project.repo.url) === repoKey(spec.repo.url));
   const lacks = (project: Project) => [
     ...names.filter((name) => !Object.hasOwn(project.secrets, name)).map((n) => `secret ${n}`),

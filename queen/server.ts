@@ -41,7 +41,7 @@ import type { ProjectStore } from "./projects/store.ts";
 import { webhookRoutes } from "./webhooks/routes.ts";
 import { mountArtifactRoutes } from "./artifacts/routes.ts";
 import { memoryArtifactStore } from "./artifacts/store.ts";
-import type { ArtifactStore } from "./artifacts/store.ts";
+import type { Artifacts } from "./artifacts/store.ts";
 import type { StatusReporter } from "./forge_status/reporter.ts";
 import { mountBuildRoutes } from "./builds/routes.ts";
 
@@ -63,7 +63,7 @@ export interface ServerOptions {
   /** The queen's `--webhook-secret`: without it (or a project's own), webhooks are refused. */
   webhookSecret?: string;
   /** Where artifacts are kept (default: an in-memory database). */
-  artifacts?: ArtifactStore;
+  artifacts?: Artifacts;
   /** Bytes one job's artifacts may take together (`--max-artifact-mib`). */
   maxArtifactBytes?: number;
   /** Reports webhook jobs' commit statuses to their forge. */
@@ -113,7 +113,7 @@ export function createApp(
     projects,
     handshakeMs,
     artifacts: (id) => artifactStore.list(id),
-    reported: (id) => options.reporter?.view(id) ?? null,
+    reported: async (id) => (await options.reporter?.view(id)) ?? null,
   });
 
   const metrics = queenMetrics(core);
@@ -169,7 +169,7 @@ export function createApp(
 
   app.get("/api/jobs/:id", async (c) => {
     const view = (await jobOr404(c.req.param("id"))).view;
-    const reported = reporter?.view(view.id);
+    const reported = await reporter?.view(view.id);
     return c.json(reported ? { ...view, reported } : view);
   });
 
@@ -184,7 +184,7 @@ export function createApp(
 
   app.post("/api/jobs/:id/retry", async (c) => {
     const original = await jobOr404(c.req.param("id"));
-    const spec = rerunSpec(original, projects);
+    const spec = await rerunSpec(original, projects);
     return c.json(await acceptJob(core, spec, "rerun", { retryOf: original.id }), 201);
   });
 

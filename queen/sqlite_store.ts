@@ -48,7 +48,16 @@ interface StoredState {
   cancelRequested?: boolean;
 }
 
-type Row = Record<string, string | number | null>;
+type Row = Record<string, string | number | null | Uint8Array>;
+
+/** A log chunk's bytes: stored as a BLOB, or as TEXT by an older strider. */
+function bytesOf(value: Row[string]): Uint8Array {
+  return value instanceof Uint8Array ? value : encoder.encode(String(value ?? ""));
+}
+
+function textOf(value: Row[string]): string {
+  return value instanceof Uint8Array ? new TextDecoder().decode(value) : String(value ?? "");
+}
 
 /** The SQLite store. */
 export class SqliteStore implements Store {
@@ -236,7 +245,7 @@ export class SqliteStore implements Store {
       const data = JSON.parse(String(row.data));
       if (row.text !== null && LOG_REF in data) {
         delete data[LOG_REF];
-        data.text = row.text;
+        data.text = textOf(row.text);
       }
       return { n: Number(row.n), at: Number(row.at), data };
     }) as RecordedEvent[];
@@ -258,7 +267,7 @@ export class SqliteStore implements Store {
       if (from < to) out.set(bytes.subarray(from - chunkStart, to - chunkStart), from - start);
     };
     for (const row of this.#sql.log.all(id, end, start) as Row[]) {
-      place(Number(row.start), encoder.encode(String(row.text)));
+      place(Number(row.start), bytesOf(row.text));
     }
     for (const { log } of this.#batch.pending(id)) {
       if (log) place(log.start, encoder.encode(log.text));
@@ -339,7 +348,8 @@ export class SqliteStore implements Store {
           "seq" in data ? data.seq : 0,
           JSON.stringify(stored),
         );
-        if (log) this.#sql.insertLog.run(id, log.start, log.bytes, log.text);
+        // As bytes: node:sqlite reads TEXT only up to a NUL, and output may hold NUL bytes.
+        if (log) this.#sql.insertLog.run(id, log.start, log.bytes, encoder.encode(log.text));
       }
       for (const record of states) {
         const { view } = record;
@@ -412,7 +422,8 @@ export class SqliteStore implements Store {
     const lastLog = this.#sql.lastLog.get(id) as Row | undefined;
     if (lastLog) {
       record.logBytes = Number(lastLog.start) + Number(lastLog.bytes);
-      record.logEndsWithNewline = String(lastLog.text).endsWith("\n");
+      const last = bytesOf(lastLog.text);
+      record.logEndsWithNewline = last.length > 0 && last[last.length - 1] === 10;
     }
     record.logAttempt = record.view.attempt;
     return record;

@@ -11,6 +11,7 @@
  */
 import { totalmem } from "node:os";
 import { join } from "node:path";
+import { cluster } from "./bench/cluster.ts";
 import { dispatch } from "./bench/dispatch.ts";
 import { logThroughput, storeThroughput } from "./bench/log.ts";
 import { recovery } from "./bench/recovery.ts";
@@ -34,6 +35,7 @@ const MEASURES: Measure[] = [
   restart,
   dashboard,
   builds,
+  cluster,
 ];
 
 const RESULTS = join(ROOT, "bench", "results.json");

@@ -316,14 +316,17 @@ Deno.test("the run form from a project shows its secret-named config masked, and
     const page = await (await app.request("/run?project=acme%2Fwidget&branch=main")).text();
     ok(!page.includes("s3cret-value"), "a project's secret-named value reached the form");
     match(page, /MODE/);
-    const { form } = runFormOfProject(projects, "acme/widget", "main");
+    const { form } = await runFormOfProject(projects, "acme/widget", "main");
     ok(form && form.config.includes(SECRET_MASK));
-    const restored = withProjectSecrets(projects, form!);
+    const restored = await withProjectSecrets(projects, form!);
     const config = JSON.parse(restored.config);
     equal(config.env.DEPLOY_KEY, "s3cret-value");
     equal(config.env.MODE, "ci");
     // Another repository's form gets nothing of this project's.
-    const other = withProjectSecrets(projects, { ...form!, repo: "https://git.example/x/y.git" });
+    const other = await withProjectSecrets(projects, {
+      ...form!,
+      repo: "https://git.example/x/y.git",
+    });
     ok(!other.config.includes("s3cret-value"));
   } finally {
     core.close();

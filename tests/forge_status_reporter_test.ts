@@ -80,44 +80,44 @@ function freshDb(): DatabaseSync {
   return db;
 }
 
-const settle = async (check: () => boolean) => {
-  for (let i = 0; i < 500 && !check(); i++) await new Promise((r) => setTimeout(r, 2));
-  ok(check(), "did not settle");
+const settle = async (check: () => boolean | Promise<boolean>) => {
+  for (let i = 0; i < 500 && !await check(); i++) await new Promise((r) => setTimeout(r, 2));
+  ok(await check(), "did not settle");
 };
 
 Deno.test("pending, then the result; a project without a token reports nothing", async () => {
   const { jobs, reporter, calls, finish } = setup([]);
   jobs.set("j1", { status: "queued", result: null });
-  reporter.track("j1", { forge: "github", project: "octo/hello", sha: SHA });
-  reporter.track("j2", { forge: "github", project: "quiet/one", sha: SHA });
+  await reporter.track("j1", { forge: "github", project: "octo/hello", sha: SHA });
+  await reporter.track("j2", { forge: "github", project: "quiet/one", sha: SHA });
   await settle(() => calls.length === 1);
   finish("j1", "failed");
-  await settle(() => reporter.view("j1")?.state === "failure");
+  await settle(async () => (await reporter.view("j1"))?.state === "failure");
   deepEqual(calls.map((c) => c.state), ["pending", "failure"]);
   equal(calls[0].url, `https://forge.test/api/repos/octo/hello/statuses/${SHA}`);
   equal(calls[0].auth, `Bearer ${TOKEN}`);
-  equal(reporter.view("j2"), null);
+  equal(await reporter.view("j2"), null);
   await reporter.close();
 });
 
 Deno.test("a state not sent yet is replaced by the newer one; 5xx retried, 4xx not", async () => {
   const { jobs, reporter, calls, hung, finish } = setup(["hang", 502, 503]);
   jobs.set("j1", { status: "started", result: null });
-  reporter.track("j1", { forge: "gitea", project: "octo/hello", sha: SHA });
+  await reporter.track("j1", { forge: "gitea", project: "octo/hello", sha: SHA });
   await settle(() => hung.length === 1);
   finish("j1", "passed");
   hung[0]();
   // pending (hung, then accepted), success fails twice, then goes through: no second pending.
-  await settle(() => reporter.view("j1")?.state === "success");
+  await settle(async () => (await reporter.view("j1"))?.state === "success");
   deepEqual(calls.map((c) => c.state), ["pending", "success", "success", "success"]);
-  equal(reporter.view("j1")?.error, null);
+  equal((await reporter.view("j1"))?.error, null);
   await reporter.close();
 
   const second = setup([401]);
   second.jobs.set("j9", { status: "started", result: null });
-  second.reporter.track("j9", { forge: "github", project: "octo/hello", sha: SHA });
-  await settle(() => second.reporter.view("j9")?.error !== null);
-  const view = second.reporter.view("j9")!;
+  await second.reporter.track("j9", { forge: "github", project: "octo/hello", sha: SHA });
+  await settle(async () => (await second.reporter.view("j9"))?.error !== null);
+  const view = (await second.reporter.view("j9"))!;
   match(view.error!, /github answered 401 to pending/);
   ok(!view.error!.includes(TOKEN), "the token shows in the error");
   equal(second.calls.length, 1, "a 401 was retried");
@@ -127,13 +127,15 @@ Deno.test("a state not sent yet is replaced by the newer one; 5xx retried, 4xx n
 Deno.test("a reporter on a database left mid-report carries on", async () => {
   const first = setup(["hang"]);
   first.jobs.set("j1", { status: "started", result: null });
-  first.reporter.track("j1", { forge: "gitlab", project: "octo/hello", sha: SHA });
+  await first.reporter.track("j1", { forge: "gitlab", project: "octo/hello", sha: SHA });
   await settle(() => first.hung.length === 1);
   // The queen goes away with pending in flight; the job ends while it is down.
   const closing = first.reporter.close();
   first.hung[0]();
   await closing;
   const again = setup([], first.db);
+  // Only for its call log: one reporter per database, the one made below.
+  await again.reporter.close();
   again.jobs.set("j1", { status: "done", result: "passed" });
   const restarted = new StatusReporter({
     db: first.db,
@@ -164,7 +166,7 @@ Deno.test("a reporter on a database left mid-report carries on", async () => {
       return Promise.resolve(new Response("{}", { status: 201 }));
     }) as typeof fetch,
   });
-  await settle(() => restarted.view("j1")?.state === "success");
+  await settle(async () => (await restarted.view("j1"))?.state === "success");
   deepEqual(again.calls.map((c) => c.state), ["success"]);
   equal(again.calls[0].url, `https://forge.test/api/projects/octo%2Fhello/statuses/${SHA}`);
   await restarted.close();

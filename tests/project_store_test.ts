@@ -2,7 +2,7 @@
  * The project stores, in memory and in the queen's SQLite file: the same behaviour from both,
  * and the SQLite one keeps projects and deliveries across a reopen (migration 2).
  */
-import { deepEqual, equal, ok, throws } from "node:assert/strict";
+import { deepEqual, equal, ok, rejects } from "node:assert/strict";
 import type { ProjectInput } from "../protocol/mod.ts";
 import { ProjectSchema } from "../protocol/mod.ts";
 import { MemoryProjectStore } from "../queen/projects/memory_store.ts";
@@ -15,6 +15,10 @@ import {
 import type { ProjectStore } from "../queen/projects/store.ts";
 import { MIGRATIONS } from "../queen/sqlite_schema.ts";
 import { SqliteStore } from "../queen/sqlite_store.ts";
+import { PostgresStore } from "../queen/postgres/store.ts";
+import { PostgresProjectStore } from "../queen/postgres/projects.ts";
+import { SecretBox } from "../queen/secret_box.ts";
+import { postgresCluster } from "./helpers/postgres.ts";
 
 const project = (input: Partial<ProjectInput> = {}) =>
   ProjectSchema.parse({
@@ -24,21 +28,26 @@ const project = (input: Partial<ProjectInput> = {}) =>
     ...input,
   });
 
-function contract(name: string, open: () => { store: ProjectStore; close(): void }) {
-  Deno.test(`${name}: create, get without case, list, update, delete`, () => {
-    const { store, close } = open();
+function contract(
+  name: string,
+  open: () => Promise<{ store: ProjectStore; close(): void | Promise<void> }>,
+) {
+  Deno.test(`${name}: create, get without case, list, update, delete`, async () => {
+    const { store, close } = await open();
     try {
-      const created = store.create(project(), 1000);
+      const created = await store.create(project(), 1000);
       equal(created.createdAt, 1000);
-      equal(store.get("Octo-Org/Hello-World")?.project.name, "octo-org/hello-world");
-      deepEqual(store.get("octo-org/hello-world")?.project.secrets, { DEPLOY_KEY: "k-123456" });
-      throws(
-        () => store.create(project({ name: "OCTO-ORG/hello-world" }), 2000),
+      equal((await store.get("Octo-Org/Hello-World"))?.project.name, "octo-org/hello-world");
+      deepEqual((await store.get("octo-org/hello-world"))?.project.secrets, {
+        DEPLOY_KEY: "k-123456",
+      });
+      await rejects(
+        async () => await store.create(project({ name: "OCTO-ORG/hello-world" }), 2000),
         ProjectExistsError,
       );
-      store.create(project({ name: "a/b", repo: { url: "/srv/git/b" } }), 3000);
-      deepEqual(store.list().map((s) => s.project.name), ["a/b", "octo-org/hello-world"]);
-      const updated = store.update(
+      await store.create(project({ name: "a/b", repo: { url: "/srv/git/b" } }), 3000);
+      deepEqual((await store.list()).map((s) => s.project.name), ["a/b", "octo-org/hello-world"]);
+      const updated = await store.update(
         project({
           name: "OCTO-ORG/HELLO-WORLD",
           secrets: {},
@@ -49,67 +58,97 @@ function contract(name: string, open: () => { store: ProjectStore; close(): void
       equal(updated?.project.name, "octo-org/hello-world", "the stored spelling stays");
       equal(updated?.createdAt, 1000);
       equal(updated?.updatedAt, 4000);
-      deepEqual(store.get("octo-org/hello-world")?.project.branches, { main: { deploy: true } });
-      equal(store.update(project({ name: "no/such" }), 5000), undefined);
-      ok(store.delete("A/B"));
-      ok(!store.delete("a/b"));
-      equal(store.get("a/b"), undefined);
+      deepEqual((await store.get("octo-org/hello-world"))?.project.branches, {
+        main: { deploy: true },
+      });
+      equal(await store.update(project({ name: "no/such" }), 5000), undefined);
+      ok(await store.delete("A/B"));
+      ok(!await store.delete("a/b"));
+      equal(await store.get("a/b"), undefined);
     } finally {
-      close();
+      await close();
     }
   });
 
-  Deno.test(`${name}: a webhook finds its project by full name or any clone URL`, () => {
-    const { store, close } = open();
+  Deno.test(`${name}: a webhook finds its project by full name or any clone URL`, async () => {
+    const { store, close } = await open();
     try {
-      store.create(project({ repo: { url: "git@github.com:octo-org/hello-world.git" } }), 1);
-      store.create(project({ name: "local/repo", repo: { url: "/tmp/some/repo" } }), 1);
-      const find = (...names: string[]) => store.findByRepo(names)?.project.name;
-      equal(find("octo-org/hello-world"), "octo-org/hello-world");
-      equal(find("OCTO-ORG/Hello-World"), "octo-org/hello-world");
+      await store.create(project({ repo: { url: "git@github.com:octo-org/hello-world.git" } }), 1);
+      await store.create(project({ name: "local/repo", repo: { url: "/tmp/some/repo" } }), 1);
+      const find = async (...names: string[]) => (await store.findByRepo(names))?.project.name;
+      equal(await find("octo-org/hello-world"), "octo-org/hello-world");
+      equal(await find("OCTO-ORG/Hello-World"), "octo-org/hello-world");
       equal(
-        find("someone/else", "https://github.com/octo-org/hello-world.git"),
+        await find("someone/else", "https://github.com/octo-org/hello-world.git"),
         "octo-org/hello-world",
       );
-      equal(find("ssh://git@github.com/octo-org/hello-world"), "octo-org/hello-world");
-      equal(find("git://github.com/octo-org/hello-world.git"), "octo-org/hello-world");
-      equal(find("local/repo", "https://example.com/local/repo.git"), "local/repo");
-      equal(find("https://gitlab.com/octo-org/hello-world.git"), undefined, "another host");
-      equal(find("nobody/nothing"), undefined);
-      equal(find(), undefined);
+      equal(await find("ssh://git@github.com/octo-org/hello-world"), "octo-org/hello-world");
+      equal(await find("git://github.com/octo-org/hello-world.git"), "octo-org/hello-world");
+      equal(await find("local/repo", "https://example.com/local/repo.git"), "local/repo");
+      equal(await find("https://gitlab.com/octo-org/hello-world.git"), undefined, "another host");
+      equal(await find("nobody/nothing"), undefined);
+      equal(await find(), undefined);
     } finally {
-      close();
+      await close();
     }
   });
 
-  Deno.test(`${name}: deliveries are remembered for a month`, () => {
-    const { store, close } = open();
+  Deno.test(`${name}: deliveries are remembered for a month`, async () => {
+    const { store, close } = await open();
     try {
       const now = Date.now();
-      store.recordDelivery("github", "d-1", "job-1", now);
-      equal(store.deliveryJob("github", "d-1"), "job-1");
-      equal(store.deliveryJob("gitlab", "d-1"), undefined, "per forge");
-      equal(store.deliveryJob("github", "d-2"), undefined);
-      store.recordDelivery("github", "d-old", "job-0", now - DELIVERY_MEMORY_MS - 1);
-      equal(store.deliveryJob("github", "d-old"), undefined);
+      await store.recordDelivery("github", "d-1", "job-1", now);
+      equal(await store.deliveryJob("github", "d-1"), "job-1");
+      equal(await store.deliveryJob("gitlab", "d-1"), undefined, "per forge");
+      equal(await store.deliveryJob("github", "d-2"), undefined);
+      await store.recordDelivery("github", "d-old", "job-0", now - DELIVERY_MEMORY_MS - 1);
+      equal(await store.deliveryJob("github", "d-old"), undefined);
     } finally {
-      close();
+      await close();
     }
   });
 }
 
-contract("memory project store", () => ({ store: new MemoryProjectStore(), close() {} }));
+contract(
+  "memory project store",
+  () => Promise.resolve({ store: new MemoryProjectStore(), close() {} }),
+);
 
 contract("SQLite project store", () => {
   const dir = Deno.makeTempDirSync({ prefix: "strider-projects-" });
   const jobs = new SqliteStore(dir);
-  return {
+  return Promise.resolve({
     store: new SqliteProjectStore(jobs.database, jobs.secretBox),
     close() {
       jobs.close();
       Deno.removeSync(dir, { recursive: true });
     },
-  };
+  });
+});
+
+contract("PostgreSQL project store", async () => {
+  const url = await (await postgresCluster()).newDatabase();
+  const jobs = await PostgresStore.open(
+    { url, max: 2 },
+    new SecretBox(crypto.getRandomValues(new Uint8Array(32)), []),
+  );
+  return { store: new PostgresProjectStore(jobs.sql, jobs.secretBox), close: () => jobs.close() };
+});
+
+Deno.test("PostgreSQL keeps a project's secrets sealed at rest", async () => {
+  const url = await (await postgresCluster()).newDatabase();
+  const jobs = await PostgresStore.open(
+    { url, max: 2 },
+    new SecretBox(crypto.getRandomValues(new Uint8Array(32)), []),
+  );
+  try {
+    await new PostgresProjectStore(jobs.sql, jobs.secretBox).create(project(), 1);
+    const [row] = await jobs.sql`SELECT data FROM projects`;
+    ok(String(row.data).startsWith("enc:v1:"), "sealed");
+    ok(!String(row.data).includes("k-123456"), "the secret is not readable in the row");
+  } finally {
+    await jobs.close();
+  }
 });
 
 Deno.test("the SQLite project store keeps projects and deliveries across a reopen", () => {

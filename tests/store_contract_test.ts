@@ -11,6 +11,9 @@ import { MemoryStore } from "../queen/memory_store.ts";
 import { newRecord, Recorder } from "../queen/recorder.ts";
 import { SqliteStore } from "../queen/sqlite_store.ts";
 import type { JobRecord, Store } from "../queen/store.ts";
+import { PostgresStore } from "../queen/postgres/store.ts";
+import { SecretBox } from "../queen/secret_box.ts";
+import { postgresCluster } from "./helpers/postgres.ts";
 
 /** A store under test; `reopen` (when the store outlives its process) closes and opens it. */
 interface Subject {
@@ -38,6 +41,22 @@ const STORES: { name: string; open: () => Promise<Subject> }[] = [
           await subject.store.close();
           await Deno.remove(dir, { recursive: true });
         },
+      };
+      return subject;
+    },
+  },
+  {
+    name: "postgres",
+    open: async () => {
+      const url = await (await postgresCluster()).newDatabase();
+      const box = new SecretBox(crypto.getRandomValues(new Uint8Array(32)), []);
+      const subject: Subject = {
+        store: await PostgresStore.open({ url, max: 4 }, box),
+        reopen: async () => {
+          await subject.store.close();
+          return subject.store = await PostgresStore.open({ url, max: 4 }, box);
+        },
+        cleanup: () => subject.store.close(),
       };
       return subject;
     },
@@ -129,6 +148,24 @@ for (const { name, open } of STORES) {
     equal(got.logEndsWithNewline, false);
     equal(got.lastSeq[1], 3, "the last seq of attempt 1");
   });
+
+  contract(
+    "output with NUL bytes and four-byte characters comes back byte for byte",
+    async (subject) => {
+      const { store } = subject;
+      const record = job("z");
+      await store.createJob(record);
+      const text = "a\u0000b 🐝 \u0000\n";
+      run(new Recorder(store, new Hub()), record, [text, text]);
+      await committed(store);
+      const again = subject.reopen ? await subject.reopen() : store;
+      const output = (await again.events("z", 2)).map((e) => (e.data as { text?: string }).text);
+      deepEqual(output, [text, text]);
+      const bytes = new TextEncoder().encode(text + text);
+      deepEqual(await again.readLog("z", 0, bytes.length), bytes);
+      equal((await again.getJob("z"))!.logBytes, bytes.length);
+    },
+  );
 
   contract("a saved view comes back; its lag behind the events is told", async (subject) => {
     const { store } = subject;

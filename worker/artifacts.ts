@@ -123,7 +123,8 @@ const RETRYABLE = new Set([409, 429, 500, 502, 503, 504]);
 
 /** Sends over HTTP with the worker token, retrying with backoff what can pass on its own. */
 export function httpArtifactSender(options: {
-  queen: string;
+  /** The queen's base URL, or where the connection is now (several queens). */
+  queen: string | (() => string);
   token: string;
   client?: Deno.HttpClient;
   /** Waits between tries; the default backs off from 1 s to 16 s, five retries. */
@@ -135,7 +136,7 @@ export function httpArtifactSender(options: {
       const sha256 = await fileSha256(artifact.file);
       const url = new URL(
         `/worker/artifacts/${encodeURIComponent(job)}/${attempt}`,
-        options.queen,
+        typeof options.queen === "string" ? options.queen : options.queen(),
       );
       url.searchParams.set("path", artifact.path);
       for (let tries = 0;; tries++) {

@@ -17,6 +17,11 @@ export class QueenRefusedError extends Error {
 export interface ConnectionOptions {
   /** The queen's base URL, `http(s)://host:port`. */
   url: string;
+  /**
+   * More queens of the same cluster (README, "Several queens"): after a failed or dropped
+   * connection the worker tries the next address in turn.
+   */
+  fallbacks?: string[];
   token: string;
   /** Trusts a private CA for https/wss (from `--ca`). */
   client?: Deno.HttpClient;
@@ -75,9 +80,17 @@ export class QueenConnection {
   #silenceLimit = DEFAULT_SILENCE_MS;
   #watchdog: ReturnType<typeof setTimeout> | undefined;
   readonly #stopped = Promise.withResolvers<void>();
+  readonly #urls: string[];
+  #at = 0;
 
   constructor(options: ConnectionOptions) {
     this.#options = options;
+    this.#urls = [options.url, ...(options.fallbacks ?? [])];
+  }
+
+  /** The queen address in use (or tried next). */
+  get url(): string {
+    return this.#urls[this.#at];
   }
 
   /** Resolves when the connection is closed for good; rejects with `QueenRefusedError`. */
@@ -91,7 +104,7 @@ export class QueenConnection {
 
   start(): void {
     if (this.#closed) return;
-    const wsUrl = new URL("/ws/worker", this.#options.url);
+    const wsUrl = new URL("/ws/worker", this.url);
     wsUrl.protocol = wsUrl.protocol === "https:" ? "wss:" : "ws:";
     let socket: WebSocket;
     try {
@@ -112,7 +125,7 @@ export class QueenConnection {
       this.#lastFrame = Date.now();
       this.#lastPing = undefined;
       this.#watch(socket);
-      this.#options.log(`connected to ${this.#options.url}`);
+      this.#options.log(`connected to ${this.url}`);
       this.#options.onOpen();
     };
     socket.onmessage = (message) => {
@@ -147,7 +160,7 @@ export class QueenConnection {
           if (refusal) {
             this.#closed = true;
             this.#stopped.reject(new QueenRefusedError(refusal));
-          } else this.#scheduleRetry(`cannot reach ${this.#options.url}`);
+          } else this.#scheduleRetry(`cannot reach ${this.url}`);
         });
         return;
       }
@@ -229,6 +242,8 @@ export class QueenConnection {
   }
 
   #scheduleRetry(why: string): void {
+    // With several queens, the next one is tried: the one just lost may be gone for good.
+    this.#at = (this.#at + 1) % this.#urls.length;
     // Full jitter, no last try: a worker keeps coming back until it is closed.
     const delay = backoff(this.#failures++, {
       minMs: this.#options.minDelayMs ?? 250,
@@ -242,7 +257,7 @@ export class QueenConnection {
   /** A WebSocket handshake hides the HTTP status; a plain request tells a wrong token apart. */
   async #whyRefused(): Promise<string | undefined> {
     try {
-      const response = await fetch(new URL("/ws/worker", this.#options.url), {
+      const response = await fetch(new URL("/ws/worker", this.url), {
         headers: { authorization: `Bearer ${this.#options.token}` },
         client: this.#options.client,
         signal: AbortSignal.timeout(5_000),

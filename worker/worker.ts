@@ -20,6 +20,7 @@ import type { Isolation } from "./sandbox.ts";
 
 /** Settings of `strider worker`. */
 export interface WorkerOptions {
+  /** The queen's URL, or several queens of one cluster separated by commas. */
   connect: string;
   token: string;
   name: string;
@@ -135,9 +136,16 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     }
     client = Deno.createHttpClient({ caCerts: [pem] });
   }
-  const artifacts = httpArtifactSender({ queen: options.connect, token: options.token, client });
+  // `--connect` may list several queens of one cluster, comma-separated.
+  const [first, ...fallbacks] = options.connect.split(",").map((url) => url.trim());
+  const artifacts = httpArtifactSender({
+    queen: () => connection.url,
+    token: options.token,
+    client,
+  });
   const connection: QueenConnection = new QueenConnection({
-    url: options.connect,
+    url: first,
+    fallbacks,
     token: options.token,
     client,
     log,

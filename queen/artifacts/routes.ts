@@ -13,7 +13,7 @@ import type { ArtifactList } from "../../protocol/mod.ts";
 import { bearerToken, tokenMatches } from "../auth.ts";
 import type { QueenCore } from "../queen.ts";
 import { ArtifactRefusedError } from "./store.ts";
-import type { ArtifactStore } from "./store.ts";
+import type { Artifacts } from "./store.ts";
 
 /** Default cap on one job's artifacts together. */
 export const DEFAULT_MAX_ARTIFACT_BYTES = 256 * 1024 * 1024;
@@ -34,7 +34,7 @@ function cleanPath(path: string | undefined): string {
 export function mountArtifactRoutes(
   app: Hono,
   core: QueenCore,
-  artifacts: ArtifactStore,
+  artifacts: Artifacts,
   options: { maxBytes?: number },
 ): void {
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_ARTIFACT_BYTES;
@@ -57,7 +57,7 @@ export function mountArtifactRoutes(
     if (record.view.status === "done" || record.view.attempt !== attempt || !holder) {
       fail(409, `job '${record.id}' attempt ${attempt} is not running on this worker`);
     }
-    const others = artifacts.list(record.id)
+    const others = (await artifacts.list(record.id))
       .filter((a) => a.path !== path && a.attempt === attempt)
       .reduce((sum, a) => sum + a.size, 0);
     const room = maxBytes - others;
@@ -79,7 +79,7 @@ export function mountArtifactRoutes(
 
   app.get("/api/jobs/:id/artifacts", async (c) => {
     const record = await jobOr404(c.req.param("id"));
-    return c.json({ artifacts: artifacts.list(record.id) } satisfies ArtifactList);
+    return c.json({ artifacts: await artifacts.list(record.id) } satisfies ArtifactList);
   });
 
   app.get("/api/jobs/:id/artifacts/*", async (c) => {
@@ -94,7 +94,7 @@ export function mountArtifactRoutes(
     } catch {
       fail(400, "the artifact path is not valid percent-encoding");
     }
-    const opened = artifacts.open(record.id, cleanPath(path));
+    const opened = await artifacts.open(record.id, cleanPath(path));
     if (!opened) fail(404, `job '${record.id}' has no artifact '${path}'`);
     const name = path.split("/").pop()!.replace(/[^A-Za-z0-9._-]/g, "_");
     return new Response(opened.body, {

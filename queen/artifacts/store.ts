@@ -25,7 +25,30 @@ export class ArtifactRefusedError extends Error {
 
 type Row = Record<string, string | number | null | Uint8Array>;
 
-export class ArtifactStore {
+/** A value now (SQLite) or later (PostgreSQL): callers await either. */
+type Awaitable<T> = T | Promise<T>;
+
+/** One artifact and a stream of its content. */
+export interface OpenedArtifact {
+  artifact: Artifact;
+  body: ReadableStream<Uint8Array>;
+}
+
+/** Where artifacts are kept: the SQLite file (`ArtifactStore`) or PostgreSQL. */
+export interface Artifacts {
+  /** The job's complete artifacts, by path. */
+  list(jobId: string): Awaitable<Artifact[]>;
+  /** One artifact with a stream of its content, or `undefined`. */
+  open(jobId: string, path: string): Awaitable<OpenedArtifact | undefined>;
+  /** See `ArtifactStore.put`. */
+  put(
+    upload: { jobId: string; attempt: number; path: string; sha256: string },
+    body: ReadableStream<Uint8Array>,
+    maxBytes: number,
+  ): Promise<Artifact>;
+}
+
+export class ArtifactStore implements Artifacts {
   readonly #db: DatabaseSync;
 
   constructor(db: DatabaseSync) {

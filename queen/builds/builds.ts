@@ -244,7 +244,7 @@ export class Builds {
   async rerun(
     id: string,
     failedOnly: boolean,
-    specOf: (record: JobRecord) => JobSpec,
+    specOf: (record: JobRecord) => JobSpec | Promise<JobSpec>,
   ): Promise<Submitted> {
     const old = await this.store.getBuild(id);
     if (!old) throw new NotFoundError(`no build with id '${id}'`);
@@ -264,7 +264,7 @@ export class Builds {
           `job '${entry.id}' of build '${id}' is no longer kept: submit the build again`,
         );
       }
-      const { job_id: _old, build: info, ...spec } = specOf(record);
+      const { job_id: _old, build: info, ...spec } = await specOf(record);
       base ??= spec;
       const jobId = several ? `${newId}.${entry.name}` : newId;
       jobs.push({

@@ -51,9 +51,9 @@ export interface DashboardOptions {
   /** Where a re-run of a finished job takes its secrets from (see `rerun.ts`). */
   projects: ProjectStore;
   /** A job's artifacts, listed on its page. */
-  artifacts?: (jobId: string) => Artifact[];
+  artifacts?: (jobId: string) => Artifact[] | Promise<Artifact[]>;
   /** The commit status reported for a job, shown on its page. */
-  reported?: (jobId: string) => ReportedStatus | null;
+  reported?: (jobId: string) => ReportedStatus | null | Promise<ReportedStatus | null>;
 }
 
 /** What pages are sent with: scripts and styles from this host only, no framing. */
@@ -146,8 +146,8 @@ export function mountDashboard(app: Hono, core: QueenCore, options: DashboardOpt
       n: record.lastN,
       logBytes: record.logBytes,
       logTail: complete ? undefined : await logTail(core.store, record),
-      artifacts: options.artifacts?.(record.id),
-      reported: options.reported?.(record.id) ?? undefined,
+      artifacts: await options.artifacts?.(record.id),
+      reported: (await options.reported?.(record.id)) ?? undefined,
     };
     return html(c, JobPage({ ctx: contextOf(c), data }));
   });
@@ -243,9 +243,9 @@ export function mountDashboard(app: Hono, core: QueenCore, options: DashboardOpt
     actor,
   });
 
-  app.get("/run", (c) => {
+  app.get("/run", async (c) => {
     if (!mayView(c)) return toLogin(c);
-    const chosen = runFormOfProject(
+    const chosen = await runFormOfProject(
       options.projects,
       c.req.query("project"),
       c.req.query("branch"),
@@ -257,7 +257,7 @@ export function mountDashboard(app: Hono, core: QueenCore, options: DashboardOpt
     const session = await actor(c);
     if (session instanceof Response) return session;
     const form = readRunForm(await c.req.parseBody());
-    const made = specFromRunForm(withProjectSecrets(options.projects, form));
+    const made = specFromRunForm(await withProjectSecrets(options.projects, form));
     let problems = made.problems;
     if (made.spec) {
       try {
@@ -288,7 +288,7 @@ export function mountDashboard(app: Hono, core: QueenCore, options: DashboardOpt
     const original = JobIdSchema.safeParse(id).success ? await core.job(id) : undefined;
     if (!original) return problem(c, 404, "No such job", `There is no job '${id}'.`);
     try {
-      const spec = rerunSpec(original, options.projects);
+      const spec = await rerunSpec(original, options.projects);
       const record = await acceptJob(core, spec, "rerun", { retryOf: id });
       return c.redirect(`/jobs/${record.id}`, 303);
     } catch (error) {

@@ -78,7 +78,7 @@ export async function listProjects(
   store: JobLister,
   projects: ProjectStore,
 ): Promise<ProjectEntry[]> {
-  const entries: ProjectEntry[] = projects.list().map(({ project }) => ({
+  const entries: ProjectEntry[] = (await projects.list()).map(({ project }) => ({
     name: project.name,
     repo: project.repo.url,
     registered: true,
@@ -101,12 +101,12 @@ export async function findProject(
   projects: ProjectStore,
   name: string,
 ): Promise<ProjectEntry | undefined> {
-  const found = projects.get(name);
+  const found = await projects.get(name);
   if (found) {
     return { name: found.project.name, repo: found.project.repo.url, registered: true };
   }
   // Not registered: the first recent job of a repository with that key (no full listing).
-  const registered = new Set(projects.list().map((p) => repoKey(p.project.repo.url)));
+  const registered = new Set((await projects.list()).map((p) => repoKey(p.project.repo.url)));
   if (registered.has(name)) return undefined;
   const { records } = await scan(
     store,

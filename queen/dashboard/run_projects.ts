@@ -9,16 +9,16 @@ import { emptyRunForm } from "./run_form.ts";
  * The projects to pick from, and the form filled in from the chosen one as its API view shows
  * it: secret-named config values are `***` (see `withProjectSecrets` for the way back).
  */
-export function runFormOfProject(
+export async function runFormOfProject(
   projects: ProjectStore,
   name: string | undefined,
   branch: string | undefined,
-): { projects: { name: string; branches: string[] }[]; project?: string; form?: RunForm } {
-  const list = projects.list().map(({ project }) => ({
+): Promise<{ projects: { name: string; branches: string[] }[]; project?: string; form?: RunForm }> {
+  const list = (await projects.list()).map(({ project }) => ({
     name: project.name,
     branches: Object.keys(project.branches).filter((b) => b !== "*"),
   }));
-  const stored = name ? projects.get(name) : undefined;
+  const stored = name ? await projects.get(name) : undefined;
   if (!stored) return { projects: list };
   const view = projectView(stored);
   const form = emptyRunForm();
@@ -53,9 +53,12 @@ function unmask(shown: unknown, real: unknown): unknown {
  * the project's (of the form's repository and branch) real values. The form shown back to the
  * browser keeps the masks.
  */
-export function withProjectSecrets(projects: ProjectStore, form: RunForm): RunForm {
+export async function withProjectSecrets(
+  projects: ProjectStore,
+  form: RunForm,
+): Promise<RunForm> {
   if (!form.config.includes(SECRET_MASK)) return form;
-  const stored = projects.findByRepo([form.repo.trim()]);
+  const stored = await projects.findByRepo([form.repo.trim()]);
   if (!stored) return form;
   const branches = stored.project.branches;
   const real = (branches[form.branch.trim()] ?? branches["*"])?.config;

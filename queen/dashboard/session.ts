@@ -17,6 +17,8 @@ export const CSRF_FIELD = "_csrf";
 export const CSRF_HEADER = "x-csrf-token";
 
 const SESSION_MS = 30 * 24 * 3600 * 1000;
+/** The header a forwarding standby queen sets to the Host the client asked for. */
+export const FORWARDED_HOST = "x-strider-forwarded-host";
 
 function mac(key: string, message: string): string {
   return createHmac("sha256", key).update(message).digest("base64url");
@@ -78,7 +80,11 @@ export function sameOrigin(c: Context): boolean {
   const origin = c.req.header("origin");
   if (!origin) return true;
   try {
-    return new URL(origin).host === (c.req.header("host") ?? new URL(c.req.url).host);
+    // A standby queen forwarding the request says which host the browser asked for (its fetch
+    // cannot keep the Host header). A page elsewhere cannot set this header without a CORS
+    // preflight, which the queen does not grant.
+    const host = c.req.header(FORWARDED_HOST) ?? c.req.header("host") ?? new URL(c.req.url).host;
+    return new URL(origin).host === host;
   } catch {
     return false;
   }

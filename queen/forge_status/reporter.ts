@@ -11,6 +11,8 @@ import { DEFAULT_FORGE_TOKEN_SECRET } from "../../protocol/mod.ts";
 import { type Backoff, backoff } from "../../protocol/backoff.ts";
 import type { ProjectStore } from "../projects/store.ts";
 import type { JobRecord } from "../store.ts";
+import { SqliteStatusRows } from "./rows.ts";
+import type { StatusRows } from "./rows.ts";
 import { defaultApi, forgeState, statusRequest } from "./requests.ts";
 import type { ForgeName, JobState } from "./requests.ts";
 
@@ -32,7 +34,9 @@ export interface ReporterQueen {
 export const BUILD_KEY = "build:";
 
 export interface ReporterOptions {
-  db: DatabaseSync;
+  /** Where the rows are: the queen's SQLite file (`db`) or any `StatusRows` (PostgreSQL). */
+  db?: DatabaseSync;
+  rows?: StatusRows;
   projects: ProjectStore;
   queen: ReporterQueen;
   /** The queen's address as people reach it (`--public-url`), for links to job pages. */
@@ -46,8 +50,6 @@ export interface ReporterOptions {
 const DEFAULT_RETRY: Backoff = { minMs: 2_000, maxMs: 480_000, tries: 9 };
 /** One call's limit: a hanging forge must not hold its loop for ever. */
 const REQUEST_TIMEOUT_MS = 30_000;
-
-type Row = Record<string, string | number | null>;
 
 /** The token and forge API a project reports with, or why it cannot. */
 export function reportingOf(
@@ -71,13 +73,20 @@ export class StatusReporter {
   readonly #options: ReporterOptions;
   readonly #retry: Backoff;
   readonly #fetch: typeof fetch;
-  readonly #running = new Set<string>();
+  /** Jobs whose send loop runs, each with its loop's own token. */
+  readonly #running = new Map<string, symbol>();
   readonly #stop = new AbortController();
   readonly #unfollow: () => void;
   readonly #idle = new Set<Promise<void>>();
+  /** Jobs kicked while their loop ran: the loop looks again before it ends. */
+  readonly #again = new Set<string>();
+  readonly #rows: StatusRows;
 
   constructor(options: ReporterOptions) {
     this.#options = options;
+    if (!options.rows && !options.db) throw new TypeError("the reporter needs rows or a db");
+    const rows = options.rows ?? new SqliteStatusRows(options.db!);
+    this.#rows = rows;
     this.#retry = options.retry ?? DEFAULT_RETRY;
     this.#fetch = options.fetch ?? fetch;
     this.#unfollow = options.queen.followAll((event) => {
@@ -98,10 +107,9 @@ export class StatusReporter {
       }
     });
     // Carry on with what a previous run left unsent, and results that ended while it was down.
-    const rows = options.db.prepare(
-      "SELECT job_id FROM commit_statuses WHERE sent IS NULL OR sent != wanted OR wanted = 'pending'",
-    ).all() as Row[];
-    for (const row of rows) this.#later(this.#jobEnded(String(row.job_id), true));
+    this.#later((async () => {
+      for (const job of await rows.unsettled()) this.#later(this.#jobEnded(job, true));
+    })());
   }
 
   /** Keeps `work` (which reads the job from the store) for `close` to wait on. */
@@ -116,24 +124,23 @@ export class StatusReporter {
    * Starts reporting a webhook job: `pending` now, its result when it ends. Jobs of projects
    * without a forge token are not reported.
    */
-  track(job: string, where: { forge: ForgeName; project: string; sha: string }): void {
+  async track(
+    job: string,
+    where: { forge: ForgeName; project: string; sha: string },
+  ): Promise<void> {
     // Reporting is on for projects that hold a forge token.
-    const project = this.#options.projects.get(where.project)?.project;
+    const project = (await this.#options.projects.get(where.project))?.project;
     const secret = project?.status?.token_secret ?? DEFAULT_FORGE_TOKEN_SECRET;
     if (!project?.secrets[secret]) return;
-    this.#options.db.prepare(
-      "INSERT OR IGNORE INTO commit_statuses " +
-        "(job_id, forge, project, sha, wanted, sent, sent_at, tries, error, created_at) " +
-        "VALUES (?, ?, ?, ?, 'pending', NULL, NULL, 0, NULL, ?)",
-    ).run(job, where.forge, where.project, where.sha, Date.now());
+    await this.#rows.insert(job, where.forge, where.project, where.sha, Date.now());
     this.#kick(job);
     // A job that ended already (the store answers later than the submit) reports its result.
     this.#later(this.#jobEnded(job));
   }
 
   /** What the job's view shows as `reported`, or null for a job that does not report. */
-  view(job: string): ReportedStatus | null {
-    const row = this.#row(job);
+  async view(job: string): Promise<ReportedStatus | null> {
+    const row = await this.#rows.get(job);
     if (!row) return null;
     const forge = String(row.forge) as ForgeName;
     return {
@@ -155,12 +162,6 @@ export class StatusReporter {
     await Promise.all([...this.#idle]);
   }
 
-  #row(job: string): Row | undefined {
-    return this.#options.db.prepare("SELECT * FROM commit_statuses WHERE job_id = ?").get(job) as
-      | Row
-      | undefined;
-  }
-
   /** A job's (or, keyed `build:<id>`, a build's) state now: done with a result, or not. */
   async #stateOf(key: string): Promise<{ done: boolean; result: JobResult | null } | undefined> {
     if (key.startsWith(BUILD_KEY)) {
@@ -178,44 +179,50 @@ export class StatusReporter {
 
   async #jobEnded(job: string, resume = false): Promise<void> {
     const state = await this.#stateOf(job);
-    if (!state || !this.#row(job)) return;
+    if (!state || !await this.#rows.get(job)) return;
     if (state.done && state.result) {
       // A new state gets the full round of retries.
-      this.#options.db.prepare(
-        "UPDATE commit_statuses SET tries = CASE WHEN wanted = ? THEN tries ELSE 0 END, " +
-          "wanted = ? WHERE job_id = ?",
-      ).run(state.result, state.result, job);
+      await this.#rows.want(job, state.result);
     } else if (!resume) return;
     this.#kick(job);
   }
 
   /** Runs the job's send loop unless one runs already (it will see the newest wanted state). */
   #kick(job: string): void {
-    if (this.#running.has(job) || this.#stop.signal.aborted) return;
-    this.#running.add(job);
-    const loop = this.#loop(job).catch((error) => {
+    if (this.#stop.signal.aborted) return;
+    if (this.#running.has(job)) {
+      this.#again.add(job);
+      return;
+    }
+    const token = Symbol(job);
+    this.#running.set(job, token);
+    const loop = this.#loop(job, token).catch((error) => {
       this.#options.log?.(`status of job ${job}: ${(error as Error).message}`);
     }).finally(() => {
-      this.#running.delete(job);
+      if (this.#running.get(job) === token) this.#running.delete(job);
       this.#idle.delete(loop);
     });
     this.#idle.add(loop);
   }
 
-  async #loop(job: string): Promise<void> {
-    const db = this.#options.db;
-    const note = (tries: number, error: string | null) =>
-      db.prepare("UPDATE commit_statuses SET tries = ?, error = ? WHERE job_id = ?")
-        .run(tries, error, job);
+  async #loop(job: string, token: symbol): Promise<void> {
+    const note = (tries: number, error: string | null) => this.#rows.note(job, tries, error);
     while (!this.#stop.signal.aborted) {
-      const row = this.#row(job);
-      if (!row || row.sent === row.wanted) return;
+      this.#again.delete(job);
+      const row = await this.#rows.get(job);
+      if (!row || row.sent === row.wanted) {
+        // A state wanted while the row was read: read again.
+        if (this.#again.has(job)) continue;
+        // At once, not when the promise settles: a state wanted from now starts a new loop.
+        if (this.#running.get(job) === token) this.#running.delete(job);
+        return;
+      }
       const wanted = String(row.wanted) as JobState;
       const forge = String(row.forge) as ForgeName;
-      const stored = this.#options.projects.get(String(row.project));
-      if (!stored) return void note(Number(row.tries), `project ${row.project} is gone`);
+      const stored = await this.#options.projects.get(String(row.project));
+      if (!stored) return void await note(Number(row.tries), `project ${row.project} is gone`);
       const how = reportingOf(stored.project, forge);
-      if (!how.ok) return void note(Number(row.tries), how.error);
+      if (!how.ok) return void await note(Number(row.tries), how.error);
       // A build's summary links its page under the project's context; each job of a build of
       // several reports under its own context (`strider/node-20`).
       const summary = job.startsWith(BUILD_KEY);
@@ -244,10 +251,7 @@ export class StatusReporter {
         });
         const text = (await response.text()).replaceAll(how.token, "***").slice(0, 300);
         if (response.ok) {
-          db.prepare(
-            "UPDATE commit_statuses SET sent = ?, sent_at = ?, tries = 0, error = NULL " +
-              "WHERE job_id = ?",
-          ).run(wanted, Date.now(), job);
+          await this.#rows.sent(job, wanted, Date.now());
           continue;
         }
         retry = response.status === 429 || response.status >= 500;
@@ -257,10 +261,13 @@ export class StatusReporter {
         retry = true;
         error = `${forge} could not be reached for ${wanted}: ${(e as Error).message}`;
       }
-      note(tries, error);
+      await note(tries, error);
       this.#options.log?.(`status of job ${job}: ${error}${retry ? "; retrying" : ""}`);
       const delay = backoff(tries - 1, this.#retry);
-      if (!retry || delay === undefined) return;
+      if (!retry || delay === undefined) {
+        if (this.#again.has(job)) continue;
+        return;
+      }
       await sleep(delay, this.#stop.signal);
     }
   }

@@ -23,19 +23,23 @@ function invalid(error: z.ZodError): never {
  */
 export function projectRoutes(projects: ProjectStore): Hono {
   const app = new Hono();
-  const found = (name: string): StoredProject => {
-    const stored = projects.get(name);
+  const found = async (name: string): Promise<StoredProject> => {
+    const stored = await projects.get(name);
     if (!stored) throw new NotFoundError(`no project named '${name}'`);
     return stored;
   };
 
-  app.get("/", (c) => c.json({ projects: projects.list().map(projectView) } satisfies ProjectList));
+  app.get(
+    "/",
+    async (c) =>
+      c.json({ projects: (await projects.list()).map(projectView) } satisfies ProjectList),
+  );
 
   app.post("/", async (c) => {
     const parsed = ProjectSchema.safeParse(await jsonBody(c));
     if (!parsed.success) invalid(parsed.error);
     try {
-      return c.json(projectView(projects.create(parsed.data, Date.now())), 201);
+      return c.json(projectView(await projects.create(parsed.data, Date.now())), 201);
     } catch (error) {
       if (error instanceof ProjectExistsError) throw new ConflictError(error.message);
       throw error;
@@ -43,10 +47,10 @@ export function projectRoutes(projects: ProjectStore): Hono {
   });
 
   // Names hold a '/': `/api/projects/owner/repo` and `/api/projects/owner%2Frepo` both work.
-  app.get("/:name{.+}", (c) => c.json(projectView(found(c.req.param("name")))));
+  app.get("/:name{.+}", async (c) => c.json(projectView(await found(c.req.param("name")))));
 
   app.patch("/:name{.+}", async (c) => {
-    const stored = found(c.req.param("name"));
+    const stored = await found(c.req.param("name"));
     const patch = await jsonBody(c);
     if (typeof patch !== "object" || patch === null || Array.isArray(patch)) {
       throw new InvalidInputError(
@@ -64,12 +68,15 @@ export function projectRoutes(projects: ProjectStore): Hono {
     delete body.name;
     const parsed = ProjectSchema.safeParse(patchProject(stored.project, body));
     if (!parsed.success) invalid(parsed.error);
-    const updated = projects.update({ ...parsed.data, name: stored.project.name }, Date.now());
-    return c.json(projectView(updated ?? found(stored.project.name)));
+    const updated = await projects.update(
+      { ...parsed.data, name: stored.project.name },
+      Date.now(),
+    );
+    return c.json(projectView(updated ?? await found(stored.project.name)));
   });
 
-  app.delete("/:name{.+}", (c) => {
-    if (!projects.delete(found(c.req.param("name")).project.name)) {
+  app.delete("/:name{.+}", async (c) => {
+    if (!await projects.delete((await found(c.req.param("name"))).project.name)) {
       throw new NotFoundError(`no project named '${c.req.param("name")}'`);
     }
     return c.body(null, 204);

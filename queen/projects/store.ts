@@ -27,28 +27,31 @@ export class ProjectExistsError extends Error {
 /** How long a delivery id is remembered for dropping a forge's repeated deliveries. */
 export const DELIVERY_MEMORY_MS = 30 * 24 * 3600 * 1000;
 
+/** A value now (SQLite, memory) or later (PostgreSQL): callers await either. */
+export type Awaitable<T> = T | Promise<T>;
+
 /** The queen's projects and webhook deliveries. */
 export interface ProjectStore {
   /** Adds a project; throws `ProjectExistsError` when the name is taken. */
-  create(project: Project, now: number): StoredProject;
-  get(name: string): StoredProject | undefined;
+  create(project: Project, now: number): Awaitable<StoredProject>;
+  get(name: string): Awaitable<StoredProject | undefined>;
   /** Every project, by name. */
-  list(): StoredProject[];
+  list(): Awaitable<StoredProject[]>;
   /** Replaces a project's settings (its name stays); false when there is no such project. */
-  update(project: Project, now: number): StoredProject | undefined;
-  delete(name: string): boolean;
+  update(project: Project, now: number): Awaitable<StoredProject | undefined>;
+  delete(name: string): Awaitable<boolean>;
   /**
    * The project a webhook is about: the first whose name equals one of `names`, else the first
    * whose repository URL is the same repository as one of them (see `repoKey`).
    */
-  findByRepo(names: readonly string[]): StoredProject | undefined;
+  findByRepo(names: readonly string[]): Awaitable<StoredProject | undefined>;
   /**
    * The job an earlier delivery with this key (a delivery id, or `sha256:<body digest>`) made
    * after `since` (default: within `DELIVERY_MEMORY_MS`), if any.
    */
-  deliveryJob(forge: string, deliveryId: string, since?: number): string | undefined;
+  deliveryJob(forge: string, deliveryId: string, since?: number): Awaitable<string | undefined>;
   /** Remembers that a delivery made a job; forgets deliveries older than `DELIVERY_MEMORY_MS`. */
-  recordDelivery(forge: string, deliveryId: string, jobId: string, now: number): void;
+  recordDelivery(forge: string, deliveryId: string, jobId: string, now: number): Awaitable<void>;
 }
 
 type Row = Record<string, string | number | null>;

@@ -35,7 +35,7 @@ export interface WebhookOptions {
   onWebhookJob?: (
     job: string,
     where: { forge: Forge["name"]; project: string; sha: string },
-  ) => void;
+  ) => void | Promise<void>;
   log?: (message: string) => void;
 }
 
@@ -62,7 +62,7 @@ export function webhookRoutes(
     const body = new Uint8Array(await c.req.arrayBuffer());
     const payload = decodePayload(body, c.req.header("content-type"));
     const names = payload === undefined ? [] : forge.repoNames(payload);
-    const stored = names.length ? projects.findByRepo(names) : undefined;
+    const stored = names.length ? await projects.findByRepo(names) : undefined;
     const secret = stored?.project.webhook_secret ?? options.webhookSecret;
     if (!secret) {
       throw new ForbiddenError(
@@ -97,8 +97,11 @@ export function webhookRoutes(
     if (event.kind === "ignored") return c.json({ message: event.reason }, 202);
     const now = Date.now();
     const digestKey = `sha256:${createHash("sha256").update(body).digest("hex")}`;
-    const byId = event.deliveryId ? projects.deliveryJob(forge.name, event.deliveryId) : undefined;
-    const earlier = byId ?? projects.deliveryJob(forge.name, digestKey, now - REPLAY_WINDOW_MS);
+    const byId = event.deliveryId
+      ? await projects.deliveryJob(forge.name, event.deliveryId)
+      : undefined;
+    const earlier = byId ??
+      await projects.deliveryJob(forge.name, digestKey, now - REPLAY_WINDOW_MS);
     if (earlier) {
       const what = byId ? `delivery ${event.deliveryId}` : "this exact signed body";
       return c.json({
@@ -110,15 +113,17 @@ export function webhookRoutes(
     const made = webhookJobSpec(project, event);
     if (!made.ok) return c.json({ message: made.reason }, 202);
     const record = await acceptJob(core, made.spec, "webhook");
-    if (event.deliveryId) projects.recordDelivery(forge.name, event.deliveryId, record.id, now);
-    projects.recordDelivery(forge.name, digestKey, record.id, now);
+    if (event.deliveryId) {
+      await projects.recordDelivery(forge.name, event.deliveryId, record.id, now);
+    }
+    await projects.recordDelivery(forge.name, digestKey, record.id, now);
     log(`${forge.name} ${event.kind} of ${project.name} made job ${record.id}`);
     if (event.commit) {
       const where = { forge: forge.name, project: project.name, sha: event.commit };
       // One push, one build: each job reports its own status, and a build of several jobs a
       // summary too.
-      for (const job of record.jobs) options.onWebhookJob?.(job, where);
-      if (record.build !== record.id) options.onWebhookJob?.(BUILD_KEY + record.build, where);
+      for (const job of record.jobs) await options.onWebhookJob?.(job, where);
+      if (record.build !== record.id) await options.onWebhookJob?.(BUILD_KEY + record.build, where);
     }
     return c.json({ ...record, project: project.name }, 201);
   };

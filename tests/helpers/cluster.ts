@@ -135,6 +135,7 @@ export async function startQueen(
   options: { data?: string; args?: string[]; env?: Record<string, string>; entry?: string } = {},
 ): Promise<TestQueen> {
   const data = options.data ?? await Deno.makeTempDir({ prefix: "strider-queen-" });
+  const database = Deno.env.get("STRIDER_TEST_POSTGRES") ? await databaseFor(data) : undefined;
   const proc = new Proc([
     "run",
     ...QUEEN_PERMISSIONS,
@@ -150,10 +151,28 @@ export async function startQueen(
     WORKER_TOKEN,
     "--api-token",
     API_TOKEN,
+    ...(database ? ["--database", database] : []),
     ...(options.args ?? []),
   ], { env: options.env });
   const [, url] = await proc.waitFor(/listening on (https?:\/\/\S+)/, 30_000);
   return { url, proc, data };
+}
+
+/**
+ * With `STRIDER_TEST_POSTGRES=1` every test queen keeps its jobs in PostgreSQL, so the
+ * end-to-end scenarios run on it as on SQLite: a database per data folder (a queen restarted on
+ * the same folder finds the same database), on the test file's own cluster.
+ */
+async function databaseFor(data: string): Promise<string> {
+  const file = join(data, "test-database-url");
+  try {
+    return (await Deno.readTextFile(file)).trim();
+  } catch {
+    const { postgresCluster } = await import("./postgres.ts");
+    const url = await (await postgresCluster()).newDatabase();
+    await Deno.writeTextFile(file, url);
+    return url;
+  }
 }
 
 /** A worker subprocess connected to `queen`; resolves once the queen lists it. */

@@ -1,0 +1,144 @@
+/**
+ * The PostgreSQL schema as numbered migrations, the counterpart of `sqlite_schema.ts` (same
+ * tables, PostgreSQL types). Migration i brings `strider_schema.version` from i to i + 1. Never
+ * edit one that shipped; add the next.
+ *
+ * Several queens may start at once against one database: each migrates inside a transaction
+ * holding a transaction-level advisory lock, so one applies the migrations and the others wait
+ * for it, then find nothing left to do.
+ */
+import type { Sql } from "postgres";
+import { StartupError } from "../errors.ts";
+
+/** The advisory lock key of migrations (any constant; "strider" in ASCII). */
+const MIGRATION_LOCK = 0x73747269646572;
+
+export const PG_MIGRATIONS: readonly string[] = [
+  `CREATE TABLE jobs (
+     position BIGSERIAL PRIMARY KEY,
+     id TEXT NOT NULL UNIQUE,
+     created_at BIGINT NOT NULL,
+     finished_at BIGINT,
+     status TEXT NOT NULL,
+     result TEXT,
+     repo TEXT NOT NULL,
+     branch TEXT,
+     spec TEXT NOT NULL,
+     state TEXT NOT NULL
+   );
+   CREATE INDEX jobs_by_status ON jobs (status, position);
+   CREATE INDEX jobs_by_repo ON jobs (repo, branch, position);
+   CREATE TABLE events (
+     job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+     n INTEGER NOT NULL,
+     at BIGINT NOT NULL,
+     attempt INTEGER NOT NULL,
+     seq INTEGER NOT NULL,
+     data TEXT NOT NULL,
+     PRIMARY KEY (job_id, n)
+   );
+   -- Log text as bytes: output may hold NUL, which a PostgreSQL TEXT cannot.
+   CREATE TABLE log_chunks (
+     job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+     start BIGINT NOT NULL,
+     bytes INTEGER NOT NULL,
+     text BYTEA NOT NULL,
+     PRIMARY KEY (job_id, start)
+   );
+   CREATE TABLE projects (
+     name TEXT NOT NULL,
+     repo_key TEXT NOT NULL,
+     data TEXT NOT NULL,
+     created_at BIGINT NOT NULL,
+     updated_at BIGINT NOT NULL
+   );
+   -- Names compare without case, as forges do.
+   CREATE UNIQUE INDEX projects_by_name ON projects (lower(name));
+   CREATE INDEX projects_by_repo ON projects (repo_key);
+   CREATE TABLE webhook_deliveries (
+     forge TEXT NOT NULL,
+     delivery_id TEXT NOT NULL,
+     job_id TEXT NOT NULL,
+     received_at BIGINT NOT NULL,
+     PRIMARY KEY (forge, delivery_id)
+   );
+   CREATE INDEX webhook_deliveries_by_time ON webhook_deliveries (received_at);
+   CREATE TABLE artifacts (
+     id BIGSERIAL PRIMARY KEY,
+     job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+     path TEXT NOT NULL,
+     attempt INTEGER NOT NULL,
+     size BIGINT NOT NULL,
+     sha256 TEXT NOT NULL,
+     complete INTEGER NOT NULL,
+     created_at BIGINT NOT NULL
+   );
+   CREATE INDEX artifacts_by_job ON artifacts (job_id, path);
+   CREATE TABLE artifact_chunks (
+     artifact_id BIGINT NOT NULL REFERENCES artifacts (id) ON DELETE CASCADE,
+     n INTEGER NOT NULL,
+     data BYTEA NOT NULL,
+     PRIMARY KEY (artifact_id, n)
+   );
+   CREATE TABLE commit_statuses (
+     job_id TEXT NOT NULL PRIMARY KEY REFERENCES jobs (id) ON DELETE CASCADE,
+     forge TEXT NOT NULL,
+     project TEXT NOT NULL,
+     sha TEXT NOT NULL,
+     wanted TEXT NOT NULL,
+     sent TEXT,
+     sent_at BIGINT,
+     tries INTEGER NOT NULL,
+     error TEXT,
+     created_at BIGINT NOT NULL
+   );
+   -- What the queens sharing the database agree on: the id of the key that seals secrets, the
+   -- (sealed) key of lease tokens.
+   CREATE TABLE strider_meta (
+     key TEXT NOT NULL PRIMARY KEY,
+     value TEXT NOT NULL
+   );`,
+  // 2: builds, the jobs they made and the seconds per test file `strider shard` balances by, as
+  // SQLite's migration 5 (queen/builds/).
+  `CREATE TABLE builds (
+     position BIGSERIAL PRIMARY KEY,
+     id TEXT NOT NULL UNIQUE,
+     created_at BIGINT NOT NULL,
+     status TEXT NOT NULL,
+     repo TEXT NOT NULL,
+     data TEXT NOT NULL
+   );
+   CREATE INDEX builds_by_status ON builds (status, position);
+   CREATE TABLE build_jobs (
+     job_id TEXT NOT NULL PRIMARY KEY,
+     build_id TEXT NOT NULL
+   );
+   CREATE TABLE test_timings (
+     repo TEXT NOT NULL,
+     file TEXT NOT NULL,
+     seconds DOUBLE PRECISION NOT NULL,
+     updated_at BIGINT NOT NULL,
+     PRIMARY KEY (repo, file)
+   );`,
+];
+
+/** Applies the migrations the database has not had yet, one queen at a time. */
+export async function migratePostgres(sql: Sql): Promise<void> {
+  await sql.begin(async (tx) => {
+    await tx`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK})`;
+    await tx`CREATE TABLE IF NOT EXISTS strider_schema (version INTEGER NOT NULL)`;
+    const [row] = await tx`SELECT version FROM strider_schema`;
+    const version = row ? Number(row.version) : 0;
+    if (!row) await tx`INSERT INTO strider_schema (version) VALUES (0)`;
+    if (version > PG_MIGRATIONS.length) {
+      throw new StartupError(
+        `The database was written by a newer strider (schema ${version}); ` +
+          `this one knows schema ${PG_MIGRATIONS.length}: upgrade strider`,
+      );
+    }
+    for (let i = version; i < PG_MIGRATIONS.length; i++) {
+      await tx.unsafe(PG_MIGRATIONS[i]);
+      await tx`UPDATE strider_schema SET version = ${i + 1}`;
+    }
+  });
+}

@@ -1,0 +1,444 @@
+/**
+ * The server store: PostgreSQL, shared by every queen of a cluster (`--database postgres://...`).
+ *
+ * The same shape as `SqliteStore`: a job's events and log text are queued and committed in
+ * batches a few milliseconds apart (`commit_batch.ts`), and the queen acknowledges a worker's
+ * events only after PostgreSQL committed the transaction holding them (`afterCommit`). Each
+ * batch also sends a `NOTIFY` per job it wrote, so that other queens following that job read
+ * the new events from the database (see `onEvents`).
+ *
+ * Client: npm `postgres` (postgres.js). Chosen over `pg` (node-postgres) because it runs under
+ * Deno without Node shims for sockets, pipelines queries on one connection, has LISTEN/NOTIFY
+ * with automatic re-listen after a reconnect, and tagged-template queries that are always
+ * parameterized. `pg` needs `pg-pool` and a separate client per LISTEN, and its Deno support
+ * goes through the Node compatibility layer.
+ */
+import { Buffer } from "node:buffer";
+import postgres from "postgres";
+import type { Sql } from "postgres";
+import type { JobSpec, JobView, RecordedEvent } from "../../protocol/mod.ts";
+import type { SecretBox } from "../secret_box.ts";
+import { eraseSecrets, jobContext, openText } from "../sealing.ts";
+import { CommitBatcher } from "../commit_batch.ts";
+import type { Batch } from "../commit_batch.ts";
+import { decodeCursor, encodeCursor } from "../store.ts";
+import type { JobFilter, JobPage, JobRecord, LogChunk, Retention, Store } from "../store.ts";
+import { StartupError } from "../errors.ts";
+import { migratePostgres } from "./schema.ts";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+/** As in `sqlite_store.ts`: an output event points to its log chunk instead of a second copy. */
+const LOG_REF = "@log";
+/** The channel on which a batch tells which jobs got events: payload `<id>` per job. */
+export const EVENTS_CHANNEL = "strider_events";
+
+interface StoredState {
+  view: JobView;
+  viewN: number;
+  viewBytes: number;
+  requeued?: string;
+  cancelRequested?: boolean;
+}
+
+type Row = Record<string, unknown>;
+
+/** Where the store connects and how many connections it may hold. */
+export interface PostgresOptions {
+  url: string;
+  /** Connections in the pool (default 10). */
+  max?: number;
+}
+
+/** Opens a connection pool, with a message that says what to fix when it cannot. */
+export async function connectPostgres(options: PostgresOptions): Promise<Sql> {
+  const sql = postgres(options.url, {
+    max: options.max ?? 10,
+    onnotice: () => {},
+    // BIGINT columns (times, sizes) come back as text and are read with Number(): exact up to
+    // 2^53, far beyond any time or size stored.
+    connect_timeout: 10,
+  });
+  try {
+    await sql`SELECT 1`;
+  } catch (error) {
+    await sql.end({ timeout: 0 }).catch(() => {});
+    const where = new URL(options.url);
+    throw new StartupError(
+      `--database: cannot reach PostgreSQL at ${where.hostname}:${where.port || 5432}` +
+        `${where.pathname}: ${(error as Error).message}`,
+    );
+  }
+  return sql;
+}
+
+/** The PostgreSQL store. Open with `PostgresStore.open`. */
+export class PostgresStore implements Store {
+  readonly #sql: Sql;
+  readonly #box: SecretBox;
+  readonly #batch = new CommitBatcher((batch) => this.#commit(batch));
+  readonly #listeners = new Set<(id: string) => void>();
+  #unlisten: (() => Promise<void>) | undefined;
+  #closed = false;
+
+  /** Where the database is, for connections of their own (the lead's). */
+  readonly url: string;
+
+  private constructor(sql: Sql, box: SecretBox, url: string) {
+    this.url = url;
+    this.#sql = sql;
+    this.#box = box;
+  }
+
+  /**
+   * Connects, migrates (one queen at a time), checks that this queen seals with the key the
+   * others use, and listens for other queens' events.
+   */
+  static async open(options: PostgresOptions, box: SecretBox): Promise<PostgresStore> {
+    const sql = await connectPostgres(options);
+    try {
+      await migratePostgres(sql);
+      await checkKey(sql, box);
+      const store = new PostgresStore(sql, box, options.url);
+      const { unlisten } = await sql.listen(EVENTS_CHANNEL, (id) => {
+        for (const listener of store.#listeners) listener(id);
+      });
+      store.#unlisten = unlisten;
+      return store;
+    } catch (error) {
+      await sql.end({ timeout: 0 }).catch(() => {});
+      throw error;
+    }
+  }
+
+  /** The connection pool, for stores that keep their own tables in the same database. */
+  get sql(): Sql {
+    return this.#sql;
+  }
+
+  /** What seals secrets in this database. */
+  get secretBox(): SecretBox {
+    return this.#box;
+  }
+
+  /** Calls `listener` with a job's id whenever any queen committed events of it. */
+  onEvents(listener: (id: string) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /**
+   * A value every queen of the database shares, made once by the first that asks (`make`):
+   * stored sealed, so that it is as private as the secrets.
+   */
+  async shared(key: string, make: () => string): Promise<string> {
+    const context = `meta:${key}`;
+    await this.#sql`INSERT INTO strider_meta (key, value)
+      VALUES (${key}, ${this.#box.seal(make(), context)}) ON CONFLICT (key) DO NOTHING`;
+    const [row] = await this.#sql`SELECT value FROM strider_meta WHERE key = ${key}`;
+    return this.#box.open(String(row.value), context);
+  }
+
+  async createJob(record: JobRecord): Promise<void> {
+    const { spec, view } = record;
+    try {
+      await this.#sql`INSERT INTO jobs (id, created_at, status, result, repo, branch, spec, state)
+        VALUES (${record.id}, ${Date.parse(view.createdAt)}, ${view.status}, ${view.result},
+          ${spec.repo.url}, ${"branch" in spec.ref ? spec.ref.branch : null},
+          ${this.#sealSpec(record.id, spec)}, ${JSON.stringify(stateOf(record))})`;
+    } catch (error) {
+      if ((error as { code?: string }).code === "23505") {
+        throw new RangeError(`Job id '${record.id}' is already taken`);
+      }
+      throw error;
+    }
+  }
+
+  async getJob(id: string): Promise<JobRecord | undefined> {
+    // Read your writes: a state still queued is written first.
+    if (this.#batch.isDirty(id)) await this.#batch.flush(true);
+    const rows = await this.#sql`SELECT * FROM jobs WHERE id = ${id}`;
+    return (await this.#loadAll(rows))[0];
+  }
+
+  async listJobs(filter: JobFilter): Promise<JobPage> {
+    await this.#batch.flush(true);
+    const sql = this.#sql;
+    const where = [sql`TRUE`];
+    if (filter.status) where.push(sql`status = ${filter.status}`);
+    if (filter.result) where.push(sql`result = ${filter.result}`);
+    if (filter.repo) where.push(sql`repo = ${filter.repo}`);
+    if (filter.branch) where.push(sql`branch = ${filter.branch}`);
+    if (filter.since) where.push(sql`created_at >= ${filter.since}`);
+    if (filter.cursor) where.push(sql`position < ${decodeCursor(filter.cursor)}`);
+    const condition = where.reduce((all, part) => sql`${all} AND ${part}`);
+    const rows = await sql`SELECT * FROM jobs WHERE ${condition}
+      ORDER BY position DESC LIMIT ${filter.limit + 1}`;
+    const page = rows.slice(0, filter.limit);
+    const next = rows.length > filter.limit
+      ? encodeCursor(Number(page[page.length - 1].position))
+      : null;
+    return { records: await this.#loadAll(page), next };
+  }
+
+  async unfinishedJobs(): Promise<JobRecord[]> {
+    await this.#batch.flush(true);
+    const rows = await this.#sql`SELECT * FROM jobs WHERE status != 'done' ORDER BY position`;
+    return await this.#loadAll(rows);
+  }
+
+  appendEvent(id: string, event: RecordedEvent, log?: LogChunk): void {
+    this.#batch.append({ id, event, log });
+  }
+
+  async events(id: string, after = 0): Promise<RecordedEvent[]> {
+    const rows = await this.#sql`SELECT e.n, e.at, e.data, l.text FROM events e
+      LEFT JOIN log_chunks l ON l.job_id = e.job_id
+        AND e.data LIKE ${`%"${LOG_REF}":%`}
+        AND l.start = (e.data::json ->> ${LOG_REF})::bigint
+      WHERE e.job_id = ${id} AND e.n > ${after} ORDER BY e.n`;
+    const stored = rows.map((row) => {
+      const data = JSON.parse(String(row.data));
+      if (row.text !== null && LOG_REF in data) {
+        delete data[LOG_REF];
+        data.text = decoder.decode(row.text as Uint8Array);
+      }
+      return { n: Number(row.n), at: Number(row.at), data };
+    }) as RecordedEvent[];
+    let last = stored.length ? stored[stored.length - 1].n : after;
+    for (const { event } of this.#batch.pending(id)) {
+      if (event.n > last) {
+        stored.push(event);
+        last = event.n;
+      }
+    }
+    return stored;
+  }
+
+  async readLog(id: string, start: number, end: number): Promise<Uint8Array> {
+    const out = new Uint8Array(Math.max(0, end - start));
+    const place = (chunkStart: number, bytes: Uint8Array) => {
+      const from = Math.max(start, chunkStart);
+      const to = Math.min(end, chunkStart + bytes.length);
+      if (from < to) out.set(bytes.subarray(from - chunkStart, to - chunkStart), from - start);
+    };
+    // Taken before the query: a batch committed meanwhile is then in the rows.
+    const pending = this.#batch.pending(id);
+    const rows = await this.#sql`SELECT start, text FROM log_chunks
+      WHERE job_id = ${id} AND start < ${end} AND start + bytes > ${start} ORDER BY start`;
+    for (const row of rows) place(Number(row.start), row.text as Uint8Array);
+    for (const { log } of pending) if (log) place(log.start, encoder.encode(log.text));
+    return out;
+  }
+
+  saveJob(record: JobRecord): void {
+    this.#batch.save(record);
+  }
+
+  async deleteJob(id: string): Promise<boolean> {
+    await this.#batch.flush(true);
+    const rows = await this.#sql`DELETE FROM jobs WHERE id = ${id} AND status = 'done'
+      RETURNING id`;
+    if (rows.length) this.#batch.forget(id);
+    return rows.length > 0;
+  }
+
+  async prune(retention: Retention, now: number): Promise<number> {
+    await this.#batch.flush(true);
+    const doomed = new Set<string>();
+    if (retention.keepJobs !== undefined) {
+      const rows = await this.#sql`SELECT id FROM jobs WHERE status = 'done'
+        ORDER BY position DESC OFFSET ${retention.keepJobs}`;
+      for (const row of rows) doomed.add(String(row.id));
+    }
+    if (retention.keepDays !== undefined) {
+      const rows = await this.#sql`SELECT id FROM jobs WHERE status = 'done'
+        AND COALESCE(finished_at, created_at) < ${now - retention.keepDays * 86_400_000}`;
+      for (const row of rows) doomed.add(String(row.id));
+    }
+    let removed = 0;
+    for (const id of doomed) if (await this.deleteJob(id)) removed++;
+    return removed;
+  }
+
+  afterCommit(callback: () => void): void {
+    this.#batch.afterCommit(callback);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#batch.close();
+    await this.#unlisten?.().catch(() => {});
+    await this.#sql.end({ timeout: 5 });
+  }
+
+  #sealSpec(id: string, spec: JobSpec): string {
+    return this.#box.seal(JSON.stringify(spec), jobContext(id));
+  }
+
+  /**
+   * Writes one batch in one transaction, then tells the other queens which jobs got events.
+   * Everything is serialized before the first `await`: the records keep changing.
+   */
+  #commit({ events, states }: Batch): Promise<void> {
+    const eventRows = events.map(({ id, event }) => {
+      const { data } = event;
+      return {
+        id,
+        n: event.n,
+        at: event.at,
+        attempt: data.attempt,
+        seq: "seq" in data ? data.seq : 0,
+      };
+    });
+    const eventData = events.map(({ event, log }) => {
+      const { data } = event;
+      const stored = log && "text" in data && data.text === log.text
+        ? { ...data, text: undefined, [LOG_REF]: log.start }
+        : data;
+      return JSON.stringify(stored);
+    });
+    // Log text travels as base64 (a TEXT parameter cannot hold NUL) and is stored as bytes.
+    const logs = events.filter((e) => e.log).map(({ id, log }) => ({
+      id,
+      start: log!.start,
+      bytes: log!.bytes,
+      text: Buffer.from(log!.text, "utf8").toString("base64"),
+    }));
+    const stateRows = states.map((record) => {
+      const { view } = record;
+      return {
+        id: record.id,
+        status: view.status,
+        result: view.result,
+        finishedAt: view.finishedAt ? Date.parse(view.finishedAt) : null,
+        state: JSON.stringify(stateOf(record)),
+        // Final: the job never runs again, so its row forgets its secrets and credentials.
+        spec: view.status === "done" ? this.#sealSpec(record.id, eraseSecrets(record.spec)) : null,
+      };
+    });
+    const touched = [...new Set(events.map((e) => e.id))];
+    const write = () =>
+      this.#sql.begin(async (tx) => {
+        if (eventRows.length) {
+          await tx`INSERT INTO events (job_id, n, at, attempt, seq, data)
+          SELECT * FROM unnest(${eventRows.map((e) => e.id)}::text[],
+            ${eventRows.map((e) => e.n)}::int[], ${eventRows.map((e) => e.at)}::bigint[],
+            ${eventRows.map((e) => e.attempt)}::int[], ${eventRows.map((e) => e.seq)}::int[],
+            ${eventData}::text[])
+          ON CONFLICT DO NOTHING`;
+        }
+        // One statement per kind of row, whatever the batch holds: a commit costs a few round
+        // trips, not one per event.
+        if (logs.length) {
+          await tx`INSERT INTO log_chunks (job_id, start, bytes, text)
+          SELECT j, s, b, decode(t, 'base64') FROM unnest(${logs.map((l) => l.id)}::text[],
+            ${logs.map((l) => l.start)}::bigint[], ${logs.map((l) => l.bytes)}::int[],
+            ${logs.map((l) => l.text)}::text[]) AS u(j, s, b, t)
+          ON CONFLICT DO NOTHING`;
+        }
+        if (stateRows.length) {
+          await tx`UPDATE jobs SET status = u.status, result = u.result,
+            finished_at = u.finished_at, state = u.state, spec = COALESCE(u.spec, jobs.spec)
+          FROM unnest(${stateRows.map((r) => r.id)}::text[],
+            ${stateRows.map((r) => r.status)}::text[], ${stateRows.map((r) => r.result)}::text[],
+            ${stateRows.map((r) => r.finishedAt)}::bigint[],
+            ${stateRows.map((r) => r.state)}::text[], ${stateRows.map((r) => r.spec)}::text[])
+            AS u(id, status, result, finished_at, state, spec)
+          WHERE jobs.id = u.id`;
+        }
+        if (touched.length) {
+          await tx`SELECT pg_notify(${EVENTS_CHANNEL}, id) FROM unnest(${touched}::text[]) AS id`;
+        }
+      });
+    return retried(write);
+  }
+
+  /** Records from their rows, with positions taken from the events and log in three queries. */
+  async #loadAll(rows: readonly Row[]): Promise<JobRecord[]> {
+    if (!rows.length) return [];
+    const ids = rows.map((row) => String(row.id));
+    const [lastNs, seqs, logs] = await Promise.all([
+      this.#sql`SELECT job_id, MAX(n) AS n FROM events WHERE job_id = ANY(${ids})
+        GROUP BY job_id`,
+      this.#sql`SELECT job_id, attempt, MAX(seq) AS seq FROM events WHERE job_id = ANY(${ids})
+        GROUP BY job_id, attempt`,
+      this.#sql`SELECT DISTINCT ON (job_id) job_id, start, bytes,
+          get_byte(text, length(text) - 1) = 10 AS newline
+        FROM log_chunks WHERE job_id = ANY(${ids}) AND bytes > 0
+        ORDER BY job_id, start DESC`,
+    ]);
+    const lastN = new Map(lastNs.map((r) => [String(r.job_id), Number(r.n)]));
+    const lastLog = new Map(logs.map((r) => [String(r.job_id), r]));
+    const lastSeq = new Map<string, Record<number, number>>();
+    for (const r of seqs) {
+      const id = String(r.job_id);
+      if (!lastSeq.has(id)) lastSeq.set(id, {});
+      lastSeq.get(id)![Number(r.attempt)] = Number(r.seq);
+    }
+    return rows.map((row) => {
+      const id = String(row.id);
+      const state = JSON.parse(String(row.state)) as StoredState;
+      const log = lastLog.get(id);
+      return {
+        id,
+        spec: JSON.parse(openText(this.#box, String(row.spec), jobContext(id))) as JobSpec,
+        view: state.view,
+        viewN: state.viewN,
+        lastSeq: lastSeq.get(id) ?? {},
+        lastN: Math.max(state.viewN, lastN.get(id) ?? 0),
+        logBytes: log ? Number(log.start) + Number(log.bytes) : 0,
+        logEndsWithNewline: log ? Boolean(log.newline) : true,
+        logAttempt: state.view.attempt,
+        viewBytes: state.viewBytes,
+        requeued: state.requeued,
+        cancelRequested: state.cancelRequested,
+      };
+    });
+  }
+}
+
+/**
+ * Runs a batch's transaction again when it fails (a dropped connection, a database failing
+ * over): the rows are the same, inserts skip what a lost commit did write, and nothing was
+ * acknowledged. After the last try the error is thrown, and the queen stops rather than serve
+ * what it cannot keep.
+ */
+async function retried(write: () => Promise<unknown>): Promise<void> {
+  for (let attempt = 1;; attempt++) {
+    try {
+      await write();
+      return;
+    } catch (error) {
+      if (attempt === 6) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** attempt));
+    }
+  }
+}
+
+function stateOf(record: JobRecord): StoredState {
+  return {
+    view: record.view,
+    viewN: record.viewN,
+    viewBytes: record.viewBytes,
+    ...(record.requeued ? { requeued: record.requeued } : {}),
+    ...(record.cancelRequested ? { cancelRequested: true } : {}),
+  };
+}
+
+/**
+ * Every queen of a database must seal with the same key (each opens what the others sealed):
+ * the first records its key's id, and a queen with another key refuses to start.
+ */
+async function checkKey(sql: Sql, box: SecretBox): Promise<void> {
+  await sql`INSERT INTO strider_meta (key, value) VALUES ('key-id', ${box.keyId})
+    ON CONFLICT (key) DO NOTHING`;
+  const [row] = await sql`SELECT value FROM strider_meta WHERE key = 'key-id'`;
+  if (String(row.value) !== box.keyId) {
+    throw new StartupError(
+      "this queen's secret key is not the one the database's other queens seal with: give " +
+        "every queen of the cluster the same STRIDER_SECRET_KEY",
+    );
+  }
+}

@@ -1,0 +1,137 @@
+/**
+ * Where a queen keeps everything: the SQLite file under `--data` (the default), or a PostgreSQL
+ * database shared by several queens (`--database`), where it first waits for the lead and, while
+ * another queen holds it, forwards every request to that one (see docs/ARCHITECTURE.md,
+ * "Several queens").
+ */
+import { ArtifactStore } from "./artifacts/store.ts";
+import { SqliteBuildStore } from "./builds/sqlite_store.ts";
+import type { BuildStore } from "./builds/store.ts";
+import { PostgresBuildStore } from "./postgres/builds.ts";
+import type { Artifacts } from "./artifacts/store.ts";
+import { StartupError } from "./errors.ts";
+import { PostgresStatusRows, SqliteStatusRows } from "./forge_status/rows.ts";
+import type { StatusRows } from "./forge_status/rows.ts";
+import { PostgresArtifactStore } from "./postgres/artifacts.ts";
+import { forwarder } from "./postgres/forward.ts";
+import { PostgresProjectStore } from "./postgres/projects.ts";
+import { PostgresStore } from "./postgres/store.ts";
+import { Lead } from "./postgres/lead.ts";
+import { SqliteProjectStore } from "./projects/store.ts";
+import type { ProjectStore } from "./projects/store.ts";
+import { openSecretBox } from "./secret_key.ts";
+import type { SecretKeyOptions } from "./secret_key.ts";
+import { SqliteStore } from "./sqlite_store.ts";
+import type { Store } from "./store.ts";
+import { tokenFromDataDir } from "./tokens.ts";
+
+/** The stores a queen serves from. */
+export interface Stores {
+  store: Store;
+  projects: ProjectStore;
+  artifacts: Artifacts;
+  statusRows: StatusRows;
+  builds: BuildStore;
+  /** The key of lease tokens: shared by every queen of a database. */
+  leaseKey: string;
+  /** The port to serve on: a standby's forwarder may have taken port 0's place. */
+  port: number;
+  /** With PostgreSQL: rejects when this queen lost the lead and must stop serving. */
+  lost?: Promise<never>;
+  /**
+   * A queen that stood by already listens (its forwarder): it keeps that server and hands it the
+   * queen's own handler (`serve`), so there is no moment with nothing listening on its port.
+   */
+  server?: Deno.HttpServer<Deno.NetAddr>;
+  serve(handler: (request: Request) => Response | Promise<Response>): void;
+  /** Tells the other queens where this one serves (PostgreSQL). */
+  announce(url: string): Promise<void>;
+  /** Lets the lead go (after the store closed). */
+  release(): void;
+}
+
+export interface StoreOptions {
+  data: string;
+  database?: string;
+  keys: SecretKeyOptions;
+  port: number;
+  host: string;
+  tls: { cert?: string; key?: string };
+  log: (message: string) => void;
+}
+
+/** A new random key for lease tokens. */
+function newLeaseKey(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(32));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Opens the stores; with PostgreSQL, resolves once this queen serves the database. */
+export async function openStores(options: StoreOptions): Promise<Stores> {
+  const { log } = options;
+  if (!options.database) {
+    const local = new SqliteStore(options.data, options.keys);
+    return {
+      store: local,
+      projects: new SqliteProjectStore(local.database, local.secretBox),
+      artifacts: new ArtifactStore(local.database),
+      statusRows: new SqliteStatusRows(local.database),
+      builds: new SqliteBuildStore(local.database),
+      // Lease tokens are derived from this key (0600 in the data folder), so that a restarted
+      // queen still recognises the attempts its workers hold.
+      leaseKey: await tokenFromDataDir(options.data, "lease-key"),
+      port: options.port,
+      serve: () => {},
+      announce: () => Promise.resolve(),
+      release: () => {},
+    };
+  }
+  if (options.keys.rotateSecretKey) {
+    throw new StartupError(
+      "--rotate-secret-key is for the SQLite store; with --database, every queen takes the key " +
+        "from STRIDER_SECRET_KEY",
+    );
+  }
+  const pg = await PostgresStore.open(
+    { url: options.database },
+    openSecretBox(options.data, options.keys),
+  );
+  let port = options.port;
+  let forwarding: Deno.HttpServer<Deno.NetAddr> | undefined;
+  let handler: (request: Request) => Response | Promise<Response> = () =>
+    new Response(null, { status: 503 });
+  const cluster = new Lead(options.database, pg.sql);
+  const lead = await cluster.take(async () => {
+    // Until this queen takes over, it forwards everything to the one that serves.
+    const { promise, resolve } = Promise.withResolvers<Deno.NetAddr>();
+    forwarding = Deno.serve({
+      ...options.tls,
+      port,
+      hostname: options.host,
+      onListen: (addr) => resolve(addr as Deno.NetAddr),
+    }, (request) => handler(request));
+    handler = forwarder((fresh) => cluster.leaderUrl(fresh), log);
+    port = (await promise).port;
+    log(
+      `standby: another queen serves this database; forwarding to it from port ${port}, ` +
+        "taking over when it stops",
+    );
+  });
+  log("serving the PostgreSQL database (this queen holds its lead)");
+  return {
+    store: pg,
+    projects: new PostgresProjectStore(pg.sql, pg.secretBox),
+    artifacts: await PostgresArtifactStore.open(pg.sql),
+    statusRows: new PostgresStatusRows(pg.sql),
+    builds: new PostgresBuildStore(pg.sql),
+    // Shared by every queen of the database, so that a survivor recognises the attempts that
+    // workers of a stopped queen hold.
+    leaseKey: await pg.shared("lease-key", newLeaseKey),
+    port,
+    server: forwarding,
+    serve: (own) => handler = own,
+    lost: lead.lost,
+    announce: (url) => cluster.announce(url),
+    release: lead.release,
+  };
+}

@@ -1,0 +1,329 @@
+/**
+ * Several queens on PostgreSQL (README, "Several queens"), beside one queen on SQLite, on a
+ * PostgreSQL cluster of the bench's own (tests/helpers/postgres.ts) on this machine:
+ *
+ * - dispatch latency, `POST` → `job:started` recorded, one job at a time, a simulated worker: one
+ *   queen on SQLite; one queen on PostgreSQL; three queens on PostgreSQL with the job submitted to
+ *   one standby and the worker connected to another (two forwarding hops);
+ * - throughput of trivial jobs (simulated workers doing nothing: the queens alone) in the same
+ *   three set-ups, submissions spread over every queen;
+ * - failover: `kill -9` of the serving queen (a subprocess) while a real worker streams output
+ *   through HAProxy; the time from the kill to the job's log growing again, read through HAProxy.
+ *   Beside: the worker's first reconnect delay (the floor of its backoff).
+ */
+import { startQueen } from "../../queen/mod.ts";
+import type { RunningQueen } from "../../queen/mod.ts";
+import { postgresCluster } from "../../tests/helpers/postgres.ts";
+import { freePort, startHaproxy } from "../../tests/helpers/haproxy.ts";
+import {
+  api,
+  API_TOKEN,
+  customJob,
+  denoProc,
+  join,
+  MAIN,
+  makeRepo,
+  pool,
+  QUEEN_PERMISSIONS,
+  round,
+  row,
+  sleep,
+  startWorkerProc,
+  stats,
+  submit,
+  tempDir,
+  timed,
+  waitUntil,
+  Watcher,
+  WORKER_TOKEN,
+} from "./lib.ts";
+import type { BenchContext, Measure, Proc, Row } from "./lib.ts";
+import { SimFleet } from "./sim_worker.ts";
+
+const SECRET_KEY = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32))));
+const RECONNECT_FLOOR_MS = 250;
+
+/** A queen subprocess on `database` at `port` (a standby until it serves). */
+async function queenProc(
+  dir: string,
+  database: string,
+  port: number,
+  name: string,
+): Promise<Proc> {
+  // Inside the measure's own folder, which it removes at the end.
+  const data = await Deno.makeTempDir({ dir, prefix: `queen-${name}-` });
+  return denoProc(`queen ${name}`, QUEEN_PERMISSIONS, MAIN, [
+    "queen",
+    "--port",
+    String(port),
+    "--data",
+    data,
+    "--worker-token",
+    WORKER_TOKEN,
+    "--api-token",
+    API_TOKEN,
+    "--lease",
+    "10",
+  ], { env: { STRIDER_DATABASE: database, STRIDER_SECRET_KEY: SECRET_KEY } });
+}
+
+interface Setup {
+  label: string;
+  leader: RunningQueen;
+  /** Where jobs are submitted, and where the worker connects. */
+  submitTo: string[];
+  workerTo: string;
+  close(): Promise<void>;
+}
+
+async function sqliteSetup(dir: string): Promise<Setup> {
+  const leader = await startQueen({
+    port: 0,
+    host: "127.0.0.1",
+    data: join(dir, "sqlite"),
+    workerTokens: [WORKER_TOKEN],
+    apiTokens: [API_TOKEN],
+    log: () => {},
+  });
+  return {
+    label: "1 queen, SQLite",
+    leader,
+    submitTo: [leader.url],
+    workerTo: leader.url,
+    close: () => leader.close(),
+  };
+}
+
+async function postgresSetup(dir: string, queens: 1 | 3): Promise<Setup> {
+  const database = await (await postgresCluster()).newDatabase();
+  const leader = await startQueen({
+    port: 0,
+    host: "127.0.0.1",
+    data: join(dir, `pg${queens}`),
+    database,
+    secretKey: SECRET_KEY,
+    workerTokens: [WORKER_TOKEN],
+    apiTokens: [API_TOKEN],
+    log: () => {},
+  });
+  const standbys: Proc[] = [];
+  const urls: string[] = [];
+  for (let i = 1; i < queens; i++) {
+    const port = freePort();
+    const proc = await queenProc(dir, database, port, `standby${i}`);
+    standbys.push(proc);
+    await proc.waitForLine(/forwarding to it from port/, 60_000);
+    urls.push(`http://127.0.0.1:${port}`);
+  }
+  return {
+    label: queens === 1 ? "1 queen, PostgreSQL" : "3 queens, PostgreSQL (2 forwarding hops)",
+    leader,
+    submitTo: queens === 1 ? [leader.url] : [urls[0], urls[1], leader.url],
+    workerTo: queens === 1 ? leader.url : urls[1],
+    async close() {
+      await Promise.all(standbys.map((p) => p.stop()));
+      await leader.close();
+    },
+  };
+}
+
+/** One job at a time, each once the previous finished: POST → `job:started` recorded, in ms. */
+async function latency(setup: Setup, count: number): Promise<number[]> {
+  const watcher = new Watcher(setup.leader.core, ["job:started", "job:done"]);
+  const fleet = await SimFleet.start({
+    url: setup.workerTo,
+    token: WORKER_TOKEN,
+    count: 1,
+    prefix: "lat",
+  });
+  try {
+    await waitUntil(() => setup.leader.core.drones.size === 1, 30_000, "the worker");
+    const spec = {
+      repo: { url: "/nonexistent/bench.git" },
+      ref: { branch: "main" },
+      config: { custom: { test: "true" } },
+    };
+    const samples: number[] = [];
+    for (let i = 0; i < count + 10; i++) {
+      const id = `lat-${i}`;
+      const begin = performance.now();
+      await submit(setup.submitTo[0], { ...spec, plugins: ["custom"], job_id: id });
+      const started = await watcher.when(id, "job:started", 30_000);
+      if (i >= 10) samples.push(started - begin);
+      await watcher.when(id, "job:done", 30_000);
+      watcher.forget(id);
+    }
+    return samples;
+  } finally {
+    watcher.stop();
+    await fleet.close();
+    await waitUntil(() => setup.leader.core.drones.size === 0, 30_000, "the worker to leave");
+  }
+}
+
+/** `jobs` trivial jobs, 16 submissions in flight spread over the queens: jobs per second. */
+async function rate(setup: Setup, jobs: number): Promise<number> {
+  const watcher = new Watcher(setup.leader.core, []);
+  let done = 0;
+  watcher.onEvent = (event) => {
+    if (event.event === "job:done") done++;
+  };
+  const fleet = await SimFleet.start({
+    url: setup.workerTo,
+    token: WORKER_TOKEN,
+    count: 20,
+    capacity: 4,
+    mode: "instant",
+    prefix: "rate",
+  });
+  const spec = {
+    repo: { url: "/nonexistent/bench.git" },
+    ref: { branch: "main" },
+    config: { custom: { test: "true" } },
+  };
+  try {
+    await waitUntil(() => setup.leader.core.drones.size === 20, 30_000, "the fleet");
+    const ms = await timed(async () => {
+      await pool(jobs, 16, (i) =>
+        submit(setup.submitTo[i % setup.submitTo.length], {
+          ...spec,
+          plugins: ["custom"],
+          job_id: `rate-${i}`,
+        }));
+      await waitUntil(() => done >= jobs, 300_000, `${jobs} jobs to finish`, 2);
+    });
+    return jobs / (ms / 1000);
+  } finally {
+    watcher.stop();
+    await fleet.close();
+  }
+}
+
+/** `kill -9` of the serving queen → the job's log grows again, read through HAProxy. */
+async function failover(dir: string, samples: number, ctx: BenchContext): Promise<number[]> {
+  const database = await (await postgresCluster()).newDatabase();
+  const repo = await makeRepo(dir);
+  const ports = [freePort(), freePort()];
+  const queens: (Proc | undefined)[] = [await queenProc(dir, database, ports[0], "a")];
+  await queens[0]!.waitForLine(/strider queen listening on/, 60_000);
+  queens[1] = await queenProc(dir, database, ports[1], "b");
+  await queens[1].waitForLine(/forwarding to it from port/, 60_000);
+  const lb = await startHaproxy(ports);
+  const worker = startWorkerProc(lb.url, "failover", join(dir, "work"));
+  const times: number[] = [];
+  const logBytes = async (id: string) => {
+    try {
+      const response = await api(lb.url, `/api/jobs/${id}/log`, {}, 2_000);
+      return response.ok ? (await response.arrayBuffer()).byteLength : -1;
+    } catch {
+      return -1;
+    }
+  };
+  try {
+    await waitUntil(
+      async () => {
+        const response = await api(lb.url, "/api/drones").catch(() => undefined);
+        return (await response?.json().catch(() => undefined))?.drones?.length === 1;
+      },
+      60_000,
+      "the worker through HAProxy",
+    );
+    let serving = 0;
+    for (let i = 0; i < samples; i++) {
+      const id = await submit(
+        lb.url,
+        customJob(repo, "for i in $(seq 1 3000); do echo line-$i; sleep 0.01; done"),
+      );
+      await waitUntil(async () => (await logBytes(id)) > 2000, 60_000, "output");
+      const before = await logBytes(id);
+      const killedAt = performance.now();
+      queens[serving]!.signal("SIGKILL");
+      await waitUntil(async () => (await logBytes(id)) > before, 60_000, "the stream to resume", 5);
+      times.push(performance.now() - killedAt);
+      ctx.log(`cluster: failover ${i + 1}: ${round(times[times.length - 1])} ms`);
+      await queens[serving]!.kill();
+      // The killed queen comes back as the standby for the next sample.
+      const standby = serving;
+      serving = 1 - serving;
+      queens[standby] = await queenProc(dir, database, ports[standby], `again${i}`);
+      await queens[standby]!.waitForLine(/forwarding to it from port/, 60_000);
+      await api(lb.url, `/api/jobs/${id}/cancel`, { method: "POST" }).catch(() => {});
+      await sleep(500);
+    }
+    return times;
+  } finally {
+    await worker.stop();
+    await Promise.all(queens.map((q) => q?.stop()));
+    await lb.stop();
+  }
+}
+
+export const cluster: Measure = {
+  name: "cluster",
+  async run(ctx: BenchContext): Promise<Row[]> {
+    const latencyJobs = ctx.quick ? 50 : 200;
+    const rateJobs = ctx.quick ? 400 : 2000;
+    const tmp = await tempDir("cluster");
+    const rows: Row[] = [];
+    try {
+      const results: { label: string; lat: ReturnType<typeof stats>; rate: number }[] = [];
+      for (
+        const make of [
+          () => sqliteSetup(tmp.path),
+          () => postgresSetup(tmp.path, 1),
+          () => postgresSetup(tmp.path, 3),
+        ]
+      ) {
+        const setup = await make();
+        try {
+          ctx.log(`cluster: ${setup.label}`);
+          const lat = stats(await latency(setup, latencyJobs));
+          results.push({ label: setup.label, lat, rate: await rate(setup, rateJobs) });
+        } finally {
+          await setup.close();
+        }
+      }
+      const [sqlite] = results;
+      for (const result of results) {
+        rows.push(row({
+          group: "cluster",
+          measure: `cluster dispatch POST→job:started, ${result.label}`,
+          unit: "ms",
+          median: result.lat.median,
+          p99: result.lat.p99,
+          n: result.lat.n,
+          baseline: "1 queen, SQLite",
+          baseline_median: sqlite.lat.median,
+          baseline_p99: sqlite.lat.p99,
+        }));
+      }
+      for (const result of results) {
+        rows.push(row({
+          group: "cluster",
+          measure: `cluster throughput ${rateJobs} jobs, ${result.label}`,
+          unit: "jobs/s",
+          median: round(result.rate),
+          n: rateJobs,
+          baseline: "1 queen, SQLite",
+          baseline_median: round(sqlite.rate),
+          higherIsBetter: true,
+        }));
+      }
+      ctx.log("cluster: failover");
+      const fail = stats(await failover(tmp.path, ctx.quick ? 1 : 3, ctx));
+      rows.push(row({
+        group: "cluster",
+        measure: "failover: kill -9 of the serving queen → the job's log grows again (HAProxy)",
+        unit: "ms",
+        median: fail.median,
+        p99: fail.max,
+        n: fail.n,
+        baseline: "worker's first reconnect delay",
+        baseline_median: RECONNECT_FLOOR_MS,
+      }));
+      return rows;
+    } finally {
+      await tmp.cleanup();
+    }
+  },
+};
