@@ -18,6 +18,7 @@ import type { SecretKeyOptions } from "./secret_key.ts";
 import { eraseSecrets, jobContext, openText, resealAll } from "./sealing.ts";
 import { migrate } from "./sqlite_schema.ts";
 import { CommitBatcher } from "./commit_batch.ts";
+import { PackedLogReader, packLog, readPacked } from "./log_blocks.ts";
 import type { Batch } from "./commit_batch.ts";
 import { decodeCursor, encodeCursor } from "./store.ts";
 import type {
@@ -31,6 +32,7 @@ import type {
 } from "./store.ts";
 
 const encoder = new TextEncoder();
+const decoder = new TextDecoder();
 /**
  * An output event's text is the log chunk recorded with it, byte for byte: the event's row keeps
  * the chunk's start under this key instead of a second copy of the text, which `events()` joins
@@ -48,6 +50,9 @@ interface StoredState {
   cancelRequested?: boolean;
 }
 
+/** Thrown to stop packing a log whose job was deleted, or when the store closes. */
+const GONE = Symbol("gone");
+
 type Row = Record<string, string | number | null>;
 
 /** The SQLite store. */
@@ -56,6 +61,10 @@ export class SqliteStore implements Store {
   readonly #batch = new CommitBatcher((batch) => this.#commit(batch));
   readonly #sql: Record<string, StatementSync>;
   readonly #box: SecretBox;
+  /** Finished jobs whose logs wait to be compressed (`#packNext`), oldest first. */
+  readonly #packQueue: string[] = [];
+  #packing: Promise<void> | undefined;
+  #closed = false;
 
   /**
    * Opens (creating when needed) `strider.db` in `dataDir`, applies pending migrations and seals
@@ -98,7 +107,7 @@ export class SqliteStore implements Store {
       ),
       getJob: prepare("SELECT * FROM jobs WHERE id = ?"),
       events: prepare(
-        "SELECT e.n, e.at, e.data, l.text FROM events e LEFT JOIN log_chunks l " +
+        "SELECT e.n, e.at, e.data, l.text, l.bytes FROM events e LEFT JOIN log_chunks l " +
           `ON l.job_id = e.job_id AND l.start = json_extract(e.data, '$."${LOG_REF}"') ` +
           "WHERE e.job_id = ? AND e.n > ? ORDER BY e.n",
       ),
@@ -117,7 +126,26 @@ export class SqliteStore implements Store {
       deleteJob: prepare("DELETE FROM jobs WHERE id = ?"),
       deleteEvents: prepare("DELETE FROM events WHERE job_id = ?"),
       deleteLog: prepare("DELETE FROM log_chunks WHERE job_id = ?"),
+      packed: prepare("SELECT bytes, ends_with_newline FROM log_packed WHERE job_id = ?"),
+      blocks: prepare(
+        "SELECT n, data FROM log_blocks WHERE job_id = ? AND n BETWEEN ? AND ? ORDER BY n",
+      ),
+      block: prepare("SELECT data FROM log_blocks WHERE job_id = ? AND n = ?"),
+      insertBlock: prepare("INSERT OR REPLACE INTO log_blocks (job_id, n, data) VALUES (?, ?, ?)"),
+      deleteBlocks: prepare("DELETE FROM log_blocks WHERE job_id = ?"),
+      markPacked: prepare(
+        "INSERT INTO log_packed (job_id, bytes, packed_bytes, ends_with_newline) VALUES (?, ?, ?, ?)",
+      ),
+      emptyChunks: prepare("UPDATE log_chunks SET text = '' WHERE job_id = ?"),
+      jobStatus: prepare("SELECT status FROM jobs WHERE id = ?"),
+      unpacked: prepare(
+        "SELECT id FROM jobs j WHERE status = 'done' " +
+          "AND NOT EXISTS (SELECT 1 FROM log_packed p WHERE p.job_id = j.id) " +
+          "AND EXISTS (SELECT 1 FROM log_chunks l WHERE l.job_id = j.id) ORDER BY position",
+      ),
     };
+    // Finished logs not packed yet: written by an older strider, or interrupted by a restart.
+    for (const row of this.#sql.unpacked.all() as Row[]) this.#schedulePack(String(row.id));
   }
 
   /** The open database, for stores that keep their own tables in the same file (projects). */
@@ -232,11 +260,18 @@ export class SqliteStore implements Store {
 
   #eventsOf(id: string, after: number): RecordedEvent[] {
     const rows = this.#sql.events.all(id, after) as Row[];
+    let packed: PackedLogReader | undefined;
     const stored = rows.map((row) => {
       const data = JSON.parse(String(row.data));
       if (row.text !== null && LOG_REF in data) {
+        const start = Number(data[LOG_REF]);
         delete data[LOG_REF];
         data.text = row.text;
+        if (row.text === "" && Number(row.bytes) > 0) {
+          // A packed log: the chunk's text is in the compressed blocks.
+          packed ??= this.#packedReader(id);
+          data.text = decoder.decode(packed.read(start, start + Number(row.bytes)));
+        }
       }
       return { n: Number(row.n), at: Number(row.at), data };
     }) as RecordedEvent[];
@@ -251,6 +286,24 @@ export class SqliteStore implements Store {
   }
 
   readLog(id: string, start: number, end: number): Promise<Uint8Array> {
+    const packed = this.#sql.packed.get(id) as Row | undefined;
+    if (packed) {
+      return readPacked(
+        start,
+        end,
+        Number(packed.bytes),
+        (first, last) =>
+          (this.#sql.blocks.all(id, first, last) as Row[]).map((row) => ({
+            n: Number(row.n),
+            data: row.data as unknown as Uint8Array,
+          })),
+      );
+    }
+    return Promise.resolve(this.#readRaw(id, start, end));
+  }
+
+  /** Bytes of a log not packed (yet), from its chunks and what is queued. */
+  #readRaw(id: string, start: number, end: number): Uint8Array {
     const out = new Uint8Array(Math.max(0, end - start));
     const place = (chunkStart: number, bytes: Uint8Array) => {
       const from = Math.max(start, chunkStart);
@@ -263,7 +316,82 @@ export class SqliteStore implements Store {
     for (const { log } of this.#batch.pending(id)) {
       if (log) place(log.start, encoder.encode(log.text));
     }
-    return Promise.resolve(out);
+    return out;
+  }
+
+  #packedReader(id: string): PackedLogReader {
+    const packed = this.#sql.packed.get(id) as Row | undefined;
+    return new PackedLogReader(
+      Number(packed?.bytes ?? 0),
+      (n) => (this.#sql.block.get(id, n) as Row | undefined)?.data as unknown as Uint8Array,
+    );
+  }
+
+  /**
+   * Resolves once the logs of the jobs finished so far are compressed (or found gone): for
+   * tests and the bench; nothing waits on it in the queen.
+   */
+  async logsPacked(): Promise<void> {
+    while (this.#packing) await this.#packing;
+  }
+
+  /** What the packed logs take against their raw size, for the bench and metrics. */
+  packedSize(): { jobs: number; bytes: number; packedBytes: number } {
+    const row = this.#db.prepare(
+      "SELECT COUNT(*) AS jobs, COALESCE(SUM(bytes), 0) AS bytes, " +
+        "COALESCE(SUM(packed_bytes), 0) AS packed FROM log_packed",
+    ).get() as Row;
+    return { jobs: Number(row.jobs), bytes: Number(row.bytes), packedBytes: Number(row.packed) };
+  }
+
+  #schedulePack(id: string): void {
+    this.#packQueue.push(id);
+    this.#packing ??= this.#packAll();
+  }
+
+  async #packAll(): Promise<void> {
+    try {
+      while (this.#packQueue.length && !this.#closed) {
+        const id = this.#packQueue.shift()!;
+        try {
+          await this.#pack(id);
+        } catch (error) {
+          // The raw log stays in force; a restart tries again.
+          if (error !== GONE) console.error(`strider: could not compress the log of ${id}:`, error);
+        }
+      }
+    } finally {
+      this.#packing = undefined;
+    }
+  }
+
+  /**
+   * Compresses a finished job's log block by block (a write per block, the queen's thread free
+   * while zlib works), then in one transaction marks it packed and empties its raw chunks. A job
+   * deleted meanwhile is dropped; a crash half way leaves the raw log, and it is packed again.
+   */
+  async #pack(id: string): Promise<void> {
+    const alive = () =>
+      !this.#closed && (this.#sql.jobStatus.get(id) as Row | undefined)?.status === "done";
+    if (!alive() || this.#sql.packed.get(id)) return;
+    const lastLog = this.#sql.lastLog.get(id) as Row | undefined;
+    if (!lastLog) return;
+    const total = Number(lastLog.start) + Number(lastLog.bytes);
+    const endsWithNewline = String(lastLog.text).endsWith("\n");
+    this.#sql.deleteBlocks.run(id);
+    const packedBytes = await packLog(
+      total,
+      (start, end) => this.#readRaw(id, start, end),
+      ({ n, data }) => {
+        if (!alive()) throw GONE;
+        this.#sql.insertBlock.run(id, n, data);
+      },
+    );
+    if (!alive()) return;
+    this.#transaction(() => {
+      this.#sql.markPacked.run(id, total, packedBytes, endsWithNewline ? 1 : 0);
+      this.#sql.emptyChunks.run(id);
+    });
   }
 
   saveJob(record: JobRecord): void {
@@ -311,10 +439,12 @@ export class SqliteStore implements Store {
     this.#batch.afterCommit(callback, options?.soon);
   }
 
-  close(): Promise<void> {
+  async close(): Promise<void> {
     this.#batch.close();
+    this.#closed = true;
+    // A block being compressed finishes; the next write sees the store closed and stops.
+    while (this.#packing) await this.#packing;
     this.#db.close();
-    return Promise.resolve();
   }
 
   /** Commits what is queued now (SQLite writes synchronously, so it is done on return). */
@@ -324,6 +454,7 @@ export class SqliteStore implements Store {
 
   /** Writes one batch in one transaction. */
   #commit({ events, states }: Batch): void {
+    const finished: string[] = [];
     this.#transaction(() => {
       for (const { id, event, log } of events) {
         const { data } = event;
@@ -356,9 +487,12 @@ export class SqliteStore implements Store {
             this.#sealSpec(record.id, eraseSecrets(record.spec)),
             record.id,
           );
+          finished.push(record.id);
         }
       }
     });
+    // Its log is complete: compress it, in the background.
+    for (const id of finished) this.#schedulePack(id);
   }
 
   #transaction(body: () => void): void {
@@ -412,7 +546,10 @@ export class SqliteStore implements Store {
     const lastLog = this.#sql.lastLog.get(id) as Row | undefined;
     if (lastLog) {
       record.logBytes = Number(lastLog.start) + Number(lastLog.bytes);
-      record.logEndsWithNewline = String(lastLog.text).endsWith("\n");
+      const packed = this.#sql.packed.get(id) as Row | undefined;
+      record.logEndsWithNewline = packed
+        ? Number(packed.ends_with_newline) === 1
+        : String(lastLog.text).endsWith("\n");
     }
     record.logAttempt = record.view.attempt;
     return record;
