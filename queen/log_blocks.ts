@@ -28,6 +28,26 @@ export function unpackBlock(packed: Uint8Array): Uint8Array {
   return inflateRawSync(packed);
 }
 
+/**
+ * A text column that may have been packed: packed text is stored as bytes (raw deflate), plain
+ * text as a string. For a finished job's saved view, which holds up to 1 MiB of its output.
+ */
+export function unpackText(value: unknown): string {
+  return value instanceof Uint8Array ? decoder.decode(unpackBlock(value)) : String(value);
+}
+
+/** Packs a text worth packing (at least `PACK_TEXT_FROM` bytes); undefined when it is not. */
+export async function packText(text: string): Promise<Uint8Array | undefined> {
+  const bytes = encoder.encode(text);
+  return bytes.length >= PACK_TEXT_FROM ? await packBlock(bytes) : undefined;
+}
+
+/** Below this, a text is not worth packing (nor the inflating on every read). */
+export const PACK_TEXT_FROM = 16 * 1024;
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
 /** The numbers of the blocks holding bytes `[start, end)`, first and last inclusive. */
 export function blocksFor(start: number, end: number): { first: number; last: number } {
   return {

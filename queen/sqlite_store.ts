@@ -18,7 +18,7 @@ import type { SecretKeyOptions } from "./secret_key.ts";
 import { eraseSecrets, jobContext, openText, resealAll } from "./sealing.ts";
 import { migrate } from "./sqlite_schema.ts";
 import { CommitBatcher } from "./commit_batch.ts";
-import { PackedLogReader, packLog, readPacked } from "./log_blocks.ts";
+import { PackedLogReader, packLog, packText, readPacked, unpackText } from "./log_blocks.ts";
 import type { Batch } from "./commit_batch.ts";
 import { decodeCursor, encodeCursor } from "./store.ts";
 import type {
@@ -53,7 +53,7 @@ interface StoredState {
 /** Thrown to stop packing a log whose job was deleted, or when the store closes. */
 const GONE = Symbol("gone");
 
-type Row = Record<string, string | number | null>;
+type Row = Record<string, string | number | null | Uint8Array>;
 
 /** The SQLite store. */
 export class SqliteStore implements Store {
@@ -136,8 +136,10 @@ export class SqliteStore implements Store {
       markPacked: prepare(
         "INSERT INTO log_packed (job_id, bytes, packed_bytes, ends_with_newline) VALUES (?, ?, ?, ?)",
       ),
-      emptyChunks: prepare("UPDATE log_chunks SET text = '' WHERE job_id = ?"),
+      chunkIndex: prepare("SELECT start, bytes FROM log_chunks WHERE job_id = ? ORDER BY start"),
       jobStatus: prepare("SELECT status FROM jobs WHERE id = ?"),
+      jobState: prepare("SELECT state FROM jobs WHERE id = ?"),
+      packState: prepare("UPDATE jobs SET state = ? WHERE id = ? AND state = ?"),
       unpacked: prepare(
         "SELECT id FROM jobs j WHERE status = 'done' " +
           "AND NOT EXISTS (SELECT 1 FROM log_packed p WHERE p.job_id = j.id) " +
@@ -387,10 +389,19 @@ export class SqliteStore implements Store {
         this.#sql.insertBlock.run(id, n, data);
       },
     );
+    // The saved view holds up to 1 MiB of the output too: packed with the log.
+    const state = (this.#sql.jobState.get(id) as Row | undefined)?.state;
+    const packedState = typeof state === "string" ? await packText(state) : undefined;
     if (!alive()) return;
     this.#transaction(() => {
       this.#sql.markPacked.run(id, total, packedBytes, endsWithNewline ? 1 : 0);
-      this.#sql.emptyChunks.run(id);
+      // The chunks stay as an index of positions (output events point to them), without text:
+      // deleted and inserted again, so that their pages are dense, not emptied in place.
+      const index = this.#sql.chunkIndex.all(id) as Row[];
+      this.#sql.deleteLog.run(id);
+      for (const { start, bytes } of index) this.#sql.insertLog.run(id, start, bytes, "");
+      // Only if it was not rewritten meanwhile.
+      if (packedState) this.#sql.packState.run(packedState, id, state!);
     });
   }
 
@@ -523,7 +534,7 @@ export class SqliteStore implements Store {
    */
   #load(row: Row): JobRecord {
     const id = String(row.id);
-    const state = JSON.parse(String(row.state)) as StoredState;
+    const state = JSON.parse(unpackText(row.state)) as StoredState;
     const record: JobRecord = {
       id,
       spec: JSON.parse(openText(this.#box, String(row.spec), jobContext(id))) as JobSpec,

@@ -13,6 +13,7 @@ import { totalmem } from "node:os";
 import { join } from "node:path";
 import { dispatch } from "./bench/dispatch.ts";
 import { logThroughput, storeThroughput } from "./bench/log.ts";
+import { logSize } from "./bench/log_size.ts";
 import { recovery } from "./bench/recovery.ts";
 import { dashboard } from "./bench/dashboard.ts";
 import { restart } from "./bench/restart.ts";
@@ -28,6 +29,7 @@ const MEASURES: Measure[] = [
   throughput,
   logThroughput,
   storeThroughput,
+  logSize,
   recovery,
   scale,
   restart,

@@ -121,6 +121,16 @@ Deno.test("SQLite: a finished log is packed, its raw text dropped; a running one
     equal(size.bytes, new TextEncoder().encode(text).length);
     ok(size.bytes / size.packedBytes >= 5, `packed ${size.bytes / size.packedBytes}×`);
     equal(new TextDecoder().decode(await store.readLog("done", 0, size.bytes)), text);
+    // The saved view (the first MiB of output) is packed too, and reads back whole.
+    const state = db.prepare("SELECT state FROM jobs WHERE id = 'done'").get() as {
+      state: unknown;
+    };
+    ok(state.state instanceof Uint8Array, "the finished job's view is stored packed");
+    const view = (await store.getJob("done"))!.view;
+    equal(view.result, "passed");
+    const shown = view.output.split("\n[strider: the rest of the output")[0];
+    ok(shown.length > 100_000 && text.startsWith(shown), "the view's output");
+    equal((await store.listJobs({ limit: 5 })).records.length, 2);
     // Deleting the job takes its blocks along.
     equal(await store.deleteJob("done"), true);
     equal(
