@@ -50,6 +50,14 @@ interface StoredState {
   cancelRequested?: boolean;
 }
 
+/**
+ * Packing yields to live output: a block is compressed once no output was appended for
+ * `PACK_QUIET_MS`, or after `PACK_WAIT_MS` at the latest (a queen busy all day still packs,
+ * slowly). Compressing competes for the same cores as the jobs streaming their logs.
+ */
+const PACK_QUIET_MS = 200;
+const PACK_WAIT_MS = 5_000;
+
 /** Thrown to stop packing a log whose job was deleted, or when the store closes. */
 const GONE = Symbol("gone");
 
@@ -65,6 +73,8 @@ export class SqliteStore implements Store {
   readonly #packQueue: string[] = [];
   #packing: Promise<void> | undefined;
   #closed = false;
+  /** When output was last appended (`performance.now()`), for packing to yield to it. */
+  #lastAppend = -Infinity;
 
   /**
    * Opens (creating when needed) `strider.db` in `dataDir`, applies pending migrations and seals
@@ -253,6 +263,7 @@ export class SqliteStore implements Store {
   }
 
   appendEvent(id: string, event: RecordedEvent, log?: LogChunk): void {
+    if (log) this.#lastAppend = performance.now();
     this.#batch.append({ id, event, log });
   }
 
@@ -346,6 +357,17 @@ export class SqliteStore implements Store {
     return { jobs: Number(row.jobs), bytes: Number(row.bytes), packedBytes: Number(row.packed) };
   }
 
+  /** Resolves once no output was appended for a while (see `PACK_QUIET_MS`), or on close. */
+  async #quiet(): Promise<void> {
+    const since = performance.now();
+    while (
+      !this.#closed && performance.now() - this.#lastAppend < PACK_QUIET_MS &&
+      performance.now() - since < PACK_WAIT_MS
+    ) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
   #schedulePack(id: string): void {
     this.#packQueue.push(id);
     this.#packing ??= this.#packAll();
@@ -383,7 +405,10 @@ export class SqliteStore implements Store {
     this.#sql.deleteBlocks.run(id);
     const packedBytes = await packLog(
       total,
-      (start, end) => this.#readRaw(id, start, end),
+      async (start, end) => {
+        await this.#quiet();
+        return this.#readRaw(id, start, end);
+      },
       ({ n, data }) => {
         if (!alive()) throw GONE;
         this.#sql.insertBlock.run(id, n, data);
