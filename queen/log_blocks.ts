@@ -25,7 +25,9 @@ export function packBlock(raw: Uint8Array): Promise<Uint8Array> {
 
 /** Inflates one block (at most `LOG_BLOCK_BYTES`, a millisecond or two). */
 export function unpackBlock(packed: Uint8Array): Uint8Array {
-  return inflateRawSync(packed);
+  const raw = inflateRawSync(packed);
+  // A plain view of zlib's Buffer (no copy): callers get what the store's other reads give.
+  return new Uint8Array(raw.buffer, raw.byteOffset, raw.length);
 }
 
 /**
@@ -100,10 +102,19 @@ export async function readPacked(
   blocks: (first: number, last: number) => PackedBlock[] | Promise<PackedBlock[]>,
 ): Promise<Uint8Array> {
   end = Math.min(end, total);
-  const out = new Uint8Array(Math.max(0, end - start));
-  if (start >= end) return out;
+  if (start >= end) return new Uint8Array(0);
   const { first, last } = blocksFor(start, end);
-  for (const { n, data } of await blocks(first, last)) {
+  const found = await blocks(first, last);
+  // A whole block (what a log read from the start asks for, step by step): no copy.
+  if (
+    found.length === 1 && found[0].n === first && start === first * LOG_BLOCK_BYTES &&
+    end === Math.min(total, start + LOG_BLOCK_BYTES)
+  ) {
+    const raw = unpackBlock(found[0].data);
+    if (raw.length === end - start) return raw;
+  }
+  const out = new Uint8Array(end - start);
+  for (const { n, data } of found) {
     placeBlock(out, start, end, n, unpackBlock(data));
   }
   return out;
