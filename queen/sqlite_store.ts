@@ -121,8 +121,14 @@ export class SqliteStore implements Store {
           `ON l.job_id = e.job_id AND l.start = json_extract(e.data, '$."${LOG_REF}"') ` +
           "WHERE e.job_id = ? AND e.n > ? ORDER BY e.n",
       ),
+      // The chunk holding a byte, then the chunks up to the end: two seeks in the primary key.
+      // (A single `start < end AND start + bytes > start` scanned every chunk before `end`, so
+      // reading a long log a step at a time took time quadratic in its length.)
+      logFloor: prepare(
+        "SELECT MAX(start) AS start FROM log_chunks WHERE job_id = ? AND start <= ?",
+      ),
       log: prepare(
-        "SELECT start, text FROM log_chunks WHERE job_id = ? AND start < ? AND start + bytes > ? " +
+        "SELECT start, text FROM log_chunks WHERE job_id = ? AND start >= ? AND start < ? " +
           "ORDER BY start",
       ),
       unfinished: prepare("SELECT * FROM jobs WHERE status != 'done' ORDER BY position"),
@@ -323,7 +329,8 @@ export class SqliteStore implements Store {
       const to = Math.min(end, chunkStart + bytes.length);
       if (from < to) out.set(bytes.subarray(from - chunkStart, to - chunkStart), from - start);
     };
-    for (const row of this.#sql.log.all(id, end, start) as Row[]) {
+    const floor = (this.#sql.logFloor.get(id, start) as Row | undefined)?.start ?? start;
+    for (const row of this.#sql.log.all(id, floor, end) as Row[]) {
       place(Number(row.start), encoder.encode(String(row.text)));
     }
     for (const { log } of this.#batch.pending(id)) {

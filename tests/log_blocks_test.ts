@@ -116,6 +116,11 @@ Deno.test("SQLite: a finished log is packed, its raw text dropped; a running one
       );
     equal(rawLeft("done"), 0, "the finished job's raw text is gone");
     ok(rawLeft("running") > 2 * B, "the running job's log stays raw");
+    // Raw ranges starting inside a chunk read from that chunk on.
+    const bytes = new TextEncoder().encode(text);
+    for (const [s, e] of [[B - 10, B + 70_000], [65_000, 66_000], [0, bytes.length]]) {
+      deepEqual(await store.readLog("running", s, e), bytes.subarray(s, e), `raw ${s}-${e}`);
+    }
     const size = store.packedSize();
     equal(size.jobs, 1);
     equal(size.bytes, new TextEncoder().encode(text).length);
