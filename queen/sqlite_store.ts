@@ -128,7 +128,9 @@ export class SqliteStore implements Store {
         "SELECT MAX(start) AS start FROM log_chunks WHERE job_id = ? AND start <= ?",
       ),
       log: prepare(
-        "SELECT start, text FROM log_chunks WHERE job_id = ? AND start >= ? AND start < ? " +
+        // The text's UTF-8 bytes as SQLite holds them: no JavaScript string made and encoded again.
+        "SELECT start, CAST(text AS BLOB) AS data FROM log_chunks " +
+          "WHERE job_id = ? AND start >= ? AND start < ? " +
           "ORDER BY start",
       ),
       unfinished: prepare("SELECT * FROM jobs WHERE status != 'done' ORDER BY position"),
@@ -331,7 +333,7 @@ export class SqliteStore implements Store {
     };
     const floor = (this.#sql.logFloor.get(id, start) as Row | undefined)?.start ?? start;
     for (const row of this.#sql.log.all(id, floor, end) as Row[]) {
-      place(Number(row.start), encoder.encode(String(row.text)));
+      if (row.data) place(Number(row.start), row.data as Uint8Array);
     }
     for (const { log } of this.#batch.pending(id)) {
       if (log) place(log.start, encoder.encode(log.text));
