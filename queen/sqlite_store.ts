@@ -18,7 +18,14 @@ import type { SecretKeyOptions } from "./secret_key.ts";
 import { eraseSecrets, jobContext, openText, resealAll } from "./sealing.ts";
 import { migrate } from "./sqlite_schema.ts";
 import { CommitBatcher } from "./commit_batch.ts";
-import { PackedLogReader, packLog, packText, readPacked, unpackText } from "./log_blocks.ts";
+import {
+  LOG_BLOCK_BYTES,
+  PackedLogReader,
+  packLog,
+  packText,
+  readPacked,
+  unpackText,
+} from "./log_blocks.ts";
 import type { Batch } from "./commit_batch.ts";
 import { decodeCursor, encodeCursor } from "./store.ts";
 import type {
@@ -131,6 +138,10 @@ export class SqliteStore implements Store {
         // The text's UTF-8 bytes as SQLite holds them: no JavaScript string made and encoded again.
         "SELECT start, CAST(text AS BLOB) AS data FROM log_chunks " +
           "WHERE job_id = ? AND start >= ? AND start < ? " +
+          "ORDER BY start",
+      ),
+      logText: prepare(
+        "SELECT start, text FROM log_chunks WHERE job_id = ? AND start >= ? AND start < ? " +
           "ORDER BY start",
       ),
       unfinished: prepare("SELECT * FROM jobs WHERE status != 'done' ORDER BY position"),
@@ -412,11 +423,27 @@ export class SqliteStore implements Store {
     const total = Number(lastLog.start) + Number(lastLog.bytes);
     const endsWithNewline = String(lastLog.text).endsWith("\n");
     this.#sql.deleteBlocks.run(id);
+    // One buffer for every block read, and text encoded into a scratch buffer: a fresh 1 MiB
+    // array per block is memory the runtime returns late (600 blocks added ~60 MB of RSS).
+    const block = new Uint8Array(LOG_BLOCK_BYTES);
+    let scratch = new Uint8Array(256 * 1024);
     const packedBytes = await packLog(
       total,
       async (start, end) => {
         await this.#quiet();
-        return this.#readRaw(id, start, end);
+        const floor = (this.#sql.logFloor.get(id, start) as Row | undefined)?.start ?? start;
+        for (const row of this.#sql.logText.all(id, floor, end) as Row[]) {
+          const text = String(row.text);
+          if (text.length * 3 > scratch.length) scratch = new Uint8Array(text.length * 3);
+          const { written } = encoder.encodeInto(text, scratch);
+          const chunkStart = Number(row.start);
+          const from = Math.max(start, chunkStart);
+          const to = Math.min(end, chunkStart + written);
+          if (from < to) {
+            block.set(scratch.subarray(from - chunkStart, to - chunkStart), from - start);
+          }
+        }
+        return block.subarray(0, end - start);
       },
       ({ n, data }) => {
         if (!alive()) throw GONE;
