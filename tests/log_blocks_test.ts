@@ -9,6 +9,7 @@ import { Hub } from "../queen/hub.ts";
 import { LOG_BLOCK_BYTES, PackedLogReader, packLog, readPacked } from "../queen/log_blocks.ts";
 import type { PackedBlock } from "../queen/log_blocks.ts";
 import { newRecord, Recorder } from "../queen/recorder.ts";
+import { logResponse } from "../queen/log_response.ts";
 import { SqliteStore } from "../queen/sqlite_store.ts";
 import type { JobRecord } from "../queen/store.ts";
 import { buildLog } from "./helpers/build_log.ts";
@@ -203,6 +204,31 @@ Deno.test("SQLite: a job deleted while its log is packed leaves no blocks", asyn
       0,
     );
     equal(store.packedSize().jobs, 0);
+    await store.close();
+  });
+});
+
+Deno.test("SQLite: GET /log of a packed log streams it whole, and a Range gives 206 with its bytes", async () => {
+  await withStore(async (dir) => {
+    const store = new SqliteStore(dir);
+    const record = job("served");
+    await store.createJob(record);
+    const text = buildLog(2.5 * B, 4);
+    run(new Recorder(store, new Hub()), record, text, true);
+    await committed(store);
+    await store.logsPacked();
+    equal(store.packedSize().jobs, 1);
+    const bytes = new TextEncoder().encode(text);
+    const loaded = (await store.getJob("served"))!;
+    const whole = logResponse(store, loaded);
+    equal(whole.status, 200);
+    deepEqual(new Uint8Array(await whole.arrayBuffer()), bytes);
+    const part = logResponse(store, loaded, `bytes=${B - 5}-${2 * B + 4}`);
+    equal(part.status, 206);
+    equal(part.headers.get("content-range"), `bytes ${B - 5}-${2 * B + 4}/${bytes.length}`);
+    deepEqual(new Uint8Array(await part.arrayBuffer()), bytes.subarray(B - 5, 2 * B + 5));
+    const tail = logResponse(store, loaded, "bytes=-100");
+    deepEqual(new Uint8Array(await tail.arrayBuffer()), bytes.subarray(bytes.length - 100));
     await store.close();
   });
 });
