@@ -8,6 +8,7 @@ import type { JobSpec } from "../protocol/mod.ts";
 import { publicSpec } from "./job_state.ts";
 import { isSealed } from "./secret_box.ts";
 import type { SecretBox } from "./secret_box.ts";
+import { unpackText } from "./log_blocks.ts";
 
 /** The additional data binding a job's sealed spec to its row. */
 export const jobContext = (id: string) => `job:${id}`;
@@ -30,7 +31,7 @@ export function eraseSecrets(spec: JobSpec): JobSpec {
   return { ...kept, repo };
 }
 
-type Row = Record<string, string | number | null>;
+type Row = Record<string, string | number | null | Uint8Array>;
 
 /**
  * Seals with the current key every job spec and project still in plain JSON (a database from
@@ -48,7 +49,7 @@ export function resealAll(db: DatabaseSync, box: SecretBox): number {
     let spec = JSON.parse(openText(box, String(row.spec), jobContext(id))) as JobSpec;
     if (row.status === "done") spec = eraseSecrets(spec);
     // Views written before secret-named config.env values were masked showed them.
-    const state = JSON.parse(String(row.state));
+    const state = JSON.parse(unpackText(row.state));
     if (state?.view?.spec) state.view.spec = publicSpec(state.view.spec);
     writeJob.run(box.seal(JSON.stringify(spec), jobContext(id)), JSON.stringify(state), id);
     changed++;

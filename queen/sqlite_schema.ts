@@ -117,6 +117,25 @@ export const MIGRATIONS: readonly string[] = [
      updated_at INTEGER NOT NULL,
      PRIMARY KEY (repo, file)
    );`,
+  // 6: finished logs compressed in blocks (log_blocks.ts). A job's log is packed once it is final:
+  // its blocks are written, then one transaction adds its log_packed row and empties the text of
+  // its log_chunks (kept as the index of chunk positions that output events point to).
+  `CREATE TABLE log_blocks (
+     job_id TEXT NOT NULL,
+     n INTEGER NOT NULL,
+     data BLOB NOT NULL,
+     PRIMARY KEY (job_id, n)
+   );
+   CREATE TABLE log_packed (
+     job_id TEXT NOT NULL PRIMARY KEY,
+     bytes INTEGER NOT NULL,
+     packed_bytes INTEGER NOT NULL,
+     ends_with_newline INTEGER NOT NULL
+   ) WITHOUT ROWID;
+   CREATE TRIGGER jobs_delete_log_blocks AFTER DELETE ON jobs BEGIN
+     DELETE FROM log_blocks WHERE job_id = OLD.id;
+     DELETE FROM log_packed WHERE job_id = OLD.id;
+   END;`,
 ];
 
 /** Applies the migrations `db` has not had yet, each in its own transaction. */

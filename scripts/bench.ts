@@ -14,6 +14,7 @@ import { join } from "node:path";
 import { cluster } from "./bench/cluster.ts";
 import { dispatch } from "./bench/dispatch.ts";
 import { logThroughput, storeThroughput } from "./bench/log.ts";
+import { logSize } from "./bench/log_size.ts";
 import { recovery } from "./bench/recovery.ts";
 import { dashboard } from "./bench/dashboard.ts";
 import { restart } from "./bench/restart.ts";
@@ -30,6 +31,7 @@ const MEASURES: Measure[] = [
   throughput,
   logThroughput,
   storeThroughput,
+  logSize,
   recovery,
   scale,
   restart,

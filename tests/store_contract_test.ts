@@ -14,6 +14,8 @@ import type { JobRecord, Store } from "../queen/store.ts";
 import { PostgresStore } from "../queen/postgres/store.ts";
 import { SecretBox } from "../queen/secret_box.ts";
 import { postgresCluster } from "./helpers/postgres.ts";
+import { LOG_BLOCK_BYTES } from "../queen/log_blocks.ts";
+import { buildLog } from "./helpers/build_log.ts";
 
 /** A store under test; `reopen` (when the store outlives its process) closes and opens it. */
 interface Subject {
@@ -83,6 +85,15 @@ function job(id: string, extra: Partial<JobSpecInput> = {}, at = T): JobRecord {
 
 /** Resolves once everything written so far is durable. */
 const committed = (store: Store) => new Promise<void>((resolve) => store.afterCommit(resolve));
+
+/**
+ * Resolves once the store has done the work it does after a job ends (compressing its log), for
+ * stores that do some: `logsPacked()` when the store has it.
+ */
+async function settled(store: Store): Promise<void> {
+  const packing = store as Store & { logsPacked?: () => Promise<void> };
+  await packing.logsPacked?.();
+}
 
 /** Runs a job through dispatch, start, output and (with `result`) its end, as the queen does. */
 function run(recorder: Recorder, record: JobRecord, output: string[], result?: "passed") {
@@ -248,4 +259,58 @@ for (const { name, open } of STORES) {
     deepEqual(ran, [1, 2, 3]);
     equal(seen.length, 3);
   });
+
+  contract(
+    "a finished log reads back whole and by any range, its events keep their text",
+    async (subject) => {
+      const { store } = subject;
+      const record = job("big");
+      await store.createJob(record);
+      const recorder = new Recorder(store, new Hub());
+      // Three and a half blocks of build output, in chunks of uneven size that cut lines and
+      // two-byte characters across block boundaries.
+      const text = buildLog(3.5 * LOG_BLOCK_BYTES, 7);
+      const pieces: string[] = [];
+      for (let at = 0, i = 0; at < text.length; i++) {
+        const size = [65_536, 1, 40_000, 333_333][i % 4];
+        pieces.push(text.slice(at, at + size));
+        at += size;
+      }
+      run(recorder, record, pieces, "passed");
+      await committed(store);
+      await settled(store);
+      const again = subject.reopen ? await subject.reopen() : store;
+      await settled(again);
+      const raw = new TextEncoder().encode(text);
+      const got = (await again.getJob("big"))!;
+      equal(got.logBytes, raw.length);
+      equal(got.logEndsWithNewline, true);
+      deepEqual(await again.readLog("big", 0, raw.length), raw, "the whole log");
+      const B = LOG_BLOCK_BYTES;
+      for (
+        const [start, end] of [
+          [0, 1],
+          [B - 1, B + 1],
+          [B, 2 * B],
+          [B - 10, 3 * B + 10],
+          [3 * B, raw.length],
+          [raw.length - 5, raw.length],
+          [12_345, 12_345],
+        ]
+      ) {
+        deepEqual(
+          await again.readLog("big", start, end),
+          raw.subarray(start, end),
+          `${start}-${end}`,
+        );
+      }
+      const events = await again.events("big");
+      const output = events.flatMap((e) =>
+        "text" in e.data && e.data.event === "job:stdout" ? [e.data.text] : []
+      );
+      deepEqual(output, pieces, "every output event's text, byte for byte");
+      equal(await again.deleteJob("big"), true);
+      deepEqual(await again.events("big"), []);
+    },
+  );
 }

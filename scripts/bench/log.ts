@@ -136,6 +136,21 @@ export const logThroughput: Measure = {
         rates.push(printed(payload) / MB / ((followed.end - followed.firstOutput) / 1000));
       }
       const peak = memoryOf(queen.proc.pid).peak;
+      // After the jobs: the queen compresses their logs once output stops (log_blocks.ts), then
+      // should be back near idle. Then one whole log read back through GET /log (streamed).
+      await new Promise((resolve) => setTimeout(resolve, ctx.quick ? 5_000 : 15_000));
+      const after = memoryOf(queen.proc.pid).rss;
+      const readSampler = sampleMemory(queen.proc.pid, 10);
+      const logUrl = `/api/jobs/big${runs - 1}/log`;
+      const response = await api(queen.url, logUrl, {}, 300_000);
+      let readBytes = 0;
+      const readMs = await timed(async () => {
+        for await (const chunk of response.body!) readBytes += chunk.length;
+      });
+      const readPeak = readSampler.stop();
+      if (readBytes < printed(payload)) {
+        throw new Error(`GET ${logUrl} gave ${readBytes} bytes of ${printed(payload)}`);
+      }
       const bareRates: number[] = [];
       for (let i = 0; i < runs; i++) {
         const bareMs = await timed(() => run("sh", ["-c", `${command(payload)} > /dev/null`]));
@@ -173,6 +188,29 @@ export const logThroughput: Measure = {
           target: "< 200 MB",
           check: (r) => r.median < 200,
           notes: { sampled_peak_mb: round(sampledPeak / MB) },
+        }),
+        row({
+          group: "log",
+          measure: "queen RSS 15 s after the log jobs (logs compressed)",
+          unit: "MB",
+          median: after / MB,
+          n: 1,
+          baseline: "the queen's RSS when idle",
+          baseline_median: idle / MB,
+          target: "near idle (≤ 1.25×)",
+          check: (r) => r.median <= 1.25 * r.baseline_median,
+        }),
+        row({
+          group: "log",
+          measure: `queen peak RSS reading a ${payload / MB} MB log back through GET /log`,
+          unit: "MB",
+          median: readPeak / MB,
+          n: 1,
+          baseline: "the queen's RSS before the read",
+          baseline_median: after / MB,
+          target: `grows < ${payload / MB / 10} MB`,
+          check: (r) => r.median - r.baseline_median < payload / MB / 10,
+          notes: { read_mb_per_s: round(readBytes / MB / (readMs / 1000)) },
         }),
       ];
     } finally {
