@@ -14,6 +14,7 @@ export const DATA_FILES = [
   "strider.db-journal",
   "worker-token",
   "api-token",
+  "lease-key",
   "secret-key",
   "secret-key.old",
   "secret-key.tmp",

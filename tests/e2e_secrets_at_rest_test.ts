@@ -211,13 +211,15 @@ Deno.test("secrets are unreadable at rest, hidden by the API, and re-sealed on r
       const oldId = sha256Bytes(oldKey).slice(0, 16);
       await queen.proc.stop();
       // Modes widened while it was down (a restore, a careless copy) are narrowed on start.
-      for (const name of ["strider.db", "secret-key", "api-token"]) {
+      for (const name of ["strider.db", "secret-key", "api-token", "lease-key"]) {
         await Deno.chmod(join(data, name), 0o644);
       }
       await Deno.chmod(data, 0o755);
       queen = await startQueen(data, ["--rotate-secret-key"]);
       equal(await mode(data), "700");
-      for (const name of ["strider.db", "api-token", "strider.db-wal", "strider.db-shm"]) {
+      for (
+        const name of ["strider.db", "api-token", "lease-key", "strider.db-wal", "strider.db-shm"]
+      ) {
         equal(await mode(join(data, name)), "600", name);
       }
       match(queen.proc.stderr, /secret key rotated/);
