@@ -172,13 +172,15 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     // first half of the period, each at a jittered time; then exponential gaps at the rate.
     const rate = options.faultsPerMinute / 60;
     const first = [...(options.firstFaults ?? [])];
-    const spacing = options.faultSeconds / 2 / (first.length + 1);
+    // Counted once: `first` is emptied as its faults are injected.
+    const firstCount = first.length;
+    const spacing = options.faultSeconds / 2 / (firstCount + 1);
     let at = 0;
-    for (let n = 0; rate > 0 || n < first.length; n++) {
-      at = n < first.length
+    for (let n = 0; rate > 0 || n < firstCount; n++) {
+      at = n < firstCount
         ? spacing * (n + 0.75 + random() / 2)
         : at + -Math.log(1 - random()) / rate;
-      if (at > options.faultSeconds || (n >= first.length && rate <= 0)) break;
+      if (at > options.faultSeconds || (n >= firstCount && rate <= 0)) break;
       const wait = began + at * 1000 - Date.now();
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
       await queenDown;
