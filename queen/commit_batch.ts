@@ -94,6 +94,21 @@ export class CommitBatcher {
     return [...this.#writingEvents, ...this.#events].filter((p) => p.id === id);
   }
 
+  /**
+   * `stored` (the job's committed events after event number `after`, in order) followed by
+   * those still queued: what a read of the job's events must see.
+   */
+  withPending(id: string, stored: RecordedEvent[], after: number): RecordedEvent[] {
+    let last = stored.length ? stored[stored.length - 1].n : after;
+    for (const { event } of this.pending(id)) {
+      if (event.n > last) {
+        stored.push(event);
+        last = event.n;
+      }
+    }
+    return stored;
+  }
+
   /** Forgets what it knew of a removed job. */
   forget(id: string): void {
     this.#dirty.delete(id);

@@ -4,10 +4,10 @@
  * statement once its digest checked out, replacing an earlier file of the same path; readers
  * only ever see complete rows. Any queen on the same database serves them.
  */
-import { createHash } from "node:crypto";
 import { DatabaseSync } from "node:sqlite";
 import type { Artifact } from "../../protocol/mod.ts";
 import { migrate } from "../sqlite_schema.ts";
+import { readUpload } from "./upload.ts";
 
 /** An incomplete upload this old was cut short (a send takes at most 15 minutes). */
 const STALE_UPLOAD_MS = 60 * 60_000;
@@ -132,46 +132,12 @@ export class ArtifactStore implements Artifacts {
     const addChunk = this.#db.prepare(
       "INSERT INTO artifact_chunks (artifact_id, n, data) VALUES (?, ?, ?)",
     );
-    const hash = createHash("sha256");
-    let size = 0;
-    let n = 0;
-    let pending: Uint8Array[] = [];
-    let pendingBytes = 0;
-    const flush = () => {
-      if (pendingBytes === 0) return;
-      const data = new Uint8Array(pendingBytes);
-      let at = 0;
-      for (const part of pending) {
-        data.set(part, at);
-        at += part.length;
-      }
-      addChunk.run(id, n++, data);
-      pending = [];
-      pendingBytes = 0;
-    };
     try {
-      for await (const part of body) {
-        size += part.length;
-        if (size > maxBytes) {
-          throw new ArtifactRefusedError(
-            413,
-            `artifact '${path}' passes the job's artifact limit of ${maxBytes} bytes ` +
-              "(the queen's --max-artifact-mib)",
-          );
-        }
-        hash.update(part);
-        pending.push(part);
-        pendingBytes += part.length;
-        if (pendingBytes >= CHUNK_BYTES) flush();
-      }
-      flush();
-      const digest = hash.digest("hex");
-      if (digest !== upload.sha256) {
-        throw new ArtifactRefusedError(
-          400,
-          `artifact '${path}': content has SHA-256 ${digest}, not the ${upload.sha256} announced`,
-        );
-      }
+      const { size, sha256: digest } = await readUpload(
+        body,
+        { path, sha256: upload.sha256, maxBytes },
+        (n, data) => void addChunk.run(id, n, data),
+      );
       this.#db.exec("SAVEPOINT artifact");
       try {
         this.#deleteWhere(

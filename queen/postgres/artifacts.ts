@@ -2,10 +2,9 @@
  * Artifacts in PostgreSQL, the counterpart of `artifacts/store.ts` (same rows, same rules): any
  * queen of the cluster serves any job's files. Content in 1 MiB chunks, read one at a time.
  */
-import { createHash } from "node:crypto";
 import type { Sql } from "postgres";
 import type { Artifact } from "../../protocol/mod.ts";
-import { ArtifactRefusedError, CHUNK_BYTES } from "../artifacts/store.ts";
+import { readUpload } from "../artifacts/upload.ts";
 import type { Artifacts, OpenedArtifact } from "../artifacts/store.ts";
 
 /** An incomplete upload this old was cut short (a send takes at most 15 minutes). */
@@ -66,47 +65,15 @@ export class PostgresArtifactStore implements Artifacts {
     const [{ id }] = await this.#sql`INSERT INTO artifacts
       (job_id, path, attempt, size, sha256, complete, created_at)
       VALUES (${jobId}, ${path}, ${attempt}, 0, '', 0, ${Date.now()}) RETURNING id`;
-    const hash = createHash("sha256");
-    let size = 0;
-    let n = 0;
-    let pending: Uint8Array[] = [];
-    let pendingBytes = 0;
-    const flush = async () => {
-      if (pendingBytes === 0) return;
-      const data = new Uint8Array(pendingBytes);
-      let at = 0;
-      for (const part of pending) {
-        data.set(part, at);
-        at += part.length;
-      }
-      pending = [];
-      pendingBytes = 0;
-      await this.#sql`INSERT INTO artifact_chunks (artifact_id, n, data)
-        VALUES (${id}, ${n++}, ${data})`;
-    };
     try {
-      for await (const part of body) {
-        size += part.length;
-        if (size > maxBytes) {
-          throw new ArtifactRefusedError(
-            413,
-            `artifact '${path}' passes the job's artifact limit of ${maxBytes} bytes ` +
-              "(the queen's --max-artifact-mib)",
-          );
-        }
-        hash.update(part);
-        pending.push(part);
-        pendingBytes += part.length;
-        if (pendingBytes >= CHUNK_BYTES) await flush();
-      }
-      await flush();
-      const digest = hash.digest("hex");
-      if (digest !== upload.sha256) {
-        throw new ArtifactRefusedError(
-          400,
-          `artifact '${path}': content has SHA-256 ${digest}, not the ${upload.sha256} announced`,
-        );
-      }
+      const { size, sha256: digest } = await readUpload(
+        body,
+        { path, sha256: upload.sha256, maxBytes },
+        async (n, data) => {
+          await this.#sql`INSERT INTO artifact_chunks (artifact_id, n, data)
+            VALUES (${id}, ${n}, ${data})`;
+        },
+      );
       // One transaction: readers see the old file or the new one, never neither.
       await this.#sql.begin(async (tx) => {
         await tx`DELETE FROM artifacts WHERE job_id = ${jobId} AND complete = 1

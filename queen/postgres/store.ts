@@ -205,14 +205,7 @@ export class PostgresStore implements Store {
       }
       return { n: Number(row.n), at: Number(row.at), data };
     }) as RecordedEvent[];
-    let last = stored.length ? stored[stored.length - 1].n : after;
-    for (const { event } of this.#batch.pending(id)) {
-      if (event.n > last) {
-        stored.push(event);
-        last = event.n;
-      }
-    }
-    return stored;
+    return this.#batch.withPending(id, stored, after);
   }
 
   async readLog(id: string, start: number, end: number): Promise<Uint8Array> {
