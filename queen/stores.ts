@@ -8,6 +8,7 @@ import { ArtifactStore } from "./artifacts/store.ts";
 import { SqliteBuildStore } from "./builds/sqlite_store.ts";
 import type { BuildStore } from "./builds/store.ts";
 import { PostgresBuildStore } from "./postgres/builds.ts";
+import { tolerateClosedSockets } from "./postgres/closed_sockets.ts";
 import type { Artifacts } from "./artifacts/store.ts";
 import { StartupError } from "./errors.ts";
 import { PostgresStatusRows, SqliteStatusRows } from "./forge_status/rows.ts";
@@ -92,6 +93,7 @@ export async function openStores(options: StoreOptions): Promise<Stores> {
         "from STRIDER_SECRET_KEY",
     );
   }
+  tolerateClosedSockets(log);
   const pg = await PostgresStore.open(
     { url: options.database },
     openSecretBox(options.data, options.keys),
