@@ -94,10 +94,9 @@ export async function openStores(options: StoreOptions): Promise<Stores> {
     );
   }
   tolerateClosedSockets(log);
-  const pg = await PostgresStore.open(
-    { url: options.database },
-    openSecretBox(options.data, options.keys),
-  );
+  const box = openSecretBox(options.data, options.keys);
+  // Opened first, so that a wrong key or a newer schema stops the queen before it stands by.
+  let pg = await PostgresStore.open({ url: options.database }, box);
   let port = options.port;
   let forwarding: Deno.HttpServer<Deno.NetAddr> | undefined;
   let handler: (request: Request) => Response | Promise<Response> = () =>
@@ -119,6 +118,14 @@ export async function openStores(options: StoreOptions): Promise<Stores> {
         "taking over when it stops",
     );
   });
+  if (forwarding) {
+    // The pool of a queen that stood by may hold connections the server closed meanwhile (the
+    // failover that gave it the lead), on which postgres.js can wait for ever: serve on a new one.
+    const stale = pg;
+    pg = await PostgresStore.open({ url: options.database }, box);
+    cluster.use(pg.sql);
+    void stale.sql.end({ timeout: 0 }).catch(() => {});
+  }
   log("serving the PostgreSQL database (this queen holds its lead)");
   return {
     store: pg,

@@ -12,13 +12,18 @@ const LEADER_LOCK = 0x6c6561646572;
 /** The lead of one database, as one queen sees it. */
 export class Lead {
   readonly #url: string;
-  readonly #sql: Sql;
+  #sql: Sql;
   #leader: { url: string | undefined; at: number } = { url: undefined, at: 0 };
   #stopped = false;
 
   /** `url` for the lock's own connection; `sql` (the store's pool) for the rest. */
   constructor(url: string, sql: Sql) {
     this.#url = url;
+    this.#sql = sql;
+  }
+
+  /** Uses `sql` from now on for what is not the lock (the serving queen's fresh pool). */
+  use(sql: Sql): void {
     this.#sql = sql;
   }
 
