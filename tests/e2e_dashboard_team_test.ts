@@ -5,11 +5,9 @@
  * README's screenshot (docs/dashboard.png), made here from a real run.
  */
 import { equal, match, ok } from "node:assert/strict";
-import { existsSync } from "node:fs";
 import { join } from "node:path";
 import axe from "axe-core";
-import { chromium } from "playwright-core";
-import type { Browser, Page } from "playwright-core";
+import type { Page } from "playwright-core";
 import {
   api,
   API_TOKEN,
@@ -21,27 +19,11 @@ import {
   waitForJob,
   waitUntil,
 } from "./helpers/cluster.ts";
+import { launchChromium } from "./helpers/browser.ts";
 import { git, makeRepo } from "./helpers/git_repo.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
 const ARTIFACTS = join(ROOT, "tests", "artifacts");
 const AXE_SOURCE = (axe as unknown as { source: string }).source;
-
-async function launch(): Promise<Browser> {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`${CHROMIUM} is missing: install chromium (bash .ci/run does)`);
-  }
-  return await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-background-networking",
-      "--disable-component-update",
-    ],
-  });
-}
 
 /** Serious and critical axe-core violations on the page, as readable lines. */
 async function axeProblems(page: Page): Promise<string[]> {
@@ -77,7 +59,7 @@ Deno.test({
     await git(repo.path, "branch", "feature/x");
     const queen = await startQueen();
     const worker = await startWorker(queen, { name: "team-drone", args: ["--labels", "linux"] });
-    const browser = await launch();
+    const browser = await launchChromium();
     const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     const page = await context.newPage();
     const errors: string[] = [];

@@ -1,13 +1,12 @@
 /**
  * End to end, the dashboard as a person uses it: a real queen and worker, real repositories, and
- * Debian's Chromium driven by playwright-core. The browser tests are skipped only when
- * /usr/bin/chromium is absent; the socket and access tests need no browser.
+ * Debian's Chromium driven by playwright-core (`bash .ci/run` installs it; without it the browser
+ * tests fail saying so); the socket and access tests need no browser.
  */
 import { equal, match, ok } from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
-import type { Browser, Page } from "playwright-core";
+import type { Page } from "playwright-core";
 import {
   api,
   API_TOKEN,
@@ -21,26 +20,10 @@ import {
   waitUntil,
 } from "./helpers/cluster.ts";
 import type { TestQueen } from "./helpers/cluster.ts";
+import { launchChromium } from "./helpers/browser.ts";
 import { makeRepo } from "./helpers/git_repo.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
 const ARTIFACTS = join(ROOT, "tests", "artifacts");
-
-async function launch(): Promise<Browser> {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`${CHROMIUM} is missing: install chromium (bash .ci/run does)`);
-  }
-  return await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-background-networking",
-      "--disable-component-update",
-    ],
-  });
-}
 
 /**
  * Runs `step`, in which the pages are expected to load `status` responses: Chromium logs each as
@@ -123,7 +106,7 @@ Deno.test({
     const workers = [
       await startWorker(queen, { name: "dash-alpha", args: ["--labels", "linux,fast"] }),
     ];
-    const browser = await launch();
+    const browser = await launchChromium();
     const errors: string[] = [];
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     const page = await context.newPage();
@@ -362,7 +345,7 @@ Deno.test({
     const repo = await makeRepo({ "README.md": "big log\n" });
     const queen = await startQueen();
     const worker = await startWorker(queen, { name: "big", args: ["--output-limit", "80"] });
-    const browser = await launch();
+    const browser = await launchChromium();
     const errors: string[] = [];
     try {
       // 500,000 numbered lines of 100 bytes: 50 MB.
@@ -408,7 +391,7 @@ Deno.test({
     const repo = await makeRepo({ "README.md": "taken back\n" });
     const queen = await startQueen();
     const workers = [await startWorker(queen, { name: "busy", args: ["--capacity", "1"] })];
-    const browser = await launch();
+    const browser = await launchChromium();
     const errors: string[] = [];
     const hold = await gate();
     try {
