@@ -206,6 +206,9 @@ class WatchedMap<K, V> extends Map<K, V> {
  */
 export class DroneRegistry extends Map<string, Drone> {
   readonly #index = new DroneLoadIndex();
+  /** Called with a drone's id whenever it came, went or changed load (the shared drone table
+   * of several queens follows it). */
+  onChange: ((id: string) => void) | undefined;
 
   override set(id: string, drone: Drone): this {
     const previous = super.get(id);
@@ -220,7 +223,9 @@ export class DroneRegistry extends Map<string, Drone> {
     const drone = super.get(id);
     if (drone) drone.onLoadChange = undefined;
     this.#index.remove(id);
-    return super.delete(id);
+    const deleted = super.delete(id);
+    if (deleted) this.onChange?.(id);
+    return deleted;
   }
 
   override clear(): void {
@@ -237,5 +242,6 @@ export class DroneRegistry extends Map<string, Drone> {
     if (super.get(drone.id) !== drone) return;
     if (drone.info) this.#index.update(drone.load());
     else this.#index.remove(drone.id);
+    this.onChange?.(drone.id);
   }
 }

@@ -29,12 +29,12 @@ export interface QueenOptions {
   /** Folder of the store, the secret key and generated tokens (made 0700, its files 0600). */
   data: string;
   /**
-   * A `postgres://` URL: jobs, events and logs live there instead of `<data>/strider.db`. Queens
-   * sharing it serve one at a time; the others wait and take over when it stops (see
+   * A `postgres://` URL: jobs, events and logs live there instead of `<data>/strider.db`. Every
+   * queen sharing it serves and schedules; the survivors adopt the jobs of one that stops (see
    * docs/ARCHITECTURE.md, "Several queens").
    */
   database?: string;
-  /** With `database`: the address other queens forward to while this one serves (default its own). */
+  /** With `database`: the address other queens reach this one at (default its own). */
   peerUrl?: string;
   /** The key sealing secrets at rest, 32 bytes in base64; default: `<data>/secret-key`. */
   secretKey?: string;
@@ -147,7 +147,7 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
       key: await readPem(options.tlsKey, "--tls-key"),
     }
     : {};
-  const { store, projects, artifacts, statusRows, builds: buildStore, leaseKey, port, ...lead } =
+  const { store, projects, artifacts, statusRows, builds: buildStore, leaseKey, ...lead } =
     await openStores({
       data: options.data,
       database: options.database,
@@ -156,9 +156,6 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
         oldSecretKey: options.oldSecretKey,
         rotateSecretKey: options.rotateSecretKey,
       },
-      port: options.port,
-      host: options.host,
-      tls,
       log,
     });
   if (options.rotateSecretKey) {
@@ -175,7 +172,9 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
     queueTimeoutMs: (options.queueTimeout ?? 0) * 1000,
     leaseKey,
     log,
+    shared: lead.shared,
   });
+  await lead.shared?.start(core);
   const builds = await Builds.open(core, buildStore, {
     log,
     reports: (id) => junitReports(artifacts, id),
@@ -216,29 +215,19 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
   let lostLead: Error | undefined;
   lead.lost?.catch((error) => {
     lostLead = error as Error;
-    log(`${lostLead.message}: stopping, so that another queen can take over`);
+    log(`${lostLead.message}: stopping, so that the other queens adopt its jobs`);
     controller.abort();
   });
   options.signal?.addEventListener("abort", () => controller.abort(), { once: true });
-  let server: Deno.HttpServer<Deno.NetAddr>;
-  let addr: Deno.NetAddr;
-  if (lead.server) {
-    // This queen stood by: its server listens already; from now on it serves, not forwards.
-    server = lead.server;
-    lead.serve(app.fetch);
-    controller.signal.addEventListener("abort", () => void server.shutdown(), { once: true });
-    addr = server.addr;
-  } else {
-    const { promise: listening, resolve } = Promise.withResolvers<Deno.NetAddr>();
-    server = Deno.serve({
-      ...tls,
-      port,
-      hostname: options.host,
-      signal: controller.signal,
-      onListen: (addr) => resolve(addr as Deno.NetAddr),
-    }, app.fetch);
-    addr = await listening;
-  }
+  const { promise: listening, resolve } = Promise.withResolvers<Deno.NetAddr>();
+  const server = Deno.serve({
+    ...tls,
+    port: options.port,
+    hostname: options.host,
+    signal: controller.signal,
+    onListen: (addr) => resolve(addr as Deno.NetAddr),
+  }, app.fetch);
+  const addr = await listening;
   const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
   const url = `${options.tlsCert ? "https" : "http"}://${host}:${addr.port}`;
   ownUrl = url;
@@ -249,6 +238,7 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
     await reporter.close();
     await builds.close();
     clearInterval(pruning);
+    await lead.shared?.close();
     core.close();
     await core.store.close();
     lead.release();

@@ -10,6 +10,7 @@ import type {
   JobResult,
   JobSpec,
   RecordedEvent,
+  RunningAttempt,
   WorkerJobEvent,
 } from "../protocol/mod.ts";
 import { decodeWorkerFrame, protocolRefusal } from "../protocol/mod.ts";
@@ -48,6 +49,25 @@ export interface QueenCoreOptions {
   log: (message: string) => void;
   /** The time source (default: the real clock); tests pass a `FakeClock`. */
   clock?: Clock;
+  /** With several queens on one database: the queue they share (see `SharedQueue`). */
+  shared?: SharedQueue;
+}
+
+/**
+ * The queue several queens share (PostgreSQL, `queen/postgres/cluster.ts`). A queen's core then
+ * holds only the jobs it owns: those it claimed for its drones, until they end. A job it cannot
+ * place goes back to the shared queue, where any queen may claim it.
+ */
+export interface SharedQueue {
+  /** A new job is in the shared queue: claim what this queen's drones should run. */
+  queued(): void;
+  /** Queued jobs this queen could not place, already forgotten here: they go back. */
+  release(ids: string[]): void;
+  /** A worker says it runs an attempt of a job this queen does not own: fetch the job here
+   * (from its owner, or from a dead queen), then call `resumeClaimed`. */
+  fetch(id: string): void;
+  /** Cancels a job this queen does not own; false when it had already finished. */
+  cancel(id: string): Promise<boolean>;
 }
 
 /** After a restart, how much longer than a lease running attempts wait for their workers: the
@@ -107,6 +127,12 @@ export class QueenCore {
   /** Arrival order of unfinished jobs: keeps submission order among jobs of the same ms. */
   #arrival = new Map<string, number>();
   #arrivals = 0;
+  /** Attempts a worker claimed that another queen owns, waiting to be fetched here: job id →
+   * the claim, its drone, and the events it sent meanwhile (replayed once resumed). */
+  #fetching = new Map<
+    string,
+    { drone: Drone; running: RunningAttempt; events: WorkerJobEvent[] }
+  >();
 
   /**
    * A core over `store`, taking over the jobs a previous queen left unfinished in it: the way a
@@ -134,9 +160,56 @@ export class QueenCore {
     this.#recorder = new Recorder(store, this.hub, options.maxLogBytes);
     this.#leaseKey = options.leaseKey ??
       [...crypto.getRandomValues(new Uint8Array(32))].map((b) => b.toString(16)).join("");
-    // After a restart: queued jobs queue again; so do dispatched ones that had not started (their
-    // workers drop what waits in their queues when the connection drops), uncharged. Started ones
-    // wait a lease for their workers to reconnect and re-attach them.
+    this.#take(unfinished);
+    // Pings keep idle connections alive through proxies and show a drone is still there; a
+    // drone silent for a whole lease is cut off so that its jobs can move on.
+    const every = Math.max(50, Math.min(10_000, Math.floor(options.leaseMs / 3)));
+    this.#heartbeat = this.#clock.setInterval(() => this.#beat(), every);
+  }
+
+  /**
+   * Takes over jobs another queen owned (it died, or handed them over) or that this one claimed
+   * from the shared queue, exactly as a restarted queen takes over its store's unfinished jobs;
+   * then dispatches.
+   */
+  adopt(jobs: [JobRecord, RecordedEvent[]][], dispatch = true): void {
+    this.#take(jobs.filter(([record]) => !this.#jobs.has(record.id)));
+    if (dispatch) this.dispatch();
+  }
+
+  /**
+   * Lets go of a job this queen owns, for another queen to adopt (its worker reconnected
+   * there): it is forgotten here, with no word to any drone. Returns false if it is not held.
+   */
+  surrender(id: string): boolean {
+    const record = this.#jobs.get(id);
+    if (!record || record.view.status === "done") return false;
+    for (const drone of this.drones.values()) drone.jobs.delete(id);
+    this.#dropOrphan(id);
+    this.#queue = this.#queue.filter((q) => q !== id);
+    this.#forgetJob(id);
+    this.#jobs.delete(id);
+    return true;
+  }
+
+  /** A job fetched for a worker's claim (`SharedQueue.fetch`) is here now, or could not be. */
+  resumeClaimed(id: string): void {
+    const fetching = this.#fetching.get(id);
+    if (!fetching) return;
+    this.#fetching.delete(id);
+    const { drone, running, events } = fetching;
+    if (drone.closed || this.drones.get(drone.id) !== drone) return;
+    this.#reattachOne(drone, running);
+    for (const event of events) this.#onJobEvent(drone, event);
+  }
+
+  /**
+   * After a restart (or an adoption): queued jobs queue again; so do dispatched ones that had not
+   * started (their workers drop what waits in their queues when the connection drops),
+   * uncharged. Started ones wait a lease for their workers to reconnect and re-attach them.
+   */
+  #take(unfinished: [JobRecord, RecordedEvent[]][]): void {
+    const options = this.#options;
     const now = this.#clock.now();
     for (const [record, lagging] of unfinished) {
       this.#recorder.catchUp(record, lagging);
@@ -164,10 +237,6 @@ export class QueenCore {
       this.#lastHeard.set(record.id, now);
     }
     this.#sortQueue();
-    // Pings keep idle connections alive through proxies and show a drone is still there; a
-    // drone silent for a whole lease is cut off so that its jobs can move on.
-    const every = Math.max(50, Math.min(10_000, Math.floor(options.leaseMs / 3)));
-    this.#heartbeat = this.#clock.setInterval(() => this.#beat(), every);
   }
 
   /** Validated spec in, queued job out (once stored durably). */
@@ -198,6 +267,11 @@ export class QueenCore {
       }
       throw error;
     }
+    if (this.#options.shared) {
+      // In the shared queue: the queen whose drone the rule picks claims it.
+      this.#options.shared.queued();
+      return record;
+    }
     this.#jobs.set(id, record);
     this.#queue.push(id);
     this.#queuedSince.set(id, this.#clock.now());
@@ -213,6 +287,13 @@ export class QueenCore {
    */
   cancel(id: string): boolean {
     const record = this.#jobs.get(id);
+    if (!record && this.#options.shared) {
+      // Owned by another queen, or queued in the shared queue: it is told there.
+      void this.#options.shared.cancel(id).catch((error) =>
+        this.#options.log(`cancel of job ${id}: ${(error as Error).message}`)
+      );
+      return true;
+    }
     if (!record || record.view.status === "done") return false;
     if (record.view.status === "queued") {
       this.#queue = this.#queue.filter((q) => q !== id);
@@ -292,6 +373,9 @@ export class QueenCore {
     const jobs = [...drone.jobs];
     drone.jobs.clear();
     for (const [target, asker] of this.#taking) if (asker === drone.id) this.#taking.delete(target);
+    for (const [id, fetching] of this.#fetching) {
+      if (fetching.drone === drone) this.#fetching.delete(id);
+    }
     for (const [id, attempt] of jobs) {
       const record = this.#jobs.get(id);
       if (record?.view.status === "dispatched" && record.view.attempt === attempt) {
@@ -383,6 +467,15 @@ export class QueenCore {
       this.#assign(record, chosen);
     }
     this.#queue = remaining;
+    if (this.#options.shared && remaining.length) {
+      // Not held back here: the shared queue lets any queen's drone take them.
+      this.#queue = [];
+      for (const id of remaining) {
+        this.#forgetJob(id);
+        this.#jobs.delete(id);
+      }
+      this.#options.shared.release(remaining);
+    }
     if (this.#waiting.size > 0) this.#rebalance();
   }
 
@@ -546,6 +639,25 @@ export class QueenCore {
   /** Takes back the attempts a reconnecting worker says it is still running. */
   #reattach(drone: Drone, info: DroneInfo): void {
     for (const running of info.running) {
+      if (this.#options.shared && !this.#jobs.has(running.id)) {
+        // Another queen owns it (or owned it and died): fetched here first, then re-attached.
+        this.#fetching.set(running.id, { drone, running, events: [] });
+        this.#options.shared.fetch(running.id);
+        continue;
+      }
+      this.#reattachOne(drone, running);
+    }
+    // Attempts of this drone that it no longer runs will never report: move them on now.
+    for (const [id, orphan] of this.#orphans) {
+      if (orphan.drone !== drone.name || drone.jobs.has(id)) continue;
+      this.#dropOrphan(id);
+      this.#retryOrLose(id, `drone ${drone.name} restarted without it`);
+    }
+  }
+
+  /** Takes back one attempt a reconnecting worker says it runs, if it proves it. */
+  #reattachOne(drone: Drone, running: RunningAttempt): void {
+    {
       const orphan = this.#orphans.get(running.id);
       const record = this.#jobs.get(running.id);
       const current = record && record.view.status !== "done" &&
@@ -586,15 +698,15 @@ export class QueenCore {
         });
       }
     }
-    // Attempts of this drone that it no longer runs will never report: move them on now.
-    for (const [id, orphan] of this.#orphans) {
-      if (orphan.drone !== drone.name || drone.jobs.has(id)) continue;
-      this.#dropOrphan(id);
-      this.#retryOrLose(id, `drone ${drone.name} restarted without it`);
-    }
   }
 
   #onJobEvent(drone: Drone, event: WorkerJobEvent): void {
+    const fetching = this.#fetching.get(event.id);
+    if (fetching?.drone === drone) {
+      // Kept until the job is here: the worker sends each event once per connection.
+      fetching.events.push(event);
+      return;
+    }
     const record = this.#jobs.get(event.id);
     const held = drone.jobs.get(event.id);
     if (!record || held !== event.attempt) {

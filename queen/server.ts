@@ -208,7 +208,10 @@ export function createApp(
 
   app.post("/api/jobs/:id/cancel", async (c) => {
     const record = await jobOr404(c.req.param("id"));
-    if (!core.cancel(record.id)) throw new ConflictError(`job '${record.id}' has already finished`);
+    // A job another queen owns is cancelled there: the record read here says if it finished.
+    if (record.view.status === "done" || !core.cancel(record.id)) {
+      throw new ConflictError(`job '${record.id}' has already finished`);
+    }
     return c.json({ id: record.id, status: record.view.status }, 202);
   });
 

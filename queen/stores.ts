@@ -1,8 +1,7 @@
 /**
  * Where a queen keeps everything: the SQLite file under `--data` (the default), or a PostgreSQL
- * database shared by several queens (`--database`), where it first waits for the lead and, while
- * another queen holds it, forwards every request to that one (see docs/ARCHITECTURE.md,
- * "Several queens").
+ * database shared by several queens (`--database`), each of which serves and schedules (see
+ * docs/ARCHITECTURE.md, "Several queens").
  */
 import { ArtifactStore } from "./artifacts/store.ts";
 import { SqliteBuildStore } from "./builds/sqlite_store.ts";
@@ -14,10 +13,11 @@ import { StartupError } from "./errors.ts";
 import { PostgresStatusRows, SqliteStatusRows } from "./forge_status/rows.ts";
 import type { StatusRows } from "./forge_status/rows.ts";
 import { PostgresArtifactStore } from "./postgres/artifacts.ts";
-import { forwarder } from "./postgres/forward.ts";
 import { PostgresProjectStore } from "./postgres/projects.ts";
 import { PostgresStore } from "./postgres/store.ts";
-import { Lead } from "./postgres/lead.ts";
+import { Cluster, newQueenIdentity } from "./postgres/cluster.ts";
+import { holdLock } from "./postgres/liveness.ts";
+import type { HeldLock } from "./postgres/liveness.ts";
 import { SqliteProjectStore } from "./projects/store.ts";
 import type { ProjectStore } from "./projects/store.ts";
 import { openSecretBox } from "./secret_key.ts";
@@ -35,19 +35,13 @@ export interface Stores {
   builds: BuildStore;
   /** The key of lease tokens: shared by every queen of a database. */
   leaseKey: string;
-  /** The port to serve on: a standby's forwarder may have taken port 0's place. */
-  port: number;
-  /** With PostgreSQL: rejects when this queen lost the lead and must stop serving. */
+  /** With PostgreSQL: the queue and the fleet this queen shares with the others. */
+  shared?: Cluster;
+  /** With PostgreSQL: rejects when this queen lost its liveness lock and must stop serving. */
   lost?: Promise<never>;
-  /**
-   * A queen that stood by already listens (its forwarder): it keeps that server and hands it the
-   * queen's own handler (`serve`), so there is no moment with nothing listening on its port.
-   */
-  server?: Deno.HttpServer<Deno.NetAddr>;
-  serve(handler: (request: Request) => Response | Promise<Response>): void;
   /** Tells the other queens where this one serves (PostgreSQL). */
   announce(url: string): Promise<void>;
-  /** Lets the lead go (after the store closed). */
+  /** Lets the liveness lock go (after the store closed): the others adopt what is left. */
   release(): void;
 }
 
@@ -55,9 +49,6 @@ export interface StoreOptions {
   data: string;
   database?: string;
   keys: SecretKeyOptions;
-  port: number;
-  host: string;
-  tls: { cert?: string; key?: string };
   log: (message: string) => void;
 }
 
@@ -67,7 +58,7 @@ function newLeaseKey(): string {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-/** Opens the stores; with PostgreSQL, resolves once this queen serves the database. */
+/** Opens the stores; with PostgreSQL, enters this queen among those serving the database. */
 export async function openStores(options: StoreOptions): Promise<Stores> {
   const { log } = options;
   if (!options.database) {
@@ -81,8 +72,6 @@ export async function openStores(options: StoreOptions): Promise<Stores> {
       // Lease tokens are derived from this key (0600 in the data folder), so that a restarted
       // queen still recognises the attempts its workers hold.
       leaseKey: await tokenFromDataDir(options.data, "lease-key"),
-      port: options.port,
-      serve: () => {},
       announce: () => Promise.resolve(),
       release: () => {},
     };
@@ -95,38 +84,20 @@ export async function openStores(options: StoreOptions): Promise<Stores> {
   }
   tolerateClosedSockets(log);
   const box = openSecretBox(options.data, options.keys);
-  // Opened first, so that a wrong key or a newer schema stops the queen before it stands by.
-  let pg = await PostgresStore.open({ url: options.database }, box);
-  let port = options.port;
-  let forwarding: Deno.HttpServer<Deno.NetAddr> | undefined;
-  let handler: (request: Request) => Response | Promise<Response> = () =>
-    new Response(null, { status: 503 });
-  const cluster = new Lead(options.database, pg.sql);
-  const lead = await cluster.take(async () => {
-    // Until this queen takes over, it forwards everything to the one that serves.
-    const { promise, resolve } = Promise.withResolvers<Deno.NetAddr>();
-    forwarding = Deno.serve({
-      ...options.tls,
-      port,
-      hostname: options.host,
-      onListen: (addr) => resolve(addr as Deno.NetAddr),
-    }, (request) => handler(request));
-    handler = forwarder((fresh) => cluster.leaderUrl(fresh), log);
-    port = (await promise).port;
-    log(
-      `standby: another queen serves this database; forwarding to it from port ${port}, ` +
-        "taking over when it stops",
-    );
-  });
-  if (forwarding) {
-    // The pool of a queen that stood by may hold connections the server closed meanwhile (the
-    // failover that gave it the lead), on which postgres.js can wait for ever: serve on a new one.
-    const stale = pg;
-    pg = await PostgresStore.open({ url: options.database }, box);
-    cluster.use(pg.sql);
-    void stale.sql.end({ timeout: 0 }).catch(() => {});
+  // Every queen of the database schedules: it owns the jobs it claims (see cluster.ts), and
+  // holds a lock for its life by which the others know when it died.
+  const { id, lock } = newQueenIdentity();
+  const pg = await PostgresStore.open({ url: options.database, queen: id }, box);
+  let held: HeldLock;
+  try {
+    held = await holdLock(options.database, lock);
+  } catch (error) {
+    await pg.close();
+    throw new StartupError(`--database: cannot take this queen's lock: ${(error as Error).message}`);
   }
-  log("serving the PostgreSQL database (this queen holds its lead)");
+  const cluster = new Cluster(id, pg, log);
+  await cluster.join(lock, "");
+  log(`serving the PostgreSQL database with the other queens on it (this queen is ${id})`);
   return {
     store: pg,
     projects: new PostgresProjectStore(pg.sql, pg.secretBox),
@@ -136,11 +107,9 @@ export async function openStores(options: StoreOptions): Promise<Stores> {
     // Shared by every queen of the database, so that a survivor recognises the attempts that
     // workers of a stopped queen hold.
     leaseKey: await pg.shared("lease-key", newLeaseKey),
-    port,
-    server: forwarding,
-    serve: (own) => handler = own,
-    lost: lead.lost,
+    shared: cluster,
+    lost: held.lost,
     announce: (url) => cluster.announce(url),
-    release: lead.release,
+    release: held.release,
   };
 }

@@ -120,6 +120,36 @@ export const PG_MIGRATIONS: readonly string[] = [
      updated_at BIGINT NOT NULL,
      PRIMARY KEY (repo, file)
    );`,
+  // 3: several active queens (docs/ARCHITECTURE.md, "Several queens"). A job is owned by the
+  // queen that claimed it until it ends; queued jobs have no owner. The claim reads the queue in
+  // order without opening the sealed spec: priority, the serialization key and the build are
+  // columns. Jobs of an older database take priority 0 until they run.
+  `ALTER TABLE jobs ADD COLUMN owner TEXT;
+   ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE jobs ADD COLUMN serial_key TEXT;
+   ALTER TABLE jobs ADD COLUMN build_id TEXT;
+   ALTER TABLE jobs ADD COLUMN queued_at BIGINT;
+   ALTER TABLE jobs ADD COLUMN cancel_asked BOOLEAN NOT NULL DEFAULT FALSE;
+   CREATE INDEX jobs_claimable ON jobs (priority DESC, created_at, position)
+     WHERE status = 'queued' AND owner IS NULL;
+   CREATE INDEX jobs_by_owner ON jobs (owner) WHERE owner IS NOT NULL;
+   CREATE INDEX jobs_by_serial_key ON jobs (serial_key) WHERE serial_key IS NOT NULL;
+   -- The queens serving the database: each holds the session advisory lock "lock" while it
+   -- lives, so a queen is dead exactly when its lock is free.
+   CREATE TABLE queens (
+     id TEXT NOT NULL PRIMARY KEY,
+     url TEXT NOT NULL,
+     lock BIGINT NOT NULL,
+     started BIGINT NOT NULL
+   );
+   -- Every queen's connected drones as the scheduler sees them (DroneLoad as JSON), so that
+   -- the seed's rule picks over the whole fleet.
+   CREATE TABLE drones (
+     id TEXT NOT NULL PRIMARY KEY,
+     queen TEXT NOT NULL,
+     load TEXT NOT NULL
+   );
+   CREATE INDEX drones_by_queen ON drones (queen);`,
 ];
 
 /** Applies the migrations the database has not had yet, one queen at a time. */

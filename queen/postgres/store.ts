@@ -24,6 +24,7 @@ import type { Batch } from "../commit_batch.ts";
 import { decodeCursor, encodeCursor } from "../store.ts";
 import type { JobFilter, JobPage, JobRecord, LogChunk, Retention, Store } from "../store.ts";
 import { StartupError } from "../errors.ts";
+import { branchKey, buildOf } from "../scheduler.ts";
 import { migratePostgres } from "./schema.ts";
 
 const encoder = new TextEncoder();
@@ -32,6 +33,15 @@ const decoder = new TextDecoder();
 const LOG_REF = "@log";
 /** The channel on which a batch tells which jobs got events: payload `<id>` per job. */
 export const EVENTS_CHANNEL = "strider_events";
+/** The channel that wakes the queens' claims: a job was queued or released, one ended, or a
+ * drone's load changed. */
+export const QUEUE_CHANNEL = "strider_queue";
+
+/**
+ * A batch wrote to a job this queen no longer owns (another adopted it while this one stalled):
+ * the queen must stop, and acknowledges nothing of that batch.
+ */
+export class FencedError extends Error {}
 
 interface StoredState {
   view: JobView;
@@ -48,6 +58,11 @@ export interface PostgresOptions {
   url: string;
   /** Connections in the pool (default 10). */
   max?: number;
+  /**
+   * The id of the queen using the store, when several queens share the database: it writes
+   * only jobs it owns (see docs/ARCHITECTURE.md, "Several queens").
+   */
+  queen?: string;
 }
 
 /** Opens a connection pool, with a message that says what to fix when it cannot. */
@@ -81,11 +96,14 @@ export class PostgresStore implements Store {
   #unlisten: (() => Promise<void>) | undefined;
   #closed = false;
 
-  /** Where the database is, for connections of their own (the lead's). */
+  /** Where the database is, for connections of their own (a queen's liveness lock). */
   readonly url: string;
+  /** The owner id this store writes as; undefined: a store of its own (tests, tools). */
+  readonly queen: string | undefined;
 
-  private constructor(sql: Sql, box: SecretBox, url: string) {
+  private constructor(sql: Sql, box: SecretBox, url: string, queen?: string) {
     this.url = url;
+    this.queen = queen;
     this.#sql = sql;
     this.#box = box;
   }
@@ -99,7 +117,7 @@ export class PostgresStore implements Store {
     try {
       await migratePostgres(sql);
       await checkKey(sql, box);
-      const store = new PostgresStore(sql, box, options.url);
+      const store = new PostgresStore(sql, box, options.url, options.queen);
       const { unlisten } = await sql.listen(EVENTS_CHANNEL, (id) => {
         for (const listener of store.#listeners) listener(id);
       });
@@ -141,11 +159,17 @@ export class PostgresStore implements Store {
 
   async createJob(record: JobRecord): Promise<void> {
     const { spec, view } = record;
+    const created = Date.parse(view.createdAt);
     try {
-      await this.#sql`INSERT INTO jobs (id, created_at, status, result, repo, branch, spec, state)
-        VALUES (${record.id}, ${Date.parse(view.createdAt)}, ${view.status}, ${view.result},
+      // Queued without an owner, and the queens woken to claim it.
+      await this.#sql`WITH added AS (INSERT INTO jobs (id, created_at, status, result, repo,
+          branch, spec, state, priority, serial_key, build_id, queued_at)
+        VALUES (${record.id}, ${created}, ${view.status}, ${view.result},
           ${spec.repo.url}, ${"branch" in spec.ref ? spec.ref.branch : null},
-          ${this.#sealSpec(record.id, spec)}, ${JSON.stringify(stateOf(record))})`;
+          ${this.#sealSpec(record.id, spec)}, ${JSON.stringify(stateOf(record))},
+          ${spec.priority ?? 0}, ${spec.serialize ? branchKey(spec) : null},
+          ${buildOf(spec) ?? null}, ${created}) RETURNING id)
+        SELECT pg_notify(${QUEUE_CHANNEL}, id) FROM added`;
     } catch (error) {
       if ((error as { code?: string }).code === "23505") {
         throw new RangeError(`Job id '${record.id}' is already taken`);
@@ -183,8 +207,40 @@ export class PostgresStore implements Store {
 
   async unfinishedJobs(): Promise<JobRecord[]> {
     await this.#batch.flush(true);
-    const rows = await this.#sql`SELECT * FROM jobs WHERE status != 'done' ORDER BY position`;
+    // A queen of a cluster schedules the jobs it owns; the others are claimed or adopted.
+    const rows = this.queen
+      ? await this.#sql`SELECT * FROM jobs WHERE status != 'done' AND owner = ${this.queen}
+        ORDER BY position`
+      : await this.#sql`SELECT * FROM jobs WHERE status != 'done' ORDER BY position`;
     return await this.#loadAll(rows);
+  }
+
+  /** The records of the given jobs (in queue order), as `unfinishedJobs` loads them. */
+  async jobsById(ids: readonly string[]): Promise<JobRecord[]> {
+    if (!ids.length) return [];
+    const rows = await this.#sql`SELECT * FROM jobs WHERE id = ANY(${ids as string[]})
+      ORDER BY priority DESC, created_at, position`;
+    return await this.#loadAll(rows);
+  }
+
+  /**
+   * Gives queued jobs this queen owns back to the shared queue (it forgot them): once what it
+   * wrote of them is committed, they lose their owner and the queens are woken to claim them.
+   */
+  async release(ids: readonly string[]): Promise<void> {
+    if (!ids.length || !this.queen) return;
+    await this.#batch.flush(true);
+    await retried(() =>
+      this.#sql`WITH freed AS (UPDATE jobs SET owner = NULL, queued_at = ${Date.now()}
+          WHERE id = ANY(${ids as string[]}) AND owner = ${this.queen!} AND status = 'queued'
+          RETURNING id)
+        SELECT pg_notify(${QUEUE_CHANNEL}, id) FROM freed`
+    );
+  }
+
+  /** Resolves once everything queued so far is committed. */
+  flushed(): Promise<void> {
+    return Promise.resolve(this.#batch.flush(true));
   }
 
   appendEvent(id: string, event: RecordedEvent, log?: LogChunk): void {
@@ -266,6 +322,11 @@ export class PostgresStore implements Store {
     await this.#sql.end({ timeout: 5 });
   }
 
+  /** A job's spec from its sealed column. */
+  openSpec(id: string, sealed: string): JobSpec {
+    return JSON.parse(openText(this.#box, sealed, jobContext(id))) as JobSpec;
+  }
+
   #sealSpec(id: string, spec: JobSpec): string {
     return this.#box.seal(JSON.stringify(spec), jobContext(id));
   }
@@ -312,8 +373,23 @@ export class PostgresStore implements Store {
       };
     });
     const touched = [...new Set(events.map((e) => e.id))];
+    const written = [...new Set([...touched, ...stateRows.map((r) => r.id)])];
+    const ended = stateRows.some((r) => r.status === "done");
+    const queen = this.queen;
     const write = () =>
       this.#sql.begin(async (tx) => {
+        if (queen && written.length) {
+          // The fence: a queen writes only the jobs it owns, the rows locked against a change
+          // of owner until this commits.
+          const foreign = await tx`SELECT id FROM jobs WHERE id = ANY(${written})
+            AND owner IS DISTINCT FROM ${queen} FOR SHARE`;
+          if (foreign.length) {
+            throw new FencedError(
+              `job ${foreign[0].id} is owned by another queen now (this one stalled past its ` +
+                "liveness lock): stopping without writing to it",
+            );
+          }
+        }
         if (eventRows.length) {
           await tx`INSERT INTO events (job_id, n, at, attempt, seq, data)
           SELECT * FROM unnest(${eventRows.map((e) => e.id)}::text[],
@@ -344,6 +420,8 @@ export class PostgresStore implements Store {
         if (touched.length) {
           await tx`SELECT pg_notify(${EVENTS_CHANNEL}, id) FROM unnest(${touched}::text[]) AS id`;
         }
+        // A job that ended frees a slot, and maybe its branch: the queens claim again.
+        if (ended) await tx`SELECT pg_notify(${QUEUE_CHANNEL}, '')`;
       });
     return retried(write);
   }
@@ -404,7 +482,7 @@ async function retried(write: () => Promise<unknown>): Promise<void> {
       await write();
       return;
     } catch (error) {
-      if (attempt === 6) throw error;
+      if (attempt === 6 || error instanceof FencedError) throw error;
       await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** attempt));
     }
   }
