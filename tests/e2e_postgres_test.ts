@@ -1,7 +1,7 @@
 /**
  * Queens on PostgreSQL behind HAProxy, all real: a PostgreSQL cluster of the test's own, queens
- * sharing one database (one serves, the others stand by and take over), workers connected
- * through the load balancer.
+ * sharing one database (each serves and schedules; the survivors adopt a dead one's jobs),
+ * workers connected to them directly or through the load balancer.
  */
 import { deepEqual, equal, match, ok } from "node:assert/strict";
 import {
@@ -63,16 +63,45 @@ async function queenProc(database: string, port: number, args: string[] = []): P
 const serving = (proc: Proc, timeoutMs = 30_000) =>
   proc.waitFor(/strider queen listening on/, timeoutMs);
 
-Deno.test("kill -9 of the serving queen: the standby takes over through HAProxy, no line lost or doubled", async () => {
+/** Queens on `database` at fresh ports, each serving; with their URLs. */
+async function queens(
+  database: string,
+  n: number,
+  args: string[] = [],
+): Promise<{ ports: number[]; procs: Proc[]; at: TestQueen[] }> {
+  const ports = Array.from({ length: n }, () => freePort());
+  const procs = await Promise.all(ports.map((port) => queenProc(database, port, args)));
+  await Promise.all(procs.map((proc) => serving(proc)));
+  const at = ports.map((port, i) => ({
+    url: `http://127.0.0.1:${port}`,
+    proc: procs[i],
+    data: "",
+  }));
+  return { ports, procs, at };
+}
+
+/** The queen (index) whose drone list holds the worker `name`. */
+async function queenOf(at: TestQueen[], name: string): Promise<number> {
+  for (let i = 0; i < at.length; i++) {
+    try {
+      if ((await droneNames(at[i])).includes(name)) return i;
+    } catch {
+      // A killed queen.
+    }
+  }
+  return -1;
+}
+
+/** Lines `line-1`.. of a log. */
+const linesOf = (log: string) => log.split("\n").filter((l) => l.startsWith("line-"));
+const numbered = (n: number) => Array.from({ length: n }, (_, i) => `line-${i + 1}`);
+
+Deno.test("kill -9 of the queen owning a running job: its worker reconnects through HAProxy to another, no line lost or doubled", async () => {
   const database = await (await postgresCluster()).newDatabase();
   const repo = await makeRepo({ "a.txt": "a\n" });
-  const ports = [freePort(), freePort()];
-  const a = await queenProc(database, ports[0], ["--lease", "20"]);
-  await serving(a);
-  const b = await queenProc(database, ports[1], ["--lease", "20"]);
-  await b.waitFor(/standby: another queen serves this database/);
+  const { ports, procs, at } = await queens(database, 2, ["--lease", "20"]);
   const lb = await startHaproxy(ports);
-  const front: TestQueen = { url: lb.url, proc: a, data: "" };
+  const front: TestQueen = { url: lb.url, proc: procs[0], data: "" };
   const worker = await startWorker(front, { name: "through-lb", connect: lb.url });
   try {
     const id = await submitJob(
@@ -80,16 +109,19 @@ Deno.test("kill -9 of the serving queen: the standby takes over through HAProxy,
       customJob(repo.path, { test: "for i in $(seq 1 150); do echo line-$i; sleep 0.02; done" }),
     );
     await waitUntil(async () => (await jobLog(front, id)).includes("line-40"), 30_000, "line-40");
-    await a.stop("SIGKILL");
-    await serving(b);
-    const job = await waitForJob(front, id, 60_000);
+    // The queen the worker is connected to owns the job: it is the one killed.
+    const owner = await queenOf(at, "through-lb");
+    ok(owner >= 0, "the worker is on a queen");
+    await procs[owner].stop("SIGKILL");
+    const survivor = at[1 - owner];
+    const job = await waitForJob(survivor, id, 60_000);
     equal(job.result, "passed", job.error ?? "");
-    equal(job.attempts.length, 1, "the worker re-attached to the new queen; no second run");
-    const lines = (await jobLog(front, id)).split("\n").filter((l) => l.startsWith("line-"));
-    deepEqual(lines, Array.from({ length: 150 }, (_, i) => `line-${i + 1}`));
+    equal(job.attempts.length, 1, "the worker re-attached to the survivor; no second run");
+    deepEqual(linesOf(await jobLog(survivor, id)), numbered(150));
+    match(procs[1 - owner].stderr, /is gone: adopting its 1 unfinished jobs/);
   } finally {
     await worker.stop();
-    await Promise.all([a.stop(), b.stop()]);
+    await Promise.all(procs.map((q) => q.stop()));
     await lb.stop();
   }
 });
@@ -108,20 +140,10 @@ async function follow(
   return text.split("\n").filter((l) => l.startsWith("data: ")).map((l) => JSON.parse(l.slice(6)));
 }
 
-Deno.test("any queen serves anything: submit to one, run on a worker of another, follow from a third", async () => {
+Deno.test("any queen serves anything: submit to one, run on a worker of another, read from a third", async () => {
   const database = await (await postgresCluster()).newDatabase();
   const repo = await makeRepo({ "a.txt": "a\n" });
-  const ports = [freePort(), freePort(), freePort()];
-  const a = await queenProc(database, ports[0]);
-  await serving(a);
-  const b = await queenProc(database, ports[1]);
-  const c = await queenProc(database, ports[2]);
-  await Promise.all([b, c].map((q) => q.waitFor(/forwarding to it from port/)));
-  const [qa, qb, qc] = ports.map((port, i) => ({
-    url: `http://127.0.0.1:${port}`,
-    proc: [a, b, c][i],
-    data: "",
-  }));
+  const { procs, at: [qa, qb, qc] } = await queens(database, 3);
   // The worker knows only queen C; the job is submitted to queen B.
   const worker = await startWorker(qc, { name: "on-c" });
   try {
@@ -132,17 +154,18 @@ Deno.test("any queen serves anything: submit to one, run on a worker of another,
           "for i in $(seq 1 60); do echo line-$i; sleep 0.01; done",
       }, { artifacts: ["out.bin"] }),
     );
-    // Followed live from B and from A at once, from the start.
-    const [fromB, fromA] = await Promise.all([follow(qb.url, id), follow(qa.url, id)]);
-    deepEqual(fromB.map((e) => e.n), fromA.map((e) => e.n), "the same stream everywhere");
+    const job = await waitForJob(qa, id);
+    equal(job.result, "passed");
+    equal(job.attempts[0].drone, "on-c", "it ran on the worker of queen C");
+    // The same stream from every queen, from the database: no gap, no duplicate.
+    const [fromA, fromB, fromC] = await Promise.all([qa, qb, qc].map((q) => follow(q.url, id)));
     deepEqual(fromB.map((e) => e.n), fromB.map((_, i) => i + 1), "no gap, no duplicate");
+    deepEqual(fromA.map((e) => e.n), fromB.map((e) => e.n));
+    deepEqual(fromC.map((e) => e.n), fromB.map((e) => e.n));
     const lines = fromB.filter((e) => (e.data as { event: string }).event === "job:cmd:stdout")
       .map((e) => String((e.data as { text: string }).text)).join("").split("\n")
       .filter((l) => l.startsWith("line-"));
-    deepEqual(lines, Array.from({ length: 60 }, (_, i) => `line-${i + 1}`));
-    const job = await waitForJob(qc, id);
-    equal(job.result, "passed");
-    equal(job.attempts[0].drone, "on-c");
+    deepEqual(lines, numbered(60));
     // The artifact went up through C and comes down from B, byte for byte (chunked in the DB).
     const sha = (await jobLog(qa, id)).match(/([0-9a-f]{64}) {2}out\.bin/)![1];
     const file = await api(qb, `/api/jobs/${id}/artifacts/out.bin`);
@@ -151,10 +174,7 @@ Deno.test("any queen serves anything: submit to one, run on a worker of another,
     equal(bytes.length, 2_500_000);
     const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
     equal(Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join(""), sha);
-    // A late joiner on C catches up from the database.
-    deepEqual((await follow(qc.url, id)).map((e) => e.n), fromB.map((e) => e.n));
-    // The dashboard's login through a standby: same-origin as the browser saw it, and a page
-    // elsewhere still refused.
+    // The dashboard's login on any queen: same-origin, and a page elsewhere refused.
     const login = (origin: string) =>
       fetch(`${qb.url}/login`, {
         method: "POST",
@@ -164,134 +184,205 @@ Deno.test("any queen serves anything: submit to one, run on a worker of another,
       });
     const ours = await login(qb.url);
     await ours.body?.cancel();
-    equal(ours.status, 303, "logged in through the standby");
+    equal(ours.status, 303, "logged in on another queen");
     ok(ours.headers.get("set-cookie")?.includes("strider_session="));
     const theirs = await login("http://evil.example");
     await theirs.body?.cancel();
     equal(theirs.status, 403);
-    // A worker killed behind a forwarding queen is gone from the serving one at once (its
-    // socket closes through C), not after a ping timeout.
-    await worker.stop("SIGKILL");
-    await waitUntil(async () => (await droneNames(qa)).length === 0, 5_000, "the drone to go");
   } finally {
     await worker.stop();
-    await Promise.all([a, b, c].map((q) => q.stop()));
+    await Promise.all(procs.map((q) => q.stop()));
   }
 });
 
 Deno.test("a worker given two queens fails over when the one it is connected to is killed", async () => {
   const database = await (await postgresCluster()).newDatabase();
   const repo = await makeRepo({ "a.txt": "a\n" });
-  const ports = [freePort(), freePort()];
-  const a = await queenProc(database, ports[0], ["--lease", "20"]);
-  await serving(a);
-  const b = await queenProc(database, ports[1], ["--lease", "20"]);
-  await b.waitFor(/forwarding to it from port/);
-  const [qa, qb] = ports.map((port) => `http://127.0.0.1:${port}`);
-  const front: TestQueen = { url: qa, proc: a, data: "" };
-  // Connected to the standby B first (which forwards to A), A as its fallback.
-  const worker = await startWorker(front, { name: "two-urls", connect: `${qb},${qa}` });
+  const { procs: [a, b], at: [qa, qb] } = await queens(database, 2, ["--lease", "20"]);
+  // Connected to B first, A as its fallback; the job is submitted to A and runs on B's worker.
+  const worker = await startWorker(qb, { name: "two-urls", connect: `${qb.url},${qa.url}` });
   try {
     const id = await submitJob(
-      front,
+      qa,
       customJob(repo.path, { test: "for i in $(seq 1 120); do echo line-$i; sleep 0.02; done" }),
     );
-    await waitUntil(async () => (await jobLog(front, id)).includes("line-30"), 30_000, "line-30");
+    await waitUntil(async () => (await jobLog(qa, id)).includes("line-30"), 30_000, "line-30");
     await b.stop("SIGKILL");
-    const job = await waitForJob(front, id, 60_000);
+    const job = await waitForJob(qa, id, 60_000);
     equal(job.result, "passed", job.error ?? "");
     equal(job.attempts.length, 1, "the same attempt went on through A");
-    const lines = (await jobLog(front, id)).split("\n").filter((l) => l.startsWith("line-"));
-    deepEqual(lines, Array.from({ length: 120 }, (_, i) => `line-${i + 1}`));
-    match(worker.stdout + worker.stderr, new RegExp(`connected to ${qa}`));
+    deepEqual(linesOf(await jobLog(qa, id)), numbered(120));
+    match(worker.stdout + worker.stderr, new RegExp(`connected to ${qa.url}`));
   } finally {
     await worker.stop();
     await Promise.all([a.stop(), b.stop()]);
   }
 });
 
-Deno.test("a serving queen whose database connections are cut stops, and the standby serves", async () => {
+Deno.test("a queen whose liveness lock is lost stops, and another adopts its running job", async () => {
   const database = await (await postgresCluster()).newDatabase();
-  const ports = [freePort(), freePort()];
-  const a = await queenProc(database, ports[0]);
-  await serving(a);
-  const b = await queenProc(database, ports[1]);
-  await b.waitFor(/forwarding to it from port/);
+  const repo = await makeRepo({ "a.txt": "a\n" });
+  const { procs: [a, b], at: [qa, qb] } = await queens(database, 2, ["--lease", "20"]);
+  const worker = await startWorker(qa, { name: "cut", connect: `${qa.url},${qb.url}` });
   const admin = postgres(database, { max: 1, onnotice: () => {} });
   try {
-    // As a database failover or a network cut would: every connection of queen A ends. B's
-    // connections go too; it reconnects and takes over, and A must not go on serving.
-    const [{ pid }] = await admin`SELECT pg_backend_pid() AS pid`;
-    await admin`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-      WHERE datname = current_database() AND pid != ${pid}`;
+    const id = await submitJob(
+      qb,
+      customJob(repo.path, { test: "for i in $(seq 1 100); do echo line-$i; sleep 0.02; done" }),
+    );
+    await waitUntil(async () => (await jobLog(qb, id)).includes("line-20"), 30_000, "line-20");
+    // As a network cut would: the connection holding A's lock ends (its pool lives on). A
+    // must stop, for B may adopt its jobs at once.
+    const [{ owner }] = await admin`SELECT owner FROM jobs WHERE id = ${id}`;
+    const [{ lock }] = await admin`SELECT lock FROM queens WHERE id = ${owner}`;
+    await admin`SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'
+      AND granted AND ((classid::bigint << 32) | objid::bigint) = ${lock}::bigint`;
     const status = await a.exit(30_000);
     equal(status.code, 1, "A stops with an error, for its service manager to restart it");
-    match(a.stderr, /lost the database connection that holds the lead/);
-    await serving(b);
-    const response = await api(
-      { url: `http://127.0.0.1:${ports[1]}`, proc: b, data: "" },
-      "/healthz",
-    );
-    equal(response.status, 200);
-    await response.body?.cancel();
+    match(a.stderr, /lost the database connection that holds this queen's lock/);
+    const job = await waitForJob(qb, id, 60_000);
+    equal(job.result, "passed", job.error ?? "");
+    equal(job.attempts.length, 1);
+    deepEqual(linesOf(await jobLog(qb, id)), numbered(100));
   } finally {
     await admin.end();
+    await worker.stop();
     await Promise.all([a.stop(), b.stop()]);
   }
 });
 
-Deno.test("two queens started at once on a new database: one migrates, one serves, no job runs twice", async () => {
+Deno.test("three queens racing over one queue: every job runs once, on drones of several queens", async () => {
   const database = await (await postgresCluster()).newDatabase();
   const repo = await makeRepo({ "a.txt": "a\n" });
   const marks = await Deno.makeTempDir({ prefix: "strider-marks-" });
-  const ports = [freePort(), freePort()];
-  const queens = await Promise.all(ports.map((port) => queenProc(database, port)));
-  const lb = await startHaproxy(ports);
-  const front: TestQueen = { url: lb.url, proc: queens[0], data: "" };
-  await waitUntil(
-    async () => {
-      try {
-        return (await api(front, "/healthz")).ok;
-      } catch {
-        return false;
-      }
-    },
-    30_000,
-    "a queen serving",
-  );
+  // Started at once on a new database: one migrates, all serve.
+  const { procs, at } = await queens(database, 3);
   const workers = await Promise.all(
-    ["w1", "w2"].map((name) =>
-      startWorker(front, { name, connect: lb.url, args: ["--capacity", "3"] })
-    ),
+    at.map((q, i) => startWorker(q, { name: `w${i + 1}`, args: ["--capacity", "2"] })),
   );
   try {
-    const ids: string[] = [];
-    for (let i = 0; i < 24; i++) {
-      // Each run leaves a file named for its job; a second run of a job would find it there.
-      ids.push(
-        await submitJob(
-          front,
-          customJob(repo.path, {
-            test: `set -o noclobber; echo run > ${marks}/$STRIDER_JOB_ID`,
-          }),
-        ),
-      );
-    }
+    // Each run leaves a file named for its job and attempt; a second run would find it there.
+    const specs = Array.from({ length: 60 }, () =>
+      customJob(repo.path, {
+        test: `set -o noclobber; echo run > ${marks}/$STRIDER_JOB_ID; sleep 0.1`,
+      }));
+    const ids = await Promise.all(specs.map((spec, i) => submitJob(at[i % 3], spec)));
+    const drones = new Set<string>();
     for (const id of ids) {
-      const job = await waitForJob(front, id, 120_000);
+      const job = await waitForJob(at[0], id, 120_000);
       equal(job.result, "passed", job.error ?? "");
       equal(job.attempts.length, 1);
+      drones.add(job.attempts[0].drone);
     }
     const files = [];
     for await (const entry of Deno.readDir(marks)) files.push(entry.name);
     equal(files.length, ids.length, "one run per job");
-    const standing = queens.filter((q) => /standby: another queen/.test(q.stderr + q.stdout));
-    equal(standing.length, 1, "exactly one queen waited");
+    ok(drones.size >= 2, `work spread over the queens' drones: ${[...drones]}`);
   } finally {
     await Promise.all(workers.map((w) => w.stop()));
-    await Promise.all(queens.map((q) => q.stop()));
-    await lb.stop();
+    await Promise.all(procs.map((q) => q.stop()));
     await Deno.remove(marks, { recursive: true });
+  }
+});
+
+Deno.test("per-branch serialization and priorities hold across queens", async () => {
+  const database = await (await postgresCluster()).newDatabase();
+  const repo = await makeRepo({ "a.txt": "a\n" });
+  const dir = await Deno.makeTempDir({ prefix: "strider-serial-" });
+  const { procs, at } = await queens(database, 2);
+  const workers = await Promise.all(
+    at.map((q, i) => startWorker(q, { name: `s${i + 1}`, args: ["--capacity", "2"] })),
+  );
+  try {
+    // Four jobs of one branch through both queens, with four free slots over two queens' drones:
+    // never two at once (the lock directory would exist).
+    const serial = await Promise.all([0, 1, 2, 3].map((i) =>
+      submitJob(
+        at[i % 2],
+        customJob(repo.path, {
+          test: `mkdir ${dir}/held && echo ${i} >> ${dir}/order && sleep 0.4 && rmdir ${dir}/held`,
+        }, { serialize: true }),
+      )
+    ));
+    for (const id of serial) {
+      const job = await waitForJob(at[0], id, 60_000);
+      equal(job.result, "passed", job.error ?? "");
+    }
+    equal((await Deno.readTextFile(`${dir}/order`)).trim().split("\n").length, 4);
+    // Priorities: with every slot busy, queued jobs go out highest priority first, wherever
+    // they were submitted.
+    const blockers = await Promise.all(
+      [0, 1, 2, 3].map((i) =>
+        submitJob(at[i % 2], customJob(repo.path, { test: `touch ${dir}/b${i}; sleep 2` }))
+      ),
+    );
+    await waitUntil(
+      async () => {
+        for (let i = 0; i < 4; i++) {
+          try {
+            await Deno.stat(`${dir}/b${i}`);
+          } catch {
+            return false;
+          }
+        }
+        return true;
+      },
+      30_000,
+      "the blockers running",
+    );
+    const ranked: string[] = [];
+    for (const [i, priority] of [0, 0, 0, 0, 5, 5, 5, 5].entries()) {
+      ranked.push(
+        await submitJob(
+          at[i % 2],
+          customJob(repo.path, { test: `echo p${priority} >> ${dir}/ranks` }, { priority }),
+        ),
+      );
+    }
+    for (const id of [...blockers, ...ranked]) {
+      equal((await waitForJob(at[1], id, 60_000)).result, "passed");
+    }
+    const ranks = (await Deno.readTextFile(`${dir}/ranks`)).trim().split("\n");
+    deepEqual(ranks.slice(0, 4), ["p5", "p5", "p5", "p5"], `order: ${ranks}`);
+  } finally {
+    await Promise.all(workers.map((w) => w.stop()));
+    await Promise.all(procs.map((q) => q.stop()));
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("cancel through a queen that does not own the job", async () => {
+  const database = await (await postgresCluster()).newDatabase();
+  const repo = await makeRepo({ "a.txt": "a\n" });
+  const { procs, at: [qa, qb] } = await queens(database, 2);
+  const worker = await startWorker(qb, { name: "runs-it" });
+  try {
+    const running = await submitJob(
+      qb,
+      customJob(repo.path, { test: "echo started; sleep 60" }),
+    );
+    await waitUntil(async () => (await jobLog(qa, running)).includes("started"), 30_000);
+    // A owns nothing of it: the worker is on B, which claimed it.
+    const answer = await api(qa, `/api/jobs/${running}/cancel`, { method: "POST" });
+    equal(answer.status, 202);
+    await answer.body?.cancel();
+    const job = await waitForJob(qa, running, 30_000);
+    equal(job.result, "cancelled", job.error ?? "");
+    // A job no drone can run waits in the shared queue, owned by none: cancelled there.
+    const waiting = await submitJob(
+      qb,
+      customJob(repo.path, { test: "true" }, { labels: ["gpu"] }),
+    );
+    const again = await api(qa, `/api/jobs/${waiting}/cancel`, { method: "POST" });
+    equal(again.status, 202);
+    await again.body?.cancel();
+    equal((await waitForJob(qb, waiting, 30_000)).result, "cancelled");
+    const late = await api(qa, `/api/jobs/${waiting}/cancel`, { method: "POST" });
+    equal(late.status, 409, "a finished job cannot be cancelled again");
+    await late.body?.cancel();
+  } finally {
+    await worker.stop();
+    await Promise.all(procs.map((q) => q.stop()));
   }
 });
 
