@@ -161,13 +161,14 @@ export class PostgresStore implements Store {
     const { spec, view } = record;
     const created = Date.parse(view.createdAt);
     try {
-      // Queued without an owner, and the queens woken to claim it.
+      // Queued without an owner, and the queens woken to claim it. (The branch key as JSON:
+      // TEXT cannot hold its NUL.)
       await this.#sql`WITH added AS (INSERT INTO jobs (id, created_at, status, result, repo,
           branch, spec, state, priority, serial_key, build_id, queued_at)
         VALUES (${record.id}, ${created}, ${view.status}, ${view.result},
           ${spec.repo.url}, ${"branch" in spec.ref ? spec.ref.branch : null},
           ${this.#sealSpec(record.id, spec)}, ${JSON.stringify(stateOf(record))},
-          ${spec.priority ?? 0}, ${spec.serialize ? branchKey(spec) : null},
+          ${spec.priority ?? 0}, ${spec.serialize ? JSON.stringify(branchKey(spec)) : null},
           ${buildOf(spec) ?? null}, ${created}) RETURNING id)
         SELECT pg_notify(${QUEUE_CHANNEL}, id) FROM added`;
     } catch (error) {
