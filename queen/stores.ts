@@ -93,7 +93,9 @@ export async function openStores(options: StoreOptions): Promise<Stores> {
     held = await holdLock(options.database, lock);
   } catch (error) {
     await pg.close();
-    throw new StartupError(`--database: cannot take this queen's lock: ${(error as Error).message}`);
+    throw new StartupError(
+      `--database: cannot take this queen's lock: ${(error as Error).message}`,
+    );
   }
   const cluster = new Cluster(id, pg, log);
   await cluster.join(lock, "");

@@ -316,13 +316,20 @@ Deno.test("per-branch serialization and priorities hold across queens", async ()
     equal((await Deno.readTextFile(`${dir}/order`)).trim().split("\n").length, 4);
     // Priorities: with every slot busy and every worker's own queue full (a slot's worth each),
     // queued jobs go out highest priority first, wherever they were submitted.
-    const blockers = await Promise.all(Array.from({ length: 8 }, (_, i) =>
-      submitJob(at[i % 2], customJob(repo.path, { test: "sleep 2" }))
-    ));
-    await waitUntil(async () => {
-      const page = await (await api(at[0], "/api/jobs?status=queued&limit=1")).json();
-      return page.jobs.length === 0;
-    }, 30_000, "every blocker out of the shared queue");
+    const blockers = await Promise.all(
+      Array.from(
+        { length: 8 },
+        (_, i) => submitJob(at[i % 2], customJob(repo.path, { test: "sleep 2" })),
+      ),
+    );
+    await waitUntil(
+      async () => {
+        const page = await (await api(at[0], "/api/jobs?status=queued&limit=1")).json();
+        return page.jobs.length === 0;
+      },
+      30_000,
+      "every blocker out of the shared queue",
+    );
     const ranked: string[] = [];
     for (const [i, priority] of [0, 0, 0, 0, 5, 5, 5, 5].entries()) {
       ranked.push(

@@ -7,12 +7,14 @@ import { equal, ok, rejects } from "node:assert/strict";
 import { JobSpecSchema } from "../protocol/mod.ts";
 import { Hub } from "../queen/hub.ts";
 import { PostgresStore } from "../queen/postgres/store.ts";
-import { Lead } from "../queen/postgres/lead.ts";
+import { holdLock } from "../queen/postgres/liveness.ts";
+import { newQueenIdentity } from "../queen/postgres/cluster.ts";
 import { PG_MIGRATIONS } from "../queen/postgres/schema.ts";
 import { newRecord, Recorder } from "../queen/recorder.ts";
 import { SecretBox } from "../queen/secret_box.ts";
 import { StartupError } from "../queen/errors.ts";
 import { postgresCluster } from "./helpers/postgres.ts";
+import { waitUntil } from "./helpers/cluster.ts";
 
 const T = Date.parse("2026-11-30T12:00:00Z");
 const key = () => crypto.getRandomValues(new Uint8Array(32));
@@ -84,35 +86,31 @@ Deno.test("PostgreSQL: queens starting at once migrate once; another key is refu
   }
 });
 
-Deno.test("PostgreSQL: one queen leads; the lead passes on when its holder goes", async () => {
+Deno.test("PostgreSQL: a queen's liveness lock is free exactly when its holder is gone", async () => {
   const url = await (await postgresCluster()).newDatabase();
-  const shared = key();
-  const [a, b] = await Promise.all(
-    [0, 1].map(() => PostgresStore.open({ url, max: 3 }, new SecretBox(shared, []))),
-  );
+  const store = await PostgresStore.open({ url, max: 2 }, new SecretBox(key(), []));
+  const free = async (lock: bigint) => {
+    const [row] = await store.sql.begin((tx) =>
+      tx`SELECT pg_try_advisory_xact_lock(${lock.toString()}::bigint) AS free`
+    );
+    return Boolean(row.free);
+  };
   try {
-    const [la, lb] = [a, b].map((s) => new Lead(s.url, s.sql));
-    const leadA = await la.take(() => {
-      throw new Error("the first queen should not wait");
-    });
-    let waited = false;
-    const leadB = lb.take(() => {
-      waited = true;
-    });
-    await new Promise((r) => setTimeout(r, 300));
-    ok(waited, "the second queen waits");
-    await la.announce("http://a.example:3000");
-    equal(await lb.leaderUrl(true), "http://a.example:3000");
-    leadA.release();
-    await a.close();
-    const lead = await leadB;
-    // B leads now, and says where it is.
-    await lb.announce("http://b.example:3000");
-    equal(await lb.leaderUrl(true), "http://b.example:3000");
-    lead.release();
+    const { lock } = newQueenIdentity();
+    ok(await free(lock), "nobody holds a new queen's lock");
+    const held = await holdLock(url, lock);
+    equal(await free(lock), false, "held while the queen lives");
+    held.release();
+    await waitUntil(() => free(lock), 5_000, "the lock to be free");
+    // Its end is seen by the holder: the queen must stop.
+    const again = await holdLock(url, lock);
+    const [{ pid }] = await store.sql`SELECT pid FROM pg_locks WHERE locktype = 'advisory'
+      AND granted AND ((classid::bigint << 32) | objid::bigint) = ${lock.toString()}::bigint`;
+    await store.sql`SELECT pg_terminate_backend(${pid})`;
+    await rejects(again.lost, /lost the database connection that holds this queen's lock/);
+    again.release();
   } finally {
-    await b.close();
-    await a.close();
+    await store.close();
   }
 });
 
