@@ -42,7 +42,7 @@ export function queenMetrics(core: QueenCore): Registry {
     help: "Jobs waiting in the queen's queue",
     registers: [registry],
     collect() {
-      this.set(core.queue().length);
+      this.set(core.queueDepth());
     },
   });
   new Gauge({

@@ -68,6 +68,11 @@ export interface SharedQueue {
   fetch(id: string): void;
   /** Cancels a job this queen does not own; false when it had already finished. */
   cancel(id: string): Promise<boolean>;
+  /** Says in the view of a job read from the store why it waits, if it is queued. */
+  describe(record: JobRecord): void;
+  /** Queued jobs of the whole cluster in dispatch order (up to `limit`), and how many. */
+  waiting(limit: number): Promise<JobRecord[]>;
+  depth(): number;
 }
 
 /** After a restart, how much longer than a lease running attempts wait for their workers: the
@@ -320,6 +325,16 @@ export class QueenCore {
     return true;
   }
 
+  /**
+   * `cancel`, wherever the job is: with several queens, a job this one does not hold is
+   * cancelled through the shared queue (at once when queued, by its owner when running).
+   */
+  async cancelAnywhere(id: string): Promise<boolean> {
+    const shared = this.#options.shared;
+    if (!shared || this.#jobs.has(id)) return this.cancel(id);
+    return await shared.cancel(id);
+  }
+
   /** A worker connected (and authenticated); returns its Drone, not yet able to take jobs. */
   connect(socket: WebSocket): Drone {
     const drone = new Drone(`d${this.#nextDrone++}`, socket, this.#clock.now());
@@ -404,7 +419,11 @@ export class QueenCore {
 
   /** A job by id: this queen's own copy while it runs, else the store's. */
   async job(id: string): Promise<JobRecord | undefined> {
-    return this.#jobs.get(id) ?? await this.store.getJob(id);
+    const held = this.#jobs.get(id);
+    if (held) return held;
+    const stored = await this.store.getJob(id);
+    if (stored) this.#options.shared?.describe(stored);
+    return stored;
   }
 
   /**
@@ -420,9 +439,20 @@ export class QueenCore {
     return (this.#jobs.get(id)?.view.status ?? "done") === "done";
   }
 
-  /** Queued job ids in dispatch order. */
+  /** Queued job ids in dispatch order (this queen's own queue; see `queued` for a cluster's). */
   queue(): readonly string[] {
     return this.#queue;
+  }
+
+  /** Queued jobs in dispatch order, up to `limit`: this queen's, or its cluster's. */
+  async queued(limit = Infinity): Promise<JobRecord[]> {
+    if (this.#options.shared) return await this.#options.shared.waiting(limit);
+    return this.#queue.slice(0, limit).map((id) => this.#jobs.get(id)!).filter((r) => r);
+  }
+
+  /** How many jobs are queued: here, or in the cluster's shared queue. */
+  queueDepth(): number {
+    return this.#options.shared?.depth() ?? this.#queue.length;
   }
 
   /**

@@ -127,7 +127,7 @@ export function createApp(
       ok: true,
       version: VERSION,
       drones: core.drones.size,
-      queued: core.queue().length,
+      queued: core.queueDepth(),
     }));
 
   app.post("/api/jobs", async (c) => {
@@ -208,8 +208,7 @@ export function createApp(
 
   app.post("/api/jobs/:id/cancel", async (c) => {
     const record = await jobOr404(c.req.param("id"));
-    // A job another queen owns is cancelled there: the record read here says if it finished.
-    if (record.view.status === "done" || !core.cancel(record.id)) {
+    if (!(await core.cancelAnywhere(record.id))) {
       throw new ConflictError(`job '${record.id}' has already finished`);
     }
     return c.json({ id: record.id, status: record.view.status }, 202);

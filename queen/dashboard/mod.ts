@@ -277,7 +277,7 @@ export function mountDashboard(app: Hono, core: QueenCore, options: DashboardOpt
     if (!(await core.job(id))) {
       return problem(c, 404, "No such job", `There is no job '${id}'.`);
     }
-    core.cancel(id);
+    await core.cancelAnywhere(id);
     return c.redirect(`/jobs/${id}`, 303);
   });
 

@@ -16,9 +16,8 @@ export function droneViews(core: QueenCore): DroneView[] {
 /** Drones, the queue in dispatch order, and the most recent jobs. */
 export async function overviewOf(core: QueenCore, recent = RECENT_JOBS): Promise<Overview> {
   const queue: QueuedJob[] = [];
-  for (const id of core.queue()) {
-    const record = core.liveJob(id);
-    if (record) queue.push({ ...jobSummary(record), waiting: record.view.waiting });
+  for (const record of await core.queued()) {
+    queue.push({ ...jobSummary(record), waiting: record.view.waiting });
   }
   const jobs = (await core.store.listJobs({ limit: recent })).records.map(jobSummary);
   return { drones: droneViews(core), queue, jobs };

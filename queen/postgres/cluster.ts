@@ -20,7 +20,7 @@ import type { Sql, TransactionSql } from "postgres";
 import type { RecordedEvent } from "../../protocol/mod.ts";
 import type { QueenCore, SharedQueue } from "../queen.ts";
 import type { DroneLoad } from "../scheduler.ts";
-import { canRun, needsOf, pickDrone, QUEUE_PER_SLOT } from "../scheduler.ts";
+import { canRun, needsOf, pickDrone, QUEUE_PER_SLOT, whyWaiting } from "../scheduler.ts";
 import type { JobRecord } from "../store.ts";
 import type { PostgresStore } from "./store.ts";
 import { QUEUE_CHANNEL } from "./store.ts";
@@ -34,6 +34,8 @@ export const STALE_MS = 2_000;
 const POLL_MS = 1_000;
 /** Rows one claim reads at most. */
 const CLAIM_ROWS = 200;
+/** Queued jobs the overview lists at most. */
+const LISTED_MAX = 1000;
 /** How long a queen asks a live owner for a job its worker brought here. */
 const FETCH_MS = 15_000;
 
@@ -73,6 +75,9 @@ export class Cluster implements SharedQueue {
   #unlisten: (() => Promise<void>)[] = [];
   #handed = new Map<string, () => void>();
   #closed = false;
+  /** The other queens' drones and the depth of the shared queue, as last read. */
+  #others: DroneLoad[] = [];
+  #depth = 0;
 
   constructor(id: string, store: PostgresStore, log: (message: string) => void) {
     this.id = id;
@@ -104,6 +109,7 @@ export class Cluster implements SharedQueue {
     const wake = () => {
       this.queued();
       void this.#watchQueens();
+      void this.#refresh();
     };
     const queue = await this.#sql.listen(QUEUE_CHANNEL, () => this.queued(), wake);
     const control = await this.#sql.listen(
@@ -187,6 +193,44 @@ export class Cluster implements SharedQueue {
     return true;
   }
 
+  describe(record: JobRecord): void {
+    if (record.view.status !== "queued" || record.view.waiting) return;
+    const why = whyWaiting(needsOf(record.spec), this.#fleet());
+    record.view.waiting = record.requeued ? `${why} (re-queued: ${record.requeued})` : why;
+  }
+
+  async waiting(limit: number): Promise<JobRecord[]> {
+    const rows = await this.#sql`SELECT id FROM jobs WHERE status = 'queued'
+      ORDER BY priority DESC, created_at, position LIMIT ${Math.min(limit, LISTED_MAX)}`;
+    const records = await this.#store.jobsById(rows.map((r) => String(r.id)));
+    for (const record of records) this.describe(record);
+    return records;
+  }
+
+  depth(): number {
+    return this.#depth;
+  }
+
+  /** Every drone of the cluster: this queen's as they are, the others' as last read. */
+  #fleet(): DroneLoad[] {
+    const own = [...this.#core?.drones.values() ?? []].filter((d) => d.info).map((d) => d.load());
+    return [...own, ...this.#others];
+  }
+
+  async #refresh(): Promise<void> {
+    try {
+      const [others, [count]] = await Promise.all([
+        this.#sql`SELECT d.load FROM drones d JOIN queens q ON q.id = d.queen
+          WHERE d.queen <> ${this.id}`,
+        this.#sql`SELECT count(*) AS n FROM jobs WHERE status = 'queued'`,
+      ]);
+      this.#others = others.map((r) => JSON.parse(String(r.load)));
+      this.#depth = Number(count.n);
+    } catch (error) {
+      if (!this.#closed) this.#log(`reading the fleet: ${(error as Error).message}`);
+    }
+  }
+
   // --- claims ---
 
   /** One claim; returns how many rows it read. */
@@ -210,8 +254,9 @@ export class Cluster implements SharedQueue {
           LIMIT ${CLAIM_ROWS} FOR UPDATE SKIP LOCKED`,
       ]);
       read = rows.length;
+      this.#others = others.map((r) => JSON.parse(String(r.load)));
       if (!rows.length) return [];
-      const fleet: DroneLoad[] = [...own, ...others.map((r) => JSON.parse(String(r.load)))];
+      const fleet: DroneLoad[] = [...own, ...this.#others.map((load) => ({ ...load }))];
       // Per serialization key: the builds that hold it (or null: another queen is deciding).
       const branches = new Map<string, Set<string> | null>();
       const mine: string[] = [];
