@@ -23,6 +23,7 @@ import type { TestQueen } from "./helpers/cluster.ts";
 import { makeRepo } from "./helpers/git_repo.ts";
 import { postgresCluster } from "./helpers/postgres.ts";
 import { freePort, startHaproxy } from "./helpers/haproxy.ts";
+import { TcpProxy } from "./helpers/tcp_proxy.ts";
 import postgres from "postgres";
 import { PostgresStore } from "../queen/postgres/store.ts";
 import { SecretBox } from "../queen/secret_box.ts";
@@ -215,6 +216,35 @@ Deno.test("a worker given two queens fails over when the one it is connected to 
     match(worker.stdout + worker.stderr, new RegExp(`connected to ${qa.url}`));
   } finally {
     await worker.stop();
+    await Promise.all([a.stop(), b.stop()]);
+  }
+});
+
+Deno.test("a worker that moves to another queen while its job's owner lives: the job is handed over, no line lost", async () => {
+  const database = await (await postgresCluster()).newDatabase();
+  const repo = await makeRepo({ "a.txt": "a\n" });
+  const { procs: [a, b], at: [qa, qb], ports } = await queens(database, 2, ["--lease", "20"]);
+  // The worker reaches A through a proxy whose connections the test cuts (a network blip);
+  // its next try goes to B, while A lives on.
+  const proxy = new TcpProxy({ port: ports[0] });
+  const worker = await startWorker(qa, { name: "mover", connect: `${proxy.url},${qb.url}` });
+  try {
+    const id = await submitJob(
+      qa,
+      customJob(repo.path, { test: "for i in $(seq 1 120); do echo line-$i; sleep 0.02; done" }),
+    );
+    await waitUntil(async () => (await jobLog(qa, id)).includes("line-30"), 30_000, "line-30");
+    proxy.cut();
+    await waitUntil(async () => (await droneNames(qb)).includes("mover"), 30_000, "on B");
+    const job = await waitForJob(qb, id, 60_000);
+    equal(job.result, "passed", job.error ?? "");
+    equal(job.attempts.length, 1, "the same attempt went on through B");
+    deepEqual(linesOf(await jobLog(qa, id)), numbered(120));
+    match(a.stderr, /handed over to queen/);
+    ok(!a.exited && !b.exited, "both queens live on");
+  } finally {
+    await worker.stop();
+    await proxy.close();
     await Promise.all([a.stop(), b.stop()]);
   }
 });
