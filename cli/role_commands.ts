@@ -44,13 +44,13 @@ export const QUEEN_FLAGS: Flags = {
   database: {
     type: "string",
     value: "URL",
-    help: "postgres://user@host:port/db: keep jobs there, shared with standby queens " +
+    help: "postgres://user@host:port/db: keep jobs there, shared with the other queens " +
       "(password: PGPASSWORD)",
   },
   "peer-url": {
     type: "string",
     value: "URL",
-    help: "with --database: the address other queens reach this one at (default: its own)",
+    help: "with --database: this queen's address as recorded in the database (default: its own)",
   },
   "worker-token": {
     type: "string",

@@ -3,7 +3,7 @@
  * closed (a failover, `pg_terminate_backend`, a network cut) from a timer of its own, and the
  * error of that write becomes a rejection no caller can catch, which would end the queen. The
  * connection is gone either way and the client opens a new one for its next query, so such a
- * rejection is logged instead; the lead lock (`lead.ts`) decides whether this queen may go on
+ * rejection is logged instead; the liveness lock (`liveness.ts`) decides whether this queen may go on
  * serving.
  * @module
  */

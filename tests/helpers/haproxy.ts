@@ -33,7 +33,7 @@ export function haproxyConfig(port: number, queens: number[]): string {
     "  default_backend queens",
     "backend queens",
     "  balance roundrobin",
-    // A queen waiting to take over does not listen yet, so it fails this check until it serves.
+    // A queen that is starting (or stopped) fails this check and gets no traffic.
     "  option httpchk GET /healthz",
     ...queens.map((p, i) => `  server q${i + 1} 127.0.0.1:${p} check inter 200 fall 2 rise 1`),
     "",
