@@ -3,10 +3,10 @@
  * Every queen serves everything and schedules: a job has one owner at a time, the queen that
  * claimed it for one of its drones, until it ends. This is the `SharedQueue` of `QueenCore`:
  *
- * - claims: queued jobs without an owner, in queue order, `FOR UPDATE SKIP LOCKED`; the seed's
- *   rule picks over the whole fleet (the `drones` table) and a queen takes only the jobs whose
- *   pick is one of its own drones (any capable drone of its own once a job has waited
- *   `STALE_MS`, in case what it read of the others was stale);
+ * - claims: one queen at a time, queued jobs without an owner in queue order; the seed's rule
+ *   picks over the whole fleet (the `drones` table) and a queen takes the jobs whose pick is one
+ *   of its own drones, up to the first that is another queen's (any capable drone of its own once
+ *   a job has waited `STALE_MS`, in case what it read of the others was stale);
  * - the drone table: each queen writes its own drones' loads as they change;
  * - wake-ups by `NOTIFY` (a job queued, released or ended, a drone's load changed), a poll as
  *   the fallback;
@@ -24,6 +24,13 @@ import { canRun, needsOf, pickDrone, QUEUE_PER_SLOT, whyWaiting } from "../sched
 import type { JobRecord } from "../store.ts";
 import type { PostgresStore } from "./store.ts";
 import { QUEUE_CHANNEL } from "./store.ts";
+
+/**
+ * Claims take turns, cluster-wide ("claim" in ASCII): each sees the jobs and drone loads the one
+ * before committed, so the seed's rule picks over the fleet as one queen's would, priorities
+ * included. A claim is a few milliseconds.
+ */
+const CLAIM_LOCK = 0x636c61696d;
 
 /** Queens tell each other of cancels and hand-overs here: JSON `ControlMessage`s. */
 export const CONTROL_CHANNEL = "strider_control";
@@ -245,14 +252,13 @@ export class Cluster implements SharedQueue {
     const now = Date.now();
     let read = 0;
     const claimed = await this.#sql.begin(async (tx) => {
-      const [others, rows] = await Promise.all([
-        tx`SELECT d.load FROM drones d JOIN queens q ON q.id = d.queen
-          WHERE d.queen <> ${this.id}`,
-        tx`SELECT id, spec, serial_key, build_id, queued_at FROM jobs
+      await tx`SELECT pg_advisory_xact_lock(${CLAIM_LOCK})`;
+      const rows = await tx`SELECT id, spec, serial_key, build_id, queued_at FROM jobs
           WHERE status = 'queued' AND owner IS NULL
           ORDER BY priority DESC, created_at, position
-          LIMIT ${CLAIM_ROWS} FOR UPDATE SKIP LOCKED`,
-      ]);
+          LIMIT ${CLAIM_ROWS} FOR UPDATE SKIP LOCKED`;
+      const others = await tx`SELECT d.load FROM drones d JOIN queens q ON q.id = d.queen
+          WHERE d.queen <> ${this.id}`;
       read = rows.length;
       this.#others = others.map((r) => JSON.parse(String(r.load)));
       if (!rows.length) return [];
@@ -276,11 +282,21 @@ export class Cluster implements SharedQueue {
           target = pickDrone(needs, own) ?? target;
         }
         if (!target) continue;
+        // Left for the queen whose drone the rule picks, and so is everything after it: a job
+        // of lower priority must not go out first (that queen claims at once; it was woken too).
+        if (!ownIds.has(target.id)) break;
         target.active++;
         if (key !== undefined) branches.get(key)!.add(build);
-        if (ownIds.has(target.id)) mine.push(id);
+        mine.push(id);
       }
-      if (mine.length) await tx`UPDATE jobs SET owner = ${this.id} WHERE id = ANY(${mine})`;
+      if (mine.length) {
+        await tx`UPDATE jobs SET owner = ${this.id} WHERE id = ANY(${mine})`;
+        // The next claim, of any queen, sees these drones with what this one gave them.
+        await tx`INSERT INTO drones (id, queen, load)
+          SELECT i, ${this.id}, l FROM unnest(${own.map((d) => d.id)}::text[],
+            ${own.map((d) => JSON.stringify(d))}::text[]) AS u(i, l)
+          ON CONFLICT (id) DO UPDATE SET load = EXCLUDED.load`;
+      }
       return mine;
     });
     if (claimed.length) await this.#adopt(claimed);
