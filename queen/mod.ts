@@ -181,13 +181,15 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
   });
   attachBuilds(core, builds);
   const retention = { keepJobs: options.keepJobs, keepDays: options.keepDays };
-  const prune = () => {
+  const prune = async () => {
     if (retention.keepJobs === undefined && retention.keepDays === undefined) return;
-    store.prune(retention, Date.now()).then((removed) => {
+    await store.prune(retention, Date.now()).then((removed) => {
       if (removed) log(`retention: removed ${removed} finished jobs`);
     }, (error) => log(`retention: ${(error as Error).message}`));
   };
-  prune();
+  // Before serving: a restarted queen never lists what its retention removes. (Every queen of a
+  // database prunes; a job two of them pick is deleted once.)
+  await prune();
   const pruning = setInterval(prune, RETENTION_EVERY_MS);
   let ownUrl = "";
   const reporter = new StatusReporter({
