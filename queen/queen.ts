@@ -20,6 +20,7 @@ import { ConflictError, RejectedError } from "./errors.ts";
 import { Hub } from "./hub.ts";
 import { newRecord, Recorder } from "./recorder.ts";
 import { branchKey, buildOf, canRun, needsOf, runnable, whyWaiting } from "./scheduler.ts";
+import type { DroneLoad } from "./scheduler.ts";
 import type { JobRecord, Store } from "./store.ts";
 import { systemClock } from "./clock.ts";
 import type { Clock, TimerId } from "./clock.ts";
@@ -68,6 +69,8 @@ export interface SharedQueue {
   fetch(id: string): void;
   /** Cancels a job this queen does not own; false when it had already finished. */
   cancel(id: string): Promise<boolean>;
+  /** Other queens' drones with a free slot, as last read (copies, to count on). */
+  freeElsewhere(): DroneLoad[];
   /** Says in the view of a job read from the store why it waits, if it is queued. */
   describe(record: JobRecord): void;
   /** Queued jobs of the whole cluster in dispatch order (up to `limit`), and how many. */
@@ -535,10 +538,33 @@ export class QueenCore {
         holder.send({ event: "queue:take", id, attempt: holder.jobs.get(id)! });
       }
     }
+    // With several queens, a free slot of another queen's drone takes a waiting job too: given
+    // back here, it goes to the shared queue, where that queen claims it.
+    const elsewhere = this.#options.shared?.freeElsewhere() ?? [];
+    if (!elsewhere.length) return;
+    const waiting = [...this.#waiting.keys()].filter((id) => !this.#taking.has(id)).sort(order);
+    for (const id of waiting) {
+      const spec = this.#jobs.get(id)?.spec;
+      const slot = spec &&
+        elsewhere.find((d) =>
+          d.active + (asked.get(d.id) ?? 0) < d.capacity && canRun(d, needsOf(spec))
+        );
+      if (!slot) continue;
+      slot.active++;
+      const holder = this.#waiting.get(id)!;
+      this.#taking.set(id, slot.id);
+      holder.send({ event: "queue:take", id, attempt: holder.jobs.get(id)! });
+    }
+  }
+
+  /** Whether jobs wait in the own queues of this queen's drones. */
+  hasWaiting(): boolean {
+    return this.#waiting.size > 0;
   }
 
   /** The worker answered a `queue:take`. */
   #onTaken(drone: Drone, id: string, attempt: number, taken: boolean): void {
+    const forSlot = this.#taking.get(id);
     this.#taking.delete(id);
     const record = this.#jobs.get(id);
     if (
@@ -546,6 +572,14 @@ export class QueenCore {
     ) return;
     drone.jobs.delete(id);
     this.#returnToQueue(record, `taken back from ${drone.name}'s queue for a free slot`);
+    const shared = this.#options.shared;
+    if (shared && forSlot !== undefined && !this.drones.has(forSlot)) {
+      // For another queen's slot: to the shared queue, not back to a drone of this one.
+      this.#queue = this.#queue.filter((q) => q !== id);
+      this.#forgetJob(id);
+      this.#jobs.delete(id);
+      shared.release([id]);
+    }
     this.dispatch();
   }
 

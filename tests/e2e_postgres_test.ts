@@ -10,6 +10,7 @@ import {
   customJob,
   droneNames,
   ENTRY,
+  getJob,
   jobLog,
   Proc,
   QUEEN_PERMISSIONS,
@@ -40,11 +41,29 @@ globalThis.addEventListener("unload", () => {
   for (const dir of folders) Deno.removeSync(dir, { recursive: true });
 });
 
+/** Every queen a test started, to show what they said when it fails. */
+const started: Proc[] = [];
+
+/** `Deno.test`, printing the queens' output when the test fails (seen on a loaded machine). */
+function clusterTest(name: string, fn: () => Promise<void>): void {
+  Deno.test(name, async () => {
+    const from = started.length;
+    try {
+      await fn();
+    } catch (error) {
+      for (const [i, proc] of started.slice(from).entries()) {
+        console.error(`--- queen ${i + 1}:\n${proc.stdout}${proc.stderr}`);
+      }
+      throw error;
+    }
+  });
+}
+
 /** A queen on `database` at a fixed port; it prints "listening" only once it serves. */
 async function queenProc(database: string, port: number, args: string[] = []): Promise<Proc> {
   const data = await Deno.makeTempDir({ prefix: "strider-pg-queen-" });
   folders.push(data);
-  return new Proc([
+  const proc = new Proc([
     "run",
     ...QUEEN_PERMISSIONS,
     ENTRY,
@@ -59,6 +78,8 @@ async function queenProc(database: string, port: number, args: string[] = []): P
     API_TOKEN,
     ...args,
   ], { env: { STRIDER_DATABASE: database, STRIDER_SECRET_KEY: SECRET_KEY } });
+  started.push(proc);
+  return proc;
 }
 
 const serving = (proc: Proc, timeoutMs = 30_000) =>
@@ -97,35 +118,38 @@ async function queenOf(at: TestQueen[], name: string): Promise<number> {
 const linesOf = (log: string) => log.split("\n").filter((l) => l.startsWith("line-"));
 const numbered = (n: number) => Array.from({ length: n }, (_, i) => `line-${i + 1}`);
 
-Deno.test("kill -9 of the queen owning a running job: its worker reconnects through HAProxy to another, no line lost or doubled", async () => {
-  const database = await (await postgresCluster()).newDatabase();
-  const repo = await makeRepo({ "a.txt": "a\n" });
-  const { ports, procs, at } = await queens(database, 2, ["--lease", "20"]);
-  const lb = await startHaproxy(ports);
-  const front: TestQueen = { url: lb.url, proc: procs[0], data: "" };
-  const worker = await startWorker(front, { name: "through-lb", connect: lb.url });
-  try {
-    const id = await submitJob(
-      front,
-      customJob(repo.path, { test: "for i in $(seq 1 150); do echo line-$i; sleep 0.02; done" }),
-    );
-    await waitUntil(async () => (await jobLog(front, id)).includes("line-40"), 30_000, "line-40");
-    // The queen the worker is connected to owns the job: it is the one killed.
-    const owner = await queenOf(at, "through-lb");
-    ok(owner >= 0, "the worker is on a queen");
-    await procs[owner].stop("SIGKILL");
-    const survivor = at[1 - owner];
-    const job = await waitForJob(survivor, id, 60_000);
-    equal(job.result, "passed", job.error ?? "");
-    equal(job.attempts.length, 1, "the worker re-attached to the survivor; no second run");
-    deepEqual(linesOf(await jobLog(survivor, id)), numbered(150));
-    match(procs[1 - owner].stderr, /is gone: adopting its 1 unfinished jobs/);
-  } finally {
-    await worker.stop();
-    await Promise.all(procs.map((q) => q.stop()));
-    await lb.stop();
-  }
-});
+clusterTest(
+  "kill -9 of the queen owning a running job: its worker reconnects through HAProxy to another, no line lost or doubled",
+  async () => {
+    const database = await (await postgresCluster()).newDatabase();
+    const repo = await makeRepo({ "a.txt": "a\n" });
+    const { ports, procs, at } = await queens(database, 2, ["--lease", "20"]);
+    const lb = await startHaproxy(ports);
+    const front: TestQueen = { url: lb.url, proc: procs[0], data: "" };
+    const worker = await startWorker(front, { name: "through-lb", connect: lb.url });
+    try {
+      const id = await submitJob(
+        front,
+        customJob(repo.path, { test: "for i in $(seq 1 150); do echo line-$i; sleep 0.02; done" }),
+      );
+      await waitUntil(async () => (await jobLog(front, id)).includes("line-40"), 30_000, "line-40");
+      // The queen the worker is connected to owns the job: it is the one killed.
+      const owner = await queenOf(at, "through-lb");
+      ok(owner >= 0, "the worker is on a queen");
+      await procs[owner].stop("SIGKILL");
+      const survivor = at[1 - owner];
+      const job = await waitForJob(survivor, id, 60_000);
+      equal(job.result, "passed", job.error ?? "");
+      equal(job.attempts.length, 1, "the worker re-attached to the survivor; no second run");
+      deepEqual(linesOf(await jobLog(survivor, id)), numbered(150));
+      match(procs[1 - owner].stderr, /is gone: adopting its 1 unfinished jobs/);
+    } finally {
+      await worker.stop();
+      await Promise.all(procs.map((q) => q.stop()));
+      await lb.stop();
+    }
+  },
+);
 
 /** Reads a job's event stream from `queen` to its end: the `n` and data of every event. */
 async function follow(
@@ -141,186 +165,201 @@ async function follow(
   return text.split("\n").filter((l) => l.startsWith("data: ")).map((l) => JSON.parse(l.slice(6)));
 }
 
-Deno.test("any queen serves anything: submit to one, run on a worker of another, read from a third", async () => {
-  const database = await (await postgresCluster()).newDatabase();
-  const repo = await makeRepo({ "a.txt": "a\n" });
-  const { procs, at: [qa, qb, qc] } = await queens(database, 3);
-  // The worker knows only queen C; the job is submitted to queen B.
-  const worker = await startWorker(qc, { name: "on-c" });
-  try {
-    const id = await submitJob(
-      qb,
-      customJob(repo.path, {
-        test: "head -c 2500000 /dev/urandom > out.bin && sha256sum out.bin && " +
-          "for i in $(seq 1 60); do echo line-$i; sleep 0.01; done",
-      }, { artifacts: ["out.bin"] }),
-    );
-    const job = await waitForJob(qa, id);
-    equal(job.result, "passed");
-    equal(job.attempts[0].drone, "on-c", "it ran on the worker of queen C");
-    // The same stream from every queen, from the database: no gap, no duplicate.
-    const [fromA, fromB, fromC] = await Promise.all([qa, qb, qc].map((q) => follow(q.url, id)));
-    deepEqual(fromB.map((e) => e.n), fromB.map((_, i) => i + 1), "no gap, no duplicate");
-    deepEqual(fromA.map((e) => e.n), fromB.map((e) => e.n));
-    deepEqual(fromC.map((e) => e.n), fromB.map((e) => e.n));
-    const lines = fromB.filter((e) => (e.data as { event: string }).event === "job:cmd:stdout")
-      .map((e) => String((e.data as { text: string }).text)).join("").split("\n")
-      .filter((l) => l.startsWith("line-"));
-    deepEqual(lines, numbered(60));
-    // The artifact went up through C and comes down from B, byte for byte (chunked in the DB).
-    const sha = (await jobLog(qa, id)).match(/([0-9a-f]{64}) {2}out\.bin/)![1];
-    const file = await api(qb, `/api/jobs/${id}/artifacts/out.bin`);
-    equal(file.status, 200);
-    const bytes = new Uint8Array(await file.arrayBuffer());
-    equal(bytes.length, 2_500_000);
-    const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
-    equal(Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join(""), sha);
-    // The dashboard's login on any queen: same-origin, and a page elsewhere refused.
-    const login = (origin: string) =>
-      fetch(`${qb.url}/login`, {
-        method: "POST",
-        headers: { origin, "content-type": "application/x-www-form-urlencoded" },
-        body: new URLSearchParams({ token: API_TOKEN, next: "/" }),
-        redirect: "manual",
-      });
-    const ours = await login(qb.url);
-    await ours.body?.cancel();
-    equal(ours.status, 303, "logged in on another queen");
-    ok(ours.headers.get("set-cookie")?.includes("strider_session="));
-    const theirs = await login("http://evil.example");
-    await theirs.body?.cancel();
-    equal(theirs.status, 403);
-  } finally {
-    await worker.stop();
-    await Promise.all(procs.map((q) => q.stop()));
-  }
-});
+clusterTest(
+  "any queen serves anything: submit to one, run on a worker of another, read from a third",
+  async () => {
+    const database = await (await postgresCluster()).newDatabase();
+    const repo = await makeRepo({ "a.txt": "a\n" });
+    const { procs, at: [qa, qb, qc] } = await queens(database, 3);
+    // The worker knows only queen C; the job is submitted to queen B.
+    const worker = await startWorker(qc, { name: "on-c" });
+    try {
+      const id = await submitJob(
+        qb,
+        customJob(repo.path, {
+          test: "head -c 2500000 /dev/urandom > out.bin && sha256sum out.bin && " +
+            "for i in $(seq 1 60); do echo line-$i; sleep 0.01; done",
+        }, { artifacts: ["out.bin"] }),
+      );
+      const job = await waitForJob(qa, id);
+      equal(job.result, "passed");
+      equal(job.attempts[0].drone, "on-c", "it ran on the worker of queen C");
+      // The same stream from every queen, from the database: no gap, no duplicate.
+      const [fromA, fromB, fromC] = await Promise.all([qa, qb, qc].map((q) => follow(q.url, id)));
+      deepEqual(fromB.map((e) => e.n), fromB.map((_, i) => i + 1), "no gap, no duplicate");
+      deepEqual(fromA.map((e) => e.n), fromB.map((e) => e.n));
+      deepEqual(fromC.map((e) => e.n), fromB.map((e) => e.n));
+      const lines = fromB.filter((e) => (e.data as { event: string }).event === "job:cmd:stdout")
+        .map((e) => String((e.data as { text: string }).text)).join("").split("\n")
+        .filter((l) => l.startsWith("line-"));
+      deepEqual(lines, numbered(60));
+      // The artifact went up through C and comes down from B, byte for byte (chunked in the DB).
+      const sha = (await jobLog(qa, id)).match(/([0-9a-f]{64}) {2}out\.bin/)![1];
+      const file = await api(qb, `/api/jobs/${id}/artifacts/out.bin`);
+      equal(file.status, 200);
+      const bytes = new Uint8Array(await file.arrayBuffer());
+      equal(bytes.length, 2_500_000);
+      const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+      equal(Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join(""), sha);
+      // The dashboard's login on any queen: same-origin, and a page elsewhere refused.
+      const login = (origin: string) =>
+        fetch(`${qb.url}/login`, {
+          method: "POST",
+          headers: { origin, "content-type": "application/x-www-form-urlencoded" },
+          body: new URLSearchParams({ token: API_TOKEN, next: "/" }),
+          redirect: "manual",
+        });
+      const ours = await login(qb.url);
+      await ours.body?.cancel();
+      equal(ours.status, 303, "logged in on another queen");
+      ok(ours.headers.get("set-cookie")?.includes("strider_session="));
+      const theirs = await login("http://evil.example");
+      await theirs.body?.cancel();
+      equal(theirs.status, 403);
+    } finally {
+      await worker.stop();
+      await Promise.all(procs.map((q) => q.stop()));
+    }
+  },
+);
 
-Deno.test("a worker given two queens fails over when the one it is connected to is killed", async () => {
-  const database = await (await postgresCluster()).newDatabase();
-  const repo = await makeRepo({ "a.txt": "a\n" });
-  const { procs: [a, b], at: [qa, qb] } = await queens(database, 2, ["--lease", "20"]);
-  // Connected to B first, A as its fallback; the job is submitted to A and runs on B's worker.
-  const worker = await startWorker(qb, { name: "two-urls", connect: `${qb.url},${qa.url}` });
-  try {
-    const id = await submitJob(
-      qa,
-      customJob(repo.path, { test: "for i in $(seq 1 120); do echo line-$i; sleep 0.02; done" }),
-    );
-    await waitUntil(async () => (await jobLog(qa, id)).includes("line-30"), 30_000, "line-30");
-    await b.stop("SIGKILL");
-    const job = await waitForJob(qa, id, 60_000);
-    equal(job.result, "passed", job.error ?? "");
-    equal(job.attempts.length, 1, "the same attempt went on through A");
-    deepEqual(linesOf(await jobLog(qa, id)), numbered(120));
-    match(worker.stdout + worker.stderr, new RegExp(`connected to ${qa.url}`));
-  } finally {
-    await worker.stop();
-    await Promise.all([a.stop(), b.stop()]);
-  }
-});
+clusterTest(
+  "a worker given two queens fails over when the one it is connected to is killed",
+  async () => {
+    const database = await (await postgresCluster()).newDatabase();
+    const repo = await makeRepo({ "a.txt": "a\n" });
+    const { procs: [a, b], at: [qa, qb] } = await queens(database, 2, ["--lease", "20"]);
+    // Connected to B first, A as its fallback; the job is submitted to A and runs on B's worker.
+    const worker = await startWorker(qb, { name: "two-urls", connect: `${qb.url},${qa.url}` });
+    try {
+      const id = await submitJob(
+        qa,
+        customJob(repo.path, { test: "for i in $(seq 1 120); do echo line-$i; sleep 0.02; done" }),
+      );
+      await waitUntil(async () => (await jobLog(qa, id)).includes("line-30"), 30_000, "line-30");
+      await b.stop("SIGKILL");
+      const job = await waitForJob(qa, id, 60_000);
+      equal(job.result, "passed", job.error ?? "");
+      equal(job.attempts.length, 1, "the same attempt went on through A");
+      deepEqual(linesOf(await jobLog(qa, id)), numbered(120));
+      match(worker.stdout + worker.stderr, new RegExp(`connected to ${qa.url}`));
+    } finally {
+      await worker.stop();
+      await Promise.all([a.stop(), b.stop()]);
+    }
+  },
+);
 
-Deno.test("a worker that moves to another queen while its job's owner lives: the job is handed over, no line lost", async () => {
-  const database = await (await postgresCluster()).newDatabase();
-  const repo = await makeRepo({ "a.txt": "a\n" });
-  const { procs: [a, b], at: [qa, qb], ports } = await queens(database, 2, ["--lease", "20"]);
-  // The worker reaches A through a proxy whose connections the test cuts (a network blip);
-  // its next try goes to B, while A lives on.
-  const proxy = new TcpProxy({ port: ports[0] });
-  const worker = await startWorker(qa, { name: "mover", connect: `${proxy.url},${qb.url}` });
-  try {
-    const id = await submitJob(
-      qa,
-      customJob(repo.path, { test: "for i in $(seq 1 120); do echo line-$i; sleep 0.02; done" }),
-    );
-    await waitUntil(async () => (await jobLog(qa, id)).includes("line-30"), 30_000, "line-30");
-    proxy.cut();
-    await waitUntil(async () => (await droneNames(qb)).includes("mover"), 30_000, "on B");
-    const job = await waitForJob(qb, id, 60_000);
-    equal(job.result, "passed", job.error ?? "");
-    equal(job.attempts.length, 1, "the same attempt went on through B");
-    deepEqual(linesOf(await jobLog(qa, id)), numbered(120));
-    match(a.stderr, /handed over to queen/);
-    ok(!a.exited && !b.exited, "both queens live on");
-  } finally {
-    await worker.stop();
-    await proxy.close();
-    await Promise.all([a.stop(), b.stop()]);
-  }
-});
+clusterTest(
+  "a worker that moves to another queen while its job's owner lives: the job is handed over, no line lost",
+  async () => {
+    const database = await (await postgresCluster()).newDatabase();
+    const repo = await makeRepo({ "a.txt": "a\n" });
+    const { procs: [a, b], at: [qa, qb], ports } = await queens(database, 2, ["--lease", "20"]);
+    // The worker reaches A through a proxy whose connections the test cuts (a network blip);
+    // its next try goes to B, while A lives on.
+    const proxy = new TcpProxy({ port: ports[0] });
+    const worker = await startWorker(qa, { name: "mover", connect: `${proxy.url},${qb.url}` });
+    try {
+      const id = await submitJob(
+        qa,
+        customJob(repo.path, { test: "for i in $(seq 1 120); do echo line-$i; sleep 0.02; done" }),
+      );
+      await waitUntil(async () => (await jobLog(qa, id)).includes("line-30"), 30_000, "line-30");
+      proxy.cut();
+      await waitUntil(async () => (await droneNames(qb)).includes("mover"), 30_000, "on B");
+      const job = await waitForJob(qb, id, 60_000);
+      equal(job.result, "passed", job.error ?? "");
+      equal(job.attempts.length, 1, "the same attempt went on through B");
+      deepEqual(linesOf(await jobLog(qa, id)), numbered(120));
+      match(a.stderr, /handed over to queen/);
+      ok(!a.exited && !b.exited, "both queens live on");
+    } finally {
+      await worker.stop();
+      await proxy.close();
+      await Promise.all([a.stop(), b.stop()]);
+    }
+  },
+);
 
-Deno.test("a queen whose liveness lock is lost stops, and another adopts its running job", async () => {
-  const database = await (await postgresCluster()).newDatabase();
-  const repo = await makeRepo({ "a.txt": "a\n" });
-  const { procs: [a, b], at: [qa, qb] } = await queens(database, 2, ["--lease", "20"]);
-  const worker = await startWorker(qa, { name: "cut", connect: `${qa.url},${qb.url}` });
-  const admin = postgres(database, { max: 1, onnotice: () => {} });
-  try {
-    const id = await submitJob(
-      qb,
-      customJob(repo.path, { test: "for i in $(seq 1 100); do echo line-$i; sleep 0.02; done" }),
-    );
-    await waitUntil(async () => (await jobLog(qb, id)).includes("line-20"), 30_000, "line-20");
-    // As a network cut would: the connection holding A's lock ends (its pool lives on). A
-    // must stop, for B may adopt its jobs at once.
-    const [{ owner }] = await admin`SELECT owner FROM jobs WHERE id = ${id}`;
-    const [{ lock }] = await admin`SELECT lock FROM queens WHERE id = ${owner}`;
-    await admin`SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'
+clusterTest(
+  "a queen whose liveness lock is lost stops, and another adopts its running job",
+  async () => {
+    const database = await (await postgresCluster()).newDatabase();
+    const repo = await makeRepo({ "a.txt": "a\n" });
+    const { procs: [a, b], at: [qa, qb] } = await queens(database, 2, ["--lease", "20"]);
+    const worker = await startWorker(qa, { name: "cut", connect: `${qa.url},${qb.url}` });
+    const admin = postgres(database, { max: 1, onnotice: () => {} });
+    try {
+      const id = await submitJob(
+        qb,
+        customJob(repo.path, { test: "for i in $(seq 1 100); do echo line-$i; sleep 0.02; done" }),
+      );
+      await waitUntil(async () => (await jobLog(qb, id)).includes("line-20"), 30_000, "line-20");
+      // As a network cut would: the connection holding A's lock ends (its pool lives on). A
+      // must stop, for B may adopt its jobs at once.
+      const [{ owner }] = await admin`SELECT owner FROM jobs WHERE id = ${id}`;
+      const [{ lock }] = await admin`SELECT lock FROM queens WHERE id = ${owner}`;
+      await admin`SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'
       AND granted AND ((classid::bigint << 32) | objid::bigint) = ${lock}::bigint`;
-    const status = await a.exit(30_000);
-    equal(status.code, 1, "A stops with an error, for its service manager to restart it");
-    // Whichever A sees first: its lock gone, or the fence (B adopted the job, and A's next
-    // write to it was refused: nothing of that batch was acknowledged).
-    match(
-      a.stderr,
-      /lost the database connection that holds this queen's lock|owned by another queen now/,
-    );
-    const job = await waitForJob(qb, id, 60_000);
-    equal(job.result, "passed", job.error ?? "");
-    equal(job.attempts.length, 1);
-    deepEqual(linesOf(await jobLog(qb, id)), numbered(100));
-  } finally {
-    await admin.end();
-    await worker.stop();
-    await Promise.all([a.stop(), b.stop()]);
-  }
-});
-
-Deno.test("three queens racing over one queue: every job runs once, on drones of several queens", async () => {
-  const database = await (await postgresCluster()).newDatabase();
-  const repo = await makeRepo({ "a.txt": "a\n" });
-  const marks = await Deno.makeTempDir({ prefix: "strider-marks-" });
-  // Started at once on a new database: one migrates, all serve.
-  const { procs, at } = await queens(database, 3);
-  const workers = await Promise.all(
-    at.map((q, i) => startWorker(q, { name: `w${i + 1}`, args: ["--capacity", "2"] })),
-  );
-  try {
-    // Each run leaves a file named for its job and attempt; a second run would find it there.
-    const specs = Array.from({ length: 60 }, () =>
-      customJob(repo.path, {
-        test: `set -o noclobber; echo run > ${marks}/$STRIDER_JOB_ID; sleep 0.1`,
-      }));
-    const ids = await Promise.all(specs.map((spec, i) => submitJob(at[i % 3], spec)));
-    const drones = new Set<string>();
-    for (const id of ids) {
-      const job = await waitForJob(at[0], id, 120_000);
+      const status = await a.exit(30_000);
+      equal(status.code, 1, "A stops with an error, for its service manager to restart it");
+      // Whichever A sees first: its lock gone, or the fence (B adopted the job, and A's next
+      // write to it was refused: nothing of that batch was acknowledged).
+      match(
+        a.stderr,
+        /lost the database connection that holds this queen's lock|owned by another queen now/,
+      );
+      const job = await waitForJob(qb, id, 60_000);
       equal(job.result, "passed", job.error ?? "");
       equal(job.attempts.length, 1);
-      drones.add(job.attempts[0].drone);
+      deepEqual(linesOf(await jobLog(qb, id)), numbered(100));
+    } finally {
+      await admin.end();
+      await worker.stop();
+      await Promise.all([a.stop(), b.stop()]);
     }
-    const files = [];
-    for await (const entry of Deno.readDir(marks)) files.push(entry.name);
-    equal(files.length, ids.length, "one run per job");
-    ok(drones.size >= 2, `work spread over the queens' drones: ${[...drones]}`);
-  } finally {
-    await Promise.all(workers.map((w) => w.stop()));
-    await Promise.all(procs.map((q) => q.stop()));
-    await Deno.remove(marks, { recursive: true });
-  }
-});
+  },
+);
 
-Deno.test("per-branch serialization and priorities hold across queens", async () => {
+clusterTest(
+  "three queens racing over one queue: every job runs once, on drones of several queens",
+  async () => {
+    const database = await (await postgresCluster()).newDatabase();
+    const repo = await makeRepo({ "a.txt": "a\n" });
+    const marks = await Deno.makeTempDir({ prefix: "strider-marks-" });
+    // Started at once on a new database: one migrates, all serve.
+    const { procs, at } = await queens(database, 3);
+    const workers = await Promise.all(
+      at.map((q, i) => startWorker(q, { name: `w${i + 1}`, args: ["--capacity", "2"] })),
+    );
+    try {
+      // Each run leaves a file named for its job and attempt; a second run would find it there.
+      const specs = Array.from({ length: 60 }, () =>
+        customJob(repo.path, {
+          test: `set -o noclobber; echo run > ${marks}/$STRIDER_JOB_ID; sleep 0.1`,
+        }));
+      const ids = await Promise.all(specs.map((spec, i) => submitJob(at[i % 3], spec)));
+      const drones = new Set<string>();
+      for (const id of ids) {
+        const job = await waitForJob(at[0], id, 120_000);
+        equal(job.result, "passed", job.error ?? "");
+        equal(job.attempts.length, 1);
+        drones.add(job.attempts[0].drone);
+      }
+      const files = [];
+      for await (const entry of Deno.readDir(marks)) files.push(entry.name);
+      equal(files.length, ids.length, "one run per job");
+      ok(drones.size >= 2, `work spread over the queens' drones: ${[...drones]}`);
+    } finally {
+      await Promise.all(workers.map((w) => w.stop()));
+      await Promise.all(procs.map((q) => q.stop()));
+      await Deno.remove(marks, { recursive: true });
+    }
+  },
+);
+
+clusterTest("per-branch serialization and priorities hold across queens", async () => {
   const database = await (await postgresCluster()).newDatabase();
   const repo = await makeRepo({ "a.txt": "a\n" });
   const dir = await Deno.makeTempDir({ prefix: "strider-serial-" });
@@ -387,7 +426,62 @@ Deno.test("per-branch serialization and priorities hold across queens", async ()
   }
 });
 
-Deno.test("cancel through a queen that does not own the job", async () => {
+clusterTest(
+  "a job waiting in a busy worker's queue moves to a free slot of another queen's worker",
+  async () => {
+    const database = await (await postgresCluster()).newDatabase();
+    const repo = await makeRepo({ "a.txt": "a\n" });
+    const dir = await Deno.makeTempDir({ prefix: "strider-gates-" });
+    const { procs, at } = await queens(database, 2);
+    const workers = await Promise.all(
+      at.map((q, i) => startWorker(q, { name: `one${i + 1}`, args: ["--capacity", "1"] })),
+    );
+    try {
+      // One slot per worker, each held by a job that waits for its gate.
+      const held = await Promise.all([1, 2].map((gate) =>
+        submitJob(
+          at[gate - 1],
+          customJob(repo.path, {
+            test: `echo holding; while [ ! -e ${dir}/gate${gate} ]; do sleep 0.05; done`,
+          }),
+        )
+      ));
+      for (const id of held) {
+        await waitUntil(async () => (await jobLog(at[0], id)).includes("holding"), 30_000);
+      }
+      // Both busy: the next job waits in one worker's own queue (the seed's rule).
+      const next = await submitJob(at[0], customJob(repo.path, { test: "echo moved" }));
+      let waitingAt = "";
+      await waitUntil(
+        async () => {
+          const job = await getJob(at[0], next);
+          waitingAt = job.drone ?? "";
+          return job.status === "dispatched";
+        },
+        30_000,
+        "the job in a worker's queue",
+      );
+      const blockers = await Promise.all(held.map((id) => getJob(at[0], id)));
+      // The other worker's slot frees; the one the job waits at stays busy.
+      const other = blockers.findIndex((job) => job.drone !== waitingAt);
+      ok(other >= 0, `the held jobs ran on both workers: ${blockers.map((j) => j.drone)}`);
+      await Deno.writeTextFile(`${dir}/gate${other + 1}`, "");
+      const moved = await waitForJob(at[1], next, 30_000);
+      equal(moved.result, "passed", moved.error ?? "");
+      equal(moved.attempts.length, 1, "given back uncharged");
+      equal(moved.attempts[0].drone, blockers[other].drone, "it ran where the slot freed");
+      equal((await getJob(at[0], held[1 - other])).status, "started", "its first worker is busy");
+      await Deno.writeTextFile(`${dir}/gate${2 - other}`, "");
+      for (const id of held) equal((await waitForJob(at[0], id, 30_000)).result, "passed");
+    } finally {
+      await Promise.all(workers.map((w) => w.stop()));
+      await Promise.all(procs.map((q) => q.stop()));
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+clusterTest("cancel through a queen that does not own the job", async () => {
   const database = await (await postgresCluster()).newDatabase();
   const repo = await makeRepo({ "a.txt": "a\n" });
   const { procs, at: [qa, qb] } = await queens(database, 2);
@@ -422,54 +516,57 @@ Deno.test("cancel through a queen that does not own the job", async () => {
   }
 });
 
-Deno.test("a queen started on a database with 10,000 queued jobs serves them in order", async () => {
-  const database = await (await postgresCluster()).newDatabase();
-  const repo = await makeRepo({ "a.txt": "a\n" });
-  // The jobs go in as another queen would have left them: straight through the store.
-  const store = await PostgresStore.open(
-    { url: database, max: 8 },
-    new SecretBox(parseSecretKey(SECRET_KEY, "test key"), []),
-  );
-  const t = Date.now();
-  const ids = Array.from({ length: 10_000 }, (_, i) => `bulk-${String(i).padStart(5, "0")}`);
-  for (let i = 0; i < ids.length; i += 500) {
-    await Promise.all(
-      ids.slice(i, i + 500).map((id, j) =>
-        store.createJob(newRecord(
-          id,
-          JobSpecSchema.parse({
-            ...customJob(repo.path, { test: `echo ran-${id}` }),
-            job_id: id,
-            secrets: { TOKEN: "kept-sealed" },
-            trigger: {
-              type: "manual",
-              timestamp: new Date(t + i + j).toISOString(),
-              source: { type: "API", app: "api" },
-            },
-          }),
-          t + i + j,
-        ))
-      ),
+clusterTest(
+  "a queen started on a database with 10,000 queued jobs serves them in order",
+  async () => {
+    const database = await (await postgresCluster()).newDatabase();
+    const repo = await makeRepo({ "a.txt": "a\n" });
+    // The jobs go in as another queen would have left them: straight through the store.
+    const store = await PostgresStore.open(
+      { url: database, max: 8 },
+      new SecretBox(parseSecretKey(SECRET_KEY, "test key"), []),
     );
-  }
-  await store.close();
-  const port = freePort();
-  const queen = await queenProc(database, port);
-  await serving(queen, 120_000);
-  const front: TestQueen = { url: `http://127.0.0.1:${port}`, proc: queen, data: "" };
-  const worker = await startWorker(front, { name: "bulk", args: ["--max-jobs", "3"] });
-  try {
-    const queued = await (await api(front, "/api/jobs?status=queued&limit=1")).json();
-    ok(queued.next, "more than one page of queued jobs");
-    for (const id of ids.slice(0, 3)) {
-      const job = await waitForJob(front, id, 60_000);
-      equal(job.result, "passed", job.error ?? "");
-      ok((await jobLog(front, id)).includes(`ran-${id}`));
+    const t = Date.now();
+    const ids = Array.from({ length: 10_000 }, (_, i) => `bulk-${String(i).padStart(5, "0")}`);
+    for (let i = 0; i < ids.length; i += 500) {
+      await Promise.all(
+        ids.slice(i, i + 500).map((id, j) =>
+          store.createJob(newRecord(
+            id,
+            JobSpecSchema.parse({
+              ...customJob(repo.path, { test: `echo ran-${id}` }),
+              job_id: id,
+              secrets: { TOKEN: "kept-sealed" },
+              trigger: {
+                type: "manual",
+                timestamp: new Date(t + i + j).toISOString(),
+                source: { type: "API", app: "api" },
+              },
+            }),
+            t + i + j,
+          ))
+        ),
+      );
     }
-    const last = await (await api(front, `/api/jobs/${ids[ids.length - 1]}`)).json();
-    equal(last.status, "queued", "the newest waits its turn");
-  } finally {
-    await worker.stop();
-    await queen.stop();
-  }
-});
+    await store.close();
+    const port = freePort();
+    const queen = await queenProc(database, port);
+    await serving(queen, 120_000);
+    const front: TestQueen = { url: `http://127.0.0.1:${port}`, proc: queen, data: "" };
+    const worker = await startWorker(front, { name: "bulk", args: ["--max-jobs", "3"] });
+    try {
+      const queued = await (await api(front, "/api/jobs?status=queued&limit=1")).json();
+      ok(queued.next, "more than one page of queued jobs");
+      for (const id of ids.slice(0, 3)) {
+        const job = await waitForJob(front, id, 60_000);
+        equal(job.result, "passed", job.error ?? "");
+        ok((await jobLog(front, id)).includes(`ran-${id}`));
+      }
+      const last = await (await api(front, `/api/jobs/${ids[ids.length - 1]}`)).json();
+      equal(last.status, "queued", "the newest waits its turn");
+    } finally {
+      await worker.stop();
+      await queen.stop();
+    }
+  },
+);

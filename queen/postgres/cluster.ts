@@ -218,6 +218,13 @@ export class Cluster implements SharedQueue {
     return this.#depth;
   }
 
+  freeElsewhere(): DroneLoad[] {
+    return this.#others.filter((d) =>
+      d.active < d.capacity && canRun(d, { plugins: [], labels: [] })
+    )
+      .map((d) => ({ ...d }));
+  }
+
   /** Every drone of the cluster: this queen's as they are, the others' as last read. */
   #fleet(): DroneLoad[] {
     const own = [...this.#core?.drones.values() ?? []].filter((d) => d.info).map((d) => d.load());
@@ -247,11 +254,20 @@ export class Cluster implements SharedQueue {
       ...d.load(),
       id: `${this.id}/${d.id}`,
     }));
-    if (!own.some(hasRoom)) return 0;
+    if (!own.some(hasRoom)) {
+      // Full here; but a job waiting at a drone of this queen may go to another's free slot.
+      if (core.hasWaiting()) {
+        await this.#refresh();
+        core.dispatch();
+      }
+      return 0;
+    }
     const ownIds = new Set(own.map((d) => d.id));
     const now = Date.now();
     let read = 0;
     const claimed = await this.#sql.begin(async (tx) => {
+      // A queen frozen mid-claim must not stall every other's: they give up and come back.
+      await tx`SET LOCAL lock_timeout = '2s'`;
       await tx`SELECT pg_advisory_xact_lock(${CLAIM_LOCK})`;
       const rows = await tx`SELECT id, spec, serial_key, build_id, queued_at FROM jobs
           WHERE status = 'queued' AND owner IS NULL
@@ -300,6 +316,7 @@ export class Cluster implements SharedQueue {
       return mine;
     });
     if (claimed.length) await this.#adopt(claimed);
+    else if (core.hasWaiting()) core.dispatch();
     return read;
   }
 
