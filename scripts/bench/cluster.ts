@@ -4,12 +4,12 @@
  *
  * - dispatch latency, `POST` → `job:started` recorded, one job at a time, a simulated worker: one
  *   queen on SQLite; one queen on PostgreSQL; three queens on PostgreSQL with the job submitted to
- *   one standby and the worker connected to another (two forwarding hops);
+ *   one queen and the worker connected to another (cross-queen dispatch: NOTIFY, claim);
  * - throughput of trivial jobs (simulated workers doing nothing: the queens alone) in the same
- *   three set-ups, submissions spread over every queen;
- * - failover: `kill -9` of the serving queen (a subprocess) while a real worker streams output
- *   through HAProxy; the time from the kill to the job's log growing again, read through HAProxy.
- *   Beside: the worker's first reconnect delay (the floor of its backoff).
+ *   three set-ups, submissions and workers spread over every queen;
+ * - failover: `kill -9` of the queen owning a running job (a subprocess) while a real worker
+ *   streams output through HAProxy; the time from the kill to the job's log growing again, read
+ *   through HAProxy. Beside: the worker's first reconnect delay (the floor of its backoff).
  */
 import { startQueen } from "../../queen/mod.ts";
 import type { RunningQueen } from "../../queen/mod.ts";
@@ -39,11 +39,12 @@ import {
 } from "./lib.ts";
 import type { BenchContext, Measure, Proc, Row } from "./lib.ts";
 import { SimFleet } from "./sim_worker.ts";
+import postgres from "postgres";
 
 const SECRET_KEY = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32))));
 const RECONNECT_FLOOR_MS = 250;
 
-/** A queen subprocess on `database` at `port` (a standby until it serves). */
+/** A queen subprocess on `database` at `port`. */
 async function queenProc(
   dir: string,
   database: string,
@@ -69,11 +70,23 @@ async function queenProc(
 
 interface Setup {
   label: string;
+  /** The queen in this process: the latency's worker connects to it, and it is watched. */
   leader: RunningQueen;
-  /** Where jobs are submitted, and where the worker connects. */
+  /** Where jobs are submitted (the latency's to the first), and where workers connect. */
   submitTo: string[];
-  workerTo: string;
+  workersTo: string[];
+  /** Jobs finished so far, wherever they ran. */
+  done(): Promise<number>;
   close(): Promise<void>;
+}
+
+/** Counts `job:done` events on `leader`'s hub: all jobs, with one queen. */
+function doneOn(leader: RunningQueen): { done: () => Promise<number>; stop: () => void } {
+  let done = 0;
+  const stop = leader.core.hub.followAll((event) => {
+    if (event.data.event === "job:done") done++;
+  });
+  return { done: () => Promise.resolve(done), stop };
 }
 
 async function sqliteSetup(dir: string): Promise<Setup> {
@@ -85,12 +98,17 @@ async function sqliteSetup(dir: string): Promise<Setup> {
     apiTokens: [API_TOKEN],
     log: () => {},
   });
+  const counter = doneOn(leader);
   return {
     label: "1 queen, SQLite",
     leader,
     submitTo: [leader.url],
-    workerTo: leader.url,
-    close: () => leader.close(),
+    workersTo: [leader.url],
+    done: counter.done,
+    close: () => {
+      counter.stop();
+      return leader.close();
+    },
   };
 }
 
@@ -106,22 +124,29 @@ async function postgresSetup(dir: string, queens: 1 | 3): Promise<Setup> {
     apiTokens: [API_TOKEN],
     log: () => {},
   });
-  const standbys: Proc[] = [];
+  const others: Proc[] = [];
   const urls: string[] = [];
   for (let i = 1; i < queens; i++) {
     const port = freePort();
-    const proc = await queenProc(dir, database, port, `standby${i}`);
-    standbys.push(proc);
-    await proc.waitForLine(/forwarding to it from port/, 60_000);
+    const proc = await queenProc(dir, database, port, `q${i + 1}`);
+    others.push(proc);
+    await proc.waitForLine(/strider queen listening on/, 60_000);
     urls.push(`http://127.0.0.1:${port}`);
   }
+  // Jobs end on whichever queen owns them: counted in the database.
+  const sql = postgres(database, { max: 1, onnotice: () => {} });
   return {
-    label: queens === 1 ? "1 queen, PostgreSQL" : "3 queens, PostgreSQL (2 forwarding hops)",
+    label: queens === 1 ? "1 queen, PostgreSQL" : "3 queens, PostgreSQL",
     leader,
-    submitTo: queens === 1 ? [leader.url] : [urls[0], urls[1], leader.url],
-    workerTo: queens === 1 ? leader.url : urls[1],
+    submitTo: [...urls, leader.url],
+    workersTo: [leader.url, ...urls],
+    async done() {
+      const [row] = await sql`SELECT count(*) AS n FROM jobs WHERE status = 'done'`;
+      return Number(row.n);
+    },
     async close() {
-      await Promise.all(standbys.map((p) => p.stop()));
+      await sql.end();
+      await Promise.all(others.map((p) => p.stop()));
       await leader.close();
     },
   };
@@ -131,7 +156,7 @@ async function postgresSetup(dir: string, queens: 1 | 3): Promise<Setup> {
 async function latency(setup: Setup, count: number): Promise<number[]> {
   const watcher = new Watcher(setup.leader.core, ["job:started", "job:done"]);
   const fleet = await SimFleet.start({
-    url: setup.workerTo,
+    url: setup.leader.url,
     token: WORKER_TOKEN,
     count: 1,
     prefix: "lat",
@@ -163,26 +188,25 @@ async function latency(setup: Setup, count: number): Promise<number[]> {
 
 /** `jobs` trivial jobs, 16 submissions in flight spread over the queens: jobs per second. */
 async function rate(setup: Setup, jobs: number): Promise<number> {
-  const watcher = new Watcher(setup.leader.core, []);
-  let done = 0;
-  watcher.onEvent = (event) => {
-    if (event.event === "job:done") done++;
-  };
-  const fleet = await SimFleet.start({
-    url: setup.workerTo,
-    token: WORKER_TOKEN,
-    count: 20,
-    capacity: 4,
-    mode: "instant",
-    prefix: "rate",
-  });
+  // 20 workers × 4 slots, spread over the queens.
+  const urls = setup.workersTo;
+  const fleets = await Promise.all(urls.map((url, i) =>
+    SimFleet.start({
+      url,
+      token: WORKER_TOKEN,
+      count: Math.floor(20 / urls.length) + (i < 20 % urls.length ? 1 : 0),
+      capacity: 4,
+      mode: "instant",
+      prefix: `rate${i}-`,
+    })
+  ));
+  const before = await setup.done();
   const spec = {
     repo: { url: "/nonexistent/bench.git" },
     ref: { branch: "main" },
     config: { custom: { test: "true" } },
   };
   try {
-    await waitUntil(() => setup.leader.core.drones.size === 20, 30_000, "the fleet");
     const ms = await timed(async () => {
       await pool(jobs, 16, (i) =>
         submit(setup.submitTo[i % setup.submitTo.length], {
@@ -190,24 +214,28 @@ async function rate(setup: Setup, jobs: number): Promise<number> {
           plugins: ["custom"],
           job_id: `rate-${i}`,
         }));
-      await waitUntil(() => done >= jobs, 300_000, `${jobs} jobs to finish`, 2);
+      await waitUntil(
+        async () => await setup.done() - before >= jobs,
+        300_000,
+        `${jobs} jobs to finish`,
+        2,
+      );
     });
     return jobs / (ms / 1000);
   } finally {
-    watcher.stop();
-    await fleet.close();
+    await Promise.all(fleets.map((fleet) => fleet.close()));
   }
 }
 
-/** `kill -9` of the serving queen → the job's log grows again, read through HAProxy. */
+/** `kill -9` of the queen owning a running job → its log grows again, read through HAProxy. */
 async function failover(dir: string, samples: number, ctx: BenchContext): Promise<number[]> {
   const database = await (await postgresCluster()).newDatabase();
   const repo = await makeRepo(dir);
   const ports = [freePort(), freePort()];
-  const queens: (Proc | undefined)[] = [await queenProc(dir, database, ports[0], "a")];
-  await queens[0]!.waitForLine(/strider queen listening on/, 60_000);
-  queens[1] = await queenProc(dir, database, ports[1], "b");
-  await queens[1].waitForLine(/forwarding to it from port/, 60_000);
+  const queens: Proc[] = await Promise.all(
+    ports.map((port, i) => queenProc(dir, database, port, `q${i + 1}`)),
+  );
+  await Promise.all(queens.map((q) => q.waitForLine(/strider queen listening on/, 60_000)));
   const lb = await startHaproxy(ports);
   const worker = startWorkerProc(lb.url, "failover", join(dir, "work"));
   const times: number[] = [];
@@ -219,41 +247,42 @@ async function failover(dir: string, samples: number, ctx: BenchContext): Promis
       return -1;
     }
   };
+  /** The queen the worker is connected to (it owns the worker's job), or -1. */
+  const holder = async () => {
+    for (const [i, port] of ports.entries()) {
+      const response = await api(`http://127.0.0.1:${port}`, "/api/drones", {}, 2_000)
+        .catch(() => undefined);
+      const drones = (await response?.json().catch(() => undefined))?.drones ?? [];
+      if (drones.length === 1) return i;
+    }
+    return -1;
+  };
   try {
-    await waitUntil(
-      async () => {
-        const response = await api(lb.url, "/api/drones").catch(() => undefined);
-        return (await response?.json().catch(() => undefined))?.drones?.length === 1;
-      },
-      60_000,
-      "the worker through HAProxy",
-    );
-    let serving = 0;
+    await waitUntil(async () => await holder() >= 0, 60_000, "the worker through HAProxy");
     for (let i = 0; i < samples; i++) {
       const id = await submit(
         lb.url,
         customJob(repo, "for i in $(seq 1 3000); do echo line-$i; sleep 0.01; done"),
       );
       await waitUntil(async () => (await logBytes(id)) > 2000, 60_000, "output");
+      const owner = await holder();
       const before = await logBytes(id);
       const killedAt = performance.now();
-      queens[serving]!.signal("SIGKILL");
+      queens[owner].signal("SIGKILL");
       await waitUntil(async () => (await logBytes(id)) > before, 60_000, "the stream to resume", 5);
       times.push(performance.now() - killedAt);
       ctx.log(`cluster: failover ${i + 1}: ${round(times[times.length - 1])} ms`);
-      await queens[serving]!.kill();
-      // The killed queen comes back as the standby for the next sample.
-      const standby = serving;
-      serving = 1 - serving;
-      queens[standby] = await queenProc(dir, database, ports[standby], `again${i}`);
-      await queens[standby]!.waitForLine(/forwarding to it from port/, 60_000);
+      await queens[owner].kill();
+      // The killed queen comes back for the next sample.
+      queens[owner] = await queenProc(dir, database, ports[owner], `again${i}`);
+      await queens[owner].waitForLine(/strider queen listening on/, 60_000);
       await api(lb.url, `/api/jobs/${id}/cancel`, { method: "POST" }).catch(() => {});
       await sleep(500);
     }
     return times;
   } finally {
     await worker.stop();
-    await Promise.all(queens.map((q) => q?.stop()));
+    await Promise.all(queens.map((q) => q.stop()));
     await lb.stop();
   }
 }
@@ -313,7 +342,7 @@ export const cluster: Measure = {
       const fail = stats(await failover(tmp.path, ctx.quick ? 1 : 3, ctx));
       rows.push(row({
         group: "cluster",
-        measure: "failover: kill -9 of the serving queen → the job's log grows again (HAProxy)",
+        measure: "failover: kill -9 of the job's queen → the job's log grows again (HAProxy)",
         unit: "ms",
         median: fail.median,
         p99: fail.max,
