@@ -5,8 +5,8 @@
  *
  * - claims: one queen at a time, queued jobs without an owner in queue order; the seed's rule
  *   picks over the whole fleet (the `drones` table) and a queen takes the jobs whose pick is one
- *   of its own drones, up to the first that is another queen's (any capable drone of its own once
- *   a job has waited `STALE_MS`, in case what it read of the others was stale);
+ *   of its own drones, none of lower priority than one left for another queen (any capable drone
+ *   of its own once a job has waited `STALE_MS`, in case what it read of the others was stale);
  * - the drone table: each queen writes its own drones' loads as they change;
  * - wake-ups by `NOTIFY` (a job queued, released or ended, a drone's load changed), a poll as
  *   the fallback;
@@ -151,6 +151,7 @@ export class Cluster implements SharedQueue {
       try {
         do {
           this.#claimAgain = false;
+          // A full read that gave this queen jobs: more may be there for it.
           if (await this.#claim() === CLAIM_ROWS) this.#claimAgain = true;
         } while (this.#claimAgain && !this.#closed);
       } catch (error) {
@@ -247,7 +248,7 @@ export class Cluster implements SharedQueue {
 
   // --- claims ---
 
-  /** One claim; returns how many rows it read. */
+  /** One claim; returns how many rows it read when it claimed any (else 0). */
   async #claim(): Promise<number> {
     const core = this.#core!;
     const own = [...core.drones.values()].filter((d) => d.info).map((d) => ({
@@ -269,7 +270,7 @@ export class Cluster implements SharedQueue {
       // A queen frozen mid-claim must not stall every other's: they give up and come back.
       await tx`SET LOCAL lock_timeout = '2s'`;
       await tx`SELECT pg_advisory_xact_lock(${CLAIM_LOCK})`;
-      const rows = await tx`SELECT id, spec, serial_key, build_id, queued_at FROM jobs
+      const rows = await tx`SELECT id, spec, serial_key, build_id, queued_at, priority FROM jobs
           WHERE status = 'queued' AND owner IS NULL
           ORDER BY priority DESC, created_at, position
           LIMIT ${CLAIM_ROWS} FOR UPDATE SKIP LOCKED`;
@@ -282,7 +283,12 @@ export class Cluster implements SharedQueue {
       // Per serialization key: the builds that hold it (or null: another queen is deciding).
       const branches = new Map<string, Set<string> | null>();
       const mine: string[] = [];
+      /** The priority of the first job left for another queen: none below it goes first. */
+      let leftAt: number | undefined;
       for (const row of rows) {
+        // Nothing more can be this queen's once its drones are full.
+        if (!own.some(hasRoom)) break;
+        if (leftAt !== undefined && Number(row.priority) < leftAt) break;
         const id = String(row.id);
         const key = row.serial_key === null ? undefined : String(row.serial_key);
         const build = String(row.build_id ?? id);
@@ -298,12 +304,12 @@ export class Cluster implements SharedQueue {
           target = pickDrone(needs, own) ?? target;
         }
         if (!target) continue;
-        // Left for the queen whose drone the rule picks, and so is everything after it: a job
-        // of lower priority must not go out first (that queen claims at once; it was woken too).
-        if (!ownIds.has(target.id)) break;
         target.active++;
         if (key !== undefined) branches.get(key)!.add(build);
-        mine.push(id);
+        if (ownIds.has(target.id)) mine.push(id);
+        // Left for the queen whose drone the rule picks (it claims at once: it was woken too);
+        // counted on that drone, and no job of lower priority goes out before it.
+        else leftAt ??= Number(row.priority);
       }
       if (mine.length) {
         await tx`UPDATE jobs SET owner = ${this.id} WHERE id = ANY(${mine})`;
@@ -317,7 +323,7 @@ export class Cluster implements SharedQueue {
     });
     if (claimed.length) await this.#adopt(claimed);
     else if (core.hasWaiting()) core.dispatch();
-    return read;
+    return claimed.length ? read : 0;
   }
 
   /**
@@ -346,7 +352,9 @@ export class Cluster implements SharedQueue {
   /** The unfinished ones of `ids`, each with the events its saved view lags behind. */
   async #load(ids: string[]): Promise<[JobRecord, RecordedEvent[]][]> {
     const records = (await this.#store.jobsById(ids)).filter((r) => r.view.status !== "done");
-    const lagging = await Promise.all(records.map((r) => this.#store.events(r.id, r.viewN)));
+    const lagging = await Promise.all(
+      records.map((r) => r.lastN > r.viewN ? this.#store.events(r.id, r.viewN) : []),
+    );
     return records.map((r, i) => [r, lagging[i]]);
   }
 
