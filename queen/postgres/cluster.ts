@@ -268,14 +268,16 @@ export class Cluster implements SharedQueue {
     let read = 0;
     const claimed = await this.#sql.begin(async (tx) => {
       // A queen frozen mid-claim must not stall every other's: they give up and come back.
-      await tx`SET LOCAL lock_timeout = '2s'`;
-      await tx`SELECT pg_advisory_xact_lock(${CLAIM_LOCK})`;
-      const rows = await tx`SELECT id, spec, serial_key, build_id, queued_at, priority FROM jobs
+      await tx`SELECT set_config('lock_timeout', '2s', true), pg_advisory_xact_lock(${CLAIM_LOCK})`;
+      // Pipelined on the transaction's connection: one round trip.
+      const [rows, others] = await Promise.all([
+        tx`SELECT id, spec, serial_key, build_id, queued_at, priority FROM jobs
           WHERE status = 'queued' AND owner IS NULL
           ORDER BY priority DESC, created_at, position
-          LIMIT ${CLAIM_ROWS} FOR UPDATE SKIP LOCKED`;
-      const others = await tx`SELECT d.load FROM drones d JOIN queens q ON q.id = d.queen
-          WHERE d.queen <> ${this.id}`;
+          LIMIT ${CLAIM_ROWS} FOR UPDATE SKIP LOCKED`,
+        tx`SELECT d.load FROM drones d JOIN queens q ON q.id = d.queen
+          WHERE d.queen <> ${this.id}`,
+      ]);
       read = rows.length;
       this.#others = others.map((r) => JSON.parse(String(r.load)));
       if (!rows.length) return [];
@@ -312,12 +314,14 @@ export class Cluster implements SharedQueue {
         else leftAt ??= Number(row.priority);
       }
       if (mine.length) {
-        await tx`UPDATE jobs SET owner = ${this.id} WHERE id = ANY(${mine})`;
         // The next claim, of any queen, sees these drones with what this one gave them.
-        await tx`INSERT INTO drones (id, queen, load)
-          SELECT i, ${this.id}, l FROM unnest(${own.map((d) => d.id)}::text[],
-            ${own.map((d) => JSON.stringify(d))}::text[]) AS u(i, l)
-          ON CONFLICT (id) DO UPDATE SET load = EXCLUDED.load`;
+        await Promise.all([
+          tx`UPDATE jobs SET owner = ${this.id} WHERE id = ANY(${mine})`,
+          tx`INSERT INTO drones (id, queen, load)
+            SELECT i, ${this.id}, l FROM unnest(${own.map((d) => d.id)}::text[],
+              ${own.map((d) => JSON.stringify(d))}::text[]) AS u(i, l)
+            ON CONFLICT (id) DO UPDATE SET load = EXCLUDED.load`,
+        ]);
       }
       return mine;
     });
@@ -342,8 +346,10 @@ export class Cluster implements SharedQueue {
   /** Loads jobs this queen now owns into its core, and honours cancels asked meanwhile. */
   async #adopt(ids: string[]): Promise<void> {
     const core = this.#core!;
-    const jobs = await this.#load(ids);
-    const cancels = await this.#sql`SELECT id FROM jobs WHERE id = ANY(${ids}) AND cancel_asked`;
+    const [jobs, cancels] = await Promise.all([
+      this.#load(ids),
+      this.#sql`SELECT id FROM jobs WHERE id = ANY(${ids}) AND cancel_asked`,
+    ]);
     core.adopt(jobs, false);
     for (const row of cancels) core.cancel(String(row.id));
     core.dispatch();
