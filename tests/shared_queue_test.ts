@@ -166,7 +166,7 @@ Deno.test("a worker that moved to another queen: its events wait for the job, th
   b.core.close();
 });
 
-Deno.test("a claim the job cannot be fetched for is refused: the worker stops that attempt", async () => {
+Deno.test("a claim the job cannot be fetched for is refused: the worker stops that attempt", () => {
   const store = new MemoryStore();
   const clock = new FakeClock();
   const b = queen(store, clock);

@@ -266,13 +266,15 @@ async function failover(dir: string, samples: number, ctx: BenchContext): Promis
       );
       await waitUntil(async () => (await logBytes(id)) > 2000, 60_000, "output");
       const owner = await holder();
-      const before = await logBytes(id);
       const killedAt = performance.now();
       queens[owner].signal("SIGKILL");
+      await queens[owner].kill();
+      // All the killed queen committed is in the log now: growth past it is the survivor's.
+      let before = -1;
+      await waitUntil(async () => (before = await logBytes(id)) >= 0, 60_000, "a survivor", 5);
       await waitUntil(async () => (await logBytes(id)) > before, 60_000, "the stream to resume", 5);
       times.push(performance.now() - killedAt);
       ctx.log(`cluster: failover ${i + 1}: ${round(times[times.length - 1])} ms`);
-      await queens[owner].kill();
       // The killed queen comes back for the next sample.
       queens[owner] = await queenProc(dir, database, ports[owner], `again${i}`);
       await queens[owner].waitForLine(/strider queen listening on/, 60_000);
