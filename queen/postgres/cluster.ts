@@ -118,7 +118,10 @@ export class Cluster implements SharedQueue {
       void this.#watchQueens();
       void this.#refresh();
     };
-    const queue = await this.#sql.listen(QUEUE_CHANNEL, () => this.queued(), wake);
+    // A drone-table write names its queen: that queen knows already.
+    const queue = await this.#sql.listen(QUEUE_CHANNEL, (payload) => {
+      if (payload !== this.id) this.queued();
+    }, wake);
     const control = await this.#sql.listen(
       CONTROL_CHANNEL,
       (payload) => void this.#onControl(payload),
@@ -398,7 +401,7 @@ export class Cluster implements SharedQueue {
           ON CONFLICT (id) DO UPDATE SET load = EXCLUDED.load`;
       }
       if (gone.length) await tx`DELETE FROM drones WHERE id = ANY(${gone})`;
-      await tx`SELECT pg_notify(${QUEUE_CHANNEL}, '')`;
+      await tx`SELECT pg_notify(${QUEUE_CHANNEL}, ${this.id})`;
     });
   }
 
