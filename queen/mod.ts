@@ -150,6 +150,7 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
   const { store, projects, artifacts, statusRows, builds: buildStore, leaseKey, ...lead } =
     await openStores({
       data: options.data,
+      leaseMs: (options.lease ?? 30) * 1000,
       database: options.database,
       keys: {
         secretKey: options.secretKey,

@@ -47,6 +47,8 @@ export interface Stores {
 
 export interface StoreOptions {
   data: string;
+  /** How long a silent drone keeps its attempts: also how long a frozen queen keeps its jobs. */
+  leaseMs: number;
   database?: string;
   keys: SecretKeyOptions;
   log: (message: string) => void;
@@ -90,14 +92,14 @@ export async function openStores(options: StoreOptions): Promise<Stores> {
   const pg = await PostgresStore.open({ url: options.database, queen: id }, box);
   let held: HeldLock;
   try {
-    held = await holdLock(options.database, lock);
+    held = await holdLock(options.database, lock, id);
   } catch (error) {
     await pg.close();
     throw new StartupError(
       `--database: cannot take this queen's lock: ${(error as Error).message}`,
     );
   }
-  const cluster = new Cluster(id, pg, log);
+  const cluster = new Cluster(id, pg, log, options.leaseMs);
   await cluster.join(lock, "");
   log(`serving the PostgreSQL database with the other queens on it (this queen is ${id})`);
   return {

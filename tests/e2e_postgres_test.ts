@@ -323,6 +323,39 @@ clusterTest(
 );
 
 clusterTest(
+  "a queen frozen (SIGSTOP) with a running job: a survivor ends it and adopts the job, no line lost",
+  async () => {
+    const database = await (await postgresCluster()).newDatabase();
+    const repo = await makeRepo({ "a.txt": "a\n" });
+    const { procs: [a, b], at: [qa, qb] } = await queens(database, 2, ["--lease", "5"]);
+    const worker = await startWorker(qa, { name: "thawed", connect: `${qa.url},${qb.url}` });
+    try {
+      const id = await submitJob(
+        qb,
+        customJob(repo.path, { test: "for i in $(seq 1 400); do echo line-$i; sleep 0.02; done" }),
+      );
+      await waitUntil(async () => (await jobLog(qb, id)).includes("line-20"), 30_000, "line-20");
+      // To PostgreSQL A is alive (its connections are open, its lock held), but it does nothing:
+      // its worker's watchdog moves it to B, and B ends A's connections past the lease.
+      a.signal("SIGSTOP");
+      const job = await waitForJob(qb, id, 90_000);
+      equal(job.result, "passed", job.error ?? "");
+      equal(job.attempts.length, 1, "the same attempt went on through B");
+      deepEqual(linesOf(await jobLog(qb, id)), numbered(400));
+      match(b.stderr, /silent for \d+ s: ending its database connections/);
+      // Woken, A finds its lock gone (or its next write fenced) and stops.
+      a.signal("SIGCONT");
+      const status = await a.exit(30_000);
+      ok(status.code !== 0, "A stops rather than go on");
+    } finally {
+      a.signal("SIGCONT");
+      await worker.stop();
+      await Promise.all([a.stop(), b.stop()]);
+    }
+  },
+);
+
+clusterTest(
   "three queens racing over one queue: every job runs once, on drones of several queens",
   async () => {
     const database = await (await postgresCluster()).newDatabase();

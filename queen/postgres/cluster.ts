@@ -43,8 +43,12 @@ const POLL_MS = 1_000;
 const CLAIM_ROWS = 200;
 /** Queued jobs the overview lists at most. */
 const LISTED_MAX = 1000;
-/** How long a queen asks a live owner for a job its worker brought here. */
-const FETCH_MS = 15_000;
+/** How long past a lease a queen asks a live owner for a job its worker brought here. */
+const FETCH_MARGIN_MS = 15_000;
+/** A queen whose heartbeat is older than its lease (at least this) is frozen: ended. */
+const FROZEN_MIN_MS = 10_000;
+/** The database's clock in ms: queens on different hosts compare heartbeats on one clock. */
+const DB_NOW = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
 
 type ControlMessage =
   | { kind: "cancel"; to: string; job: string }
@@ -86,8 +90,11 @@ export class Cluster implements SharedQueue {
   #others: DroneLoad[] = [];
   #depth = 0;
 
-  constructor(id: string, store: PostgresStore, log: (message: string) => void) {
+  readonly #leaseMs: number;
+
+  constructor(id: string, store: PostgresStore, log: (message: string) => void, leaseMs = 30_000) {
     this.id = id;
+    this.#leaseMs = leaseMs;
     this.#store = store;
     this.#sql = store.sql;
     this.#log = log;
@@ -98,8 +105,9 @@ export class Cluster implements SharedQueue {
    * started jobs that no queen owns (left by a strider from before owners).
    */
   async join(lock: bigint, url: string): Promise<void> {
-    await this.#sql`INSERT INTO queens (id, url, lock, started)
-      VALUES (${this.id}, ${url}, ${lock.toString()}::bigint, ${Date.now()})`;
+    await this.#sql`INSERT INTO queens (id, url, lock, started, seen_at)
+      VALUES (${this.id}, ${url}, ${lock.toString()}::bigint, ${Date.now()},
+        ${this.#sql.unsafe(DB_NOW)})`;
     await this.#sql`UPDATE jobs SET owner = ${this.id}
       WHERE owner IS NULL AND status NOT IN ('done', 'queued')`;
   }
@@ -414,8 +422,25 @@ export class Cluster implements SharedQueue {
     if (this.#watching || this.#closed) return;
     this.#watching = true;
     try {
-      const rows = await this.#sql`SELECT id FROM queens WHERE id <> ${this.id}`;
-      for (const row of rows) await this.#adoptIfDead(String(row.id));
+      await this.#sql`UPDATE queens SET seen_at = ${this.#sql.unsafe(DB_NOW)}
+        WHERE id = ${this.id}`;
+      const rows = await this.#sql`SELECT id, ${this.#sql.unsafe(DB_NOW)} - seen_at AS silent
+        FROM queens WHERE id <> ${this.id}`;
+      const frozen = Math.max(this.#leaseMs, FROZEN_MIN_MS);
+      for (const row of rows) {
+        const id = String(row.id);
+        if (Number(row.silent) > frozen) {
+          // Alive to PostgreSQL (its lock held) but silent past a lease: frozen (SIGSTOP, a
+          // hung host). Its connections end, which frees its lock; it stops if it wakes.
+          this.#log(
+            `queen ${id} silent for ${Math.round(Number(row.silent) / 1000)} s: ending ` +
+              "its database connections",
+          );
+          await this.#sql`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+            WHERE application_name = ${id}`;
+        }
+        await this.#adoptIfDead(id);
+      }
     } catch (error) {
       if (!this.#closed) this.#log(`watching the other queens: ${(error as Error).message}`);
     } finally {
@@ -451,7 +476,7 @@ export class Cluster implements SharedQueue {
    */
   async #fetch(id: string): Promise<void> {
     const core = this.#core!;
-    const deadline = Date.now() + FETCH_MS;
+    const deadline = Date.now() + Math.max(this.#leaseMs, FROZEN_MIN_MS) + FETCH_MARGIN_MS;
     let asked = false;
     while (!this.#closed && Date.now() < deadline) {
       const [row] = await this.#sql`SELECT owner, status FROM jobs WHERE id = ${id}`;

@@ -25,13 +25,13 @@ export interface HeldLock {
  * Not `sql.reserve()`: postgres.js 3.4.9 throws an uncatchable error when a reserved connection's
  * backend dies (porsager/postgres issue 1208), which would crash the queen instead of stopping it.
  */
-export async function holdLock(url: string, key: bigint): Promise<HeldLock> {
+export async function holdLock(url: string, key: bigint, queen?: string): Promise<HeldLock> {
   let conn: Sql;
   // A wait cut short (the database restarted, the connection dropped) starts again.
   for (let tries = 1;; tries++) {
     let attempt: Sql | undefined;
     try {
-      attempt = await connectPostgres({ url, max: 1 });
+      attempt = await connectPostgres({ url, max: 1, queen });
       await attempt`SELECT pg_advisory_lock(${key.toString()}::bigint)`;
       conn = attempt;
       break;

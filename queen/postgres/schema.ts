@@ -135,12 +135,14 @@ export const PG_MIGRATIONS: readonly string[] = [
    CREATE INDEX jobs_by_owner ON jobs (owner) WHERE owner IS NOT NULL;
    CREATE INDEX jobs_by_serial_key ON jobs (serial_key) WHERE serial_key IS NOT NULL;
    -- The queens serving the database: each holds the session advisory lock "lock" while it
-   -- lives, so a queen is dead exactly when its lock is free.
+   -- lives, so a queen is dead exactly when its lock is free; "seen_at" (the database's clock,
+   -- ms) is its heartbeat, by which a frozen queen is told from a live one.
    CREATE TABLE queens (
      id TEXT NOT NULL PRIMARY KEY,
      url TEXT NOT NULL,
      lock BIGINT NOT NULL,
-     started BIGINT NOT NULL
+     started BIGINT NOT NULL,
+     seen_at BIGINT NOT NULL DEFAULT 0
    );
    -- Every queen's connected drones as the scheduler sees them (DroneLoad as JSON), so that
    -- the seed's rule picks over the whole fleet.

@@ -70,6 +70,8 @@ export async function connectPostgres(options: PostgresOptions): Promise<Sql> {
   const sql = postgres(options.url, {
     max: options.max ?? 10,
     onnotice: () => {},
+    // A queen's connections carry its id, so that the others can end them all if it freezes.
+    ...(options.queen ? { connection: { application_name: options.queen } } : {}),
     // BIGINT columns (times, sizes) come back as text and are read with Number(): exact up to
     // 2^53, far beyond any time or size stored.
     connect_timeout: 10,
