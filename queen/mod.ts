@@ -175,12 +175,19 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
     log,
     shared: lead.shared,
   });
-  await lead.shared?.start(core);
   const builds = await Builds.open(core, buildStore, {
     log,
     reports: (id) => junitReports(artifacts, id),
   });
   attachBuilds(core, builds);
+  if (lead.shared) {
+    // With several queens: the ends of jobs owned elsewhere, and builds of a queen that died.
+    lead.shared.onJobEnded = (id) =>
+      void builds.jobEnded(id).catch((error) => log(`build of job ${id}: ${error.message}`));
+    lead.shared.onBuildsAdopted = (ids) =>
+      void builds.adopt(ids).catch((error) => log(`adopting builds: ${error.message}`));
+    await lead.shared.start(core);
+  }
   const retention = { keepJobs: options.keepJobs, keepDays: options.keepDays };
   const prune = async () => {
     if (retention.keepJobs === undefined && retention.keepDays === undefined) return;

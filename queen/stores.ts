@@ -107,7 +107,7 @@ export async function openStores(options: StoreOptions): Promise<Stores> {
     projects: new PostgresProjectStore(pg.sql, pg.secretBox),
     artifacts: await PostgresArtifactStore.open(pg.sql),
     statusRows: new PostgresStatusRows(pg.sql),
-    builds: new PostgresBuildStore(pg.sql),
+    builds: new PostgresBuildStore(pg.sql, id),
     // Shared by every queen of the database, so that a survivor recognises the attempts that
     // workers of a stopped queen hold.
     leaseKey: await pg.shared("lease-key", newLeaseKey),

@@ -514,6 +514,57 @@ clusterTest(
   },
 );
 
+/** A build as a queen shows it. */
+async function buildOn(queen: TestQueen, id: string): Promise<{ status: string; result: string }> {
+  return await (await api(queen, `/api/builds/${id}`)).json();
+}
+
+clusterTest(
+  "a build's jobs run on another queen's worker; a build whose queen dies is adopted",
+  async () => {
+    const database = await (await postgresCluster()).newDatabase();
+    const repo = await makeRepo({ "a.txt": "a\n" });
+    const dir = await Deno.makeTempDir({ prefix: "strider-builds-" });
+    const { procs: [a, b], at: [qa, qb] } = await queens(database, 2, ["--lease", "20"]);
+    // The only worker is B's: every job of A's builds runs there.
+    const worker = await startWorker(qb, { name: "b-only", args: ["--capacity", "4"] });
+    try {
+      const submitBuild = async (test: string) => {
+        const response = await api(qa, "/api/jobs", {
+          method: "POST",
+          body: JSON.stringify(customJob(repo.path, { test }, { matrix: { n: ["1", "2"] } })),
+        });
+        equal(response.status, 201);
+        return (await response.json()).build as string;
+      };
+      const first = await submitBuild("echo n=$STRIDER_MATRIX_N");
+      await waitUntil(async () => (await buildOn(qa, first)).status === "done", 60_000, "build");
+      equal((await buildOn(qa, first)).result, "passed", "A followed its build to the end");
+      // A second build of A's, its jobs held on B; A dies; B adopts the build and ends it.
+      const second = await submitBuild(
+        `echo holding; while [ ! -e ${dir}/go ]; do sleep 0.05; done`,
+      );
+      await waitUntil(
+        async () => {
+          const page = await (await api(qb, "/api/jobs?status=started&limit=10")).json();
+          return page.jobs.length === 2;
+        },
+        30_000,
+        "both jobs running on B",
+      );
+      await a.stop("SIGKILL");
+      await Deno.writeTextFile(`${dir}/go`, "");
+      await waitUntil(async () => (await buildOn(qb, second)).status === "done", 60_000, "build 2");
+      equal((await buildOn(qb, second)).result, "passed");
+      match(b.stderr, /queen q-[0-9a-f]+ is gone/);
+    } finally {
+      await worker.stop();
+      await Promise.all([a.stop(), b.stop()]);
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
 clusterTest("cancel through a queen that does not own the job", async () => {
   const database = await (await postgresCluster()).newDatabase();
   const repo = await makeRepo({ "a.txt": "a\n" });

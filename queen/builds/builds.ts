@@ -27,7 +27,7 @@ import type { BuildFilter, BuildJobEntry, BuildRecord, BuildStore } from "./stor
 import { junitTimings } from "./timings.ts";
 
 /** What the builds need of the core. */
-export type BuildCore = Pick<QueenCore, "submit" | "cancel" | "job" | "liveJob" | "hub">;
+export type BuildCore = Pick<QueenCore, "submit" | "cancel" | "job" | "liveJob" | "hub" | "store">;
 
 export interface BuildsOptions {
   log?: (message: string) => void;
@@ -93,15 +93,54 @@ export class Builds {
   /** Builds over `store`, going on with the builds a previous queen left running. */
   static async open(core: BuildCore, store: BuildStore, options: BuildsOptions = {}) {
     const builds = new Builds(core, store, options);
-    for (const build of await store.runningBuilds()) {
-      builds.#track(build);
-      for (const entry of build.jobs.filter((j) => j.result === null)) {
-        const job = await core.job(entry.id);
-        if (!job) builds.#jobDone(entry.id, "lost");
-        else if (job.view.status === "done") builds.#jobDone(entry.id, job.view.result ?? "lost");
+    for (const build of await store.runningBuilds()) await builds.#follow(build);
+    return builds;
+  }
+
+  /**
+   * Follows running builds another queen followed (it died): as at a start, the jobs that ended
+   * meanwhile are counted.
+   */
+  async adopt(ids: string[]): Promise<void> {
+    for (const id of ids) {
+      if (this.#live.has(id)) continue;
+      const build = await this.store.getBuild(id);
+      if (build?.status === "running") await this.#follow(build);
+    }
+  }
+
+  async #follow(build: BuildRecord): Promise<void> {
+    this.#track(build);
+    for (const entry of build.jobs.filter((j) => j.result === null)) {
+      const job = await this.#core.job(entry.id);
+      if (!job) this.#jobDone(entry.id, "lost");
+      else if (job.view.status === "done") this.#jobDone(entry.id, job.view.result ?? "lost");
+    }
+  }
+
+  /**
+   * A job ended that this queen may not own (several queens: it ran on another's drone), so its
+   * `job:done` was not published here: read from the store, it counts for its build.
+   */
+  async jobEnded(jobId: string): Promise<void> {
+    if (!this.#jobBuild.has(jobId) || this.#core.liveJob(jobId)) return;
+    const job = await this.#core.job(jobId);
+    if (job?.view.status !== "done") return;
+    const result = job.view.result ?? "lost";
+    const build = this.#live.get(this.#jobBuild.get(jobId) ?? "");
+    if (result === "passed" && build?.jobs.length === 1 && build.id === jobId) {
+      // A plan job: its strider.json may ask for a build, which needs the job's secrets, gone
+      // from its stored spec once it ended elsewhere.
+      const [last] = await this.#core.store.events(jobId, job.lastN - 1);
+      if (last?.data.event === "job:done" && "fan_out" in last.data && last.data.fan_out) {
+        this.#options.log?.(
+          `job ${jobId}: strider.json asks for a build, but the job ended on another queen, ` +
+            "which cannot add jobs to this queen's build yet",
+        );
+        return this.#jobDone(jobId, "errored");
       }
     }
-    return builds;
+    this.#jobDone(jobId, result);
   }
 
   /** Stops following jobs and waits for pending writes. */

@@ -13,16 +13,20 @@ const UNIQUE_VIOLATION = "23505";
 
 export class PostgresBuildStore implements BuildStore {
   readonly #sql: Sql;
+  /** The queen using the store, with several on one database: it follows its own builds. */
+  readonly #queen: string | null;
 
-  constructor(sql: Sql) {
+  constructor(sql: Sql, queen?: string) {
     this.#sql = sql;
+    this.#queen = queen ?? null;
   }
 
   async createBuild(record: BuildRecord): Promise<void> {
     try {
       await this.#sql.begin(async (tx) => {
-        await tx`INSERT INTO builds (id, created_at, status, repo, data) VALUES (${record.id},
-          ${record.createdAt}, ${record.status}, ${record.repo}, ${JSON.stringify(record)})`;
+        await tx`INSERT INTO builds (id, created_at, status, repo, data, owner) VALUES (
+          ${record.id}, ${record.createdAt}, ${record.status}, ${record.repo},
+          ${JSON.stringify(record)}, ${this.#queen})`;
         await indexJobs(tx as unknown as Sql, record);
       });
     } catch (error) {
@@ -35,8 +39,9 @@ export class PostgresBuildStore implements BuildStore {
 
   async saveBuild(record: BuildRecord): Promise<void> {
     await this.#sql.begin(async (tx) => {
+      // Only its owner writes a build (a queen that stalled while another adopted it does not).
       await tx`UPDATE builds SET status = ${record.status}, data = ${JSON.stringify(record)}
-        WHERE id = ${record.id}`;
+        WHERE id = ${record.id} AND owner IS NOT DISTINCT FROM ${this.#queen}`;
       // Jobs a build gained later (strider.json's matrix) are indexed too; earlier ones stay.
       await indexJobs(tx as unknown as Sql, record);
     });
@@ -67,8 +72,10 @@ export class PostgresBuildStore implements BuildStore {
   }
 
   async runningBuilds(): Promise<BuildRecord[]> {
-    const rows = await this.#sql`SELECT data FROM builds WHERE status = 'running'
-      ORDER BY position`;
+    const rows = this.#queen
+      ? await this.#sql`SELECT data FROM builds WHERE status = 'running'
+        AND owner = ${this.#queen} ORDER BY position`
+      : await this.#sql`SELECT data FROM builds WHERE status = 'running' ORDER BY position`;
     return rows.map((r) => JSON.parse(String(r.data)));
   }
 

@@ -23,7 +23,7 @@ import type { DroneLoad } from "../scheduler.ts";
 import { canRun, needsOf, pickDrone, QUEUE_PER_SLOT, whyWaiting } from "../scheduler.ts";
 import type { JobRecord } from "../store.ts";
 import type { PostgresStore } from "./store.ts";
-import { QUEUE_CHANNEL } from "./store.ts";
+import { ENDED_CHANNEL, QUEUE_CHANNEL } from "./store.ts";
 
 /**
  * Claims take turns, cluster-wide ("claim" in ASCII): each sees the jobs and drone loads the one
@@ -89,6 +89,10 @@ export class Cluster implements SharedQueue {
   /** The other queens' drones and the depth of the shared queue, as last read. */
   #others: DroneLoad[] = [];
   #depth = 0;
+  /** A job ended (on any queen): the builds this queen follows may need it. */
+  onJobEnded: ((id: string) => void) | undefined;
+  /** Running builds of a dead queen, now this one's to follow. */
+  onBuildsAdopted: ((ids: string[]) => void) | undefined;
 
   readonly #leaseMs: number;
 
@@ -110,6 +114,8 @@ export class Cluster implements SharedQueue {
         ${this.#sql.unsafe(DB_NOW)})`;
     await this.#sql`UPDATE jobs SET owner = ${this.id}
       WHERE owner IS NULL AND status NOT IN ('done', 'queued')`;
+    await this.#sql`UPDATE builds SET owner = ${this.id}
+      WHERE owner IS NULL AND status = 'running'`;
   }
 
   /** Where other queens reach this one. */
@@ -134,7 +140,8 @@ export class Cluster implements SharedQueue {
       CONTROL_CHANNEL,
       (payload) => void this.#onControl(payload),
     );
-    this.#unlisten.push(queue.unlisten, control.unlisten);
+    const ended = await this.#sql.listen(ENDED_CHANNEL, (id) => this.onJobEnded?.(id));
+    this.#unlisten.push(queue.unlisten, control.unlisten, ended.unlisten);
     this.#poll = setInterval(wake, POLL_MS);
     wake();
   }
@@ -461,12 +468,15 @@ export class Cluster implements SharedQueue {
       await tx`DELETE FROM drones WHERE queen = ${id}`;
       const jobs = await tx`UPDATE jobs SET owner = ${this.id}
         WHERE owner = ${id} AND status <> 'done' RETURNING id`;
+      const builds = await tx`UPDATE builds SET owner = ${this.id}
+        WHERE owner = ${id} AND status = 'running' RETURNING id`;
       await tx`SELECT pg_notify(${QUEUE_CHANNEL}, '')`;
-      return jobs.map((j) => String(j.id));
+      return { jobs: jobs.map((j) => String(j.id)), builds: builds.map((b) => String(b.id)) };
     });
     if (adopted === undefined) return false;
-    this.#log(`queen ${id} is gone: adopting its ${adopted.length} unfinished jobs`);
-    if (adopted.length) await this.#adopt(adopted);
+    this.#log(`queen ${id} is gone: adopting its ${adopted.jobs.length} unfinished jobs`);
+    if (adopted.jobs.length) await this.#adopt(adopted.jobs);
+    if (adopted.builds.length) this.onBuildsAdopted?.(adopted.builds);
     return true;
   }
 

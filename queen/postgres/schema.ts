@@ -151,7 +151,10 @@ export const PG_MIGRATIONS: readonly string[] = [
      queen TEXT NOT NULL,
      load TEXT NOT NULL
    );
-   CREATE INDEX drones_by_queen ON drones (queen);`,
+   CREATE INDEX drones_by_queen ON drones (queen);
+   -- A running build is followed by one queen (the one that made it, or adopted it).
+   ALTER TABLE builds ADD COLUMN owner TEXT;
+   CREATE INDEX builds_by_owner ON builds (owner) WHERE owner IS NOT NULL;`,
 ];
 
 /** Applies the migrations the database has not had yet, one queen at a time. */

@@ -36,6 +36,8 @@ export const EVENTS_CHANNEL = "strider_events";
 /** The channel that wakes the queens' claims: a job was queued or released, one ended, or a
  * drone's load changed. */
 export const QUEUE_CHANNEL = "strider_queue";
+/** The channel on which a batch tells which jobs it ended: payload `<id>` per job. */
+export const ENDED_CHANNEL = "strider_ended";
 
 /**
  * A batch wrote to a job this queen no longer owns (another adopted it while this one stalled):
@@ -377,7 +379,7 @@ export class PostgresStore implements Store {
     });
     const touched = [...new Set(events.map((e) => e.id))];
     const written = [...new Set([...touched, ...stateRows.map((r) => r.id)])];
-    const ended = stateRows.some((r) => r.status === "done");
+    const ended = stateRows.filter((r) => r.status === "done").map((r) => r.id);
     const queen = this.queen;
     const write = () =>
       this.#sql.begin(async (tx) => {
@@ -423,8 +425,12 @@ export class PostgresStore implements Store {
         if (touched.length) {
           await tx`SELECT pg_notify(${EVENTS_CHANNEL}, id) FROM unnest(${touched}::text[]) AS id`;
         }
-        // A job that ended frees a slot, and maybe its branch: the queens claim again.
-        if (ended) await tx`SELECT pg_notify(${QUEUE_CHANNEL}, '')`;
+        // A job that ended frees a slot, and maybe its branch: the queens claim again; and the
+        // queen following its build learns of it.
+        if (ended.length) {
+          await tx`SELECT pg_notify(${QUEUE_CHANNEL}, ''), pg_notify(${ENDED_CHANNEL}, id)
+            FROM unnest(${ended}::text[]) AS id`;
+        }
       });
     return retried(write);
   }
