@@ -175,9 +175,11 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
     log,
     shared: lead.shared,
   });
+  const shared = lead.shared;
   const builds = await Builds.open(core, buildStore, {
     log,
     reports: (id) => junitReports(artifacts, id),
+    ...(shared ? { cancelElsewhere: (id: string) => shared.cancelBuild(id) } : {}),
   });
   attachBuilds(core, builds);
   if (lead.shared) {
@@ -186,6 +188,8 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
       void builds.jobEnded(id).catch((error) => log(`build of job ${id}: ${error.message}`));
     lead.shared.onBuildsAdopted = (ids) =>
       void builds.adopt(ids).catch((error) => log(`adopting builds: ${error.message}`));
+    lead.shared.onBuildCancel = (id) =>
+      void builds.cancel(id).catch((error) => log(`cancelling build ${id}: ${error.message}`));
     await lead.shared.start(core);
   }
   const retention = { keepJobs: options.keepJobs, keepDays: options.keepDays };

@@ -540,6 +540,21 @@ clusterTest(
       const first = await submitBuild("echo n=$STRIDER_MATRIX_N");
       await waitUntil(async () => (await buildOn(qa, first)).status === "done", 60_000, "build");
       equal((await buildOn(qa, first)).result, "passed", "A followed its build to the end");
+      // Cancelled through B, which does not follow it: A does, and ends it cancelled.
+      const held = await submitBuild(`while true; do sleep 0.05; done`);
+      await waitUntil(
+        async () => {
+          const page = await (await api(qb, "/api/jobs?status=started&limit=10")).json();
+          return page.jobs.length === 2;
+        },
+        30_000,
+        "both jobs running on B",
+      );
+      const cancel = await api(qb, `/api/builds/${held}/cancel`, { method: "POST" });
+      equal(cancel.status, 202);
+      await cancel.body?.cancel();
+      await waitUntil(async () => (await buildOn(qa, held)).status === "done", 60_000, "cancelled");
+      equal((await buildOn(qa, held)).result, "cancelled");
       // A second build of A's, its jobs held on B; A dies; B adopts the build and ends it.
       const second = await submitBuild(
         `echo holding; while [ ! -e ${dir}/go ]; do sleep 0.05; done`,

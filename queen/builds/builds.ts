@@ -31,6 +31,8 @@ export type BuildCore = Pick<QueenCore, "submit" | "cancel" | "job" | "liveJob" 
 
 export interface BuildsOptions {
   log?: (message: string) => void;
+  /** With several queens: asks the queen following a running build to cancel it. */
+  cancelElsewhere?: (id: string) => Promise<boolean>;
   /** The JUnit XML reports among a finished job's artifacts, for per-file timings. */
   reports?: (jobId: string) => Promise<string[]>;
   now?: () => number;
@@ -266,7 +268,12 @@ export class Builds {
   async cancel(id: string): Promise<boolean> {
     const build = this.#live.get(id);
     if (!build) {
-      if (!await this.store.getBuild(id)) throw new NotFoundError(`no build with id '${id}'`);
+      const stored = await this.store.getBuild(id);
+      if (!stored) throw new NotFoundError(`no build with id '${id}'`);
+      // Followed by another queen: cancelled there.
+      if (stored.status === "running" && this.#options.cancelElsewhere) {
+        return await this.#options.cancelElsewhere(id);
+      }
       return false;
     }
     build.cancelled = true;

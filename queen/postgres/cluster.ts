@@ -52,6 +52,7 @@ const DB_NOW = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
 
 type ControlMessage =
   | { kind: "cancel"; to: string; job: string }
+  | { kind: "cancel-build"; to: string; build: string }
   | { kind: "handover"; to: string; job: string; from: string }
   | { kind: "handed"; to: string; job: string };
 
@@ -93,6 +94,8 @@ export class Cluster implements SharedQueue {
   onJobEnded: ((id: string) => void) | undefined;
   /** Running builds of a dead queen, now this one's to follow. */
   onBuildsAdopted: ((ids: string[]) => void) | undefined;
+  /** Another queen asks this one to cancel a build it follows. */
+  onBuildCancel: ((id: string) => void) | undefined;
 
   readonly #leaseMs: number;
 
@@ -262,6 +265,17 @@ export class Cluster implements SharedQueue {
     } catch (error) {
       if (!this.#closed) this.#log(`reading the fleet: ${(error as Error).message}`);
     }
+  }
+
+  /** Asks the queen following a running build to cancel it; false when none does. */
+  async cancelBuild(id: string): Promise<boolean> {
+    const [row] = await this.#sql`SELECT owner FROM builds WHERE id = ${id}
+      AND status = 'running'`;
+    // None, or this queen (which would have it in memory): nothing to ask.
+    if (!row?.owner || row.owner === this.id) return false;
+    const message: ControlMessage = { kind: "cancel-build", to: String(row.owner), build: id };
+    await this.#sql`SELECT pg_notify(${CONTROL_CHANNEL}, ${JSON.stringify(message)})`;
+    return true;
   }
 
   // --- claims ---
@@ -524,6 +538,8 @@ export class Cluster implements SharedQueue {
     const core = this.#core!;
     if (message.kind === "cancel") {
       if (core.liveJob(message.job)) core.cancel(message.job);
+    } else if (message.kind === "cancel-build") {
+      this.onBuildCancel?.(message.build);
     } else if (message.kind === "handed") {
       this.#handed.get(message.job)?.();
     } else if (message.kind === "handover") {
