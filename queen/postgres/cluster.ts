@@ -41,6 +41,8 @@ export const STALE_MS = 2_000;
 const POLL_MS = 1_000;
 /** Rows one claim reads at most. */
 const CLAIM_ROWS = 200;
+/** How old a read of the other queens' drones may be for a take-back. */
+const FRESH_MS = 100;
 /** Queued jobs the overview lists at most. */
 const LISTED_MAX = 1000;
 /** How long past a lease a queen asks a live owner for a job its worker brought here. */
@@ -89,6 +91,8 @@ export class Cluster implements SharedQueue {
   #closed = false;
   /** The other queens' drones and the depth of the shared queue, as last read. */
   #others: DroneLoad[] = [];
+  /** When `#others` was read (ms): a take-back trusts only a fresh read. */
+  #othersAt = 0;
   #depth = 0;
   /** A job ended (on any queen): the builds this queen follows may need it. */
   onJobEnded: ((id: string) => void) | undefined;
@@ -241,6 +245,8 @@ export class Cluster implements SharedQueue {
   }
 
   freeElsewhere(): DroneLoad[] {
+    // An old read would send jobs back for slots long taken: only one just made counts.
+    if (Date.now() - this.#othersAt > FRESH_MS) return [];
     return this.#others.filter((d) =>
       d.active < d.capacity && canRun(d, { plugins: [], labels: [] })
     )
@@ -261,6 +267,7 @@ export class Cluster implements SharedQueue {
         this.#sql`SELECT count(*) AS n FROM jobs WHERE status = 'queued'`,
       ]);
       this.#others = others.map((r) => JSON.parse(String(r.load)));
+      this.#othersAt = Date.now();
       this.#depth = Number(count.n);
     } catch (error) {
       if (!this.#closed) this.#log(`reading the fleet: ${(error as Error).message}`);
@@ -312,6 +319,7 @@ export class Cluster implements SharedQueue {
       ]);
       read = rows.length;
       this.#others = others.map((r) => JSON.parse(String(r.load)));
+      this.#othersAt = Date.now();
       if (!rows.length) return [];
       const fleet: DroneLoad[] = [...own, ...this.#others.map((load) => ({ ...load }))];
       // Per serialization key: the builds that hold it (or null: another queen is deciding).
