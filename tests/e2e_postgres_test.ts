@@ -542,6 +542,24 @@ clusterTest(
       const first = await submitBuild("echo n=$STRIDER_MATRIX_N");
       await waitUntil(async () => (await buildOn(qa, first)).status === "done", 60_000, "build");
       equal((await buildOn(qa, first)).result, "passed", "A followed its build to the end");
+      // A build the repository's strider.json asks for: its plan job runs on B (with the job's
+      // secrets there, B queues the jobs), A adds them to the build it follows.
+      const planned = await makeRepo({
+        "strider.json": JSON.stringify({
+          plugins: ["custom"],
+          config: { custom: { test: 'echo "node=$STRIDER_MATRIX_NODE"' } },
+          matrix: { node: ["18", "20"] },
+        }),
+      });
+      const plan = await submitJob(qa, {
+        repo: { url: planned.path },
+        ref: { branch: "main" },
+        secrets: { TOKEN: "kept-for-the-jobs" },
+      });
+      await waitUntil(async () => (await buildOn(qa, plan)).status === "done", 60_000, "planned");
+      const grown = await (await api(qa, `/api/builds/${plan}`)).json();
+      equal(grown.result, "passed", JSON.stringify(grown.jobs));
+      deepEqual(grown.jobs.map((j: { name: string }) => j.name), ["plan", "node-18", "node-20"]);
       // Cancelled through B, which does not follow it: A does, and ends it cancelled.
       const held = await submitBuild(`while true; do sleep 0.05; done`);
       await waitUntil(

@@ -131,15 +131,20 @@ export class Builds {
     const result = job.view.result ?? "lost";
     const build = this.#live.get(this.#jobBuild.get(jobId) ?? "");
     if (result === "passed" && build?.jobs.length === 1 && build.id === jobId) {
-      // A plan job: its strider.json may ask for a build, which needs the job's secrets, gone
-      // from its stored spec once it ended elsewhere.
+      // A plan job: its strider.json may ask for a build. The queen it ran on queues the jobs;
+      // this one adds them to the build (planned alike: the plan needs no secrets).
       const [last] = await this.#core.store.events(jobId, job.lastN - 1);
       if (last?.data.event === "job:done" && "fan_out" in last.data && last.data.fan_out) {
-        this.#options.log?.(
-          `job ${jobId}: strider.json asks for a build, but the job ended on another queen, ` +
-            "which cannot add jobs to this queen's build yet",
-        );
-        return this.#jobDone(jobId, "errored");
+        if (!this.#addFanOut(build, job.spec, last.data.fan_out)) {
+          return this.#jobDone(jobId, "errored");
+        }
+        this.#jobDone(jobId, result);
+        // Those that ended before they were added count now.
+        for (const entry of build.jobs.slice(1)) {
+          const made = await this.#core.job(entry.id);
+          if (made?.view.status === "done") this.#jobDone(entry.id, made.view.result ?? "lost");
+        }
+        return;
       }
     }
     this.#jobDone(jobId, result);
@@ -425,25 +430,50 @@ export class Builds {
   #fanOut(jobId: string, fanOut: FanOut): boolean {
     const build = this.#live.get(this.#jobBuild.get(jobId) ?? "");
     const record = this.#core.liveJob(jobId);
-    if (!build || !record || build.jobs.length !== 1 || build.id !== jobId) return true;
-    const { job_id: _id, build: _build, ...base } = record.spec;
+    if (!record) return true;
+    if (!build) {
+      // Several queens: the plan job ran here and another queen follows its build. That queen
+      // adds the jobs to the build; they are made here, where the plan job's secrets are.
+      if (this.#options.cancelElsewhere && !record.spec.build) {
+        const spec = this.#fanOutSpec(jobId, record.spec, fanOut);
+        if (spec) this.#submitFanOut(jobId, spec);
+      }
+      return true;
+    }
+    if (build.jobs.length !== 1 || build.id !== jobId) return true;
+    const spec = this.#addFanOut(build, record.spec, fanOut);
+    if (!spec) return false;
+    this.#submitFanOut(build.id, spec);
+    return true;
+  }
+
+  /** The spec of the build a plan job's strider.json asks for, or undefined (logged). */
+  #fanOutSpec(planId: string, planSpec: JobSpec, fanOut: FanOut): JobSpec | undefined {
+    const { job_id: _id, build: _build, ...base } = planSpec;
     const { commit, ...wanted } = fanOut;
     const ref = "branch" in base.ref && commit ? { ...base.ref, id: commit } : base.ref;
     const spec: JobSpec = { ...base, ...wanted, ref };
-    let plan;
     try {
-      if (build.id.length > MAX_MULTI_BUILD_ID) {
+      if (planId.length > MAX_MULTI_BUILD_ID) {
         throw new InvalidInputError(`the job id is over ${MAX_MULTI_BUILD_ID} characters`);
       }
-      plan = planBuild(spec, build.id);
+      planBuild(spec, planId);
+      return spec;
     } catch (error) {
       this.#options.log?.(
-        `job ${jobId}: strider.json asks for a build that cannot be made: ${
+        `job ${planId}: strider.json asks for a build that cannot be made: ${
           (error as Error).message
         }`,
       );
-      return false;
+      return undefined;
     }
+  }
+
+  /** Adds the jobs a plan job's strider.json asks for to its build; their spec, or undefined. */
+  #addFanOut(build: BuildRecord, planSpec: JobSpec, fanOut: FanOut): JobSpec | undefined {
+    const spec = this.#fanOutSpec(build.id, planSpec, fanOut);
+    if (!spec) return undefined;
+    const plan = planBuild(spec, build.id);
     build.jobs[0].name = "plan";
     build.axes = plan.axes;
     build.failFast = spec.fail_fast ?? false;
@@ -452,13 +482,18 @@ export class Builds {
       this.#jobBuild.set(job.id, build.id);
     }
     this.#options.log?.(
-      `job ${jobId}: strider.json makes build ${build.id} of ${plan.jobs.length} jobs`,
+      `job ${build.id}: strider.json makes build ${build.id} of ${plan.jobs.length} jobs`,
     );
+    return spec;
+  }
+
+  /** Queues the jobs of a fanned-out build (`spec` with the plan job's secrets). */
+  #submitFanOut(buildId: string, spec: JobSpec): void {
     const submitting = (async () => {
       const timings = (spec.parallelism ?? 1) > 1
         ? await this.store.timings(spec.repo.url, TIMINGS_PER_BUILD)
         : {};
-      for (const job of planBuild(spec, build.id, timings).jobs) {
+      for (const job of planBuild(spec, buildId, timings).jobs) {
         try {
           await this.#core.submit(job.spec, {});
         } catch (error) {
@@ -468,7 +503,6 @@ export class Builds {
       }
     })();
     this.#writes = this.#writes.then(() => submitting);
-    return true;
   }
 
   /** Saves a build after a change, ending it when every job is final. */
