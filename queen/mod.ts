@@ -151,6 +151,7 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
     await openStores({
       data: options.data,
       leaseMs: (options.lease ?? 30) * 1000,
+      queueTimeoutMs: (options.queueTimeout ?? 0) * 1000,
       database: options.database,
       keys: {
         secretKey: options.secretKey,

@@ -557,6 +557,12 @@ export class QueenCore {
     }
   }
 
+  /** Ends a queued job this queen holds, `errored` with `why` (the shared queue's timeout). */
+  endQueued(id: string, why: string): void {
+    const record = this.#jobs.get(id);
+    if (record?.view.status === "queued") this.#finish(record, "errored", why);
+  }
+
   /** Whether jobs wait in the own queues of this queen's drones. */
   hasWaiting(): boolean {
     return this.#waiting.size > 0;

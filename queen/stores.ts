@@ -49,6 +49,8 @@ export interface StoreOptions {
   data: string;
   /** How long a silent drone keeps its attempts: also how long a frozen queen keeps its jobs. */
   leaseMs: number;
+  /** `--queue-timeout` in ms (0: none): applied to the shared queue too. */
+  queueTimeoutMs: number;
   database?: string;
   keys: SecretKeyOptions;
   log: (message: string) => void;
@@ -99,7 +101,10 @@ export async function openStores(options: StoreOptions): Promise<Stores> {
       `--database: cannot take this queen's lock: ${(error as Error).message}`,
     );
   }
-  const cluster = new Cluster(id, pg, log, options.leaseMs);
+  const cluster = new Cluster(id, pg, log, {
+    leaseMs: options.leaseMs,
+    queueTimeoutMs: options.queueTimeoutMs,
+  });
   await cluster.join(lock, "");
   log(`serving the PostgreSQL database with the other queens on it (this queen is ${id})`);
   return {

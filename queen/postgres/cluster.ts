@@ -20,7 +20,7 @@ import type { Sql, TransactionSql } from "postgres";
 import type { RecordedEvent } from "../../protocol/mod.ts";
 import type { QueenCore, SharedQueue } from "../queen.ts";
 import type { DroneLoad } from "../scheduler.ts";
-import { canRun, needsOf, pickDrone, QUEUE_PER_SLOT, whyWaiting } from "../scheduler.ts";
+import { canRun, needsOf, pickDrone, QUEUE_PER_SLOT, runnable, whyWaiting } from "../scheduler.ts";
 import type { JobRecord } from "../store.ts";
 import type { PostgresStore } from "./store.ts";
 import { ENDED_CHANNEL, QUEUE_CHANNEL } from "./store.ts";
@@ -102,10 +102,17 @@ export class Cluster implements SharedQueue {
   onBuildCancel: ((id: string) => void) | undefined;
 
   readonly #leaseMs: number;
+  readonly #queueTimeoutMs: number;
 
-  constructor(id: string, store: PostgresStore, log: (message: string) => void, leaseMs = 30_000) {
+  constructor(
+    id: string,
+    store: PostgresStore,
+    log: (message: string) => void,
+    timing: { leaseMs?: number; queueTimeoutMs?: number } = {},
+  ) {
     this.id = id;
-    this.#leaseMs = leaseMs;
+    this.#leaseMs = timing.leaseMs ?? 30_000;
+    this.#queueTimeoutMs = timing.queueTimeoutMs ?? 0;
     this.#store = store;
     this.#sql = store.sql;
     this.#log = log;
@@ -137,7 +144,9 @@ export class Cluster implements SharedQueue {
     const wake = () => {
       this.queued();
       void this.#watchQueens();
-      void this.#refresh();
+      void this.#refresh().then(() => this.#expireQueued()).catch((error) => {
+        if (!this.#closed) this.#log(`--queue-timeout: ${(error as Error).message}`);
+      });
     };
     // A drone-table write names its queen: that queen knows already.
     const queue = await this.#sql.listen(QUEUE_CHANNEL, (payload) => {
@@ -283,6 +292,44 @@ export class Cluster implements SharedQueue {
     const message: ControlMessage = { kind: "cancel-build", to: String(row.owner), build: id };
     await this.#sql`SELECT pg_notify(${CONTROL_CHANNEL}, ${JSON.stringify(message)})`;
     return true;
+  }
+
+  /**
+   * `--queue-timeout` over the shared queue: a job queued past it that no drone of any queen can
+   * run is claimed and ended `errored`, saying why (as one queen ends one in its own queue).
+   */
+  async #expireQueued(): Promise<void> {
+    const limit = this.#queueTimeoutMs;
+    if (!limit || this.#closed || !this.#core) return;
+    const core = this.#core;
+    const fleet = this.#fleet();
+    const now = Date.now();
+    const ended = await this.#sql.begin(async (tx) => {
+      const rows = await tx`SELECT id, spec, queued_at FROM jobs
+        WHERE status = 'queued' AND owner IS NULL AND queued_at < ${now - limit}
+        ORDER BY position LIMIT ${CLAIM_ROWS} FOR UPDATE SKIP LOCKED`;
+      const why = new Map<string, string>();
+      for (const row of rows) {
+        const id = String(row.id);
+        const needs = needsOf(this.#store.openSpec(id, String(row.spec)));
+        if (runnable(needs, fleet)) continue;
+        const waited = Math.round((now - Number(row.queued_at)) / 1000);
+        why.set(
+          id,
+          `${whyWaiting(needs, fleet)} for ${waited} s; ended by --queue-timeout ${
+            Math.round(limit / 1000)
+          }`,
+        );
+      }
+      if (why.size) {
+        await tx`UPDATE jobs SET owner = ${this.id} WHERE id = ANY(${[...why.keys()]})`;
+      }
+      return why;
+    });
+    if (!ended.size) return;
+    core.adopt(await this.#load([...ended.keys()]), false);
+    for (const [id, why] of ended) core.endQueued(id, why);
+    core.dispatch();
   }
 
   // --- claims ---
