@@ -154,7 +154,10 @@ export class Cluster implements SharedQueue {
     }, wake);
     const control = await this.#sql.listen(
       CONTROL_CHANNEL,
-      (payload) => void this.#onControl(payload),
+      (payload) =>
+        void this.#onControl(payload).catch((error) => {
+          if (!this.#closed) this.#log(`a message from another queen: ${error.message}`);
+        }),
     );
     const ended = await this.#sql.listen(ENDED_CHANNEL, (id) => this.onJobEnded?.(id));
     this.#unlisten.push(queue.unlisten, control.unlisten, ended.unlisten);
@@ -412,6 +415,11 @@ export class Cluster implements SharedQueue {
       }
       return mine;
     });
+    // A drone that left during the claim was written back by it: written again, it goes.
+    for (const drone of own) {
+      const id = drone.id.slice(this.id.length + 1);
+      if (!core.drones.get(id)?.info) this.#droneChanged(id);
+    }
     if (claimed.length) await this.#adopt(claimed);
     else if (core.hasWaiting()) core.dispatch();
     return claimed.length ? read : 0;
