@@ -313,6 +313,11 @@ export class QueenCore {
     this.#orphans.clear();
   }
 
+  /** Whether `lease` is the lease token of attempt `attempt` of job `id` (constant time). */
+  provesAttempt(id: string, attempt: number, lease: string | undefined): boolean {
+    return validLease(this.#leaseKey, id, attempt, lease);
+  }
+
   /** Whether the job has started on its drone (rather than waiting in the drone's queue). */
   isStarted(id: string): boolean {
     return this.#jobs.get(id)?.view.status === "started";

@@ -141,6 +141,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   const artifacts = httpArtifactSender({
     queen: () => connection.url,
     token: options.token,
+    lease: (job, attempt) => core.lease(job, attempt),
     client,
   });
   const connection: QueenConnection = new QueenConnection({

@@ -101,6 +101,11 @@ export class WorkerCore {
     return { ...this.#results };
   }
 
+  /** The lease token of an attempt this worker holds: its proof for artifact uploads too. */
+  lease(id: string, attempt: number): string | undefined {
+    return this.#leases.get(attemptKey(id, attempt));
+  }
+
   /** Whether a run not yet finished uses the workspace named `<job id>.<attempt>`. */
   inUse(name: string): boolean {
     return [...this.#live].some((r) => `${r.id}.${r.attempt}` === name);
