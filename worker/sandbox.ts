@@ -257,17 +257,29 @@ export async function handOver(settings: SandboxSettings, workspace: string): Pr
 }
 
 /**
- * Makes the folders on the way to workspaces and mirror caches passable (not listable) for the
- * job's user, which bwrap runs as when it mounts them, and for no other user: they belong to the
- * job user's group with mode 0710.
+ * Makes the workdir private to the worker's user, whatever the umask: it holds checkouts of
+ * private repositories, the mirror cache, spooled output and the ledger of process groups a
+ * restarted worker kills. With `--run-as`, the folders on the way to workspaces and mirror caches
+ * are passable (not listable) for the job's user, which bwrap runs as when it mounts them, and for
+ * no other user: they belong to the job user's group with mode 0710. The worker's own folders
+ * in it (`pids`, `spool`) are 0700 either way.
  */
 export async function prepareWorkdir(settings: SandboxSettings, workdir: string): Promise<void> {
-  if (settings.isolation === "none" || !settings.runAs) return;
-  const cache = join(workdir, "cache");
-  for (const dir of [workdir, join(workdir, "jobs"), cache, join(cache, "git")]) {
-    await Deno.mkdir(dir, { recursive: true });
-    await Deno.chown(dir, null, settings.runAs.gid);
-    await Deno.chmod(dir, 0o710);
+  await Deno.mkdir(workdir, { recursive: true, mode: 0o700 });
+  const runAs = settings.isolation === "bwrap" ? settings.runAs : undefined;
+  if (!runAs) {
+    await Deno.chmod(workdir, 0o700);
+  } else {
+    const cache = join(workdir, "cache");
+    for (const dir of [workdir, join(workdir, "jobs"), cache, join(cache, "git")]) {
+      await Deno.mkdir(dir, { recursive: true });
+      await Deno.chown(dir, null, runAs.gid);
+      await Deno.chmod(dir, 0o710);
+    }
+  }
+  for (const own of ["pids", "spool"]) {
+    await Deno.mkdir(join(workdir, own), { recursive: true, mode: 0o700 });
+    await Deno.chmod(join(workdir, own), 0o700);
   }
 }
 
