@@ -14,6 +14,7 @@ import type { Isolation } from "../worker/mod.ts";
 import { int, list, parseFlags, positive, required, str, usage, UsageError } from "./options.ts";
 import type { Flags, Values } from "./options.ts";
 import { makeLogger } from "./logger.ts";
+import { shownUrl } from "./shown_url.ts";
 import type { LogFormat } from "./logger.ts";
 import type { Output } from "./client_commands.ts";
 
@@ -230,11 +231,13 @@ function publicUrl(values: Values): string | undefined {
     url = new URL(text);
   } catch {
     throw new UsageError(
-      `--public-url must be a URL such as https://ci.example.com, not '${text}'`,
+      `--public-url must be a URL such as https://ci.example.com, not '${shownUrl(text)}'`,
     );
   }
   if (!/^https?:$/.test(url.protocol) || url.username || url.password) {
-    throw new UsageError(`--public-url must be an http(s) URL without credentials, not '${text}'`);
+    throw new UsageError(
+      `--public-url must be an http(s) URL without credentials, not '${shownUrl(text)}'`,
+    );
   }
   return text.replace(/\/+$/, "");
 }
@@ -243,9 +246,10 @@ function publicUrl(values: Values): string | undefined {
 function peerUrl(values: Values): string | undefined {
   const text = str(values, "peer-url");
   if (text === undefined) return undefined;
-  if (!/^https?:\/\/[^\s/]+\/?$/.test(text)) {
+  if (!/^https?:\/\/[^\s/]+\/?$/.test(text) || shownUrl(text) !== text) {
     throw new UsageError(
-      `--peer-url must be http(s)://HOST:PORT, e.g. http://10.0.0.11:3000, not '${text}'`,
+      "--peer-url must be http(s)://HOST:PORT without a user or password, e.g. " +
+        `http://10.0.0.11:3000, not '${shownUrl(text)}'`,
     );
   }
   return text.replace(/\/+$/, "");
@@ -332,7 +336,16 @@ export async function worker(args: string[], output: Output): Promise<number> {
   const connect = required(values, "connect");
   for (const url of connect.split(",")) {
     if (!/^https?:\/\/\S+$/.test(url.trim())) {
-      throw new UsageError(`--connect must be an http:// or https:// URL, not '${url.trim()}'`);
+      throw new UsageError(
+        `--connect must be an http:// or https:// URL, not '${shownUrl(url.trim())}'`,
+      );
+    }
+    // The worker logs where it connects: a password there would be in every log line of it.
+    if (shownUrl(url.trim()) !== url.trim()) {
+      throw new UsageError(
+        `--connect must not carry credentials ('${shownUrl(url.trim())}'): the worker sends ` +
+          "its token (--token or STRIDER_WORKER_TOKEN) in a header",
+      );
     }
   }
   const token = str(values, "token");
