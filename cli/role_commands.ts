@@ -47,6 +47,13 @@ export const QUEEN_FLAGS: Flags = {
     help: "postgres://user@host:port/db: keep jobs there, shared with standby queens " +
       "(password: PGPASSWORD)",
   },
+  "database-timeout": {
+    type: "string",
+    value: "S",
+    help: "with --database: seconds a statement may take; past it the request fails (503) " +
+      "instead of waiting",
+    default: "30",
+  },
   "peer-url": {
     type: "string",
     value: "URL",
@@ -292,6 +299,7 @@ export async function queen(args: string[], output: Output): Promise<number> {
     host: required(values, "host"),
     data: required(values, "data"),
     database: postgresUrl(values),
+    databaseTimeout: int(values, "database-timeout", 1, 3600),
     peerUrl: peerUrl(values),
     workerTokens: list(values, "worker-token"),
     apiTokens: list(values, "api-token"),

@@ -34,6 +34,8 @@ export interface QueenOptions {
    * docs/ARCHITECTURE.md, "Several queens").
    */
   database?: string;
+  /** With `database`: seconds a statement may take before it fails (default 30). */
+  databaseTimeout?: number;
   /** With `database`: the address other queens forward to while this one serves (default its own). */
   peerUrl?: string;
   /** The key sealing secrets at rest, 32 bytes in base64; default: `<data>/secret-key`. */
@@ -151,6 +153,7 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
     await openStores({
       data: options.data,
       database: options.database,
+      databaseTimeout: options.databaseTimeout,
       keys: {
         secretKey: options.secretKey,
         oldSecretKey: options.oldSecretKey,

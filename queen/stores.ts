@@ -54,6 +54,8 @@ export interface Stores {
 export interface StoreOptions {
   data: string;
   database?: string;
+  /** Seconds a database statement may take (`--database-timeout`). */
+  databaseTimeout?: number;
   keys: SecretKeyOptions;
   port: number;
   host: string;
@@ -96,7 +98,8 @@ export async function openStores(options: StoreOptions): Promise<Stores> {
   tolerateClosedSockets(log);
   const box = openSecretBox(options.data, options.keys);
   // Opened first, so that a wrong key or a newer schema stops the queen before it stands by.
-  let pg = await PostgresStore.open({ url: options.database }, box);
+  const connection = { url: options.database, statementSeconds: options.databaseTimeout };
+  let pg = await PostgresStore.open(connection, box);
   let port = options.port;
   let forwarding: Deno.HttpServer<Deno.NetAddr> | undefined;
   let handler: (request: Request) => Response | Promise<Response> = () =>
@@ -122,7 +125,7 @@ export async function openStores(options: StoreOptions): Promise<Stores> {
     // The pool of a queen that stood by may hold connections the server closed meanwhile (the
     // failover that gave it the lead), on which postgres.js can wait for ever: serve on a new one.
     const stale = pg;
-    pg = await PostgresStore.open({ url: options.database }, box);
+    pg = await PostgresStore.open(connection, box);
     cluster.use(pg.sql);
     void stale.sql.end({ timeout: 0 }).catch(() => {});
   }
@@ -139,7 +142,8 @@ export async function openStores(options: StoreOptions): Promise<Stores> {
     port,
     server: forwarding,
     serve: (own) => handler = own,
-    lost: lead.lost,
+    // A commit that failed for good stops the queen as a lost lead does.
+    lost: Promise.race([lead.lost, pg.broken]),
     announce: (url) => cluster.announce(url),
     release: lead.release,
   };

@@ -25,6 +25,7 @@ import { decodeCursor, encodeCursor } from "../store.ts";
 import type { JobFilter, JobPage, JobRecord, LogChunk, Retention, Store } from "../store.ts";
 import { StartupError } from "../errors.ts";
 import { migratePostgres } from "./schema.ts";
+import { deadlinesOf, serverBounds, silentMs, watchedSocket, withDeadlines } from "./deadline.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -48,17 +49,31 @@ export interface PostgresOptions {
   url: string;
   /** Connections in the pool (default 10). */
   max?: number;
+  /**
+   * Seconds a statement may take (`--database-timeout`, default 30): PostgreSQL cancels it, and
+   * the client gives up on a connection that stays silent (see `deadline.ts`).
+   */
+  statementSeconds?: number;
 }
+
+/** The `application_name` of every queen's connections. */
+export const QUEEN_APPLICATION = "strider-queen";
 
 /** Opens a connection pool, with a message that says what to fix when it cannot. */
 export async function connectPostgres(options: PostgresOptions): Promise<Sql> {
-  const sql = postgres(options.url, {
+  const deadlines = deadlinesOf(options.statementSeconds);
+  // BIGINT columns (times, sizes) come back as text and are read with Number(): exact up to
+  // 2^53, far beyond any time or size stored.
+  const settings = {
     max: options.max ?? 10,
     onnotice: () => {},
-    // BIGINT columns (times, sizes) come back as text and are read with Number(): exact up to
-    // 2^53, far beyond any time or size stored.
-    connect_timeout: 10,
-  });
+    connect_timeout: Math.min(10, Math.ceil(deadlines.statementMs / 1000)),
+    // Other queens' connections are told apart from foreign ones by this name (rotation).
+    connection: { application_name: QUEEN_APPLICATION, ...serverBounds(deadlines) },
+    // Documented by postgres.js, missing from its types.
+    socket: watchedSocket(silentMs(deadlines)),
+  };
+  const sql = withDeadlines(postgres(options.url, settings as postgres.Options<never>), deadlines);
   try {
     await sql`SELECT 1`;
   } catch (error) {
@@ -76,7 +91,11 @@ export async function connectPostgres(options: PostgresOptions): Promise<Sql> {
 export class PostgresStore implements Store {
   readonly #sql: Sql;
   readonly #box: SecretBox;
-  readonly #batch = new CommitBatcher((batch) => this.#commit(batch));
+  readonly #batch = new CommitBatcher((batch) => this.#commit(batch), {
+    onError: (error) => this.#breakWith(error),
+  });
+  readonly #broken = Promise.withResolvers<never>();
+  #brokenWith: Error | undefined;
   readonly #listeners = new Set<(id: string) => void>();
   #unlisten: (() => Promise<void>) | undefined;
   #closed = false;
@@ -109,6 +128,24 @@ export class PostgresStore implements Store {
       await sql.end({ timeout: 0 }).catch(() => {});
       throw error;
     }
+  }
+
+  /**
+   * Rejects when a commit failed after every retry: the queen must stop serving, as what it
+   * holds in memory is no longer what the database holds. Nothing of that batch was
+   * acknowledged, so workers send it again to the queen that takes over.
+   */
+  get broken(): Promise<never> {
+    return this.#broken.promise;
+  }
+
+  #breakWith(error: unknown): void {
+    if (this.#brokenWith) return;
+    this.#brokenWith = new Error(
+      `could not commit to PostgreSQL after ${COMMIT_TRIES} tries: ${(error as Error).message}`,
+    );
+    this.#broken.reject(this.#brokenWith);
+    this.#broken.promise.catch(() => {});
   }
 
   /** The connection pool, for stores that keep their own tables in the same database. */
@@ -261,7 +298,10 @@ export class PostgresStore implements Store {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await this.#batch.close();
+    // A store that could not commit does not try again on its way out.
+    if (!this.#brokenWith) {
+      await Promise.resolve(this.#batch.close()).catch((error) => this.#breakWith(error));
+    }
     await this.#unlisten?.().catch(() => {});
     await this.#sql.end({ timeout: 5 });
   }
@@ -345,7 +385,10 @@ export class PostgresStore implements Store {
           await tx`SELECT pg_notify(${EVENTS_CHANNEL}, id) FROM unnest(${touched}::text[]) AS id`;
         }
       });
-    return retried(write);
+    return retried(write).catch((error) => {
+      this.#breakWith(error);
+      throw error;
+    });
   }
 
   /** Records from their rows, with positions taken from the events and log in three queries. */
@@ -392,6 +435,9 @@ export class PostgresStore implements Store {
   }
 }
 
+/** How often a batch's transaction is tried (each bounded by the statement deadline). */
+const COMMIT_TRIES = 6;
+
 /**
  * Runs a batch's transaction again when it fails (a dropped connection, a database failing
  * over): the rows are the same, inserts skip what a lost commit did write, and nothing was
@@ -404,7 +450,7 @@ async function retried(write: () => Promise<unknown>): Promise<void> {
       await write();
       return;
     } catch (error) {
-      if (attempt === 6) throw error;
+      if (attempt === COMMIT_TRIES) throw error;
       await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** attempt));
     }
   }
