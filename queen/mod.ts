@@ -187,9 +187,12 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
   const retention = { keepJobs: options.keepJobs, keepDays: options.keepDays };
   const prune = () => {
     if (retention.keepJobs === undefined && retention.keepDays === undefined) return;
-    store.prune(retention, Date.now()).then((removed) => {
+    store.prune(retention, Date.now()).then(async (removed) => {
       if (removed) log(`retention: removed ${removed} finished jobs`);
-    }, (error) => log(`retention: ${(error as Error).message}`));
+      // Then the builds none of whose jobs is left (with their summary statuses and timings).
+      const builds = await buildStore.prune();
+      if (builds) log(`retention: removed ${builds} finished builds`);
+    }).catch((error) => log(`retention: ${(error as Error).message}`));
   };
   prune();
   const pruning = setInterval(prune, RETENTION_EVERY_MS);
