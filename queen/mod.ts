@@ -205,6 +205,7 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
       followAll: (fn) => core.hub.followAll(fn),
       buildOfJob: (id) => builds.buildOfJob(id),
       getBuild: (id) => builds.view(id),
+      onJobAdded: (listener) => builds.onJobAdded(listener),
     },
     publicUrl: () => options.publicUrl ?? ownUrl,
     log,
