@@ -132,7 +132,15 @@ export const QUEEN_FLAGS: Flags = {
     type: "boolean",
     env: false,
     help: "make a new DIR/secret-key and re-encrypt every stored secret with it, then serve " +
-      "(the key is STRIDER_SECRET_KEY when set: 32 random bytes in base64)",
+      "(the key is STRIDER_SECRET_KEY when set: 32 random bytes in base64; with --database, " +
+      "the old key from --old-secret-key, STRIDER_SECRET_KEY_OLD or DIR/secret-key)",
+  },
+  "old-secret-key": {
+    type: "string",
+    value: "FILE",
+    env: false,
+    help: "a file holding the key secrets were sealed with until now, for the start that " +
+      "re-seals them (or STRIDER_SECRET_KEY_OLD)",
   },
   "log-format": { type: "string", value: "F", help: "text or json", default: "text" },
 };
@@ -321,6 +329,7 @@ export async function queen(args: string[], output: Output): Promise<number> {
     // Keys are read from the environment only: a command line is visible to every local user.
     secretKey: Deno.env.get("STRIDER_SECRET_KEY") || undefined,
     oldSecretKey: Deno.env.get("STRIDER_SECRET_KEY_OLD") || undefined,
+    oldSecretKeyFile: str(values, "old-secret-key"),
     rotateSecretKey: values["rotate-secret-key"] === true,
   });
   Deno.addSignalListener("SIGHUP", () => void running.reloadTokens());

@@ -42,6 +42,8 @@ export interface QueenOptions {
   secretKey?: string;
   /** The previous `secretKey`, for the one start that re-seals everything with the new one. */
   oldSecretKey?: string;
+  /** A file holding the previous key (`--old-secret-key`), the same way. */
+  oldSecretKeyFile?: string;
   /** Make a new `<data>/secret-key` and re-seal everything with it before serving. */
   rotateSecretKey?: boolean;
   /** Accepted worker tokens; when empty, one is generated into `<data>/worker-token`. */
@@ -157,6 +159,7 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
       keys: {
         secretKey: options.secretKey,
         oldSecretKey: options.oldSecretKey,
+        oldSecretKeyFile: options.oldSecretKeyFile,
         rotateSecretKey: options.rotateSecretKey,
       },
       port: options.port,
@@ -165,9 +168,8 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
       log,
     });
   if (options.rotateSecretKey) {
-    log(
-      `secret key rotated: everything is sealed with the new ${join(options.data, "secret-key")}`,
-    );
+    const key = options.secretKey ? "STRIDER_SECRET_KEY" : join(options.data, "secret-key");
+    log(`secret key rotated: everything is sealed with the new ${key}`);
   }
   const core = await QueenCore.open(store, {
     leaseMs: (options.lease ?? 30) * 1000,

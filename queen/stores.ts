@@ -20,7 +20,8 @@ import { PostgresStore } from "./postgres/store.ts";
 import { Lead } from "./postgres/lead.ts";
 import { SqliteProjectStore } from "./projects/store.ts";
 import type { ProjectStore } from "./projects/store.ts";
-import { openSecretBox } from "./secret_key.ts";
+import { forgetOldKeyFile, openSecretBox } from "./secret_key.ts";
+import { rotateSecretKey } from "./postgres/rotation.ts";
 import type { SecretKeyOptions } from "./secret_key.ts";
 import { SqliteStore } from "./sqlite_store.ts";
 import type { Store } from "./store.ts";
@@ -89,16 +90,23 @@ export async function openStores(options: StoreOptions): Promise<Stores> {
       release: () => {},
     };
   }
-  if (options.keys.rotateSecretKey) {
-    throw new StartupError(
-      "--rotate-secret-key is for the SQLite store; with --database, every queen takes the key " +
-        "from STRIDER_SECRET_KEY",
-    );
-  }
   tolerateClosedSockets(log);
-  const box = openSecretBox(options.data, options.keys);
-  // Opened first, so that a wrong key or a newer schema stops the queen before it stands by.
+  const { keys } = options;
+  // With STRIDER_SECRET_KEY, a rotation's new key is that one (the old one is given apart);
+  // without it, a new key file is made as with SQLite.
+  const fromEnv = keys.secretKey !== undefined;
+  const box = openSecretBox(options.data, {
+    ...keys,
+    rotateSecretKey: keys.rotateSecretKey && !fromEnv,
+  });
   const connection = { url: options.database, statementSeconds: options.databaseTimeout };
+  if (keys.rotateSecretKey) {
+    const changed = await rotateSecretKey(connection, box);
+    log(`secret key rotated: ${changed} sealed values re-sealed with key ${box.keyId}`);
+    // Nothing sealed with the old key is left in the database.
+    if (!fromEnv) forgetOldKeyFile(options.data);
+  }
+  // Opened first, so that a wrong key or a newer schema stops the queen before it stands by.
   let pg = await PostgresStore.open(connection, box);
   let port = options.port;
   let forwarding: Deno.HttpServer<Deno.NetAddr> | undefined;

@@ -54,10 +54,14 @@ export interface PostgresOptions {
    * the client gives up on a connection that stays silent (see `deadline.ts`).
    */
   statementSeconds?: number;
+  /** The connections' `application_name` (default `QUEEN_APPLICATION`). */
+  application?: string;
 }
 
 /** The `application_name` of every queen's connections. */
 export const QUEEN_APPLICATION = "strider-queen";
+/** The advisory lock of a change of key (`rotation.ts`); checking the key takes it shared. */
+export const ROTATION_LOCK = 0x726f74617465;
 
 /** Opens a connection pool, with a message that says what to fix when it cannot. */
 export async function connectPostgres(options: PostgresOptions): Promise<Sql> {
@@ -69,7 +73,10 @@ export async function connectPostgres(options: PostgresOptions): Promise<Sql> {
     onnotice: () => {},
     connect_timeout: Math.min(10, Math.ceil(deadlines.statementMs / 1000)),
     // Other queens' connections are told apart from foreign ones by this name (rotation).
-    connection: { application_name: QUEEN_APPLICATION, ...serverBounds(deadlines) },
+    connection: {
+      application_name: options.application ?? QUEEN_APPLICATION,
+      ...serverBounds(deadlines),
+    },
     // Documented by postgres.js, missing from its types.
     socket: watchedSocket(silentMs(deadlines)),
   };
@@ -471,13 +478,21 @@ function stateOf(record: JobRecord): StoredState {
  * the first records its key's id, and a queen with another key refuses to start.
  */
 async function checkKey(sql: Sql, box: SecretBox): Promise<void> {
-  await sql`INSERT INTO strider_meta (key, value) VALUES ('key-id', ${box.keyId})
-    ON CONFLICT (key) DO NOTHING`;
-  const [row] = await sql`SELECT value FROM strider_meta WHERE key = 'key-id'`;
-  if (String(row.value) !== box.keyId) {
+  await sql.begin(async (tx) => {
+    // Not while a queen re-seals the database: after it, the key id is the new one.
+    await tx`SELECT pg_advisory_xact_lock_shared(${ROTATION_LOCK})`;
+    await tx`INSERT INTO strider_meta (key, value) VALUES ('key-id', ${box.keyId})
+      ON CONFLICT (key) DO NOTHING`;
+    const [row] = await tx`SELECT value FROM strider_meta WHERE key = 'key-id'`;
+    const sealedWith = String(row.value);
+    if (sealedWith === box.keyId) return;
     throw new StartupError(
-      "this queen's secret key is not the one the database's other queens seal with: give " +
-        "every queen of the cluster the same STRIDER_SECRET_KEY",
+      box.keyIds.includes(sealedWith)
+        ? `the database is sealed with key ${sealedWith}, which this queen has as its old key: ` +
+          "start it once with --rotate-secret-key to re-seal everything with the new one"
+        : `this queen's secret key (${box.keyId}) is not the one the database is sealed with ` +
+          `(${sealedWith}): give every queen of the cluster the same STRIDER_SECRET_KEY ` +
+          "(after a --rotate-secret-key, the new one)",
     );
-  }
+  });
 }
