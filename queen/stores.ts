@@ -10,7 +10,6 @@ import type { BuildStore } from "./builds/store.ts";
 import { PostgresBuildStore } from "./postgres/builds.ts";
 import { tolerateClosedSockets } from "./postgres/closed_sockets.ts";
 import type { Artifacts } from "./artifacts/store.ts";
-import { StartupError } from "./errors.ts";
 import { PostgresStatusRows, SqliteStatusRows } from "./forge_status/rows.ts";
 import type { StatusRows } from "./forge_status/rows.ts";
 import { PostgresArtifactStore } from "./postgres/artifacts.ts";
