@@ -23,7 +23,7 @@ import { CommitBatcher } from "../commit_batch.ts";
 import type { Batch } from "../commit_batch.ts";
 import { decodeCursor, encodeCursor } from "../store.ts";
 import type { JobFilter, JobPage, JobRecord, LogChunk, Retention, Store } from "../store.ts";
-import { StartupError } from "../errors.ts";
+import { DatabaseUnavailableError, StartupError } from "../errors.ts";
 import { migratePostgres } from "./schema.ts";
 import { deadlinesOf, serverBounds, silentMs, watchedSocket, withDeadlines } from "./deadline.ts";
 
@@ -110,8 +110,12 @@ export class PostgresStore implements Store {
   /** Where the database is, for connections of their own (the lead's). */
   readonly url: string;
 
-  private constructor(sql: Sql, box: SecretBox, url: string) {
+  /** How long a read waits for the queued writes it must see (a commit being retried). */
+  readonly #flushWaitMs: number;
+
+  private constructor(sql: Sql, box: SecretBox, url: string, flushWaitMs: number) {
     this.url = url;
+    this.#flushWaitMs = flushWaitMs;
     this.#sql = sql;
     this.#box = box;
   }
@@ -125,7 +129,8 @@ export class PostgresStore implements Store {
     try {
       await migratePostgres(sql);
       await checkKey(sql, box);
-      const store = new PostgresStore(sql, box, options.url);
+      const { statementMs } = deadlinesOf(options.statementSeconds);
+      const store = new PostgresStore(sql, box, options.url, statementMs + 5_000);
       const { unlisten } = await sql.listen(EVENTS_CHANNEL, (id) => {
         for (const listener of store.#listeners) listener(id);
       });
@@ -200,13 +205,13 @@ export class PostgresStore implements Store {
 
   async getJob(id: string): Promise<JobRecord | undefined> {
     // Read your writes: a state still queued is written first.
-    if (this.#batch.isDirty(id)) await this.#batch.flush(true);
+    if (this.#batch.isDirty(id)) await this.#flushed();
     const rows = await this.#sql`SELECT * FROM jobs WHERE id = ${id}`;
     return (await this.#loadAll(rows))[0];
   }
 
   async listJobs(filter: JobFilter): Promise<JobPage> {
-    await this.#batch.flush(true);
+    await this.#flushed();
     const sql = this.#sql;
     const where = [sql`TRUE`];
     if (filter.status) where.push(sql`status = ${filter.status}`);
@@ -226,7 +231,7 @@ export class PostgresStore implements Store {
   }
 
   async unfinishedJobs(): Promise<JobRecord[]> {
-    await this.#batch.flush(true);
+    await this.#flushed();
     const rows = await this.#sql`SELECT * FROM jobs WHERE status != 'done' ORDER BY position`;
     return await this.#loadAll(rows);
   }
@@ -273,7 +278,7 @@ export class PostgresStore implements Store {
   }
 
   async deleteJob(id: string): Promise<boolean> {
-    await this.#batch.flush(true);
+    await this.#flushed();
     const rows = await this.#sql`DELETE FROM jobs WHERE id = ${id} AND status = 'done'
       RETURNING id`;
     if (rows.length) this.#batch.forget(id);
@@ -281,7 +286,7 @@ export class PostgresStore implements Store {
   }
 
   async prune(retention: Retention, now: number): Promise<number> {
-    await this.#batch.flush(true);
+    await this.#flushed();
     const doomed = new Set<string>();
     if (retention.keepJobs !== undefined) {
       const rows = await this.#sql`SELECT id FROM jobs WHERE status = 'done'
@@ -311,6 +316,30 @@ export class PostgresStore implements Store {
     }
     await this.#unlisten?.().catch(() => {});
     await this.#sql.end({ timeout: 5 });
+  }
+
+  /**
+   * Commits what is queued before a read that must see it. While the database does not answer,
+   * the commit is retried for longer than a request should wait: the read fails after the
+   * statement bound instead, and the commit goes on.
+   */
+  async #flushed(): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        reject(
+          new DatabaseUnavailableError(
+            `the database has not committed for ${Math.round(this.#flushWaitMs / 1000)} s; ` +
+              "try again once it answers",
+          ),
+        );
+      }, this.#flushWaitMs);
+    });
+    try {
+      await Promise.race([this.#batch.flush(true), late]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   #sealSpec(id: string, spec: JobSpec): string {
