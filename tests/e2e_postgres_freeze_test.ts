@@ -17,6 +17,8 @@ import {
   waitForJob,
   waitUntil,
 } from "./helpers/cluster.ts";
+import type { TestQueen } from "./helpers/cluster.ts";
+import { freePort } from "./helpers/haproxy.ts";
 import { makeRepo } from "./helpers/git_repo.ts";
 import { postgresCluster } from "./helpers/postgres.ts";
 
@@ -115,5 +117,44 @@ Deno.test("a frozen PostgreSQL: the API answers 503 instead of hanging; after it
     if (frozen.length) signalAll(frozen, "SIGCONT");
     await worker.stop();
     await queen.proc.stop();
+  }
+});
+
+Deno.test("a PostgreSQL frozen past the commit retries: the queen stops with a clear error; restarted after the thaw, the job goes on with no line lost or doubled", async () => {
+  const database = await (await postgresCluster()).newDatabase();
+  const repo = await makeRepo({ "a.txt": "a\n" });
+  const port = freePort();
+  const args = ["--database", database, "--database-timeout", "1", "--port", String(port)];
+  const queen = await startQueen({ args: [...args, "--lease", "120"] });
+  const worker = await startWorker(queen, { name: "outlives-queen" });
+  let frozen: number[] = [];
+  let again: TestQueen | undefined;
+  try {
+    const id = await submitJob(
+      queen,
+      customJob(repo.path, { test: "for i in $(seq 1 150); do echo line-$i; sleep 0.1; done" }),
+    );
+    await waitUntil(async () => (await jobLog(queen, id)).includes("line-5"), 30_000, "line-5");
+    frozen = await serverProcesses(database);
+    signalAll(frozen, "SIGSTOP");
+    // The worker's output cannot be committed: after its retries the queen stops, saying why,
+    // rather than acknowledge what it could not keep.
+    const status = await queen.proc.exit(120_000);
+    equal(status.code, 1, queen.proc.stdout + queen.proc.stderr);
+    ok(/could not commit to PostgreSQL after \d+ tries/.test(queen.proc.stderr), queen.proc.stderr);
+    signalAll(frozen, "SIGCONT");
+    frozen = [];
+
+    again = await startQueen({ data: queen.data, args: [...args, "--lease", "120"] });
+    const job = await waitForJob(again, id, 120_000);
+    equal(job.result, "passed", job.error ?? "");
+    equal(job.attempts.length, 1, "the worker re-attached its attempt to the new queen");
+    const lines = (await jobLog(again, id)).split("\n").filter((l) => l.startsWith("line-"));
+    deepEqual(lines, Array.from({ length: 150 }, (_, i) => `line-${i + 1}`), "every line, once");
+  } finally {
+    if (frozen.length) signalAll(frozen, "SIGCONT");
+    await worker.stop();
+    await queen.proc.stop();
+    await again?.proc.stop();
   }
 });
