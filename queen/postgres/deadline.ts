@@ -47,6 +47,7 @@ interface SocketTarget {
   host: string[];
   port: number[];
   path?: string | false;
+  ssl?: unknown;
 }
 
 let nextHost = 0;
@@ -65,7 +66,9 @@ export function watchedSocket(silentMs: number) {
       // postgres.js names the TLS server by this (SNI, certificate check).
       Object.assign(socket, { host: target.host[i] });
     }
-    watch(socket, silentMs);
+    // Under TLS the bytes move through the TLS socket postgres.js puts on top of this one, whose
+    // counters are not these: such connections rely on the statement deadline and TCP keepalive.
+    if (!target.ssl) watch(socket, silentMs);
     return socket;
   };
 }
