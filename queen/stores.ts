@@ -19,8 +19,7 @@ import { PostgresStore } from "./postgres/store.ts";
 import { Lead } from "./postgres/lead.ts";
 import { SqliteProjectStore } from "./projects/store.ts";
 import type { ProjectStore } from "./projects/store.ts";
-import { forgetOldKeyFile, openSecretBox } from "./secret_key.ts";
-import { rotateSecretKey } from "./postgres/rotation.ts";
+import { databaseKey } from "./postgres/rotation.ts";
 import type { SecretKeyOptions } from "./secret_key.ts";
 import { SqliteStore } from "./sqlite_store.ts";
 import type { Store } from "./store.ts";
@@ -90,21 +89,8 @@ export async function openStores(options: StoreOptions): Promise<Stores> {
     };
   }
   tolerateClosedSockets(log);
-  const { keys } = options;
-  // With STRIDER_SECRET_KEY, a rotation's new key is that one (the old one is given apart);
-  // without it, a new key file is made as with SQLite.
-  const fromEnv = keys.secretKey !== undefined;
-  const box = openSecretBox(options.data, {
-    ...keys,
-    rotateSecretKey: keys.rotateSecretKey && !fromEnv,
-  });
   const connection = { url: options.database, statementSeconds: options.databaseTimeout };
-  if (keys.rotateSecretKey) {
-    const changed = await rotateSecretKey(connection, box);
-    log(`secret key rotated: ${changed} sealed values re-sealed with key ${box.keyId}`);
-    // Nothing sealed with the old key is left in the database.
-    if (!fromEnv) forgetOldKeyFile(options.data);
-  }
+  const box = await databaseKey(options.data, options.keys, connection, log);
   // Opened first, so that a wrong key or a newer schema stops the queen before it stands by.
   let pg = await PostgresStore.open(connection, box);
   let port = options.port;

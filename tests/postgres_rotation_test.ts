@@ -209,3 +209,36 @@ Deno.test("PostgreSQL rotation through the queen's flags: --old-secret-key FILE,
     await Deno.remove(data, { recursive: true });
   }
 });
+
+Deno.test("PostgreSQL rotation with key files: refused while a queen is connected, finished by the next start", async () => {
+  const database = await (await postgresCluster()).newDatabase();
+  const [dirA, dirB] = await Promise.all(
+    [0, 1].map(() => Deno.makeTempDir({ prefix: "strider-rotate-file-" })),
+  );
+  const oldKey = base64(newKey()) + "\n";
+  for (const dir of [dirA, dirB]) {
+    await Deno.writeTextFile(join(dir, "secret-key"), oldKey, { mode: 0o600 });
+  }
+  const exists = (path: string) => Deno.stat(path).then(() => true, () => false);
+  try {
+    const a = queen(database, dirA, {});
+    await a.waitFor(/strider queen listening on/, 60_000);
+    const refused = queen(database, dirB, {}, ["--rotate-secret-key"]);
+    equal((await refused.exit(60_000)).success, false);
+    match(refused.stdout + refused.stderr, /stop every queen/);
+    ok(await exists(join(dirB, "secret-key.old")), "the old key is kept until the work is done");
+    await a.stop();
+
+    const b = queen(database, dirB, {});
+    await b.waitFor(/strider queen listening on/, 60_000);
+    match(b.stdout + b.stderr, /finishing the key rotation/);
+    ok(!await exists(join(dirB, "secret-key.old")), "nothing is sealed with the old key any more");
+    await b.stop();
+
+    const stale = queen(database, dirA, {});
+    equal((await stale.exit(60_000)).success, false);
+    match(stale.stdout + stale.stderr, /not the one the database is sealed with/);
+  } finally {
+    await Promise.all([dirA, dirB].map((dir) => Deno.remove(dir, { recursive: true })));
+  }
+});

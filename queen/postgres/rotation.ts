@@ -10,11 +10,15 @@
  * the rotation refuses while another queen's connection is open on the database.
  * @module
  */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import type { Sql } from "postgres";
 import type { JobSpec } from "../../protocol/mod.ts";
 import { StartupError } from "../errors.ts";
 import { eraseSecrets, jobContext, openText, projectContext } from "../sealing.ts";
 import type { SecretBox } from "../secret_box.ts";
+import { forgetOldKeyFile, openSecretBox } from "../secret_key.ts";
+import type { SecretKeyOptions } from "../secret_key.ts";
 import { migratePostgres } from "./schema.ts";
 import { connectPostgres, QUEEN_APPLICATION, ROTATION_LOCK } from "./store.ts";
 import type { PostgresOptions } from "./store.ts";
@@ -23,6 +27,8 @@ import type { PostgresOptions } from "./store.ts";
 const ROTATING_APPLICATION = "strider-queen-rotating";
 /** How long connections of queens just stopped are given to go. */
 const LEAVING_MS = 5_000;
+/** How long the rewrite waits for other queens rotating at once to finish. */
+const OTHERS_ROTATING_MS = 60_000;
 /** Rows re-sealed per statement. */
 const CHUNK = 500;
 /**
@@ -30,6 +36,38 @@ const CHUNK = 500;
  * rewrite the tables.
  */
 const ROTATION_STATEMENT_SECONDS = 3600;
+
+/**
+ * The key a queen seals with in the database at `options.url`, rotating first when asked. With
+ * `STRIDER_SECRET_KEY` the new key is that one and the old one is given apart (the key file,
+ * `STRIDER_SECRET_KEY_OLD`, `--old-secret-key`); without it a new key file is made, the old one
+ * kept as `secret-key.old` until the database holds nothing sealed with it. A `secret-key.old`
+ * left by a rotation that did not finish (refused, or a crash) makes the next start finish it.
+ */
+export async function databaseKey(
+  dataDir: string,
+  keys: SecretKeyOptions,
+  options: PostgresOptions,
+  log: (message: string) => void,
+): Promise<SecretBox> {
+  const fromFile = keys.secretKey === undefined;
+  const unfinished = fromFile && existsSync(join(dataDir, "secret-key.old"));
+  const box = openSecretBox(dataDir, {
+    ...keys,
+    rotateSecretKey: keys.rotateSecretKey && fromFile && !unfinished,
+  });
+  if (!keys.rotateSecretKey && !unfinished) return box;
+  if (unfinished) {
+    log(
+      `finishing the key rotation that ${join(dataDir, "secret-key.old")} is left from` +
+        (keys.rotateSecretKey ? " (no new key is made: rotate again for one)" : ""),
+    );
+  }
+  const changed = await rotateSecretKey(options, box);
+  log(`secret key rotated: ${changed} sealed values re-sealed with key ${box.keyId}`);
+  if (fromFile) forgetOldKeyFile(dataDir);
+  return box;
+}
 
 /**
  * Re-seals the database at `options.url` with `box`'s current key (its older keys open what is
@@ -78,9 +116,20 @@ export async function rotateSecretKey(options: PostgresOptions, box: SecretBox):
         ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`;
       return changed;
     });
-    // The rows' earlier versions, sealed with the old key, stay in the tables' files until they
-    // are rewritten: no other queen is connected, so the exclusive lock this takes is harmless.
-    if (changed) await sql.unsafe("VACUUM FULL jobs, projects, strider_meta");
+    if (changed) {
+      // The rows' earlier versions, sealed with the old key, stay in the tables' files until
+      // they are rewritten, and a rewrite keeps those an open transaction may still see: another
+      // queen rotating at once waited on the lock with such a snapshot, so its end is awaited.
+      // No other queen is connected, so the exclusive lock the rewrite takes is harmless.
+      for (let waited = 0; waited < OTHERS_ROTATING_MS; waited += 200) {
+        const [{ n }] = await sql`SELECT count(*)::int AS n FROM pg_stat_activity
+          WHERE datname = current_database() AND application_name = ${ROTATING_APPLICATION}
+            AND pid <> pg_backend_pid()`;
+        if (n === 0) break;
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      await sql.unsafe("VACUUM FULL jobs, projects, strider_meta");
+    }
     return changed;
   } finally {
     await sql.end({ timeout: 1 }).catch(() => {});
