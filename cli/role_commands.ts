@@ -48,6 +48,13 @@ export const QUEEN_FLAGS: Flags = {
     help: "postgres://user@host:port/db: keep jobs there, shared with standby queens " +
       "(password: PGPASSWORD)",
   },
+  "database-timeout": {
+    type: "string",
+    value: "S",
+    help: "with --database: seconds a statement may take; past it the request fails (503) " +
+      "instead of waiting",
+    default: "30",
+  },
   "peer-url": {
     type: "string",
     value: "URL",
@@ -126,7 +133,15 @@ export const QUEEN_FLAGS: Flags = {
     type: "boolean",
     env: false,
     help: "make a new DIR/secret-key and re-encrypt every stored secret with it, then serve " +
-      "(the key is STRIDER_SECRET_KEY when set: 32 random bytes in base64)",
+      "(the key is STRIDER_SECRET_KEY when set: 32 random bytes in base64; with --database, " +
+      "the old key from --old-secret-key, STRIDER_SECRET_KEY_OLD or DIR/secret-key)",
+  },
+  "old-secret-key": {
+    type: "string",
+    value: "FILE",
+    env: false,
+    help: "a file holding the key secrets were sealed with until now, for the start that " +
+      "re-seals them (or STRIDER_SECRET_KEY_OLD)",
   },
   "log-format": { type: "string", value: "F", help: "text or json", default: "text" },
 };
@@ -296,6 +311,7 @@ export async function queen(args: string[], output: Output): Promise<number> {
     host: required(values, "host"),
     data: required(values, "data"),
     database: postgresUrl(values),
+    databaseTimeout: int(values, "database-timeout", 1, 3600),
     peerUrl: peerUrl(values),
     workerTokens: list(values, "worker-token"),
     apiTokens: list(values, "api-token"),
@@ -317,6 +333,7 @@ export async function queen(args: string[], output: Output): Promise<number> {
     // Keys are read from the environment only: a command line is visible to every local user.
     secretKey: Deno.env.get("STRIDER_SECRET_KEY") || undefined,
     oldSecretKey: Deno.env.get("STRIDER_SECRET_KEY_OLD") || undefined,
+    oldSecretKeyFile: str(values, "old-secret-key"),
     rotateSecretKey: values["rotate-secret-key"] === true,
   });
   Deno.addSignalListener("SIGHUP", () => void running.reloadTokens());

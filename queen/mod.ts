@@ -34,12 +34,16 @@ export interface QueenOptions {
    * docs/ARCHITECTURE.md, "Several queens").
    */
   database?: string;
+  /** With `database`: seconds a statement may take before it fails (default 30). */
+  databaseTimeout?: number;
   /** With `database`: the address other queens forward to while this one serves (default its own). */
   peerUrl?: string;
   /** The key sealing secrets at rest, 32 bytes in base64; default: `<data>/secret-key`. */
   secretKey?: string;
   /** The previous `secretKey`, for the one start that re-seals everything with the new one. */
   oldSecretKey?: string;
+  /** A file holding the previous key (`--old-secret-key`), the same way. */
+  oldSecretKeyFile?: string;
   /** Make a new `<data>/secret-key` and re-seal everything with it before serving. */
   rotateSecretKey?: boolean;
   /** Accepted worker tokens; when empty, one is generated into `<data>/worker-token`. */
@@ -151,9 +155,11 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
     await openStores({
       data: options.data,
       database: options.database,
+      databaseTimeout: options.databaseTimeout,
       keys: {
         secretKey: options.secretKey,
         oldSecretKey: options.oldSecretKey,
+        oldSecretKeyFile: options.oldSecretKeyFile,
         rotateSecretKey: options.rotateSecretKey,
       },
       port: options.port,
@@ -162,9 +168,8 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
       log,
     });
   if (options.rotateSecretKey) {
-    log(
-      `secret key rotated: everything is sealed with the new ${join(options.data, "secret-key")}`,
-    );
+    const key = options.secretKey ? "STRIDER_SECRET_KEY" : join(options.data, "secret-key");
+    log(`secret key rotated: everything is sealed with the new ${key}`);
   }
   const core = await QueenCore.open(store, {
     leaseMs: (options.lease ?? 30) * 1000,
@@ -184,9 +189,12 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
   const retention = { keepJobs: options.keepJobs, keepDays: options.keepDays };
   const prune = () => {
     if (retention.keepJobs === undefined && retention.keepDays === undefined) return;
-    store.prune(retention, Date.now()).then((removed) => {
+    store.prune(retention, Date.now()).then(async (removed) => {
       if (removed) log(`retention: removed ${removed} finished jobs`);
-    }, (error) => log(`retention: ${(error as Error).message}`));
+      // Then the builds none of whose jobs is left (with their summary statuses and timings).
+      const builds = await buildStore.prune();
+      if (builds) log(`retention: removed ${builds} finished builds`);
+    }).catch((error) => log(`retention: ${(error as Error).message}`));
   };
   prune();
   const pruning = setInterval(prune, RETENTION_EVERY_MS);
@@ -199,6 +207,7 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
       followAll: (fn) => core.hub.followAll(fn),
       buildOfJob: (id) => builds.buildOfJob(id),
       getBuild: (id) => builds.view(id),
+      onJobAdded: (listener) => builds.onJobAdded(listener),
     },
     publicUrl: () => options.publicUrl ?? ownUrl,
     log,

@@ -10,7 +10,6 @@ import type { BuildStore } from "./builds/store.ts";
 import { PostgresBuildStore } from "./postgres/builds.ts";
 import { tolerateClosedSockets } from "./postgres/closed_sockets.ts";
 import type { Artifacts } from "./artifacts/store.ts";
-import { StartupError } from "./errors.ts";
 import { PostgresStatusRows, SqliteStatusRows } from "./forge_status/rows.ts";
 import type { StatusRows } from "./forge_status/rows.ts";
 import { PostgresArtifactStore } from "./postgres/artifacts.ts";
@@ -20,7 +19,7 @@ import { PostgresStore } from "./postgres/store.ts";
 import { Lead } from "./postgres/lead.ts";
 import { SqliteProjectStore } from "./projects/store.ts";
 import type { ProjectStore } from "./projects/store.ts";
-import { openSecretBox } from "./secret_key.ts";
+import { databaseKey } from "./postgres/rotation.ts";
 import type { SecretKeyOptions } from "./secret_key.ts";
 import { SqliteStore } from "./sqlite_store.ts";
 import type { Store } from "./store.ts";
@@ -54,6 +53,8 @@ export interface Stores {
 export interface StoreOptions {
   data: string;
   database?: string;
+  /** Seconds a database statement may take (`--database-timeout`). */
+  databaseTimeout?: number;
   keys: SecretKeyOptions;
   port: number;
   host: string;
@@ -87,16 +88,11 @@ export async function openStores(options: StoreOptions): Promise<Stores> {
       release: () => {},
     };
   }
-  if (options.keys.rotateSecretKey) {
-    throw new StartupError(
-      "--rotate-secret-key is for the SQLite store; with --database, every queen takes the key " +
-        "from STRIDER_SECRET_KEY",
-    );
-  }
   tolerateClosedSockets(log);
-  const box = openSecretBox(options.data, options.keys);
+  const connection = { url: options.database, statementSeconds: options.databaseTimeout };
+  const box = await databaseKey(options.data, options.keys, connection, log);
   // Opened first, so that a wrong key or a newer schema stops the queen before it stands by.
-  let pg = await PostgresStore.open({ url: options.database }, box);
+  let pg = await PostgresStore.open(connection, box);
   let port = options.port;
   let forwarding: Deno.HttpServer<Deno.NetAddr> | undefined;
   let handler: (request: Request) => Response | Promise<Response> = () =>
@@ -122,7 +118,7 @@ export async function openStores(options: StoreOptions): Promise<Stores> {
     // The pool of a queen that stood by may hold connections the server closed meanwhile (the
     // failover that gave it the lead), on which postgres.js can wait for ever: serve on a new one.
     const stale = pg;
-    pg = await PostgresStore.open({ url: options.database }, box);
+    pg = await PostgresStore.open(connection, box);
     cluster.use(pg.sql);
     void stale.sql.end({ timeout: 0 }).catch(() => {});
   }
@@ -139,7 +135,8 @@ export async function openStores(options: StoreOptions): Promise<Stores> {
     port,
     server: forwarding,
     serve: (own) => handler = own,
-    lost: lead.lost,
+    // A commit that failed for good stops the queen as a lost lead does.
+    lost: Promise.race([lead.lost, pg.broken]),
     announce: (url) => cluster.announce(url),
     release: lead.release,
   };

@@ -23,8 +23,9 @@ import { CommitBatcher } from "../commit_batch.ts";
 import type { Batch } from "../commit_batch.ts";
 import { decodeCursor, encodeCursor } from "../store.ts";
 import type { JobFilter, JobPage, JobRecord, LogChunk, Retention, Store } from "../store.ts";
-import { StartupError } from "../errors.ts";
+import { DatabaseUnavailableError, StartupError } from "../errors.ts";
 import { migratePostgres } from "./schema.ts";
+import { deadlinesOf, serverBounds, silentMs, watchedSocket, withDeadlines } from "./deadline.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -48,17 +49,38 @@ export interface PostgresOptions {
   url: string;
   /** Connections in the pool (default 10). */
   max?: number;
+  /**
+   * Seconds a statement may take (`--database-timeout`, default 30): PostgreSQL cancels it, and
+   * the client gives up on a connection that stays silent (see `deadline.ts`).
+   */
+  statementSeconds?: number;
+  /** The connections' `application_name` (default `QUEEN_APPLICATION`). */
+  application?: string;
 }
+
+/** The `application_name` of every queen's connections. */
+export const QUEEN_APPLICATION = "strider-queen";
+/** The advisory lock of a change of key (`rotation.ts`); checking the key takes it shared. */
+export const ROTATION_LOCK = 0x726f74617465;
 
 /** Opens a connection pool, with a message that says what to fix when it cannot. */
 export async function connectPostgres(options: PostgresOptions): Promise<Sql> {
-  const sql = postgres(options.url, {
+  const deadlines = deadlinesOf(options.statementSeconds);
+  // BIGINT columns (times, sizes) come back as text and are read with Number(): exact up to
+  // 2^53, far beyond any time or size stored.
+  const settings = {
     max: options.max ?? 10,
     onnotice: () => {},
-    // BIGINT columns (times, sizes) come back as text and are read with Number(): exact up to
-    // 2^53, far beyond any time or size stored.
-    connect_timeout: 10,
-  });
+    connect_timeout: Math.min(10, Math.ceil(deadlines.statementMs / 1000)),
+    // Other queens' connections are told apart from foreign ones by this name (rotation).
+    connection: {
+      application_name: options.application ?? QUEEN_APPLICATION,
+      ...serverBounds(deadlines),
+    },
+    // Documented by postgres.js, missing from its types.
+    socket: watchedSocket(silentMs(deadlines)),
+  };
+  const sql = withDeadlines(postgres(options.url, settings as postgres.Options<never>), deadlines);
   try {
     await sql`SELECT 1`;
   } catch (error) {
@@ -76,7 +98,11 @@ export async function connectPostgres(options: PostgresOptions): Promise<Sql> {
 export class PostgresStore implements Store {
   readonly #sql: Sql;
   readonly #box: SecretBox;
-  readonly #batch = new CommitBatcher((batch) => this.#commit(batch));
+  readonly #batch = new CommitBatcher((batch) => this.#commit(batch), {
+    onError: (error) => this.#breakWith(error),
+  });
+  readonly #broken = Promise.withResolvers<never>();
+  #brokenWith: Error | undefined;
   readonly #listeners = new Set<(id: string) => void>();
   #unlisten: (() => Promise<void>) | undefined;
   #closed = false;
@@ -84,8 +110,12 @@ export class PostgresStore implements Store {
   /** Where the database is, for connections of their own (the lead's). */
   readonly url: string;
 
-  private constructor(sql: Sql, box: SecretBox, url: string) {
+  /** How long a read waits for the queued writes it must see (a commit being retried). */
+  readonly #flushWaitMs: number;
+
+  private constructor(sql: Sql, box: SecretBox, url: string, flushWaitMs: number) {
     this.url = url;
+    this.#flushWaitMs = flushWaitMs;
     this.#sql = sql;
     this.#box = box;
   }
@@ -99,7 +129,8 @@ export class PostgresStore implements Store {
     try {
       await migratePostgres(sql);
       await checkKey(sql, box);
-      const store = new PostgresStore(sql, box, options.url);
+      const { statementMs } = deadlinesOf(options.statementSeconds);
+      const store = new PostgresStore(sql, box, options.url, statementMs + 5_000);
       const { unlisten } = await sql.listen(EVENTS_CHANNEL, (id) => {
         for (const listener of store.#listeners) listener(id);
       });
@@ -109,6 +140,24 @@ export class PostgresStore implements Store {
       await sql.end({ timeout: 0 }).catch(() => {});
       throw error;
     }
+  }
+
+  /**
+   * Rejects when a commit failed after every retry: the queen must stop serving, as what it
+   * holds in memory is no longer what the database holds. Nothing of that batch was
+   * acknowledged, so workers send it again to the queen that takes over.
+   */
+  get broken(): Promise<never> {
+    return this.#broken.promise;
+  }
+
+  #breakWith(error: unknown): void {
+    if (this.#brokenWith) return;
+    this.#brokenWith = new Error(
+      `could not commit to PostgreSQL after ${COMMIT_TRIES} tries: ${(error as Error).message}`,
+    );
+    this.#broken.reject(this.#brokenWith);
+    this.#broken.promise.catch(() => {});
   }
 
   /** The connection pool, for stores that keep their own tables in the same database. */
@@ -156,13 +205,13 @@ export class PostgresStore implements Store {
 
   async getJob(id: string): Promise<JobRecord | undefined> {
     // Read your writes: a state still queued is written first.
-    if (this.#batch.isDirty(id)) await this.#batch.flush(true);
+    if (this.#batch.isDirty(id)) await this.#flushed();
     const rows = await this.#sql`SELECT * FROM jobs WHERE id = ${id}`;
     return (await this.#loadAll(rows))[0];
   }
 
   async listJobs(filter: JobFilter): Promise<JobPage> {
-    await this.#batch.flush(true);
+    await this.#flushed();
     const sql = this.#sql;
     const where = [sql`TRUE`];
     if (filter.status) where.push(sql`status = ${filter.status}`);
@@ -182,7 +231,7 @@ export class PostgresStore implements Store {
   }
 
   async unfinishedJobs(): Promise<JobRecord[]> {
-    await this.#batch.flush(true);
+    await this.#flushed();
     const rows = await this.#sql`SELECT * FROM jobs WHERE status != 'done' ORDER BY position`;
     return await this.#loadAll(rows);
   }
@@ -229,7 +278,7 @@ export class PostgresStore implements Store {
   }
 
   async deleteJob(id: string): Promise<boolean> {
-    await this.#batch.flush(true);
+    await this.#flushed();
     const rows = await this.#sql`DELETE FROM jobs WHERE id = ${id} AND status = 'done'
       RETURNING id`;
     if (rows.length) this.#batch.forget(id);
@@ -237,7 +286,7 @@ export class PostgresStore implements Store {
   }
 
   async prune(retention: Retention, now: number): Promise<number> {
-    await this.#batch.flush(true);
+    await this.#flushed();
     const doomed = new Set<string>();
     if (retention.keepJobs !== undefined) {
       const rows = await this.#sql`SELECT id FROM jobs WHERE status = 'done'
@@ -261,9 +310,36 @@ export class PostgresStore implements Store {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await this.#batch.close();
+    // A store that could not commit does not try again on its way out.
+    if (!this.#brokenWith) {
+      await Promise.resolve(this.#batch.close()).catch((error) => this.#breakWith(error));
+    }
     await this.#unlisten?.().catch(() => {});
     await this.#sql.end({ timeout: 5 });
+  }
+
+  /**
+   * Commits what is queued before a read that must see it. While the database does not answer,
+   * the commit is retried for longer than a request should wait: the read fails after the
+   * statement bound instead, and the commit goes on.
+   */
+  async #flushed(): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        reject(
+          new DatabaseUnavailableError(
+            `the database has not committed for ${Math.round(this.#flushWaitMs / 1000)} s; ` +
+              "try again once it answers",
+          ),
+        );
+      }, this.#flushWaitMs);
+    });
+    try {
+      await Promise.race([this.#batch.flush(true), late]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   #sealSpec(id: string, spec: JobSpec): string {
@@ -345,7 +421,10 @@ export class PostgresStore implements Store {
           await tx`SELECT pg_notify(${EVENTS_CHANNEL}, id) FROM unnest(${touched}::text[]) AS id`;
         }
       });
-    return retried(write);
+    return retried(write).catch((error) => {
+      this.#breakWith(error);
+      throw error;
+    });
   }
 
   /** Records from their rows, with positions taken from the events and log in three queries. */
@@ -392,6 +471,9 @@ export class PostgresStore implements Store {
   }
 }
 
+/** How often a batch's transaction is tried (each bounded by the statement deadline). */
+const COMMIT_TRIES = 6;
+
 /**
  * Runs a batch's transaction again when it fails (a dropped connection, a database failing
  * over): the rows are the same, inserts skip what a lost commit did write, and nothing was
@@ -404,7 +486,7 @@ async function retried(write: () => Promise<unknown>): Promise<void> {
       await write();
       return;
     } catch (error) {
-      if (attempt === 6) throw error;
+      if (attempt === COMMIT_TRIES) throw error;
       await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** attempt));
     }
   }
@@ -425,13 +507,21 @@ function stateOf(record: JobRecord): StoredState {
  * the first records its key's id, and a queen with another key refuses to start.
  */
 async function checkKey(sql: Sql, box: SecretBox): Promise<void> {
-  await sql`INSERT INTO strider_meta (key, value) VALUES ('key-id', ${box.keyId})
-    ON CONFLICT (key) DO NOTHING`;
-  const [row] = await sql`SELECT value FROM strider_meta WHERE key = 'key-id'`;
-  if (String(row.value) !== box.keyId) {
+  await sql.begin(async (tx) => {
+    // Not while a queen re-seals the database: after it, the key id is the new one.
+    await tx`SELECT pg_advisory_xact_lock_shared(${ROTATION_LOCK})`;
+    await tx`INSERT INTO strider_meta (key, value) VALUES ('key-id', ${box.keyId})
+      ON CONFLICT (key) DO NOTHING`;
+    const [row] = await tx`SELECT value FROM strider_meta WHERE key = 'key-id'`;
+    const sealedWith = String(row.value);
+    if (sealedWith === box.keyId) return;
     throw new StartupError(
-      "this queen's secret key is not the one the database's other queens seal with: give " +
-        "every queen of the cluster the same STRIDER_SECRET_KEY",
+      box.keyIds.includes(sealedWith)
+        ? `the database is sealed with key ${sealedWith}, which this queen has as its old key: ` +
+          "start it once with --rotate-secret-key to re-seal everything with the new one"
+        : `this queen's secret key (${box.keyId}) is not the one the database is sealed with ` +
+          `(${sealedWith}): give every queen of the cluster the same STRIDER_SECRET_KEY ` +
+          "(after a --rotate-secret-key, the new one)",
     );
-  }
+  });
 }
