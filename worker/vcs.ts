@@ -7,6 +7,7 @@
 import { join } from "node:path";
 import type { DispatchedJob, RepoAuth } from "../protocol/mod.ts";
 import { hex } from "../protocol/hex.ts";
+import { hasObject, readRef, resolveRemoteRef } from "./git_refs.ts";
 
 /** Runs a VCS command, streaming its output into the job; returns exit code and stderr tail. */
 export type VcsRunner = (
@@ -230,6 +231,8 @@ export interface FetchOptions {
   cacheDir?: string;
   /** Adds a line of explanation to the fetch's output. */
   note: (text: string) => void;
+  /** Ends the worker's own ref lookup (not a process) when the job is cancelled. */
+  signal?: AbortSignal;
 }
 
 /** Fetches the job's code into `dir` (which must not exist yet) and checks out its ref. */
@@ -270,11 +273,13 @@ async function mirrorPath(cacheDir: string, url: string): Promise<string> {
   return join(cacheDir, `${hex(digest).slice(0, 32)}.git`);
 }
 
-/** The refspec that stores the job's ref in the mirror under its own name. */
-function mirrorRefspec(ref: DispatchedJob["ref"]): string {
-  if (!("fetch" in ref)) return `+refs/heads/${ref.branch}:refs/heads/${ref.branch}`;
+/** The job's ref in the repository, and where the mirror stores it (under its own name). */
+function mirrorRefs(ref: DispatchedJob["ref"]): { source: string; stored: string } {
+  if (!("fetch" in ref)) {
+    return { source: `refs/heads/${ref.branch}`, stored: `refs/heads/${ref.branch}` };
+  }
   const [source, destination] = ref.fetch.replace(/^\+/, "").split(":");
-  return `+${source}:${destination ?? source}`;
+  return { source, stored: destination ?? source };
 }
 
 /** The commit a `git fetch` just brought, from the first line of its FETCH_HEAD. */
@@ -290,15 +295,24 @@ async function fetchedCommit(gitDir: string): Promise<string | undefined> {
 
 /**
  * Brings the job's ref from the repository into the mirror, so that a repeat job transfers only
- * new objects; resolves to the commit the ref points at. One git process when the mirror exists.
+ * new objects; resolves to the commit the ref points at. When the worker can tell that commit
+ * itself (a local repository's files, one `ls-refs` request over HTTP) and the mirror's copy of
+ * the ref already names it, no process runs; otherwise one git process when the mirror exists.
+ * A force-pushed ref names another commit, so it is fetched anew.
  */
 async function updateMirror(
   job: DispatchedJob,
   mirror: string,
-  options: { run: VcsRunner; note: (text: string) => void },
+  options: { run: VcsRunner; note: (text: string) => void; signal?: AbortSignal },
   env: Record<string, string>,
 ): Promise<{ ok: false; error: string } | { ok: true; tip: string }> {
   const { run, note } = options;
+  const { source, stored } = mirrorRefs(job.ref);
+  const remote = await resolveRemoteRef(job.repo.url, source, job.repo.auth, options.signal);
+  if (remote && await readRef(mirror, stored) === remote) {
+    note(`the mirror cache has ${source} at ${remote}: nothing to fetch\n`);
+    return { ok: true, tip: remote };
+  }
   return await withMirrorLock(mirror, async () => {
     let fresh = false;
     try {
@@ -315,7 +329,7 @@ async function updateMirror(
     const ref = job.ref;
     const fetched = await run(
       "git",
-      ["-C", mirror, "fetch", "--no-tags", "--", job.repo.url, mirrorRefspec(ref)],
+      ["-C", mirror, "fetch", "--no-tags", "--", job.repo.url, `+${source}:${stored}`],
       env,
     );
     if (fetched.exitCode !== 0) {
@@ -375,14 +389,24 @@ async function writeRef(dir: string, ref: string, commit: string): Promise<void>
   await Deno.writeTextFile(file, commit + "\n");
 }
 
+/** Whether `path` exists. */
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
- * With a mirror: one git process to update it, and one to check out, in a checkout that borrows
- * the mirror's objects and whose refs are written directly (the commit came from the mirror's
- * FETCH_HEAD). Without: init, fetch and checkout.
+ * With a mirror: at most one git process to update it (none when the mirror already has the
+ * commit), and one to check out, in a checkout that borrows the mirror's objects and whose refs
+ * are written directly. Without: init, fetch and checkout.
  */
 async function fetchGit(
   job: DispatchedJob,
-  { dir, run, cacheDir, note }: FetchOptions,
+  { dir, run, cacheDir, note, signal }: FetchOptions,
   env: Record<string, string>,
 ): Promise<FetchOutcome> {
   const git = (args: string[]) => run("git", ["-C", dir, ...args], env);
@@ -391,30 +415,41 @@ async function fetchGit(
   let objects: string | undefined;
   if (cacheDir) {
     const mirror = await mirrorPath(cacheDir, job.repo.url);
-    const updated = await updateMirror(job, mirror, { run, note }, env);
-    if (!updated.ok) return updated;
     objects = join(mirror, "objects");
     await initCheckout(dir, objects);
-    // The refs the checkout would have had from fetching the job's ref itself.
-    if ("fetch" in ref) {
-      const destination = ref.fetch.replace(/^\+/, "").split(":")[1];
-      if (destination) await writeRef(dir, destination, updated.tip);
-    } else {
-      await writeRef(dir, `refs/remotes/origin/${ref.branch}`, updated.tip);
+    // The ref the checkout would have had from fetching the job's ref itself.
+    const tracking = "fetch" in ref
+      ? ref.fetch.replace(/^\+/, "").split(":")[1]
+      : `refs/remotes/origin/${ref.branch}`;
+    const id = "branch" in ref ? ref.id : undefined;
+    const checkout = (commit: string) => git(["checkout", "-q", "--detach", commit]);
+    let checkedOut: Awaited<ReturnType<typeof checkout>> | undefined;
+    // Asked without a process; when it cannot tell (`undefined`), the checkout finds out.
+    if (id && await exists(join(mirror, "HEAD")) && await hasObject(objects, id) !== false) {
+      // A commit never changes: when the mirror has it, nobody need be asked. Its branch is
+      // taken to be where the job says the commit is.
+      await writeRef(dir, tracking!, id);
+      checkedOut = await checkout(id);
+      if (checkedOut.exitCode === 0) note(`the mirror cache has commit ${id}: nothing to fetch\n`);
     }
-    target = "branch" in ref && ref.id ? ref.id : updated.tip;
-    let checkout = await git(["checkout", "-q", "--detach", target]);
-    if (checkout.exitCode !== 0 && "branch" in ref && ref.id) {
-      // A commit no longer on the branch (force-pushed) can still be fetched by its id.
-      if (!await fetchIntoMirror(job, mirror, run, env, ref.id)) {
-        return { ok: false, error: `ref not found: commit ${ref.id}` };
+    if (checkedOut?.exitCode !== 0) {
+      const updated = await updateMirror(job, mirror, { run, note, signal }, env);
+      if (!updated.ok) return updated;
+      if (tracking) await writeRef(dir, tracking, updated.tip);
+      target = id ?? updated.tip;
+      checkedOut = await checkout(target);
+      if (checkedOut.exitCode !== 0 && id) {
+        // A commit no longer on the branch (force-pushed) can still be fetched by its id.
+        if (!await fetchIntoMirror(job, mirror, run, env, id)) {
+          return { ok: false, error: `ref not found: commit ${id}` };
+        }
+        checkedOut = await checkout(target);
       }
-      checkout = await git(["checkout", "-q", "--detach", target]);
     }
-    if (checkout.exitCode !== 0) {
+    if (checkedOut.exitCode !== 0) {
       return {
         ok: false,
-        error: `checkout of ${describeRef(job)} failed: ${checkout.stderr.trim()}`,
+        error: `checkout of ${describeRef(job)} failed: ${checkedOut.stderr.trim()}`,
       };
     }
   } else {
