@@ -2,6 +2,7 @@
 import { equal, match, ok } from "node:assert/strict";
 import type { DispatchedJob } from "../protocol/mod.ts";
 import { explainFetchFailure, fetchCode } from "../worker/vcs.ts";
+import { hasObject, parseLsRefs } from "../worker/git_refs.ts";
 import { commitFiles, git, makeRepo } from "./helpers/git_repo.ts";
 
 Deno.test("fetch failures are explained by their cause", () => {
@@ -272,5 +273,46 @@ Deno.test("a checkout from the mirror has the refs a fetch would give, and borro
   } finally {
     await Deno.remove(root, { recursive: true });
     await Deno.remove(repo.path, { recursive: true });
+  }
+});
+
+Deno.test("the mirror's objects are found without a process, packed or loose", async () => {
+  const repo = await makeRepo({ "a.txt": "packed\n" });
+  try {
+    const objects = `${repo.path}/.git/objects`;
+    const loose = await commitFiles(repo.path, { "a.txt": "loose\n" }, "loose");
+    equal(await hasObject(objects, loose), true);
+    await git(repo.path, "gc", "-q");
+    const stillLoose = await commitFiles(repo.path, { "a.txt": "after gc\n" }, "after gc");
+    for (const id of [repo.commit, loose, stillLoose]) equal(await hasObject(objects, id), true);
+    // Ids that sort before, after and among the packed ones, and one that is not an id at all.
+    for (const id of ["0".repeat(40), "f".repeat(40), repo.commit.slice(0, 39) + "x", "HEAD"]) {
+      equal(await hasObject(objects, id), false, id);
+    }
+    const flipped = repo.commit.slice(0, 39) + (repo.commit.endsWith("0") ? "1" : "0");
+    equal(await hasObject(objects, flipped), false);
+  } finally {
+    await Deno.remove(repo.path, { recursive: true });
+  }
+});
+
+Deno.test("an ls-refs answer is read only when it is whole and well formed", () => {
+  const pkt = (s: string) => (s.length + 4).toString(16).padStart(4, "0") + s;
+  const id = "a".repeat(40);
+  const bytes = (s: string) => new TextEncoder().encode(s);
+  const good = parseLsRefs(bytes(pkt(`${id} refs/heads/main\n`) + "0000"));
+  equal(good?.get("refs/heads/main"), id);
+  equal(parseLsRefs(bytes("0000"))?.size, 0);
+  for (
+    const bad of [
+      "", // a v0-only server's silence
+      pkt(`${id} refs/heads/main\n`), // cut before the flush
+      pkt("ERR upload-pack: not our ref\n") + "0000",
+      pkt(`${id.slice(1)} refs/heads/main\n`) + "0000",
+      "00zz" + "0000",
+      pkt(`${id} refs/heads/main\n`) + "0000" + "0000", // something after the end
+    ]
+  ) {
+    equal(parseLsRefs(bytes(bad)), undefined, bad);
   }
 });
