@@ -22,7 +22,10 @@ Deno.test("repeat jobs over HTTP reuse the mirror and still get exactly the comm
   const username = "ci";
   const password = `pw-${crypto.randomUUID()}`;
   const server = startGitHttpServer(gitRoot, { username, password });
-  const work = await makeRepo({ "version.txt": "one\n" });
+  const work = await makeRepo({
+    "version.txt": "one\n",
+    "old-only.txt": "gone after the rewrite\n",
+  });
   await git(gitRoot, "clone", "-q", "--bare", work.path, "app.git");
   await git(work.path, "remote", "add", "origin", `${gitRoot}/app.git`);
   const url = server.url("app.git");
@@ -39,14 +42,22 @@ Deno.test("repeat jobs over HTTP reuse the mirror and still get exactly the comm
   const runJob = async (queen: TestQueen, ref: Record<string, unknown>) => {
     const before = server.requests.length;
     const id = await submitJob(queen, {
-      ...customJob(url, { test: 'echo "HEAD=$(git rev-parse HEAD)"; cat version.txt' }),
+      ...customJob(url, {
+        test:
+          'echo "HEAD=$(git rev-parse HEAD)"; echo "FILES=$(ls | tr "\\n" " ")"; cat version.txt',
+      }),
       repo: { url, auth: { type: "https", username, password } },
       ref,
     });
     const job = await waitForJob(queen, id);
     const log = await jobLog(queen, id);
     equal(job.result, "passed", `${job.error}\n${log}`);
-    return { head: /^HEAD=(\S+)$/m.exec(log)?.[1], log, requests: server.requests.slice(before) };
+    return {
+      head: /^HEAD=(\S+)$/m.exec(log)?.[1],
+      files: /^FILES=(.*)$/m.exec(log)?.[1].trim(),
+      log,
+      requests: server.requests.slice(before),
+    };
   };
   const summary = (requests: GitHttpRequest[]) => JSON.stringify(requests);
 
@@ -66,16 +77,20 @@ Deno.test("repeat jobs over HTTP reuse the mirror and still get exactly the comm
     let replaced = "";
     await t.step("after a force-push, a repeat job gets the new commit", async () => {
       await git(work.path, "checkout", "-q", "--orphan", "rewrite");
+      await git(work.path, "rm", "-q", "-r", "-f", ".");
       replaced = await push({ "version.txt": "rewritten\n" }, "main", true);
       const job = await runJob(queen, { branch: "main" });
       equal(job.head, replaced);
       match(job.log, /^rewritten$/m);
+      // Exactly the new tree: nothing left of the commit the mirror held before.
+      equal(job.files, "version.txt");
     });
 
     await t.step("a job naming a commit the mirror has reaches no server", async () => {
       // The first commit is on no branch any more, but a commit never changes.
       const job = await runJob(queen, { branch: "main", id: work.commit });
       equal(job.head, work.commit);
+      equal(job.files, "old-only.txt version.txt");
       match(job.log, /^one$/m);
       deepEqual(job.requests, [], summary(job.requests));
     });

@@ -207,14 +207,24 @@ Deno.test("Mercurial's [auth] entry is scoped to the repository's scheme, host a
   );
 });
 
-/** Fetches `job` with a mirror cache, running git for real; returns the outcome. */
-function realFetch(job: DispatchedJob, dir: string, tmp: string, cacheDir: string) {
+/**
+ * Fetches `job` with a mirror cache, running git for real; returns the outcome. Each git
+ * command it runs is added to `ran` (its first word after the options).
+ */
+function realFetch(
+  job: DispatchedJob,
+  dir: string,
+  tmp: string,
+  cacheDir: string,
+  ran: string[] = [],
+) {
   return fetchCode(job, {
     dir,
     tmp,
     cacheDir,
     note: () => {},
     run: async (program, args, env) => {
+      ran.push(args.find((arg, i) => !arg.startsWith("-") && args[i - 1] !== "-C") ?? "");
       const out = await new Deno.Command(program, {
         args,
         env: { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin", HOME: tmp, ...env },
@@ -314,5 +324,46 @@ Deno.test("an ls-refs answer is read only when it is whole and well formed", () 
     ]
   ) {
     equal(parseLsRefs(bytes(bad)), undefined, bad);
+  }
+});
+
+Deno.test("a repeat job of a local repository runs only the checkout until the branch moves", async () => {
+  const repo = await makeRepo({ "a.txt": "one\n" });
+  const root = await Deno.makeTempDir({ prefix: "strider-vcs-repeat-" });
+  try {
+    const cache = `${root}/cache`;
+    const job = {
+      ...hgJob(undefined),
+      repo: { url: repo.path, vcs: "git" as const },
+      ref: { branch: "main" },
+    };
+    const fetchInto = async (name: string) => {
+      const ran: string[] = [];
+      const outcome = await realFetch(job, `${root}/${name}/src`, root, cache, ran);
+      ok(outcome.ok, !outcome.ok ? outcome.error : "");
+      return { commit: outcome.ok && outcome.commit, ran };
+    };
+    const first = await fetchInto("one");
+    equal(first.commit, repo.commit);
+    ok(first.ran.includes("fetch"), first.ran.join(" "));
+    const again = await fetchInto("two");
+    equal(again.commit, repo.commit);
+    equal(again.ran.join(" "), "checkout");
+    // The branch moves (here even to a commit that does not descend from the last): fetched.
+    await git(repo.path, "checkout", "-q", "--orphan", "other");
+    const moved = await commitFiles(repo.path, { "b.txt": "two\n" }, "rewritten");
+    await git(repo.path, "branch", "-f", "main", moved);
+    await git(repo.path, "pack-refs", "--all");
+    const after = await fetchInto("three");
+    equal(after.commit, moved);
+    ok(after.ran.includes("fetch"), after.ran.join(" "));
+    equal(await Deno.readTextFile(`${root}/three/src/b.txt`), "two\n");
+    // Exactly that tree: nothing left of the commit the mirror had before.
+    equal(await Deno.stat(`${root}/three/src/a.txt`).then(() => true, () => false), false);
+    // Read from packed-refs now: still known, still no fetch.
+    equal((await fetchInto("four")).ran.join(" "), "checkout");
+  } finally {
+    await Deno.remove(root, { recursive: true });
+    await Deno.remove(repo.path, { recursive: true });
   }
 });

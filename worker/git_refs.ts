@@ -219,9 +219,19 @@ async function askHttp(
 }
 
 /**
+ * Whether `resolveRemoteRef` may answer for `url`: a local repository, or an HTTP(S) one whose
+ * server did not fail the question lately. For others a speculative checkout would be wasted.
+ */
+export function canAsk(url: string): boolean {
+  if (/^https?:\/\//i.test(url)) return (unreachable.get(url) ?? 0) <= Date.now();
+  return url.startsWith("/") || url.startsWith("file://");
+}
+
+/**
  * The commit `name` (a full `refs/...` name) points at in the repository at `url`, found without
  * a process; `undefined` when it cannot be told that way (ssh, git://, a server that does not
- * speak protocol v2 over HTTP, a ref that is missing), so that git is asked.
+ * speak protocol v2 over HTTP, a ref that is missing), so that git is asked. Never rejects: it
+ * runs while the checkout's folder is written.
  */
 export async function resolveRemoteRef(
   url: string,
@@ -229,7 +239,12 @@ export async function resolveRemoteRef(
   auth: RepoAuth | undefined,
   signal?: AbortSignal,
 ): Promise<string | undefined> {
-  if (/^https?:\/\//i.test(url)) return await askHttp(url, name, auth, signal);
-  const gitDir = await localGitDir(url);
-  return gitDir ? await readRef(gitDir, name) : undefined;
+  try {
+    if (/^https?:\/\//i.test(url)) return await askHttp(url, name, auth, signal);
+    const gitDir = await localGitDir(url);
+    return gitDir ? await readRef(gitDir, name) : undefined;
+  } catch {
+    // Never a reason to fail the fetch: git is asked instead.
+    return undefined;
+  }
 }

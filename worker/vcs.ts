@@ -7,7 +7,7 @@
 import { join } from "node:path";
 import type { DispatchedJob, RepoAuth } from "../protocol/mod.ts";
 import { hex } from "../protocol/hex.ts";
-import { hasObject, readRef, resolveRemoteRef } from "./git_refs.ts";
+import { canAsk, hasObject, readRef, resolveRemoteRef } from "./git_refs.ts";
 
 /** Runs a VCS command, streaming its output into the job; returns exit code and stderr tail. */
 export type VcsRunner = (
@@ -305,11 +305,16 @@ async function updateMirror(
   mirror: string,
   options: { run: VcsRunner; note: (text: string) => void; signal?: AbortSignal },
   env: Record<string, string>,
+  /** The commit the repository says the ref names, when already asked. */
+  asked?: Promise<string | undefined>,
 ): Promise<{ ok: false; error: string } | { ok: true; tip: string }> {
   const { run, note } = options;
   const { source, stored } = mirrorRefs(job.ref);
-  const remote = await resolveRemoteRef(job.repo.url, source, job.repo.auth, options.signal);
-  if (remote && await readRef(mirror, stored) === remote) {
+  const [remote, mirrored] = await Promise.all([
+    asked ?? resolveRemoteRef(job.repo.url, source, job.repo.auth, options.signal),
+    readRef(mirror, stored),
+  ]);
+  if (remote && mirrored === remote) {
     note(`the mirror cache has ${source} at ${remote}: nothing to fetch\n`);
     return { ok: true, tip: remote };
   }
@@ -366,37 +371,31 @@ async function fetchIntoMirror(
 
 /**
  * What `git init --template=` writes, without a process: a repository with no hooks and, when
- * `objects` is given, borrowing that object folder (the mirror's) so nothing is copied.
+ * `objects` is given, borrowing that object folder (the mirror's) so nothing is copied. The
+ * files are written at once: on this slow disk each one waits its turn otherwise.
  */
 async function initCheckout(dir: string, objects?: string): Promise<void> {
   const git = join(dir, ".git");
-  for (const sub of ["objects/info", "objects/pack", "refs/heads", "refs/tags"]) {
-    await Deno.mkdir(join(git, sub), { recursive: true });
-  }
-  await Deno.writeTextFile(join(git, "HEAD"), "ref: refs/heads/main\n");
-  await Deno.writeTextFile(
-    join(git, "config"),
-    "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = false\n" +
-      "\tlogallrefupdates = true\n",
-  );
-  if (objects) await Deno.writeTextFile(join(git, "objects", "info", "alternates"), objects + "\n");
+  await Deno.mkdir(join(git, "objects", "info"), { recursive: true });
+  await Promise.all([
+    Deno.mkdir(join(git, "refs")),
+    Deno.writeTextFile(join(git, "HEAD"), "ref: refs/heads/main\n"),
+    Deno.writeTextFile(
+      join(git, "config"),
+      "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = false\n" +
+        "\tlogallrefupdates = true\n",
+    ),
+    objects && Deno.writeTextFile(join(git, "objects", "info", "alternates"), objects + "\n"),
+  ]);
 }
 
-/** Points `ref` (a name the protocol validated: no `..`, no leading `.`) at `commit`. */
+/**
+ * Points `ref` (a name the protocol validated) at `commit`, as the only line of `packed-refs`:
+ * one file to write, where a loose ref needs its folders made first. No header: git then peels
+ * the ref itself should it name a tag.
+ */
 async function writeRef(dir: string, ref: string, commit: string): Promise<void> {
-  const file = join(dir, ".git", ref);
-  await Deno.mkdir(join(file, ".."), { recursive: true });
-  await Deno.writeTextFile(file, commit + "\n");
-}
-
-/** Whether `path` exists. */
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
+  await Deno.writeTextFile(join(dir, ".git", "packed-refs"), `${commit} ${ref}\n`);
 }
 
 /**
@@ -416,24 +415,39 @@ async function fetchGit(
   if (cacheDir) {
     const mirror = await mirrorPath(cacheDir, job.repo.url);
     objects = join(mirror, "objects");
-    await initCheckout(dir, objects);
+    const id = "branch" in ref ? ref.id : undefined;
+    const { source, stored } = mirrorRefs(ref);
+    // Which commit the ref names is asked while the checkout's folder is written and, when the
+    // mirror has a copy of the ref, that commit is checked out: usually the answer.
+    const asked = id || !canAsk(job.repo.url)
+      ? undefined
+      : resolveRemoteRef(job.repo.url, source, job.repo.auth, signal);
+    const [, mirrored] = await Promise.all([
+      initCheckout(dir, objects),
+      asked ? readRef(mirror, stored) : undefined,
+    ]);
     // The ref the checkout would have had from fetching the job's ref itself.
     const tracking = "fetch" in ref
       ? ref.fetch.replace(/^\+/, "").split(":")[1]
       : `refs/remotes/origin/${ref.branch}`;
-    const id = "branch" in ref ? ref.id : undefined;
-    const checkout = (commit: string) => git(["checkout", "-q", "--detach", commit]);
+    // Forced: a checkout may follow one of another commit (the mirror's copy was old).
+    const checkout = (commit: string) => git(["checkout", "-q", "-f", "--detach", commit]);
     let checkedOut: Awaited<ReturnType<typeof checkout>> | undefined;
-    // Asked without a process; when it cannot tell (`undefined`), the checkout finds out.
-    if (id && await exists(join(mirror, "HEAD")) && await hasObject(objects, id) !== false) {
-      // A commit never changes: when the mirror has it, nobody need be asked. Its branch is
-      // taken to be where the job says the commit is.
-      await writeRef(dir, tracking!, id);
-      checkedOut = await checkout(id);
-      if (checkedOut.exitCode === 0) note(`the mirror cache has commit ${id}: nothing to fetch\n`);
+    // A commit never changes: when the mirror has it, nobody need be asked. Its branch is taken
+    // to be where the job says the commit is. (When the lookup cannot tell, the checkout does.)
+    const candidate = id && await hasObject(objects, id) !== false ? id : mirrored;
+    if (candidate) {
+      if (tracking) await writeRef(dir, tracking, candidate);
+      const [remote, tried] = await Promise.all([asked, checkout(candidate)]);
+      if (tried.exitCode === 0 && (id || (remote && remote === mirrored))) {
+        checkedOut = tried;
+        note(
+          `the mirror cache has ${id ? "commit" : `${source} at`} ${candidate}: nothing to fetch\n`,
+        );
+      }
     }
-    if (checkedOut?.exitCode !== 0) {
-      const updated = await updateMirror(job, mirror, { run, note, signal }, env);
+    if (!checkedOut) {
+      const updated = await updateMirror(job, mirror, { run, note, signal }, env, asked);
       if (!updated.ok) return updated;
       if (tracking) await writeRef(dir, tracking, updated.tip);
       target = id ?? updated.tip;
