@@ -351,6 +351,7 @@ Deno.test("a repeat job of a local repository runs only the checkout until the b
     equal(again.ran.join(" "), "checkout");
     // The branch moves (here even to a commit that does not descend from the last): fetched.
     await git(repo.path, "checkout", "-q", "--orphan", "other");
+    await git(repo.path, "rm", "-q", "-r", "-f", ".");
     const moved = await commitFiles(repo.path, { "b.txt": "two\n" }, "rewritten");
     await git(repo.path, "branch", "-f", "main", moved);
     await git(repo.path, "pack-refs", "--all");
