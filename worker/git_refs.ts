@@ -163,6 +163,37 @@ export function parseLsRefs(body: Uint8Array): Map<string, string> | undefined {
   return undefined;
 }
 
+/**
+ * The body of `response`, or `undefined` past `limit` bytes (the rest is not read: a server that
+ * sends without end costs the worker no memory).
+ */
+async function readCapped(response: Response, limit: number): Promise<Uint8Array | undefined> {
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = response.body?.getReader();
+  if (!reader) return new Uint8Array();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.length;
+    if (size > limit) {
+      await reader.cancel().catch(() => {});
+      return undefined;
+    }
+    chunks.push(value);
+  }
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, at);
+    at += chunk.length;
+  }
+  return out;
+}
+
+/** An answer about one ref is a line or two; anything this long is not one. */
+const ANSWER_LIMIT = 64 * 1024;
+
 /** Repositories that could not be asked (no v2, a proxy, a certificate): until when. */
 const unreachable = new Map<string, number>();
 const FORGET_MS = 10 * 60_000;
@@ -202,9 +233,10 @@ async function askHttp(
       redirect: "manual",
       signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
     });
-    const data = new Uint8Array(await response.arrayBuffer());
+    const data = await readCapped(response, ANSWER_LIMIT);
     const type = response.headers.get("content-type") ?? "";
-    const refs = response.status === 200 && type.startsWith("application/x-git-upload-pack-result")
+    const refs = data && response.status === 200 &&
+        type.startsWith("application/x-git-upload-pack-result")
       ? parseLsRefs(data)
       : undefined;
     // A server that cannot answer this way will not learn to soon: ask git for a while. Not
