@@ -1,7 +1,9 @@
 /**
  * The worker's mirror cache over HTTP, end to end: a repeat job asks the server only which commit
- * its branch names, a job pinned to a commit the mirror holds asks nothing, and force-pushes,
- * missing commits and concurrent jobs on one mirror still get exactly the commit asked for.
+ * its branch names, a job pinned to a commit the mirror holds asks only that too (its proof that it
+ * may read the repository), a job the server turns away gets nothing of the mirror's, and
+ * force-pushes, missing commits and concurrent jobs on one mirror still get exactly the commit
+ * asked for.
  */
 import { deepEqual, equal, match, ok } from "node:assert/strict";
 import {
@@ -86,13 +88,65 @@ Deno.test("repeat jobs over HTTP reuse the mirror and still get exactly the comm
       equal(job.files, "version.txt");
     });
 
-    await t.step("a job naming a commit the mirror has reaches no server", async () => {
-      // The first commit is on no branch any more, but a commit never changes.
+    await t.step("a job naming a commit the mirror has only proves it may read", async () => {
+      // The first commit is on no branch any more, but a commit never changes: nothing is
+      // fetched. The one request is the job's own proof that the server lets it read.
       const job = await runJob(queen, { branch: "main", id: work.commit });
       equal(job.head, work.commit);
       equal(job.files, "old-only.txt version.txt");
       match(job.log, /^one$/m);
-      deepEqual(job.requests, [], summary(job.requests));
+      deepEqual(
+        job.requests.map((r) => [r.method, r.path, r.user, r.status]),
+        [["POST", "/app.git/git-upload-pack", username, 200]],
+        summary(job.requests),
+      );
+    });
+
+    await t.step("a job the server turns away gets nothing of the mirror's", async () => {
+      // The mirror holds the first commit (just checked out) and main's tip. Jobs without the
+      // password, or with a wrong one, ask for both; their cleanup phase still runs in the
+      // workspace and shows what it holds, and their test phase would print the file.
+      const denied = [
+        { auth: undefined, ref: { branch: "main", id: work.commit } },
+        {
+          auth: { type: "https", username, password: "wrong" },
+          ref: { branch: "main", id: work.commit },
+        },
+        { auth: undefined, ref: { branch: "main" } },
+        { auth: { type: "https", username, password: "wrong" }, ref: { branch: "main" } },
+        { auth: { type: "https", username: "", password: "" }, ref: { fetch: "refs/heads/main" } },
+      ];
+      for (const { auth, ref } of denied) {
+        const what = JSON.stringify({ auth, ref });
+        const before = server.requests.length;
+        const id = await submitJob(queen, {
+          ...customJob(url, {
+            test: "echo LEAKED-TEST; cat version.txt",
+            cleanup: 'echo "SEEN=$(find . -path ./home -prune -o -path ./tmp -prune -o -print | ' +
+              'sort | tr "\\n" " ")"; cat src/version.txt src/old-only.txt 2>/dev/null; ' +
+              "git -C src show HEAD:version.txt 2>/dev/null; true",
+          }),
+          repo: auth ? { url, auth } : { url },
+          ref,
+        });
+        const job = await waitForJob(queen, id);
+        const log = await jobLog(queen, id);
+        equal(job.result, "errored", `${what}\n${log}`);
+        match(job.error ?? "", /authentication failed/, what);
+        match(log, /authentication failed/, what);
+        // The workspace holds nothing of the repository: no checkout, no borrowed objects.
+        // (Its own home and tmp are left out of the list.)
+        equal(/^SEEN=(.*)$/m.exec(log)?.[1].trim(), ".", `${what}\n${log}`);
+        ok(!/LEAKED-TEST|^one$|^newest$|gone after the rewrite|^rewritten$/m.test(log), log);
+        // The server let none of them in.
+        const asked = server.requests.slice(before);
+        ok(asked.length > 0, `${what}: the server was never asked`);
+        deepEqual(asked.filter((r) => r.status !== 401), [], summary(asked));
+      }
+      // The authorised repeat is still one request and no fetch.
+      const again = await runJob(queen, { branch: "main", id: work.commit });
+      equal(again.head, work.commit);
+      equal(again.requests.length, 1, summary(again.requests));
     });
 
     await t.step("a job naming a commit the mirror lacks fetches it", async () => {

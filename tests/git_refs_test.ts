@@ -1,9 +1,10 @@
 /**
  * The worker's own question of which commit a ref names (`worker/git_refs.ts`), against real and
  * hostile HTTP servers: it answers only from a well-formed reply of the repository's own server,
- * reads a bounded amount, follows no redirect, and a refused credential is not remembered.
+ * reads a bounded amount, follows no redirect, tells a refused credential from a server that
+ * cannot be asked, and a refused credential is not remembered.
  */
-import { equal, ok } from "node:assert/strict";
+import { deepEqual, equal, ok } from "node:assert/strict";
 import { resolveRemoteRef } from "../worker/git_refs.ts";
 import { git, makeRepo } from "./helpers/git_repo.ts";
 import { startGitHttpServer } from "./helpers/git_http_server.ts";
@@ -16,20 +17,36 @@ Deno.test("a ref is read from the repository's own smart-HTTP server, with its c
     await git(root, "clone", "-q", "--bare", repo.path, "r.git");
     await git(`${root}/r.git`, "branch", "main-other", repo.commit);
     const url = server.url("r.git");
-    // A wrong password answers nothing and is not held against the repository...
+    // A wrong password, or none, is refused and not held against the repository...
     const wrong = { type: "https" as const, username: "ci", password: "wrong-pw" };
-    equal(await resolveRemoteRef(url, "refs/heads/main", wrong), undefined);
+    deepEqual(await resolveRemoteRef(url, "refs/heads/main", wrong), {
+      kind: "refused",
+      status: 401,
+    });
+    deepEqual(await resolveRemoteRef(url, "refs/heads/main", undefined), {
+      kind: "refused",
+      status: 401,
+    });
     // ...so the right one, next, is asked and answered in one request.
     const before = server.requests.length;
     const right = { type: "https" as const, username: "ci", password: "right-pw" };
-    equal(await resolveRemoteRef(url, "refs/heads/main", right), repo.commit);
+    deepEqual(await resolveRemoteRef(url, "refs/heads/main", right), {
+      kind: "answered",
+      id: repo.commit,
+    });
     equal(server.requests.length - before, 1);
-    // A ref the repository lacks: no answer (git then says what is missing).
-    equal(await resolveRemoteRef(url, "refs/heads/mai", right), undefined);
+    // A ref the repository lacks: answered, with no commit (git then says what is missing).
+    deepEqual(await resolveRemoteRef(url, "refs/heads/mai", right), {
+      kind: "answered",
+      id: undefined,
+    });
     // A local path: read from its files.
-    equal(await resolveRemoteRef(repo.path, "refs/heads/main", undefined), repo.commit);
-    equal(await resolveRemoteRef(`file://${repo.path}`, "refs/heads/main", undefined), repo.commit);
-    equal(await resolveRemoteRef(`${repo.path}/nowhere`, "refs/heads/main", undefined), undefined);
+    const local = { kind: "answered", id: repo.commit };
+    deepEqual(await resolveRemoteRef(repo.path, "refs/heads/main", undefined), local);
+    deepEqual(await resolveRemoteRef(`file://${repo.path}`, "refs/heads/main", undefined), local);
+    deepEqual(await resolveRemoteRef(`${repo.path}/nowhere`, "refs/heads/main", undefined), {
+      kind: "unknown",
+    });
   } finally {
     await server.close();
     await Deno.remove(root, { recursive: true });
@@ -66,9 +83,13 @@ Deno.test("a hostile server gets no credential elsewhere and cannot fill the wor
   const auth = { type: "https" as const, username: "ci", password: "pw-for-this-host" };
   try {
     const base = `http://127.0.0.1:${hostile.addr.port}`;
-    equal(await resolveRemoteRef(`${base}/moved/r.git`, "refs/heads/main", auth), undefined);
+    deepEqual(await resolveRemoteRef(`${base}/moved/r.git`, "refs/heads/main", auth), {
+      kind: "unknown",
+    });
     equal(seenElsewhere.length, 0, "the redirect was followed");
-    equal(await resolveRemoteRef(`${base}/endless.git`, "refs/heads/x", auth), undefined);
+    deepEqual(await resolveRemoteRef(`${base}/endless.git`, "refs/heads/x", auth), {
+      kind: "unknown",
+    });
     // Reading stopped near the limit (64 KiB), whatever the socket buffered beyond it.
     ok(sent < 32 * 1024 * 1024, `${sent} bytes were pulled`);
   } finally {

@@ -2,8 +2,10 @@
  * Which commit a ref names, found without starting a process: read from a local repository's
  * files, or asked of a smart-HTTP server with one protocol-v2 `ls-refs` request. A repeat job
  * whose mirror already holds that commit then needs no `git fetch` (a process, a remote helper, a
- * credential helper and three HTTP requests). Every answer here is only a shortcut: `undefined`
- * means "ask git", which then reports any error as before.
+ * credential helper and three HTTP requests). Over HTTP(S) the same request is the job's proof
+ * that it may read the repository, which the mirror (shared by every job of that URL) cannot give.
+ * Every other answer is only a shortcut: `unknown` means "ask git", which then reports any error
+ * as before.
  */
 import { join } from "node:path";
 import type { RepoAuth } from "../protocol/mod.ts";
@@ -200,6 +202,20 @@ const FORGET_MS = 10 * 60_000;
 const PROBE_TIMEOUT_MS = 10_000;
 
 /**
+ * What a repository said about a ref. `answered`: it answered this job's request (`id` is
+ * `undefined` when it has no such ref), so the job can read it. `refused`: it turned the job's
+ * credential (or its lack of one) away with 401 or 403. `unknown`: it could not be told this way
+ * (ssh, a server without protocol v2, a redirect, a 404 as dumb-HTTP servers give, the network):
+ * git must be asked, with the job's credential.
+ */
+export type RefAnswer =
+  | { kind: "answered"; id: string | undefined }
+  | { kind: "refused"; status: number }
+  | { kind: "unknown" };
+
+const UNKNOWN: RefAnswer = { kind: "unknown" };
+
+/**
  * Asks the smart-HTTP server at `url` which commit `name` names: one `POST git-upload-pack` with
  * protocol v2's `ls-refs`, limited to that ref. The credential goes, as git would send it, in an
  * `Authorization` header to the repository's own URL, and nowhere else: redirects are not
@@ -210,8 +226,8 @@ async function askHttp(
   name: string,
   auth: RepoAuth | undefined,
   signal?: AbortSignal,
-): Promise<string | undefined> {
-  if ((unreachable.get(url) ?? 0) > Date.now()) return undefined;
+): Promise<RefAnswer> {
+  if ((unreachable.get(url) ?? 0) > Date.now()) return UNKNOWN;
   const headers: Record<string, string> = {
     "content-type": "application/x-git-upload-pack-request",
     "accept": "application/x-git-upload-pack-result",
@@ -233,20 +249,26 @@ async function askHttp(
       redirect: "manual",
       signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
     });
+    if (response.status === 401 || response.status === 403) {
+      await response.body?.cancel().catch(() => {});
+      // Not remembered: the next job may have a credential that works.
+      return { kind: "refused", status: response.status };
+    }
     const data = await readCapped(response, ANSWER_LIMIT);
     const type = response.headers.get("content-type") ?? "";
     const refs = data && response.status === 200 &&
         type.startsWith("application/x-git-upload-pack-result")
       ? parseLsRefs(data)
       : undefined;
+    if (refs) return { kind: "answered", id: refs.get(name) };
     // A server that cannot answer this way will not learn to soon: ask git for a while. Not
-    // for a refused credential, which git reports, and which the next job may not have.
-    const refused = response.status === 401 || response.status === 403;
-    if (!refs && !refused) unreachable.set(url, Date.now() + FORGET_MS);
-    return refs?.get(name);
+    // for a 404, which a forge gives a job that may not see the repository (git then says so)
+    // and which must not slow down the jobs that may.
+    if (response.status !== 404) unreachable.set(url, Date.now() + FORGET_MS);
+    return UNKNOWN;
   } catch {
     if (!signal?.aborted) unreachable.set(url, Date.now() + FORGET_MS);
-    return undefined;
+    return UNKNOWN;
   }
 }
 
@@ -255,28 +277,35 @@ async function askHttp(
  * server did not fail the question lately. For others a speculative checkout would be wasted.
  */
 export function canAsk(url: string): boolean {
-  if (/^https?:\/\//i.test(url)) return (unreachable.get(url) ?? 0) <= Date.now();
+  if (isHttpUrl(url)) return (unreachable.get(url) ?? 0) <= Date.now();
   return url.startsWith("/") || url.startsWith("file://");
 }
 
 /**
- * The commit `name` (a full `refs/...` name) points at in the repository at `url`, found without
- * a process; `undefined` when it cannot be told that way (ssh, git://, a server that does not
- * speak protocol v2 over HTTP, a ref that is missing), so that git is asked. Never rejects: it
- * runs while the checkout's folder is written.
+ * What the repository at `url` says `name` (a full `refs/...` name) points at, found without a
+ * process: for HTTP(S) one `ls-refs` request with the job's credential, which also tells whether
+ * this job may read the repository at all; for a local path its ref files (a ref that cannot be
+ * read there is `unknown`); anything else (ssh, git://) is `unknown`, so that git is asked. Never
+ * rejects: it runs while the checkout's folder is written.
  */
 export async function resolveRemoteRef(
   url: string,
   name: string,
   auth: RepoAuth | undefined,
   signal?: AbortSignal,
-): Promise<string | undefined> {
+): Promise<RefAnswer> {
   try {
-    if (/^https?:\/\//i.test(url)) return await askHttp(url, name, auth, signal);
+    if (isHttpUrl(url)) return await askHttp(url, name, auth, signal);
     const gitDir = await localGitDir(url);
-    return gitDir ? await readRef(gitDir, name) : undefined;
+    const id = gitDir ? await readRef(gitDir, name) : undefined;
+    return id ? { kind: "answered", id } : UNKNOWN;
   } catch {
     // Never a reason to fail the fetch: git is asked instead.
-    return undefined;
+    return UNKNOWN;
   }
+}
+
+/** Whether `url` is fetched over HTTP(S), where the server decides who may read. */
+export function isHttpUrl(url: string): boolean {
+  return /^https?:\/\//i.test(url);
 }

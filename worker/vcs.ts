@@ -7,7 +7,8 @@
 import { join } from "node:path";
 import type { DispatchedJob, RepoAuth } from "../protocol/mod.ts";
 import { hex } from "../protocol/hex.ts";
-import { canAsk, hasObject, readRef, resolveRemoteRef } from "./git_refs.ts";
+import { canAsk, hasObject, isHttpUrl, readRef, resolveRemoteRef } from "./git_refs.ts";
+import type { RefAnswer } from "./git_refs.ts";
 
 /** Runs a VCS command, streaming its output into the job; returns exit code and stderr tail. */
 export type VcsRunner = (
@@ -245,9 +246,13 @@ export async function fetchCode(job: DispatchedJob, options: FetchOptions): Prom
   );
   if ("error" in credentials) return { ok: false, error: credentials.error };
   try {
-    return job.repo.vcs === "hg"
+    const outcome = job.repo.vcs === "hg"
       ? await fetchHg(job, options, credentials.env)
       : await fetchGit(job, options, credentials.env);
+    // A failed fetch leaves no checkout behind (not even one that borrows the mirror's objects)
+    // for the cleanup phase, which runs all the same.
+    if (!outcome.ok) await Deno.remove(options.dir, { recursive: true }).catch(() => {});
+    return outcome;
   } finally {
     await credentials.cleanup();
   }
@@ -298,22 +303,24 @@ async function fetchedCommit(gitDir: string): Promise<string | undefined> {
  * new objects; resolves to the commit the ref points at. When the worker can tell that commit
  * itself (a local repository's files, one `ls-refs` request over HTTP) and the mirror's copy of
  * the ref already names it, no process runs; otherwise one git process when the mirror exists.
- * A force-pushed ref names another commit, so it is fetched anew.
+ * A force-pushed ref names another commit, so it is fetched anew. A repository that refused the
+ * job's credential is fetched by git, with that credential: git then decides.
  */
 async function updateMirror(
   job: DispatchedJob,
   mirror: string,
   options: { run: VcsRunner; note: (text: string) => void; signal?: AbortSignal },
   env: Record<string, string>,
-  /** The commit the repository says the ref names, when already asked. */
-  asked?: Promise<string | undefined>,
+  /** What the repository says the ref names, when already asked. */
+  asked?: Promise<RefAnswer>,
 ): Promise<{ ok: false; error: string } | { ok: true; tip: string }> {
   const { run, note } = options;
   const { source, stored } = mirrorRefs(job.ref);
-  const [remote, mirrored] = await Promise.all([
+  const [answer, mirrored] = await Promise.all([
     asked ?? resolveRemoteRef(job.repo.url, source, job.repo.auth, options.signal),
     readRef(mirror, stored),
   ]);
+  const remote = answer.kind === "answered" ? answer.id : undefined;
   if (remote && mirrored === remote) {
     note(`the mirror cache has ${source} at ${remote}: nothing to fetch\n`);
     return { ok: true, tip: remote };
@@ -400,7 +407,7 @@ async function writeRef(dir: string, ref: string, commit: string): Promise<void>
 
 /**
  * With a mirror: at most one git process to update it (none when the mirror already has the
- * commit), and one to check out, in a checkout that borrows the mirror's objects and whose refs
+ * commit and, over HTTP(S), the job's one `ls-refs` request was answered), and one to check out, in a checkout that borrows the mirror's objects and whose refs
  * are written directly. Without: init, fetch and checkout.
  */
 async function fetchGit(
@@ -417,15 +424,32 @@ async function fetchGit(
     objects = join(mirror, "objects");
     const id = "branch" in ref ? ref.id : undefined;
     const { source, stored } = mirrorRefs(ref);
-    // Which commit the ref names is asked while the checkout's folder is written and, when the
-    // mirror has a copy of the ref, that commit is checked out: usually the answer.
-    const asked = id || !canAsk(job.repo.url)
-      ? undefined
-      : resolveRemoteRef(job.repo.url, source, job.repo.auth, signal);
+    // Over HTTP(S) the server decides who may read, and the mirror is shared by every job of the
+    // URL: so every job, a pinned one too, asks with its own credential, and nothing of the
+    // mirror's reaches its checkout before the server has answered it. For a local path the
+    // worker's own filesystem access decides, and the lookup is only a shortcut, run while the
+    // checkout's folder is written (the mirror's copy of the ref is checked out meanwhile: usually
+    // the answer). Over ssh git always fetches, with the job's key.
+    const http = isHttpUrl(job.repo.url);
+    const asked = http || (!id && canAsk(job.repo.url))
+      ? resolveRemoteRef(job.repo.url, source, job.repo.auth, signal)
+      : undefined;
     const [, mirrored] = await Promise.all([
       initCheckout(dir, objects),
-      asked ? readRef(mirror, stored) : undefined,
+      asked && !id ? readRef(mirror, stored) : undefined,
     ]);
+    const answer = http ? await asked : undefined;
+    if (answer?.kind === "refused" && !job.repo.auth) {
+      // git would send the same request, without a credential too, and fail the same way.
+      return {
+        ok: false,
+        error: `authentication failed: the repository answered HTTP ${answer.status} to a job ` +
+          "without credentials; give the job repo.auth",
+      };
+    }
+    // A refused credential, a server that cannot be asked this way: git fetches, with the job's
+    // credential, and its success is the proof (a public repository lets git in anonymously).
+    const proven = !http || answer?.kind === "answered";
     // The ref the checkout would have had from fetching the job's ref itself.
     const tracking = "fetch" in ref
       ? ref.fetch.replace(/^\+/, "").split(":")[1]
@@ -433,12 +457,19 @@ async function fetchGit(
     // Forced: a checkout may follow one of another commit (the mirror's copy was old).
     const checkout = (commit: string) => git(["checkout", "-q", "-f", "--detach", commit]);
     let checkedOut: Awaited<ReturnType<typeof checkout>> | undefined;
-    // A commit never changes: when the mirror has it, nobody need be asked. Its branch is taken
-    // to be where the job says the commit is. (When the lookup cannot tell, the checkout does.)
-    const candidate = id && await hasObject(objects, id) !== false ? id : mirrored;
+    // A commit never changes: when the mirror has it, nothing need be fetched. Its branch is
+    // taken to be where the job says the commit is. (When the lookup cannot tell, the checkout
+    // does.) Over HTTP(S) the answer is known by now: the mirror's copy is checked out only when
+    // it is the answer.
+    let candidate: string | undefined;
+    if (!proven) candidate = undefined;
+    else if (id) candidate = await hasObject(objects, id) !== false ? id : undefined;
+    else if (answer?.kind === "answered") candidate = answer.id === mirrored ? mirrored : undefined;
+    else candidate = mirrored;
     if (candidate) {
       if (tracking) await writeRef(dir, tracking, candidate);
-      const [remote, tried] = await Promise.all([asked, checkout(candidate)]);
+      const [said, tried] = await Promise.all([asked, checkout(candidate)]);
+      const remote = said?.kind === "answered" ? said.id : undefined;
       if (tried.exitCode === 0 && (id || (remote && remote === mirrored))) {
         checkedOut = tried;
         note(
