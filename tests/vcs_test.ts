@@ -4,6 +4,7 @@ import type { DispatchedJob } from "../protocol/mod.ts";
 import { explainFetchFailure, fetchCode } from "../worker/vcs.ts";
 import { hasObject, parseLsRefs } from "../worker/git_refs.ts";
 import { commitFiles, git, makeRepo } from "./helpers/git_repo.ts";
+import { startGitHttpServer } from "./helpers/git_http_server.ts";
 
 Deno.test("fetch failures are explained by their cause", () => {
   const cases: [string, RegExp][] = [
@@ -364,6 +365,95 @@ Deno.test("a repeat job of a local repository runs only the checkout until the b
     // Read from packed-refs now: still known, still no fetch.
     equal((await fetchInto("four")).ran.join(" "), "checkout");
   } finally {
+    await Deno.remove(root, { recursive: true });
+    await Deno.remove(repo.path, { recursive: true });
+  }
+});
+
+Deno.test("over HTTP a job the server turns away gets nothing of the mirror, whatever it answers", async () => {
+  const repo = await makeRepo({ "a.txt": "private\n" });
+  const root = await Deno.makeTempDir({ prefix: "strider-vcs-denied-" });
+  const served = `${root}/served`;
+  await Deno.mkdir(served);
+  const credentials = { username: "ci", password: "right-pw" };
+  const upstream = startGitHttpServer(served, credentials);
+  // In front of it: the right credential goes through, anyone else gets `denial` (forges say 401,
+  // 403 or, hiding the repository, 404).
+  let denial = 401;
+  const expected = "Basic " + btoa(`${credentials.username}:${credentials.password}`);
+  const gate = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (r) => {
+    const url = new URL(r.url);
+    if (r.headers.get("authorization") !== expected) {
+      await r.body?.cancel();
+      return new Response("no\n", {
+        status: denial,
+        headers: denial === 401 ? { "WWW-Authenticate": 'Basic realm="git"' } : {},
+      });
+    }
+    const headers = new Headers(r.headers);
+    for (const name of ["host", "content-length"]) headers.delete(name);
+    const body = r.method === "GET" ? undefined : new Uint8Array(await r.arrayBuffer());
+    const answer = await fetch(`${upstream.origin}${url.pathname}${url.search}`, {
+      method: r.method,
+      headers,
+      body,
+    });
+    const out = new Headers(answer.headers);
+    for (const name of ["content-length", "content-encoding", "transfer-encoding"]) {
+      out.delete(name);
+    }
+    return new Response(new Uint8Array(await answer.arrayBuffer()), {
+      status: answer.status,
+      headers: out,
+    });
+  });
+  try {
+    await git(served, "clone", "-q", "--bare", repo.path, "r.git");
+    const url = `http://127.0.0.1:${gate.addr.port}/r.git`;
+    const cache = `${root}/cache`;
+    const job = (auth: DispatchedJob["repo"]["auth"], ref: DispatchedJob["ref"]) => ({
+      ...hgJob(undefined),
+      repo: { url, vcs: "git" as const, ...(auth ? { auth } : {}) },
+      ref,
+    });
+    const right = { type: "https" as const, ...credentials };
+    const pinned = { branch: "main", id: repo.commit };
+    let n = 0;
+    const fetchAs = async (auth: DispatchedJob["repo"]["auth"], ref: DispatchedJob["ref"]) => {
+      const ran: string[] = [];
+      const dir = `${root}/job${++n}/src`;
+      await Deno.mkdir(`${root}/job${n}`);
+      const outcome = await realFetch(job(auth, ref), dir, `${root}/job${n}`, cache, ran);
+      return { outcome, ran, dir };
+    };
+    const first = await fetchAs(right, pinned);
+    ok(first.outcome.ok, !first.outcome.ok ? first.outcome.error : "");
+    // The mirror now holds the commit: the authorised repeat runs no fetch.
+    const repeat = await fetchAs(right, pinned);
+    ok(repeat.outcome.ok, !repeat.outcome.ok ? repeat.outcome.error : "");
+    equal(repeat.ran.join(" "), "checkout");
+    for (const status of [401, 403, 404]) {
+      denial = status;
+      for (const auth of [undefined, { type: "https" as const, username: "ci", password: "no" }]) {
+        for (const ref of [pinned, { branch: "main" }, { fetch: "refs/heads/main" }]) {
+          const what = `${status} ${JSON.stringify({ auth, ref })}`;
+          const denied = await fetchAs(auth, ref);
+          equal(denied.outcome.ok, false, what);
+          const error = !denied.outcome.ok ? denied.outcome.error : "";
+          match(error, status === 404 ? /repository not found/ : /authentication failed/, what);
+          // Nothing checked out, and no checkout folder (borrowing the mirror) left behind.
+          ok(!denied.ran.includes("checkout"), `${what}: ${denied.ran.join(" ")}`);
+          equal(await Deno.stat(denied.dir).then(() => true, () => false), false, what);
+        }
+      }
+    }
+    // A 404 (also a dumb-HTTP server's answer) did not stop the authorised from being asked.
+    const after = await fetchAs(right, { branch: "main" });
+    ok(after.outcome.ok, !after.outcome.ok ? after.outcome.error : "");
+    equal(after.ran.join(" "), "checkout");
+  } finally {
+    await gate.shutdown();
+    await upstream.close();
     await Deno.remove(root, { recursive: true });
     await Deno.remove(repo.path, { recursive: true });
   }

@@ -182,7 +182,7 @@ export function explainFetchFailure(stderr: string, what: string): string {
     text.includes("authentication failed") || text.includes("could not read username") ||
     text.includes("permission denied") || text.includes("http basic: access denied") ||
     text.includes("authorization failed") || text.includes("authorization required") ||
-    text.includes("401")
+    text.includes("401") || text.includes("returned error: 403")
   ) {
     return "authentication failed: check the job's repo.auth credentials";
   }
