@@ -1,10 +1,11 @@
 /** The worker's fetch: error explanations, credential handling, the checkout from the mirror. */
-import { equal, match, ok } from "node:assert/strict";
+import { deepEqual, equal, match, ok } from "node:assert/strict";
 import type { DispatchedJob } from "../protocol/mod.ts";
 import { explainFetchFailure, fetchCode } from "../worker/vcs.ts";
 import { hasObject, parseLsRefs } from "../worker/git_refs.ts";
 import { commitFiles, git, makeRepo } from "./helpers/git_repo.ts";
 import { startGitHttpServer } from "./helpers/git_http_server.ts";
+import { startSshd } from "./helpers/sshd.ts";
 
 Deno.test("fetch failures are explained by their cause", () => {
   const cases: [string, RegExp][] = [
@@ -454,6 +455,49 @@ Deno.test("over HTTP a job the server turns away gets nothing of the mirror, wha
   } finally {
     await gate.shutdown();
     await upstream.close();
+    await Deno.remove(root, { recursive: true });
+    await Deno.remove(repo.path, { recursive: true });
+  }
+});
+
+Deno.test("over ssh a pinned job fetches with its own key before the mirror's copy is used", async () => {
+  const sshd = await startSshd();
+  const repo = await makeRepo({ "a.txt": "private over ssh\n" });
+  const root = await Deno.makeTempDir({ prefix: "strider-vcs-ssh-" });
+  try {
+    await git(root, "clone", "-q", "--bare", repo.path, "r.git");
+    const url = `ssh://root@127.0.0.1:${sshd.port}${root}/r.git`;
+    const other = `${root}/other_key`;
+    await new Deno.Command("ssh-keygen", {
+      args: ["-q", "-t", "ed25519", "-N", "", "-f", other],
+    }).output();
+    const cache = `${root}/cache`;
+    let n = 0;
+    const fetchAs = async (auth: DispatchedJob["repo"]["auth"]) => {
+      const ran: string[] = [];
+      await Deno.mkdir(`${root}/job${++n}`);
+      const dir = `${root}/job${n}/src`;
+      const job = {
+        ...hgJob(undefined),
+        repo: { url, vcs: "git" as const, ...(auth ? { auth } : {}) },
+        ref: { branch: "main", id: repo.commit },
+      };
+      return { outcome: await realFetch(job, dir, `${root}/job${n}`, cache, ran), ran, dir };
+    };
+    const first = await fetchAs({ type: "ssh", key: sshd.privateKey });
+    ok(first.outcome.ok, !first.outcome.ok ? `${first.outcome.error}\n${sshd.log()}` : "");
+    for (const auth of [undefined, { type: "ssh" as const, key: await Deno.readTextFile(other) }]) {
+      const denied = await fetchAs(auth);
+      equal(denied.outcome.ok, false, JSON.stringify(auth));
+      deepEqual(denied.ran, ["fetch"]);
+      equal(await Deno.stat(denied.dir).then(() => true, () => false), false);
+    }
+    // The right key still gets the commit, after its own fetch.
+    const again = await fetchAs({ type: "ssh", key: sshd.privateKey });
+    ok(again.outcome.ok, !again.outcome.ok ? again.outcome.error : "");
+    equal(again.ran.join(" "), "fetch checkout");
+  } finally {
+    await sshd.stop();
     await Deno.remove(root, { recursive: true });
     await Deno.remove(repo.path, { recursive: true });
   }

@@ -278,6 +278,11 @@ async function askHttp(
  */
 export function canAsk(url: string): boolean {
   if (isHttpUrl(url)) return (unreachable.get(url) ?? 0) <= Date.now();
+  return isLocalUrl(url);
+}
+
+/** Whether `url` is a path on the worker (or `file://`), read with the worker's own access. */
+export function isLocalUrl(url: string): boolean {
   return url.startsWith("/") || url.startsWith("file://");
 }
 

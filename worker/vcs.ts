@@ -7,7 +7,7 @@
 import { join } from "node:path";
 import type { DispatchedJob, RepoAuth } from "../protocol/mod.ts";
 import { hex } from "../protocol/hex.ts";
-import { canAsk, hasObject, isHttpUrl, readRef, resolveRemoteRef } from "./git_refs.ts";
+import { canAsk, hasObject, isHttpUrl, isLocalUrl, readRef, resolveRemoteRef } from "./git_refs.ts";
 import type { RefAnswer } from "./git_refs.ts";
 
 /** Runs a VCS command, streaming its output into the job; returns exit code and stderr tail. */
@@ -424,12 +424,13 @@ async function fetchGit(
     objects = join(mirror, "objects");
     const id = "branch" in ref ? ref.id : undefined;
     const { source, stored } = mirrorRefs(ref);
-    // Over HTTP(S) the server decides who may read, and the mirror is shared by every job of the
-    // URL: so every job, a pinned one too, asks with its own credential, and nothing of the
+    // The mirror is shared by every job of the URL, whoever fetched into it, so a job uses its
+    // content only once it has shown it may read the repository itself. Over HTTP(S) the server
+    // decides: every job, a pinned one too, asks with its own credential, and nothing of the
     // mirror's reaches its checkout before the server has answered it. For a local path the
     // worker's own filesystem access decides, and the lookup is only a shortcut, run while the
     // checkout's folder is written (the mirror's copy of the ref is checked out meanwhile: usually
-    // the answer). Over ssh git always fetches, with the job's key.
+    // the answer). Over ssh and git:// git always fetches first, with the job's key.
     const http = isHttpUrl(job.repo.url);
     const asked = http || (!id && canAsk(job.repo.url))
       ? resolveRemoteRef(job.repo.url, source, job.repo.auth, signal)
@@ -449,7 +450,7 @@ async function fetchGit(
     }
     // A refused credential, a server that cannot be asked this way: git fetches, with the job's
     // credential, and its success is the proof (a public repository lets git in anonymously).
-    const proven = !http || answer?.kind === "answered";
+    const proven = http ? answer?.kind === "answered" : isLocalUrl(job.repo.url);
     // The ref the checkout would have had from fetching the job's ref itself.
     const tracking = "fetch" in ref
       ? ref.fetch.replace(/^\+/, "").split(":")[1]
