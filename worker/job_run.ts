@@ -244,6 +244,7 @@ export class JobRun {
         tmp,
         cacheDir: join(this.#options.workdir, "cache", "git"),
         note: (text) => out("stderr", text),
+        signal: this.#abort.signal,
         run: async (program, args, extra) => {
           let stderr = "";
           let stdout = "";
