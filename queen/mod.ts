@@ -15,6 +15,8 @@ import { createApp } from "./server.ts";
 import { fillTokenSet, parseTokensFile, tokenFromDataDir } from "./tokens.ts";
 import type { TokenSet } from "./tokens.ts";
 import { StartupError } from "./errors.ts";
+import { PostgresStore } from "./postgres/store.ts";
+import { RemoteFeed } from "./remote_feed.ts";
 
 export { QueenCore } from "./queen.ts";
 export { StartupError } from "./errors.ts";
@@ -147,20 +149,31 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
       key: await readPem(options.tlsKey, "--tls-key"),
     }
     : {};
-  const { store, projects, artifacts, statusRows, builds: buildStore, leaseKey, port, ...lead } =
-    await openStores({
-      data: options.data,
-      database: options.database,
-      keys: {
-        secretKey: options.secretKey,
-        oldSecretKey: options.oldSecretKey,
-        rotateSecretKey: options.rotateSecretKey,
-      },
-      port: options.port,
-      host: options.host,
-      tls,
-      log,
-    });
+  const {
+    store,
+    projects,
+    artifacts,
+    statusRows,
+    builds: buildStore,
+    leaseKey,
+    port,
+    bus,
+    ...lead
+  } = await openStores({
+    data: options.data,
+    database: options.database,
+    keys: {
+      secretKey: options.secretKey,
+      oldSecretKey: options.oldSecretKey,
+      rotateSecretKey: options.rotateSecretKey,
+    },
+    port: options.port,
+    host: options.host,
+    tls,
+    log,
+    // The token lists change in place on a reload: a standby's reads check the current ones.
+    reads: { tokens, private: options.private ?? false },
+  });
   if (options.rotateSecretKey) {
     log(
       `secret key rotated: everything is sealed with the new ${join(options.data, "secret-key")}`,
@@ -176,6 +189,13 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
     leaseKey,
     log,
   });
+  if (bus && store instanceof PostgresStore) {
+    // Jobs recorded by other queens reach this queen's followers from the database.
+    bus.attach(
+      new RemoteFeed(core.hub, store, { local: (id) => core.liveJob(id)?.lastN, log }),
+      core.hub,
+    );
+  }
   const builds = await Builds.open(core, buildStore, {
     log,
     reports: (id) => junitReports(artifacts, id),
@@ -250,6 +270,7 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
     await builds.close();
     clearInterval(pruning);
     core.close();
+    await bus?.close();
     await core.store.close();
     lead.release();
   }).then(() => {
