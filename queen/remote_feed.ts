@@ -27,7 +27,7 @@ export interface RemoteFeedOptions {
    * as it records them), or undefined for a job recorded elsewhere.
    */
   local?: (id: string) => number | undefined;
-  /** Events read per query (default 64): what one read may hold in memory. */
+  /** Events read per query (default 16): what one read may hold in memory. */
   pageEvents?: number;
   log?: (message: string) => void;
 }
@@ -55,7 +55,7 @@ export class RemoteFeed {
     this.#hub = hub;
     this.#reader = reader;
     this.#local = options.local ?? (() => undefined);
-    this.#page = options.pageEvents ?? 64;
+    this.#page = options.pageEvents ?? 16;
     this.#log = options.log ?? (() => {});
     hub.attach(this);
   }

@@ -6,13 +6,13 @@ const encoder = new TextEncoder();
 /** A comment line this often keeps proxies from closing an idle stream. */
 const KEEPALIVE_MS = 15_000;
 /** Events read from the store at a time (output events are up to 64 KiB each, usually). */
-const PAGE_EVENTS = 32;
+const PAGE_EVENTS = 16;
 /**
  * Bytes of live events a stream holds for a client that reads slower than the job writes. Past
  * it they are dropped and the stream reads them from the store once the client caught up:
  * counted in bytes, not events, as output events are up to two megabytes each.
  */
-const MAX_HELD_BYTES = 4 * 1024 * 1024;
+const MAX_HELD_BYTES = 1024 * 1024;
 
 /**
  * What a live view of jobs needs from a queen: its `QueenCore`, or (on a standby) the shared

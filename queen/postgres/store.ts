@@ -197,7 +197,9 @@ export class PostgresStore implements Store {
   }
 
   async events(id: string, after = 0, limit?: number): Promise<RecordedEvent[]> {
-    const rows = await this.#sql`SELECT e.n, e.at, e.data, l.text FROM events e
+    // The text as base64, not bytea's hex: a third of the bytes on the wire and in memory.
+    const rows = await this.#sql`SELECT e.n, e.at, e.data, encode(l.text, 'base64') AS text
+      FROM events e
       LEFT JOIN log_chunks l ON l.job_id = e.job_id
         AND e.data LIKE ${`%"${LOG_REF}":%`}
         AND l.start = (e.data::json ->> ${LOG_REF})::bigint
@@ -207,7 +209,7 @@ export class PostgresStore implements Store {
       const data = JSON.parse(String(row.data));
       if (row.text !== null && LOG_REF in data) {
         delete data[LOG_REF];
-        data.text = decoder.decode(row.text as Uint8Array);
+        data.text = decoder.decode(Buffer.from(String(row.text), "base64"));
       }
       return { n: Number(row.n), at: Number(row.at), data };
     }) as RecordedEvent[];
