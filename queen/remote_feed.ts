@@ -18,6 +18,8 @@ export interface FeedReader {
   events(id: string, after: number, limit: number): Promise<RecordedEvent[]>;
   /** The last event number committed for the job (0 for none or an unknown job). */
   head(id: string): Promise<number>;
+  /** The same for many jobs in one query (the poll); without it, each is read. */
+  heads?(ids: string[]): Promise<Map<string, number>>;
 }
 
 /** Settings of a `RemoteFeed`. */
@@ -98,12 +100,23 @@ export class RemoteFeed {
 
   /**
    * Reads every followed job recorded elsewhere: what the bus may have missed while its
-   * connection was down, and the fallback when notifications are lost.
+   * connection was down, and the fallback when notifications are lost. With `heads`, one query
+   * tells which of them have anything new, and only those are read.
    */
-  resync(): void {
-    for (const id of this.#jobs.keys()) {
-      if (this.#local(id) === undefined) this.notify(id);
+  async resync(): Promise<void> {
+    const ids = this.remoteJobs();
+    if (!ids.length) return;
+    if (!this.#reader.heads) {
+      for (const id of ids) this.notify(id);
+      return;
     }
+    let heads: Map<string, number>;
+    try {
+      heads = await this.#reader.heads(ids);
+    } catch (error) {
+      return this.#log(`polling followed jobs: ${(error as Error).message}`);
+    }
+    for (const [id, n] of heads) this.notify(id, n);
   }
 
   /** The jobs followed here that another queen records. */

@@ -23,7 +23,8 @@ function event(n: number): RecordedEvent {
 class FakeDb implements FeedReader {
   committed = new Map<string, RecordedEvent[]>();
   reads: { id: string; after: number; limit: number }[] = [];
-  heads = 0;
+  headReads = 0;
+  pollQueries = 0;
   #held: (() => void)[] = [];
   hold = false;
 
@@ -54,8 +55,15 @@ class FakeDb implements FeedReader {
     return (this.committed.get(id) ?? []).filter((e) => e.n > after).slice(0, limit);
   }
 
+  async heads(ids: string[]): Promise<Map<string, number>> {
+    this.pollQueries++;
+    const heads = new Map(ids.map((id) => [id, this.committed.get(id)?.length ?? 0]));
+    await this.#gate();
+    return heads;
+  }
+
   async head(id: string): Promise<number> {
-    this.heads++;
+    this.headReads++;
     // The database answers as of when the query ran; the answer may arrive later.
     const head = this.committed.get(id)?.length ?? 0;
     await this.#gate();
@@ -113,11 +121,11 @@ Deno.test("lost notifications: a resync (reconnect, or the fallback poll) reads 
   await hub.ready("j");
   db.commit("j", 4);
   // Nobody told: a resync finds them.
-  feed.resync();
+  await feed.resync();
   await settle(feed);
   deepEqual(seen, range(1, 4));
-  feed.resync();
-  feed.resync();
+  await feed.resync();
+  await feed.resync();
   await settle(feed);
   deepEqual(seen, range(1, 4), "a resync with nothing new publishes nothing");
   // The notification of what the resync already read arrives late.
@@ -126,6 +134,29 @@ Deno.test("lost notifications: a resync (reconnect, or the fallback poll) reads 
   feed.notify("j", 5);
   await settle(feed);
   deepEqual(seen, range(1, 5));
+});
+
+Deno.test("the fallback poll asks for every followed job in one query and reads only those with news", async () => {
+  const { db, hub, feed, follow } = setup();
+  const seen = new Map<string, number[]>();
+  const ids = Array.from({ length: 50 }, (_, i) => `job-${i}`);
+  for (const id of ids) {
+    db.commit(id, 2);
+    seen.set(id, []);
+    hub.follow(id, (e) => seen.get(id)!.push(e.n));
+    await hub.ready(id);
+  }
+  follow("j");
+  db.commit("job-7", 3);
+  db.commit("job-31", 1);
+  const reads = db.reads.length;
+  await feed.resync();
+  await settle(feed);
+  equal(db.pollQueries, 1, "one query for all 51 jobs");
+  deepEqual(db.reads.slice(reads).map((r) => r.id).sort(), ["job-31", "job-7"]);
+  deepEqual(seen.get("job-7"), [3, 4, 5]);
+  deepEqual(seen.get("job-31"), [3]);
+  deepEqual(seen.get("job-0"), []);
 });
 
 Deno.test("notifications during a read: one more read after it, in order, no duplicate", async () => {
@@ -231,14 +262,14 @@ Deno.test("a job this queen records itself is never read back: its recorder publ
   db.commit("j", 7);
   follow();
   await hub.ready("j");
-  equal(db.heads, 0, "no head read for a local job");
+  equal(db.headReads, 0, "no head read for a local job");
   // The recorder publishes event 8, then the store's own notification of it arrives.
   db.commit("j", 1);
   lastN = 8;
   hub.publish("j", event(8));
   feed.notify("j", 8);
   // The fallback poll skips local jobs.
-  feed.resync();
+  await feed.resync();
   await settle(feed);
   deepEqual(seen, [8]);
   equal(db.reads.length, 0);

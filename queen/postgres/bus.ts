@@ -79,7 +79,7 @@ export class ClusterBus {
     this.#self = options.self;
     this.#log = options.log ?? (() => {});
     this.#poll = setInterval(() => {
-      for (const { feed } of this.#targets) feed.resync();
+      for (const { feed } of this.#targets) void feed.resync();
     }, options.pollMs ?? 1000);
     this.listening = this.#connect(0);
   }
@@ -155,7 +155,7 @@ export class ClusterBus {
       return;
     }
     // Whatever was committed while nobody listened is read now.
-    for (const { feed } of this.#targets) feed.resync();
+    for (const { feed } of this.#targets) void feed.resync();
   }
 
   #again(sql: Sql, failures: number): void {

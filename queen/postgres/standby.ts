@@ -41,6 +41,7 @@ export class StandbyReads {
     this.feed = new RemoteFeed(this.hub, {
       events: (id, after, limit) => store().events(id, after, limit),
       head: (id) => store().head(id),
+      heads: (ids) => store().heads(ids),
     }, { log });
     bus.attach(this.feed, this.hub);
     const hub = this.hub;

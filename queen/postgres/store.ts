@@ -218,6 +218,13 @@ export class PostgresStore implements Store {
     return this.#batch.withPending(id, stored, after);
   }
 
+  /** The last committed event number of each of the jobs that have events. */
+  async heads(ids: string[]): Promise<Map<string, number>> {
+    const rows = await this.#sql`SELECT job_id, MAX(n) AS n FROM events
+      WHERE job_id = ANY(${ids}) GROUP BY job_id`;
+    return new Map(rows.map((row) => [String(row.job_id), Number(row.n)]));
+  }
+
   /** The job's last committed event number (0: none, or no such job). */
   async head(id: string): Promise<number> {
     const [row] = await this.#sql`SELECT MAX(n) AS n FROM events WHERE job_id = ${id}`;
