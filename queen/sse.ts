@@ -48,7 +48,9 @@ export function jobEventStream(
   after: number,
 ): Response {
   const id = record.id;
-  const finishedAtStart = () => record.view.status === "done";
+  // Taken now, before any read: a job finished by then has every event in the store. (This
+  // queen's own record keeps changing; a status seen later says nothing of a read made before.)
+  const finishedAtStart = record.view.status === "done";
   let stop = () => {};
   let pulled: (() => void) | undefined;
   const body = new ReadableStream<Uint8Array>({
@@ -88,7 +90,7 @@ export function jobEventStream(
       }
     };
     // A job finished already has nothing live to follow.
-    const unfollow = finishedAtStart() ? () => {} : views.hub.follow(id, (event) => {
+    const unfollow = finishedAtStart ? () => {} : views.hub.follow(id, (event) => {
       if (closed || behind) return;
       const size = "text" in event.data ? event.data.text.length : 0;
       held.push(event);
@@ -137,7 +139,7 @@ export function jobEventStream(
             behind = true;
             continue;
           }
-          if (finishedAtStart()) break;
+          if (finishedAtStart) break;
           continue;
         }
         const event = held.shift();

@@ -370,6 +370,7 @@ Deno.test("a job another queen records reaches this queen's browser socket and S
     // A browser on queen A (which never saw this job) follows it, and an SSE stream too.
     const socket = await browserSocket(qa.url);
     socket.ws.send(JSON.stringify({ event: "job:query-info", id }));
+    socket.ws.send(JSON.stringify({ event: "overview:follow" }));
     await waitUntil(() => socket.frames.some((f) => f.event === "job:info"), 30_000, "job:info");
     const sse = follow(qa.url, id);
     for (let i = 0; i < 20; i++) await write(3);
@@ -398,6 +399,18 @@ Deno.test("a job another queen records reaches this queen's browser socket and S
       seen.events.map((e) => e.n),
       Array.from({ length: 66 - seen.n }, (_, i) => seen.n + i + 1),
       "the browser got every event after its job:info once, in order",
+    );
+    // The overview on A lists the job as the other queen left it.
+    await waitUntil(
+      () =>
+        socket.frames.some((f) =>
+          f.event === "overview" &&
+          (f.jobs as { id: string; status: string }[]).some((j) =>
+            j.id === id && j.status === "done"
+          )
+        ),
+      30_000,
+      "the overview to show the job done",
     );
     await socket.close();
   } finally {
