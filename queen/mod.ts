@@ -149,31 +149,22 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
       key: await readPem(options.tlsKey, "--tls-key"),
     }
     : {};
-  const {
-    store,
-    projects,
-    artifacts,
-    statusRows,
-    builds: buildStore,
-    leaseKey,
-    port,
-    bus,
-    ...lead
-  } = await openStores({
-    data: options.data,
-    database: options.database,
-    keys: {
-      secretKey: options.secretKey,
-      oldSecretKey: options.oldSecretKey,
-      rotateSecretKey: options.rotateSecretKey,
-    },
-    port: options.port,
-    host: options.host,
-    tls,
-    log,
-    // The token lists change in place on a reload: a standby's reads check the current ones.
-    reads: { tokens, private: options.private ?? false },
-  });
+  const { store, projects, artifacts, statusRows, builds: buildStore, leaseKey, port, ...lead } =
+    await openStores({
+      data: options.data,
+      database: options.database,
+      keys: {
+        secretKey: options.secretKey,
+        oldSecretKey: options.oldSecretKey,
+        rotateSecretKey: options.rotateSecretKey,
+      },
+      port: options.port,
+      host: options.host,
+      tls,
+      log,
+      // The token lists change in place on a reload: a standby's reads check the current ones.
+      reads: { tokens, private: options.private ?? false },
+    });
   if (options.rotateSecretKey) {
     log(
       `secret key rotated: everything is sealed with the new ${join(options.data, "secret-key")}`,
@@ -189,9 +180,9 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
     leaseKey,
     log,
   });
-  if (bus && store instanceof PostgresStore) {
+  if (lead.bus && store instanceof PostgresStore) {
     // Jobs recorded by other queens reach this queen's followers from the database.
-    bus.attach(
+    lead.bus.attach(
       new RemoteFeed(core.hub, store, { local: (id) => core.liveJob(id)?.lastN, log }),
       core.hub,
     );
@@ -270,7 +261,7 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
     await builds.close();
     clearInterval(pruning);
     core.close();
-    await bus?.close();
+    await lead.bus?.close();
     await core.store.close();
     lead.release();
   }).then(() => {
