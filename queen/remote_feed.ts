@@ -35,6 +35,10 @@ export interface RemoteFeedOptions {
 }
 
 interface Followed {
+  /** The job's committed head is known and the hub starts after it (until then, only listen). */
+  started: boolean;
+  /** The head is being read. */
+  starting: boolean;
   /** The highest event number heard of (committed) for the job. */
   heard: number;
   /** A read is wanted after the one running (something was heard meanwhile). */
@@ -68,12 +72,26 @@ export class RemoteFeed {
    * store, made after this settles, meets the first published event without a gap.
    */
   async followed(id: string): Promise<void> {
-    const state: Followed = { heard: 0, again: false };
+    const state: Followed = { started: false, starting: false, heard: 0, again: false };
     this.#jobs.set(id, state);
-    const local = this.#local(id);
-    const head = local ?? await this.#reader.head(id);
+    await this.#start(id, state);
+  }
+
+  /** Finds where the job's publishing starts (again from `resync` when the database failed). */
+  async #start(id: string, state: Followed): Promise<void> {
+    state.starting = true;
+    let head: number;
+    try {
+      head = this.#local(id) ?? await this.#reader.head(id);
+    } catch (error) {
+      this.#log(`following job ${id}: ${(error as Error).message}; trying again`);
+      throw error;
+    } finally {
+      state.starting = false;
+    }
     if (this.#jobs.get(id) !== state) return;
     this.#hub.skipTo(id, head);
+    state.started = true;
     // Heard of while the head was read: read it now.
     if (state.heard > head) this.#pull(id, state);
   }
@@ -90,8 +108,11 @@ export class RemoteFeed {
   notify(id: string, n?: number): void {
     const state = this.#jobs.get(id);
     if (!state || this.#closed) return;
+    if (n !== undefined && n > state.heard) state.heard = n;
+    // Before the head is known, a read would start at the job's first event: `followed` reads
+    // what was heard meanwhile once it knows where to start.
+    if (!state.started) return;
     if (n !== undefined) {
-      if (n > state.heard) state.heard = n;
       const published = this.#hub.published(id);
       if (published === undefined || n <= published) return;
     }
@@ -104,6 +125,9 @@ export class RemoteFeed {
    * tells which of them have anything new, and only those are read.
    */
   async resync(): Promise<void> {
+    for (const [id, state] of this.#jobs) {
+      if (!state.started && !state.starting) void this.#start(id, state).catch(() => {});
+    }
     const ids = this.remoteJobs();
     if (!ids.length) return;
     if (!this.#reader.heads) {

@@ -24,6 +24,8 @@ class FakeDb implements FeedReader {
   committed = new Map<string, RecordedEvent[]>();
   reads: { id: string; after: number; limit: number }[] = [];
   headReads = 0;
+  /** Head reads that fail (the database is down) before one answers. */
+  failHeads = 0;
   pollQueries = 0;
   #held: (() => void)[] = [];
   hold = false;
@@ -64,6 +66,10 @@ class FakeDb implements FeedReader {
 
   async head(id: string): Promise<number> {
     this.headReads++;
+    if (this.failHeads > 0) {
+      this.failHeads--;
+      throw new Error("connection refused");
+    }
     // The database answers as of when the query ran; the answer may arrive later.
     const head = this.committed.get(id)?.length ?? 0;
     await this.#gate();
@@ -193,12 +199,33 @@ Deno.test("a notification heard while the follow starts is not lost", async () =
   db.release();
   await hub.ready("j");
   await settle(feed);
-  // The head said 2; what was heard of meanwhile is read at once, not on the next commit.
+  // The head said 2; what was heard of meanwhile is read at once, not on the next commit, and
+  // from after the head, not from the job's first event.
   deepEqual(seen, [3, 4]);
+  deepEqual(db.reads.map((r) => r.after), [2]);
   db.commit("j", 1);
   feed.notify("j", 5);
   await settle(feed);
   deepEqual(seen, [3, 4, 5]);
+});
+
+Deno.test("a follow whose first database read failed starts on the next poll", async () => {
+  const { db, hub, feed, seen, follow } = setup();
+  db.commit("j", 3);
+  db.failHeads = 1;
+  follow();
+  await hub.ready("j");
+  db.commit("j", 1);
+  feed.notify("j", 4);
+  await settle(feed);
+  equal(db.reads.length, 0, "nothing read before the job's head is known");
+  await feed.resync();
+  await settle(feed);
+  equal(hub.published("j"), 4, "started at the head the retry found");
+  db.commit("j", 2);
+  feed.notify("j", 6);
+  await settle(feed);
+  deepEqual(seen, [5, 6]);
 });
 
 Deno.test("a long backlog is read a page at a time", async () => {
