@@ -280,6 +280,45 @@ Deno.test("hostile: the LISTEN connections killed mid-job and garbage notificati
   }
 });
 
+Deno.test("logs --follow on the standby goes on through kill -9 of the serving queen and the standby's takeover", async () => {
+  const { a, b, qa, qb } = await twoQueens();
+  const repo = await makeRepo({ "a.txt": "a\n" });
+  // The worker knows both queens: it moves to B once A is gone.
+  const worker = await startWorker(qa, { name: "both", connect: `${qa.url},${qb.url}` });
+  try {
+    const id = await submitJob(
+      qa,
+      customJob(repo.path, { test: "for i in $(seq 1 250); do echo line-$i; sleep 0.02; done" }),
+    );
+    const logsFollow = new Proc([
+      "run",
+      ...CLIENT_PERMISSIONS,
+      ENTRY,
+      "logs",
+      id,
+      "--follow",
+      "--queen",
+      qb.url,
+    ], { env: { STRIDER_API_TOKEN: API_TOKEN } });
+    await waitUntil(() => logsFollow.stdout.includes("line-40\n"), 60_000, "line-40 on B");
+    await a.stop("SIGKILL");
+    await b.waitFor(/strider queen listening on/, 60_000);
+    const status = await logsFollow.exit(120_000);
+    equal(status.code, 0, logsFollow.stderr);
+    deepEqual(
+      lines(logsFollow.stdout),
+      range(250),
+      "every line once, in order, across the takeover",
+    );
+    const job = await waitForJob(qb, id, 60_000);
+    equal(job.result, "passed", job.error ?? "");
+    equal(job.attempts.length, 1);
+  } finally {
+    await worker.stop();
+    await Promise.all([a.stop(), b.stop()]);
+  }
+});
+
 async function procKib(pid: number, field: "VmRSS" | "VmHWM"): Promise<number> {
   const status = await Deno.readTextFile(`/proc/${pid}/status`);
   return Number(status.match(new RegExp(`^${field}:\\s+(\\d+) kB`, "m"))![1]);
