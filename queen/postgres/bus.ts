@@ -98,7 +98,7 @@ export class ClusterBus {
     return () => this.#targets.delete(target);
   }
 
-  /** What one notification says, acted on (exposed for tests: a payload as PostgreSQL gives it). */
+  /** Acts on one notification's payload, as PostgreSQL delivered it. */
   hear(payload: string): void {
     const heard = parsePayload(payload);
     if (!heard) return;
@@ -126,7 +126,7 @@ export class ClusterBus {
     let dropped = false;
     const sql = postgres(this.#url, {
       max: 1,
-      idle_timeout: null as unknown as undefined,
+      // Kept open for good (the default recycles connections every 30 to 60 minutes).
       max_lifetime: null,
       fetch_types: false,
       connect_timeout: 10,
