@@ -15,6 +15,8 @@ import { createApp } from "./server.ts";
 import { fillTokenSet, parseTokensFile, tokenFromDataDir } from "./tokens.ts";
 import type { TokenSet } from "./tokens.ts";
 import { StartupError } from "./errors.ts";
+import { PostgresStore } from "./postgres/store.ts";
+import { RemoteFeed } from "./remote_feed.ts";
 
 export { QueenCore } from "./queen.ts";
 export { StartupError } from "./errors.ts";
@@ -166,6 +168,8 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
       host: options.host,
       tls,
       log,
+      // The token lists change in place on a reload: a standby's reads check the current ones.
+      reads: { tokens, private: options.private ?? false },
     });
   if (options.rotateSecretKey) {
     const key = options.secretKey ? "STRIDER_SECRET_KEY" : join(options.data, "secret-key");
@@ -181,6 +185,13 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
     leaseKey,
     log,
   });
+  if (lead.bus && store instanceof PostgresStore) {
+    // Jobs recorded by other queens reach this queen's followers from the database.
+    lead.bus.attach(
+      new RemoteFeed(core.hub, store, { local: (id) => core.liveJob(id)?.lastN, log }),
+      core.hub,
+    );
+  }
   const builds = await Builds.open(core, buildStore, {
     log,
     reports: (id) => junitReports(artifacts, id),
@@ -259,6 +270,7 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
     await builds.close();
     clearInterval(pruning);
     core.close();
+    await lead.bus?.close();
     await core.store.close();
     lead.release();
   }).then(() => {

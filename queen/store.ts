@@ -93,8 +93,11 @@ export interface Store {
   unfinishedJobs(): Promise<JobRecord[]>;
   /** Queues a job's next event (numbered by the recorder) and the log text it adds. */
   appendEvent(id: string, event: RecordedEvent, log?: LogChunk): void;
-  /** The job's events after event number `after`, in order, including ones not yet committed. */
-  events(id: string, after?: number): Promise<RecordedEvent[]>;
+  /**
+   * The job's events after event number `after`, in order, including ones not yet committed.
+   * With `limit`, a store may answer a page of that many (read again after its last event).
+   */
+  events(id: string, after?: number, limit?: number): Promise<RecordedEvent[]>;
   /** Bytes `start` (inclusive) to `end` (exclusive) of the job's merged log, committed or not. */
   readLog(id: string, start: number, end: number): Promise<Uint8Array>;
   /** Queues a write of the record's state (view, positions, flags). */

@@ -1,8 +1,8 @@
 /**
  * Where a queen keeps everything: the SQLite file under `--data` (the default), or a PostgreSQL
  * database shared by several queens (`--database`), where it first waits for the lead and, while
- * another queen holds it, forwards every request to that one (see docs/ARCHITECTURE.md,
- * "Several queens").
+ * another queen holds it, serves reads of jobs from the database and forwards every other
+ * request to that one (see docs/ARCHITECTURE.md, "Several queens").
  */
 import { ArtifactStore } from "./artifacts/store.ts";
 import { SqliteBuildStore } from "./builds/sqlite_store.ts";
@@ -17,6 +17,9 @@ import { forwarder } from "./postgres/forward.ts";
 import { PostgresProjectStore } from "./postgres/projects.ts";
 import { PostgresStore } from "./postgres/store.ts";
 import { Lead } from "./postgres/lead.ts";
+import { ClusterBus } from "./postgres/bus.ts";
+import { StandbyReads } from "./postgres/standby.ts";
+import type { StandbyReadOptions } from "./postgres/standby.ts";
 import { SqliteProjectStore } from "./projects/store.ts";
 import type { ProjectStore } from "./projects/store.ts";
 import { databaseKey } from "./postgres/rotation.ts";
@@ -48,6 +51,8 @@ export interface Stores {
   announce(url: string): Promise<void>;
   /** Lets the lead go (after the store closed). */
   release(): void;
+  /** With PostgreSQL: what this queen hears of other queens' commits (LISTEN/NOTIFY). */
+  bus?: ClusterBus;
 }
 
 export interface StoreOptions {
@@ -60,6 +65,8 @@ export interface StoreOptions {
   host: string;
   tls: { cert?: string; key?: string };
   log: (message: string) => void;
+  /** With PostgreSQL: who may read, for the reads a standby serves itself. */
+  reads?: StandbyReadOptions;
 }
 
 /** A new random key for lease tokens. */
@@ -97,6 +104,8 @@ export async function openStores(options: StoreOptions): Promise<Stores> {
   let forwarding: Deno.HttpServer<Deno.NetAddr> | undefined;
   let handler: (request: Request) => Response | Promise<Response> = () =>
     new Response(null, { status: 503 });
+  const bus = await ClusterBus.open(options.database, { self: () => pg.tag, log });
+  const reads = options.reads && new StandbyReads(() => pg, bus, options.reads, log);
   const cluster = new Lead(options.database, pg.sql);
   const lead = await cluster.take(async () => {
     // Until this queen takes over, it forwards everything to the one that serves.
@@ -107,7 +116,9 @@ export async function openStores(options: StoreOptions): Promise<Stores> {
       hostname: options.host,
       onListen: (addr) => resolve(addr as Deno.NetAddr),
     }, (request) => handler(request));
-    handler = forwarder((fresh) => cluster.leaderUrl(fresh), log);
+    const forward = forwarder((fresh) => cluster.leaderUrl(fresh), log);
+    // Reads of jobs are served from the database here, live streams fed by the cluster bus.
+    handler = (request) => reads?.handles(request) ? reads.fetch(request) : forward(request);
     port = (await promise).port;
     log(
       `standby: another queen serves this database; forwarding to it from port ${port}, ` +
@@ -139,5 +150,6 @@ export async function openStores(options: StoreOptions): Promise<Stores> {
     lost: Promise.race([lead.lost, pg.broken]),
     announce: (url) => cluster.announce(url),
     release: lead.release,
+    bus,
   };
 }

@@ -183,6 +183,28 @@ for (const { name, open } of STORES) {
     },
   );
 
+  contract(
+    "events read a page at a time come back whole, in order, committed or not",
+    async ({ store }) => {
+      // How live streams and other queens read a long log: `limit` events after the last one.
+      const record = job("p");
+      await store.createJob(record);
+      const recorder = new Recorder(store, new Hub());
+      run(recorder, record, Array.from({ length: 20 }, (_, i) => `line-${i}\n`));
+      await committed(store);
+      run(recorder, record, ["queued-1\n", "queued-2\n"]);
+      const pages: number[][] = [];
+      for (let after = 0;;) {
+        const page = await store.events("p", after, 7);
+        if (!page.length) break;
+        pages.push(page.map((e) => e.n));
+        after = page[page.length - 1].n;
+      }
+      deepEqual(pages.flat(), Array.from({ length: record.lastN }, (_, i) => i + 1));
+      ok(pages.every((page) => page.length <= 7) || pages.length === 1, "pages, or all at once");
+    },
+  );
+
   contract("a saved view comes back; its lag behind the events is told", async (subject) => {
     const { store } = subject;
     const record = job("c");
