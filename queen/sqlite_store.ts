@@ -345,7 +345,7 @@ export class SqliteStore implements Store {
       if (row.data) place(Number(row.start), row.data as Uint8Array);
     }
     for (const { log } of this.#batch.pending(id)) {
-      if (log) place(log.start, encoder.encode(log.text));
+      if (log) place(log.start, log.raw ?? encoder.encode(log.text));
     }
     return out;
   }
@@ -541,7 +541,9 @@ export class SqliteStore implements Store {
           JSON.stringify(stored),
         );
         // As bytes: node:sqlite reads TEXT only up to a NUL, and output may hold NUL bytes.
-        if (log) this.#sql.insertLog.run(id, log.start, log.bytes, encoder.encode(log.text));
+        if (log) {
+          this.#sql.insertLog.run(id, log.start, log.bytes, log.raw ?? encoder.encode(log.text));
+        }
       }
       for (const record of states) {
         const { view } = record;
