@@ -33,6 +33,33 @@ export const OUTPUT_FRAME_VERSION = 1;
 /** The header before the job id. */
 export const OUTPUT_HEADER_BYTES = 17;
 
+/** The layout as data, for `protocol/schema.json` (which cannot describe bytes otherwise). */
+export const OUTPUT_FRAME_LAYOUT = [
+  { offset: 0, size: 1, field: "version", value: "1" },
+  {
+    offset: 1,
+    size: 1,
+    field: "event",
+    value: "1 job:stdout, 2 job:stderr, 3 job:cmd:stdout, 4 job:cmd:stderr",
+  },
+  { offset: 2, size: 2, field: "attempt", value: "1 to 1000, unsigned big-endian" },
+  {
+    offset: 4,
+    size: 4,
+    field: "num",
+    value: "0 to 1000000 (0 for job:stdout/job:stderr), unsigned big-endian",
+  },
+  { offset: 8, size: 8, field: "seq", value: "1 to 2^53 - 1, unsigned big-endian" },
+  { offset: 16, size: 1, field: "id_length", value: "L, 1 to 64" },
+  { offset: 17, size: "L", field: "id", value: "the job id, ASCII (JobIdSchema)" },
+  {
+    offset: "17 + L",
+    size: "the rest",
+    field: "text",
+    value: "valid UTF-8; at most 1048576 UTF-16 units decoded; the frame at most 2 MiB",
+  },
+] as const;
+
 /** The job events a binary output frame carries. */
 export type OutputEvent = Extract<
   WorkerJobEvent,
