@@ -319,3 +319,13 @@ Deno.test("the worker's batches never split a character, so frames carry whole U
     equal(new TextDecoder("utf-8", { fatal: true }).decode(bytes), piece);
   }
 });
+
+Deno.test("a leading U+FEFF and a printed U+FFFD are output, kept as they are", () => {
+  for (const text of ["\ufeffstarts with a BOM\n", "a \ufffd the job printed\n", "\ufeff"]) {
+    const decoded = decodeOutputFrame(
+      encodeOutputFrame({ event: "job:stdout", id: "j", attempt: 1, seq: 1, text }),
+    );
+    ok(decoded.ok);
+    equal(decoded.value.event.text, text);
+  }
+});
