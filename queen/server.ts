@@ -192,6 +192,8 @@ export function createApp(
     const { socket, response } = Deno.upgradeWebSocket(c.req.raw, { idleTimeout: 0 });
     let drone: ReturnType<QueenCore["connect"]> | undefined;
     let deadline: ReturnType<typeof setTimeout> | undefined;
+    // Output frames may come as binary (protocol/output_frame.ts): read them as ArrayBuffers.
+    socket.binaryType = "arraybuffer";
     socket.onopen = () => {
       drone = core.connect(socket);
       drone.credential = credential;

@@ -40,6 +40,8 @@ export interface LogChunk {
   text: string;
   /** Length of `text` in UTF-8 bytes. */
   bytes: number;
+  /** `text` as UTF-8, when at hand already (a binary output frame's): stored without encoding. */
+  raw?: Uint8Array;
 }
 
 /** Filters for listing jobs, newest first. */

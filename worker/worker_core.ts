@@ -72,6 +72,7 @@ export class WorkerCore {
   #draining = false;
   #started = 0;
   #ready = false;
+  #binaryOutput = 0;
   #idle = false;
 
   constructor(options: WorkerCoreOptions) {
@@ -82,6 +83,14 @@ export class WorkerCore {
   /** Whether the queen has this connection's `drone:info`: job events may flow. */
   get ready(): boolean {
     return this.#ready;
+  }
+
+  /**
+   * The binary output frame layout the queen of this connection reads (its `drone:query-info`
+   * says), or 0: output goes as JSON frames.
+   */
+  get binaryOutput(): number {
+    return this.#binaryOutput;
   }
 
   get draining(): boolean {
@@ -128,6 +137,10 @@ export class WorkerCore {
   receive(frame: QueenFrame): void {
     switch (frame.event) {
       case "drone:query-info":
+        this.#binaryOutput = Math.min(
+          frame.binary_output ?? 0,
+          this.#o.identity.binary_output ?? 0,
+        );
         this.#o.send(this.info());
         this.#ready = true;
         this.#o.events.resend();
