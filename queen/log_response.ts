@@ -1,4 +1,5 @@
 import type { JobRecord, Store } from "./store.ts";
+import { release } from "./buffers.ts";
 
 /**
  * A log is the job's own output: a browser must never sniff it into HTML or run anything in it,
@@ -57,11 +58,21 @@ export function logResponse(store: Store, record: JobRecord, range?: string): Re
   }
   headers.set("content-length", String(end - start));
   let at = start;
+  // The chunks handed out, freed two steps later (`release`): by the time the stream asks for
+  // the chunk after next, the server has passed this one on (it reads the next chunk only after
+  // writing one), so freeing it early costs no copy and no wait for the garbage collector.
+  const sent: Uint8Array[] = [];
   const body = new ReadableStream<Uint8Array>({
     async pull(controller) {
-      if (at >= end) return controller.close();
+      if (sent.length > 2) release(sent.shift());
+      if (at >= end) {
+        sent.length = 0;
+        return controller.close();
+      }
       const next = Math.min(end, at + CHUNK);
-      controller.enqueue(await store.readLog(record.id, at, next));
+      const bytes = await store.readLog(record.id, at, next);
+      controller.enqueue(bytes);
+      sent.push(bytes);
       at = next;
     },
   });

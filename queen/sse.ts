@@ -1,14 +1,22 @@
 import type { RecordedEvent } from "../protocol/mod.ts";
 import type { QueenCore } from "./queen.ts";
+import { release } from "./buffers.ts";
 
 const encoder = new TextEncoder();
 /** A comment line this often keeps proxies from closing an idle stream. */
 const KEEPALIVE_MS = 15_000;
 /**
- * Bytes a follower may fall behind before its stream is closed (it resumes from its last event
- * id). Counted in bytes, not events: output events are up to a megabyte each.
+ * Bytes of frames a live follower may have waiting in its stream. Past it the follower is
+ * behind: live events are no longer queued for it, and it is caught up from the store instead,
+ * a page at a time as it reads. So a follower that reads slowly, or stops reading, costs the
+ * queen at most this much (plus a page), however much the job prints, and still gets every
+ * event in order.
  */
-const MAX_BEHIND_BYTES = 32 * 1024 * 1024;
+export const LIVE_QUEUE_BYTES = 2 * 1024 * 1024;
+/** The stream asks for more (`pull`) while less than this is queued. */
+const HIGH_WATER = 256 * 1024;
+/** Events read from the store per step of a catch-up (output events are 64 KiB to 2 MiB). */
+export const CATCH_UP_EVENTS = 8;
 
 function frame(event: RecordedEvent): Uint8Array {
   return encoder.encode(
@@ -19,12 +27,99 @@ function frame(event: RecordedEvent): Uint8Array {
 /**
  * A Server-Sent Events response with a job's events after `after`: first those recorded, then
  * live ones; it ends after the job's final event.
+ *
+ * The stream has two modes. Live: each event the hub publishes is framed and queued at once.
+ * Behind (at the start, and whenever the frames waiting pass `LIVE_QUEUE_BYTES`): published
+ * events are dropped here, and the stream's `pull` reads the next events after the last one
+ * sent from the store, `CATCH_UP_EVENTS` at a time, only when the client has read what was
+ * queued; once a read comes back short, the follower has caught up and is live again. The
+ * recorder appends an event to the store before publishing it, and the store's reads include
+ * what is not committed yet, so nothing published while behind is missed.
  */
 export function jobEventStream(core: QueenCore, id: string, after: number): Response {
   let stop = () => {};
+  let closed = false;
+  let behind = true;
+  /** A store read is under way: events published meanwhile wait here (the read may miss them). */
+  let reading = false;
+  let waiting: RecordedEvent[] = [];
+  let waitingBytes = 0;
+  /** Events published during a read were dropped (too many to keep): read again. */
+  let missed = false;
+  let stream!: ReadableStreamDefaultController<Uint8Array>;
+  /** Bytes of frames queued and not read by the client. */
+  const queued = () => HIGH_WATER - (stream.desiredSize ?? 0);
+
+  // Frames enqueued and not freed yet, oldest first, and bytes enqueued in all. A frame the
+  // client's connection has taken is freed at once (`release`) rather than left to the garbage
+  // collector: a follower of a 200 MB log is 200 MB of frames, which piled up as ~30 MB of
+  // resident memory before it ran.
+  const frames: Uint8Array[] = [];
+  let enqueued = 0;
+  let freed = 0;
+  const freeTaken = () => {
+    // Bytes the server has read from the stream; the last frames it read may still be on their
+    // way to the socket (it reads the next one only after passing one on), so two are kept.
+    const taken = enqueued - queued();
+    while (frames.length > 2 && freed + frames[0].length + frames[1].length <= taken) {
+      const done = frames.shift()!;
+      freed += done.length;
+      release(done);
+    }
+  };
+  const send = (event: RecordedEvent) => {
+    if (closed || event.n <= after) return;
+    after = event.n;
+    const bytes = frame(event);
+    stream.enqueue(bytes);
+    frames.push(bytes);
+    enqueued += bytes.length;
+    freeTaken();
+    if (event.data.event === "job:done" && core.isFinished(id)) stop();
+  };
+  const unfollow = core.hub.follow(id, (event) => {
+    if (closed) return;
+    if (reading) {
+      // Sizes of output only: enough to bound what a slow store read lets pile up.
+      waitingBytes += "text" in event.data ? event.data.text.length : 64;
+      if (waitingBytes > LIVE_QUEUE_BYTES) missed = true;
+      else waiting.push(event);
+      return;
+    }
+    if (behind) return;
+    if (queued() >= LIVE_QUEUE_BYTES) {
+      behind = true;
+      return;
+    }
+    send(event);
+  });
+
+  /** Reads from the store while behind and the client has room, then goes live. */
+  const catchUp = async () => {
+    while (!closed && behind && (stream.desiredSize ?? 0) > 0) {
+      reading = true;
+      waiting = [];
+      waitingBytes = 0;
+      missed = false;
+      let page: RecordedEvent[];
+      try {
+        page = await core.store.events(id, after, CATCH_UP_EVENTS);
+      } finally {
+        reading = false;
+      }
+      for (const event of page) send(event);
+      if (page.length >= CATCH_UP_EVENTS || missed) continue;
+      // Caught up: what was published during the read follows it (`send` drops repeats).
+      for (const event of waiting) send(event);
+      waiting = [];
+      behind = false;
+      if (core.isFinished(id)) stop();
+    }
+  };
+
   const body = new ReadableStream<Uint8Array>({
-    async start(controller) {
-      let closed = false;
+    start(controller) {
+      stream = controller;
       const keepalive = setInterval(() => {
         if (!closed) controller.enqueue(encoder.encode(": keepalive\n\n"));
       }, KEEPALIVE_MS);
@@ -33,35 +128,29 @@ export function jobEventStream(core: QueenCore, id: string, after: number): Resp
         closed = true;
         clearInterval(keepalive);
         unfollow();
+        waiting = [];
+        frames.length = 0;
         try {
           controller.close();
         } catch {
           // The client went away first.
         }
       };
-      const send = (event: RecordedEvent) => {
-        if (closed || event.n <= after) return;
-        after = event.n;
-        controller.enqueue(frame(event));
-        // A follower this far behind would hold the queen's memory hostage; it is cut off and
-        // can resume from its last event id.
-        if ((controller.desiredSize ?? 0) < -MAX_BEHIND_BYTES) return stop();
-        if (event.data.event === "job:done" && core.isFinished(id)) stop();
-      };
-      // Following before replaying leaves no gap between the two: what is published while the
-      // store is read waits, and goes out after the stored events (`send` drops repeats).
-      let waiting: RecordedEvent[] | undefined = [];
-      const unfollow = core.hub.follow(id, (event) => waiting ? waiting.push(event) : send(event));
-      const stored = await core.store.events(id, after);
-      const live = waiting;
-      waiting = undefined;
-      for (const event of [...stored, ...live]) send(event);
-      if (core.isFinished(id)) stop();
+    },
+    async pull() {
+      freeTaken();
+      try {
+        await catchUp();
+      } catch (error) {
+        // The store failed (or closed with the queen): the client resumes with Last-Event-ID.
+        console.error(`queen: events of ${id} for a follower:`, error);
+        stop();
+      }
     },
     cancel() {
       stop();
     },
-  }, new ByteLengthQueuingStrategy({ highWaterMark: 64 * 1024 }));
+  }, new ByteLengthQueuingStrategy({ highWaterMark: HIGH_WATER }));
   return new Response(body, {
     headers: {
       "content-type": "text/event-stream; charset=utf-8",

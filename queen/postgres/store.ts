@@ -191,12 +191,13 @@ export class PostgresStore implements Store {
     this.#batch.append({ id, event, log });
   }
 
-  async events(id: string, after = 0): Promise<RecordedEvent[]> {
+  async events(id: string, after = 0, limit?: number): Promise<RecordedEvent[]> {
     const rows = await this.#sql`SELECT e.n, e.at, e.data, l.text FROM events e
       LEFT JOIN log_chunks l ON l.job_id = e.job_id
         AND e.data LIKE ${`%"${LOG_REF}":%`}
         AND l.start = (e.data::json ->> ${LOG_REF})::bigint
-      WHERE e.job_id = ${id} AND e.n > ${after} ORDER BY e.n`;
+      WHERE e.job_id = ${id} AND e.n > ${after} ORDER BY e.n
+      ${limit === undefined ? this.#sql`` : this.#sql`LIMIT ${limit}`}`;
     const stored = rows.map((row) => {
       const data = JSON.parse(String(row.data));
       if (row.text !== null && LOG_REF in data) {
@@ -205,7 +206,7 @@ export class PostgresStore implements Store {
       }
       return { n: Number(row.n), at: Number(row.at), data };
     }) as RecordedEvent[];
-    return this.#batch.withPending(id, stored, after);
+    return this.#batch.withPending(id, stored, after, limit);
   }
 
   async readLog(id: string, start: number, end: number): Promise<Uint8Array> {
