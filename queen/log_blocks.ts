@@ -116,7 +116,6 @@ export async function readPacked(
     end === Math.min(total, start + LOG_BLOCK_BYTES)
   ) {
     const raw = unpackBlock(found[0].data);
-    release(found[0].data);
     if (raw.length === end - start) return raw;
   }
   const out = new Uint8Array(end - start);
@@ -124,7 +123,6 @@ export async function readPacked(
     const raw = unpackBlock(data);
     placeBlock(out, start, end, n, raw);
     release(raw);
-    release(data);
   }
   return out;
 }

@@ -1,5 +1,4 @@
 import type { JobRecord, Store } from "./store.ts";
-import { release } from "./buffers.ts";
 
 /**
  * A log is the job's own output: a browser must never sniff it into HTML or run anything in it,
@@ -58,21 +57,13 @@ export function logResponse(store: Store, record: JobRecord, range?: string): Re
   }
   headers.set("content-length", String(end - start));
   let at = start;
-  // The chunks handed out, freed two steps later (`release`): by the time the stream asks for
-  // the chunk after next, the server has passed this one on (it reads the next chunk only after
-  // writing one), so freeing it early costs no copy and no wait for the garbage collector.
-  const sent: Uint8Array[] = [];
+  // The chunks are not freed here (`release`): whoever reads the response may keep them (a
+  // `Response.arrayBuffer()` collects them all). The store's reads free what they copy from.
   const body = new ReadableStream<Uint8Array>({
     async pull(controller) {
-      if (sent.length > 2) release(sent.shift());
-      if (at >= end) {
-        sent.length = 0;
-        return controller.close();
-      }
+      if (at >= end) return controller.close();
       const next = Math.min(end, at + CHUNK);
-      const bytes = await store.readLog(record.id, at, next);
-      controller.enqueue(bytes);
-      sent.push(bytes);
+      controller.enqueue(await store.readLog(record.id, at, next));
       at = next;
     },
   });

@@ -1,6 +1,5 @@
 import type { RecordedEvent } from "../protocol/mod.ts";
 import type { QueenCore } from "./queen.ts";
-import { release } from "./buffers.ts";
 
 const encoder = new TextEncoder();
 /** A comment line this often keeps proxies from closing an idle stream. */
@@ -50,31 +49,10 @@ export function jobEventStream(core: QueenCore, id: string, after: number): Resp
   /** Bytes of frames queued and not read by the client. */
   const queued = () => HIGH_WATER - (stream.desiredSize ?? 0);
 
-  // Frames enqueued and not freed yet, oldest first, and bytes enqueued in all. A frame the
-  // client's connection has taken is freed at once (`release`) rather than left to the garbage
-  // collector: a follower of a 200 MB log is 200 MB of frames, which piled up as ~30 MB of
-  // resident memory before it ran.
-  const frames: Uint8Array[] = [];
-  let enqueued = 0;
-  let freed = 0;
-  const freeTaken = () => {
-    // Bytes the server has read from the stream; the last frames it read may still be on their
-    // way to the socket (it reads the next one only after passing one on), so two are kept.
-    const taken = enqueued - queued();
-    while (frames.length > 2 && freed + frames[0].length + frames[1].length <= taken) {
-      const done = frames.shift()!;
-      freed += done.length;
-      release(done);
-    }
-  };
   const send = (event: RecordedEvent) => {
     if (closed || event.n <= after) return;
     after = event.n;
-    const bytes = frame(event);
-    stream.enqueue(bytes);
-    frames.push(bytes);
-    enqueued += bytes.length;
-    freeTaken();
+    stream.enqueue(frame(event));
     if (event.data.event === "job:done" && core.isFinished(id)) stop();
   };
   const unfollow = core.hub.follow(id, (event) => {
@@ -129,7 +107,6 @@ export function jobEventStream(core: QueenCore, id: string, after: number): Resp
         clearInterval(keepalive);
         unfollow();
         waiting = [];
-        frames.length = 0;
         try {
           controller.close();
         } catch {
@@ -138,7 +115,6 @@ export function jobEventStream(core: QueenCore, id: string, after: number): Resp
       };
     },
     async pull() {
-      freeTaken();
       try {
         await catchUp();
       } catch (error) {
