@@ -337,16 +337,17 @@ export class SqliteStore implements Store {
   readLog(id: string, start: number, end: number): Promise<Uint8Array> {
     const packed = this.#sql.packed.get(id) as Row | undefined;
     if (packed) {
+      const read: Uint8Array[] = [];
       return readPacked(
         start,
         end,
         Number(packed.bytes),
         (first, last) =>
-          (this.#sql.blocks.all(id, first, last) as Row[]).map((row) => ({
-            n: Number(row.n),
-            data: row.data as unknown as Uint8Array,
-          })),
-      );
+          (this.#sql.blocks.all(id, first, last) as Row[]).map((row) => {
+            read.push(row.data as Uint8Array);
+            return { n: Number(row.n), data: row.data as Uint8Array };
+          }),
+      ).finally(() => read.forEach(release));
     }
     return Promise.resolve(this.#readRaw(id, start, end));
   }
