@@ -5,9 +5,9 @@
  * idle queen may not run for minutes: 15 s after three 200 MB jobs the queen held 186–204 MB
  * against 113–118 MB idle, and one full collection brought it back to 110 MB.
  *
- * So once a job's output has passed `AFTER_BYTES` and then no output has arrived for `QUIET_MS`,
- * the queen runs one full collection (about 100 ms of its thread, once per quiet spell after a
- * large log, never while output streams). Deno exposes no collection call; `--expose-gc` is
+ * So once output recorded or replayed to followers has passed `AFTER_BYTES` and then none has
+ * moved for `QUIET_MS`, the queen runs one full collection (about 100 ms of its thread, once per
+ * quiet spell after a large log, never while output streams). Deno exposes no collection call; `--expose-gc` is
  * turned on here, for this process only, through `node:v8`, and the call is taken from a fresh
  * `node:vm` context (the queen's own global gets no `gc`). Where that is unavailable, nothing
  * happens and V8 shrinks its heap when it gets to it.
@@ -90,3 +90,9 @@ export class MemoryReturn {
     this.#timer = timer;
   }
 }
+
+/**
+ * The process's one watcher: output recorded (the queen's hub) and events replayed to late
+ * followers (`sse.ts`) both count.
+ */
+export const queenMemory = new MemoryReturn();

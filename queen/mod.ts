@@ -2,7 +2,7 @@
  * The queen role: `startQueen` serves the API, the worker protocol and the dashboard.
  * @module
  */
-import { MemoryReturn } from "./memory_return.ts";
+import { queenMemory } from "./memory_return.ts";
 import { join } from "node:path";
 import { secureDataDir } from "./data_dir.ts";
 import { openStores } from "./stores.ts";
@@ -192,7 +192,7 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
   prune();
   const pruning = setInterval(prune, RETENTION_EVERY_MS);
   // After a large log, once output stops: one full collection gives the heap back.
-  const memory = new MemoryReturn();
+  const memory = queenMemory;
   const unfollowOutput = core.hub.followAll(({ data }) => {
     if ("text" in data) memory.output(data.text.length);
   });

@@ -1,6 +1,7 @@
 import type { RecordedEvent } from "../protocol/mod.ts";
 import type { QueenCore } from "./queen.ts";
 import { release } from "./buffers.ts";
+import { queenMemory } from "./memory_return.ts";
 
 const encoder = new TextEncoder();
 /** A comment line this often keeps proxies from closing an idle stream. */
@@ -19,10 +20,24 @@ const HIGH_WATER = 256 * 1024;
 /** Events read from the store per step of a catch-up (output events are 64 KiB to 2 MiB). */
 export const CATCH_UP_EVENTS = 8;
 
+/** Room the frames are encoded in, then copied out of at their exact size. */
+let scratch = new Uint8Array(256 * 1024);
+
+/**
+ * An event's SSE frame as bytes. The parts are encoded one after the other rather than joined
+ * into one string first: joining makes a second copy of an output event's text in V8's heap,
+ * for every event and every follower.
+ */
 function frame(event: RecordedEvent): Uint8Array {
-  return encoder.encode(
-    `id: ${event.n}\nevent: ${event.data.event}\ndata: ${JSON.stringify(event)}\n\n`,
-  );
+  const head = `id: ${event.n}\nevent: ${event.data.event}\ndata: `;
+  const json = JSON.stringify(event);
+  const most = head.length * 3 + json.length * 3 + 2;
+  if (most > scratch.length) scratch = new Uint8Array(most);
+  let at = encoder.encodeInto(head, scratch).written;
+  at += encoder.encodeInto(json, scratch.subarray(at)).written;
+  scratch[at++] = 10;
+  scratch[at++] = 10;
+  return scratch.slice(0, at);
 }
 
 /**
@@ -113,7 +128,11 @@ export function jobEventStream(
       } finally {
         reading = false;
       }
-      for (const event of page) send(event);
+      for (const event of page) {
+        send(event);
+        // Replayed output churns the heap as recording it does: give it back after.
+        if ("text" in event.data) queenMemory.output(event.data.text.length);
+      }
       if (page.length >= CATCH_UP_EVENTS || missed) continue;
       // Caught up: what was published during the read follows it (`send` drops repeats).
       for (const event of waiting) send(event);
