@@ -17,8 +17,23 @@ const KEEPALIVE = ": keepalive\n\n";
  * 8 MiB absorbs a follower's usual jitter, so only one that is really slower reads back.
  */
 export const LIVE_QUEUE_BYTES = 8 * 1024 * 1024;
+/**
+ * Bytes of frames all live followers together may have waiting. Past it, any follower with more
+ * than `HIGH_WATER` waiting is fed from the store too: a thousand stalled followers (the most a
+ * job may have) cost the queen this plus a little each, not a thousand times `LIVE_QUEUE_BYTES`.
+ */
+export const ALL_LIVE_QUEUE_BYTES = 64 * 1024 * 1024;
 /** The stream asks for more (`pull`) while less than this is queued. */
 const HIGH_WATER = 256 * 1024;
+
+/** Each open stream's bytes waiting (until drained), for `ALL_LIVE_QUEUE_BYTES`. */
+const streams = new Set<() => number>();
+
+function allQueued(): number {
+  let sum = 0;
+  for (const queued of streams) sum += queued();
+  return sum;
+}
 /** Events read from the store per step of a catch-up (output events are 64 KiB to 2 MiB). */
 export const CATCH_UP_EVENTS = 8;
 
@@ -61,6 +76,7 @@ export function jobEventStream(
   options: { freeSent?: boolean } = {},
 ): Response {
   let stop = () => {};
+  let forget = () => {};
   let closed = false;
   let behind = true;
   /** A store read is under way: events published meanwhile wait here (the read may miss them). */
@@ -110,7 +126,10 @@ export function jobEventStream(
       return;
     }
     if (behind) return;
-    if (queued() >= LIVE_QUEUE_BYTES) {
+    const mine = queued();
+    if (
+      mine >= LIVE_QUEUE_BYTES || (mine >= HIGH_WATER && allQueued() >= ALL_LIVE_QUEUE_BYTES)
+    ) {
       behind = true;
       return;
     }
@@ -147,6 +166,17 @@ export function jobEventStream(
   const body = new ReadableStream<Uint8Array>({
     start(controller) {
       stream = controller;
+      const waitingHere = () => {
+        const size = controller.desiredSize;
+        // Errored, or closed and drained (a closed stream's size reads 0 then).
+        if (size === null || (closed && size === 0)) {
+          streams.delete(waitingHere);
+          return 0;
+        }
+        return Math.max(0, HIGH_WATER - size);
+      };
+      streams.add(waitingHere);
+      forget = () => streams.delete(waitingHere);
       const keepalive = setInterval(() => {
         if (closed) return;
         controller.enqueue(encoder.encode(KEEPALIVE));
@@ -180,6 +210,7 @@ export function jobEventStream(
     },
     cancel() {
       stop();
+      forget();
     },
   }, new ByteLengthQueuingStrategy({ highWaterMark: HIGH_WATER }));
   return new Response(body, {

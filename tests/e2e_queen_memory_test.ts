@@ -44,9 +44,13 @@ class SseReader {
   stdout: string[] = [];
   stdoutBytes = 0;
   done = false;
+  /** With `expected`: the output is compared as it comes instead of kept. */
+  readonly #expected: string | undefined;
+  mismatch = false;
 
-  constructor(body: ReadableStream<Uint8Array>) {
+  constructor(body: ReadableStream<Uint8Array>, expected?: string) {
     this.#reader = body.getReader();
+    this.#expected = expected;
   }
 
   /** Reads until `until()` holds or the stream ends; returns whether the stream ended. */
@@ -72,8 +76,12 @@ class SseReader {
     this.ids.push(Number(id[1]));
     const event = JSON.parse(data[1]);
     if (event.data.event === "job:cmd:stdout") {
-      this.stdout.push(event.data.text);
-      this.stdoutBytes += event.data.text.length;
+      const text: string = event.data.text;
+      if (this.#expected === undefined) this.stdout.push(text);
+      else if (this.#expected.slice(this.stdoutBytes, this.stdoutBytes + text.length) !== text) {
+        this.mismatch = true;
+      }
+      this.stdoutBytes += text.length;
     }
     if (event.data.event === "job:done") this.done = true;
   }
@@ -92,9 +100,12 @@ function assertComplete(sse: SseReader, expected: string): void {
     }
   }
   equal(sse.ids[0], 1);
-  const text = sse.stdout.join("");
-  equal(text.length, expected.length, "the follower got all of the output");
-  ok(text === expected, "the follower got the output in order, byte for byte");
+  equal(sse.stdoutBytes, expected.length, "the follower got all of the output");
+  if (sse.stdout.length) {
+    ok(sse.stdout.join("") === expected, "the follower got the output in order, byte for byte");
+  } else {
+    ok(!sse.mismatch, "the follower got the output in order, byte for byte");
+  }
 }
 
 async function withQueen(
@@ -234,5 +245,45 @@ Deno.test({
           `by ${(rise / MB).toFixed(1)} MB`,
       );
     }
+  });
+});
+
+Deno.test({
+  name: "forty followers that all stop reading cost the queen a bounded amount together, and " +
+    "each gets the whole log once it reads again",
+  sanitizeResources: false,
+  sanitizeOps: false,
+}, async () => {
+  await withQueen(async (queen, repo) => {
+    const pid = queen.proc.child.pid;
+    const lines = 5_000_000; // 38.9 MB of output
+    const expected = seqOutput(lines);
+    await waitForJob(queen, await submitSeq(queen, repo, lines, "unfollowed"), 600_000);
+    const idle = rssOf(pid);
+    const id = await submitSeq(queen, repo, lines, "crowd");
+    const followers = await Promise.all(Array.from({ length: 40 }, async () => {
+      const response = await api(queen, `/api/jobs/${id}/events`, {
+        signal: AbortSignal.timeout(600_000),
+      });
+      equal(response.status, 200);
+      return new SseReader(response.body!, expected);
+    }));
+    // Each reads until output flows, then all stop reading while the job prints the rest.
+    await Promise.all(followers.map((sse) => sse.read(() => sse.stdoutBytes > 0)));
+    const peakOf = samplePeak(pid);
+    equal((await waitForJob(queen, id, 600_000)).result, "passed");
+    const peak = peakOf();
+    for (const sse of followers) {
+      await sse.read(() => sse.done);
+      assertComplete(sse, expected);
+      await sse.cancel();
+    }
+    const rise = peak - idle;
+    console.log(
+      `queen RSS: ${(idle / MB).toFixed(1)} MB after the same job unfollowed, peak with 40 ` +
+        `stalled followers ${(peak / MB).toFixed(1)} MB (+${(rise / MB).toFixed(1)})`,
+    );
+    // Each alone may have 8 MiB waiting (320 MiB for forty); together they share 64 MiB.
+    ok(rise < 200 * MB, `forty stalled followers grew the queen by ${(rise / MB).toFixed(1)} MB`);
   });
 });
