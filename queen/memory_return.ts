@@ -35,6 +35,11 @@ function collector(): (() => void) | null {
   return collect;
 }
 
+/** Whether this runtime lets the queen run a full collection (Deno 2.9 does). */
+export function canCollect(): boolean {
+  return collector() !== null;
+}
+
 /** Watches output as it is recorded and collects once after a large log, when quiet. */
 export class MemoryReturn {
   readonly #afterBytes: number;
