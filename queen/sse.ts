@@ -34,6 +34,7 @@ function allQueued(): number {
   for (const queued of streams) sum += queued();
   return sum;
 }
+
 /** Events read from the store per step of a catch-up (output events are 64 KiB to 2 MiB). */
 export const CATCH_UP_EVENTS = 8;
 
