@@ -108,12 +108,20 @@ export class CommitBatcher {
   }
 
   /**
-   * `stored` (the job's committed events after event number `after`, in order) followed by
-   * those still queued: what a read of the job's events must see.
+   * `stored` (the job's committed events after event number `after`, in order, at most `limit`)
+   * followed by those still queued, up to `limit` in all: what a read of the job's events must
+   * see. A full page of stored events is returned as it is: more committed ones may follow it.
    */
-  withPending(id: string, stored: RecordedEvent[], after: number): RecordedEvent[] {
+  withPending(
+    id: string,
+    stored: RecordedEvent[],
+    after: number,
+    limit = Infinity,
+  ): RecordedEvent[] {
+    if (stored.length >= limit) return stored;
     let last = stored.length ? stored[stored.length - 1].n : after;
     for (const { event } of this.pending(id)) {
+      if (stored.length >= limit) break;
       if (event.n > last) {
         stored.push(event);
         last = event.n;

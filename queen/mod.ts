@@ -2,6 +2,7 @@
  * The queen role: `startQueen` serves the API, the worker protocol and the dashboard.
  * @module
  */
+import { queenMemory } from "./memory_return.ts";
 import { join } from "node:path";
 import { secureDataDir } from "./data_dir.ts";
 import { openStores } from "./stores.ts";
@@ -209,6 +210,11 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
   };
   prune();
   const pruning = setInterval(prune, RETENTION_EVERY_MS);
+  // After a large log, once output stops: one full collection gives the heap back.
+  const memory = queenMemory;
+  const unfollowOutput = core.hub.followAll(({ data }) => {
+    if ("text" in data) memory.output(data.text.length);
+  });
   let ownUrl = "";
   const reporter = new StatusReporter({
     rows: statusRows,
@@ -269,6 +275,8 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
     await reporter.close();
     await builds.close();
     clearInterval(pruning);
+    unfollowOutput();
+    memory.stop();
     core.close();
     await lead.bus?.close();
     await core.store.close();

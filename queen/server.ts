@@ -267,7 +267,9 @@ export function mountJobReads(app: Hono, views: JobViews): void {
 
   app.get("/api/jobs/:id/log", async (c) => {
     const record = await jobOr404(c.req.param("id"));
-    return logResponse(views.store, record, c.req.header("range"));
+    return logResponse(views.store, record, c.req.header("range"), {
+      freeSent: servedOverSocket(c.env),
+    });
   });
 
   app.get("/api/jobs/:id/events", async (c) => {
@@ -280,8 +282,17 @@ export function mountJobReads(app: Hono, views: JobViews): void {
     if (record.view.status !== "done" && views.hub.followers(record.id) >= MAX_FOLLOWERS_PER_JOB) {
       fail(429, `job '${record.id}' has too many followers; try again later`);
     }
-    return jobEventStream(views, record, after);
+    return jobEventStream(views, record, after, { freeSent: servedOverSocket(c.env) });
   });
+}
+
+/**
+ * Whether the request came through `Deno.serve` (which hands the app its connection's info as
+ * the environment), so that its response's chunks go to a socket, one at a time, and none is
+ * kept by an in-process reader (a test's `app.request`).
+ */
+function servedOverSocket(env: unknown): boolean {
+  return typeof env === "object" && env !== null && "remoteAddr" in env;
 }
 
 function fail(status: ContentfulStatusCode, error: string): never {

@@ -96,8 +96,9 @@ export interface Store {
   /** Queues a job's next event (numbered by the recorder) and the log text it adds. */
   appendEvent(id: string, event: RecordedEvent, log?: LogChunk): void;
   /**
-   * The job's events after event number `after`, in order, including ones not yet committed.
-   * With `limit`, a store may answer a page of that many (read again after its last event).
+   * The job's events after event number `after`, in order, including ones not yet committed; at
+   * most `limit` of them (all when not given), so that a long log can be replayed a page at a
+   * time instead of held whole.
    */
   events(id: string, after?: number, limit?: number): Promise<RecordedEvent[]>;
   /** Bytes `start` (inclusive) to `end` (exclusive) of the job's merged log, committed or not. */
@@ -115,6 +116,24 @@ export interface Store {
   afterCommit(callback: () => void, options?: CommitOptions): void;
   /** Commits what is queued and closes. */
   close(): Promise<void>;
+}
+
+/**
+ * A job's events after `after`, read from the store `page` at a time: a long log is walked
+ * without being held whole.
+ */
+export async function* storedEvents(
+  store: Pick<Store, "events">,
+  id: string,
+  after = 0,
+  page = 64,
+): AsyncGenerator<RecordedEvent> {
+  while (true) {
+    const events = await store.events(id, after, page);
+    yield* events;
+    if (events.length < page) return;
+    after = events[events.length - 1].n;
+  }
 }
 
 /** Encodes a list position as an opaque cursor. */

@@ -287,6 +287,38 @@ for (const { name, open } of STORES) {
     equal(seen.length, 3);
   });
 
+  contract("events come a page at a time, committed and queued alike", async ({ store }) => {
+    const record = job("pages");
+    await store.createJob(record);
+    const recorder = new Recorder(store, new Hub());
+    const say = (seq: number) =>
+      recorder.record(
+        record,
+        { event: "job:stdout", id: "pages", attempt: 1, seq, text: `line ${seq}\n` },
+        T,
+      );
+    for (let seq = 1; seq <= 7; seq++) say(seq);
+    await committed(store);
+    // Three more still queued: a page may end in them, or hold both kinds.
+    for (let seq = 8; seq <= 10; seq++) say(seq);
+    const all = await store.events("pages");
+    equal(all.length, 10);
+    for (const size of [1, 3, 4, 7, 10, 11]) {
+      const paged: RecordedEvent[] = [];
+      let after = 0;
+      while (true) {
+        const page = await store.events("pages", after, size);
+        ok(page.length <= size, `a page of ${size} held ${page.length}`);
+        paged.push(...page);
+        if (page.length < size) break;
+        after = page[page.length - 1].n;
+      }
+      deepEqual(paged, all, `pages of ${size}`);
+    }
+    deepEqual(await store.events("pages", 9, 5), all.slice(9));
+    await committed(store);
+  });
+
   contract(
     "a finished log reads back whole and by any range, its events keep their text",
     async (subject) => {

@@ -262,9 +262,7 @@ export class PostgresStore implements Store {
       }
       return { n: Number(row.n), at: Number(row.at), data };
     }) as RecordedEvent[];
-    // A full page may stop short of the queued events: they come with the page that ends.
-    if (limit !== undefined && stored.length >= limit) return stored;
-    return this.#batch.withPending(id, stored, after);
+    return this.#batch.withPending(id, stored, after, limit);
   }
 
   /** The last committed event number of each of the jobs that have events. */
