@@ -8,29 +8,36 @@ const encoder = new TextEncoder();
 /** A comment line this often keeps proxies from closing an idle stream. */
 const KEEPALIVE_MS = 15_000;
 const KEEPALIVE = ": keepalive\n\n";
-/** Events read from the store per step of a catch-up (output events are 64 KiB to 2 MiB). */
-export const CATCH_UP_EVENTS = 8;
 /**
- * Bytes of live events a stream holds for a client that reads slower than the job writes. Past
- * it they are dropped and the stream reads them from the store once the client caught up:
- * counted in bytes, not events, as output events are up to two megabytes each. Reading from the
- * store costs the queen CPU (a 200 MB log's follower on a loaded machine, 2 MiB behind most of
- * the time, raised the queen's CPU per MB by a quarter); 8 MiB absorbs a follower's usual
- * jitter, so only one that is really slower reads back.
+ * Bytes of frames a live follower may have waiting in its stream. Past it the follower is
+ * behind: live events are no longer queued for it, and it is caught up from the store instead,
+ * a page at a time as it reads. So a follower that reads slowly, or stops reading, costs the
+ * queen at most this much (plus a page), however much the job prints, and still gets every
+ * event in order. Reading from the store costs the queen CPU (a 200 MB log's follower on a
+ * loaded machine, 2 MiB behind most of the time, raised the queen's CPU per MB by a quarter);
+ * 8 MiB absorbs a follower's usual jitter, so only one that is really slower reads back.
  */
 export const LIVE_QUEUE_BYTES = 8 * 1024 * 1024;
 /**
- * Bytes of live events all streams together may hold. Past it, any stream holding more than
- * `SMALL_HOLD` reads from the store too: a thousand stalled followers (the most a job may have)
- * cost the queen this plus a little each, not a thousand times `LIVE_QUEUE_BYTES`.
+ * Bytes of frames all live followers together may have waiting. Past it, any follower with more
+ * than `HIGH_WATER` waiting is fed from the store too: a thousand stalled followers (the most a
+ * job may have) cost the queen this plus a little each, not a thousand times `LIVE_QUEUE_BYTES`.
  */
 export const ALL_LIVE_QUEUE_BYTES = 64 * 1024 * 1024;
-const SMALL_HOLD = 256 * 1024;
-/** The stream asks for more (`pull`) while less than this is queued for the client. */
-const HIGH_WATER = 64 * 1024;
+/** The stream asks for more (`pull`) while less than this is queued. */
+const HIGH_WATER = 256 * 1024;
 
-/** Bytes of live events held by every open stream together. */
-let allHeld = 0;
+/** Each open stream's bytes waiting (until drained), for `ALL_LIVE_QUEUE_BYTES`. */
+const streams = new Set<() => number>();
+
+function allQueued(): number {
+  let sum = 0;
+  for (const queued of streams) sum += queued();
+  return sum;
+}
+
+/** Events read from the store per step of a catch-up (output events are 64 KiB to 2 MiB). */
+export const CATCH_UP_EVENTS = 8;
 
 /**
  * What a live view of jobs needs from a queen: its `QueenCore`, or (on a standby) the shared
@@ -64,21 +71,27 @@ function frame(event: RecordedEvent): Uint8Array {
   return scratch.slice(0, at);
 }
 
-const sizeOf = (event: RecordedEvent) => ("text" in event.data ? event.data.text.length : 0) + 100;
+/** Whether `events` (in publishing order) continue `after` without a hole. */
+function contiguous(events: RecordedEvent[], after: number): boolean {
+  for (const event of events) {
+    if (event.n > after + 1) return false;
+    after = Math.max(after, event.n);
+  }
+  return true;
+}
 
 /**
  * A Server-Sent Events response with a job's events after `after`: first those recorded, then
  * live ones; it ends after the job's final event. `record` is the job as read before the stream
  * starts (it ends the stream once replayed if it was finished then).
  *
- * One loop sends everything, in event order: while it is behind it reads the store a page at a
- * time (the replay, a hole, or live events dropped for a slow client), otherwise it sends the
- * live events the hub delivered. It waits for the client before each page or event, so what a
- * queen holds per stream is bounded, however slow the client and however large the log.
- *
- * With `freeSent` (only for a response `Deno.serve` sends, as for `logResponse`), frames the
- * server has taken are freed at once rather than left to the garbage collector: replaying a
- * 200 MB log grew the queen by ~30 MB without.
+ * The stream has two modes. Live: each event the hub publishes is framed and queued at once.
+ * Behind (at the start, and whenever the frames waiting pass `LIVE_QUEUE_BYTES`): published
+ * events are dropped here, and the stream's `pull` reads the next events after the last one
+ * sent from the store, `CATCH_UP_EVENTS` at a time, only when the client has read what was
+ * queued; once a read comes back short, the follower has caught up and is live again. The
+ * recorder appends an event to the store before publishing it, and the store's reads include
+ * what is not committed yet, so nothing published while behind is missed.
  */
 export function jobEventStream(
   views: JobViews,
@@ -90,153 +103,165 @@ export function jobEventStream(
   // Taken now, before any read: a job finished by then has every event in the store. (This
   // queen's own record keeps changing; a status seen later says nothing of a read made before.)
   const finishedAtStart = record.view.status === "done";
+  // From then on, what is committed reaches the hub (from this queen or another, through the
+  // cluster bus): the store's answers meet it without a hole.
+  let ready: Promise<void> | undefined;
   let stop = () => {};
-  let pulled: (() => void) | undefined;
-  let freeTaken = () => {};
-  const body = new ReadableStream<Uint8Array>({
-    // The loop runs beside `start`: the stream calls `pull` (the client read) only once `start`
-    // returned.
-    start(controller) {
-      void run(controller);
-    },
-    pull() {
+  let forget = () => {};
+  let closed = false;
+  let behind = true;
+  /** A store read is under way: events published meanwhile wait here (the read may miss them). */
+  let reading = false;
+  let waiting: RecordedEvent[] = [];
+  let waitingBytes = 0;
+  /** Events published during a read were dropped (too many to keep): read again. */
+  let missed = false;
+  let stream!: ReadableStreamDefaultController<Uint8Array>;
+  /** Bytes of frames queued and not read by the client. */
+  const queued = () => HIGH_WATER - (stream.desiredSize ?? 0);
+
+  // With `freeSent` (as for `logResponse`: only for a response `Deno.serve` sends), frames the
+  // server has taken are freed at once rather than left to the garbage collector: replaying a
+  // 200 MB log grew the queen by ~30 MB without. `frames`: enqueued, not freed, oldest first.
+  const frames: Uint8Array[] = [];
+  let enqueued = 0;
+  let freed = 0;
+  const freeTaken = () => {
+    // The server reads the next frame only after passing one on; the last two read are kept.
+    const taken = enqueued - queued();
+    while (frames.length > 2 && freed + frames[0].length + frames[1].length <= taken) {
+      const done = frames.shift()!;
+      freed += done.length;
+      release(done);
+    }
+  };
+  const send = (event: RecordedEvent) => {
+    if (closed || event.n <= after) return;
+    after = event.n;
+    const bytes = frame(event);
+    stream.enqueue(bytes);
+    if (options.freeSent) {
+      frames.push(bytes);
+      enqueued += bytes.length;
       freeTaken();
-      pulled?.();
-      pulled = undefined;
+    }
+    if (event.data.event === "job:done" && views.isFinished(id)) stop();
+  };
+  const unfollow = views.hub.follow(id, (event) => {
+    if (closed) return;
+    if (reading) {
+      // Sizes of output only: enough to bound what a slow store read lets pile up.
+      waitingBytes += "text" in event.data ? event.data.text.length : 64;
+      if (waitingBytes > LIVE_QUEUE_BYTES) missed = true;
+      else waiting.push(event);
+      return;
+    }
+    if (behind) return;
+    if (event.n <= after) return;
+    if (event.n > after + 1) {
+      // A hole (an event this stream never got): the store has it.
+      behind = true;
+      void kick();
+      return;
+    }
+    const mine = queued();
+    if (
+      mine >= LIVE_QUEUE_BYTES || (mine >= HIGH_WATER && allQueued() >= ALL_LIVE_QUEUE_BYTES)
+    ) {
+      behind = true;
+      return;
+    }
+    send(event);
+  });
+
+  /** Reads from the store while behind and the client has room, then goes live. */
+  const catchUp = async () => {
+    ready ??= views.hub.ready(id);
+    await ready;
+    while (!closed && behind && (stream.desiredSize ?? 0) > 0) {
+      reading = true;
+      waiting = [];
+      waitingBytes = 0;
+      missed = false;
+      let page: RecordedEvent[];
+      try {
+        page = await views.store.events(id, after, CATCH_UP_EVENTS);
+      } finally {
+        reading = false;
+      }
+      for (const event of page) {
+        send(event);
+        // Replayed output churns the heap as recording it does: give it back after.
+        if ("text" in event.data) queenMemory.output(event.data.text.length);
+      }
+      if (page.length >= CATCH_UP_EVENTS || missed) continue;
+      // Caught up: what was published during the read follows it (`send` drops repeats).
+      const published = waiting;
+      waiting = [];
+      // A hole among them (the hub publishes in order, so not expected) is read from the store.
+      if (!contiguous(published, after)) continue;
+      for (const event of published) send(event);
+      behind = false;
+      if (finishedAtStart) stop();
+    }
+  };
+
+  /** Catches up unless a catch-up runs already (a hole found while live starts one). */
+  let catching: Promise<void> | undefined;
+  const kick = async () => {
+    if (catching) return await catching;
+    catching = catchUp().catch((error) => {
+      // The store failed (or closed with the queen): the client resumes with Last-Event-ID.
+      console.error(`queen: events of ${id} for a follower:`, error);
+      stop();
+    }).finally(() => catching = undefined);
+    await catching;
+  };
+
+  const body = new ReadableStream<Uint8Array>({
+    start(controller) {
+      stream = controller;
+      const waitingHere = () => {
+        const size = controller.desiredSize;
+        // Errored, or closed and drained (a closed stream's size reads 0 then).
+        if (size === null || (closed && size === 0)) {
+          streams.delete(waitingHere);
+          return 0;
+        }
+        return Math.max(0, HIGH_WATER - size);
+      };
+      streams.add(waitingHere);
+      forget = () => streams.delete(waitingHere);
+      const keepalive = setInterval(() => {
+        if (closed) return;
+        controller.enqueue(encoder.encode(KEEPALIVE));
+        // Counted like a frame's bytes, but not kept to be freed (it is tiny).
+        enqueued += KEEPALIVE.length;
+        freed += KEEPALIVE.length;
+      }, KEEPALIVE_MS);
+      stop = () => {
+        if (closed) return;
+        closed = true;
+        clearInterval(keepalive);
+        unfollow();
+        waiting = [];
+        frames.length = 0;
+        try {
+          controller.close();
+        } catch {
+          // The client went away first.
+        }
+      };
+    },
+    async pull() {
+      if (options.freeSent) freeTaken();
+      await kick();
     },
     cancel() {
       stop();
+      forget();
     },
   }, new ByteLengthQueuingStrategy({ highWaterMark: HIGH_WATER }));
-  async function run(controller: ReadableStreamDefaultController<Uint8Array>) {
-    let closed = false;
-    let held: RecordedEvent[] = [];
-    let heldBytes = 0;
-    let behind = true;
-    let wake: (() => void) | undefined;
-    const drop = () => {
-      allHeld -= heldBytes;
-      held = [];
-      heldBytes = 0;
-    };
-    // Frames enqueued and not yet freed, oldest first, with the byte counts `freeTaken` needs.
-    const frames: Uint8Array[] = [];
-    let enqueued = 0;
-    let freed = 0;
-    const enqueue = (bytes: Uint8Array, keep: boolean) => {
-      controller.enqueue(bytes);
-      enqueued += bytes.length;
-      if (keep && options.freeSent) frames.push(bytes);
-      else freed += bytes.length;
-    };
-    freeTaken = () => {
-      // Bytes the server has taken from the stream; it reads the next frame only after passing
-      // one on, so the last two taken are kept.
-      const taken = enqueued - (HIGH_WATER - (controller.desiredSize ?? HIGH_WATER));
-      while (frames.length > 2 && freed + frames[0].length + frames[1].length <= taken) {
-        const done = frames.shift()!;
-        freed += done.length;
-        release(done);
-      }
-    };
-    const keepalive = setInterval(() => {
-      if (!closed) enqueue(encoder.encode(KEEPALIVE), false);
-    }, KEEPALIVE_MS);
-    stop = () => {
-      if (closed) return;
-      closed = true;
-      clearInterval(keepalive);
-      unfollow();
-      drop();
-      frames.length = 0;
-      wake?.();
-      pulled?.();
-      try {
-        controller.close();
-      } catch {
-        // The client went away first.
-      }
-    };
-    // A job finished already has nothing live to follow.
-    const unfollow = finishedAtStart ? () => {} : views.hub.follow(id, (event) => {
-      if (closed || behind) return;
-      const size = sizeOf(event);
-      held.push(event);
-      heldBytes += size;
-      allHeld += size;
-      // Too much waits for a slow client: it reads them from the store later instead.
-      if (
-        heldBytes > LIVE_QUEUE_BYTES ||
-        (heldBytes > SMALL_HOLD && allHeld > ALL_LIVE_QUEUE_BYTES)
-      ) {
-        drop();
-        behind = true;
-      }
-      wake?.();
-    });
-    /** Sends one event; true when it ended the stream. */
-    const send = (event: RecordedEvent): boolean => {
-      if (event.n <= after) return false;
-      after = event.n;
-      enqueue(frame(event), true);
-      if (event.data.event === "job:done" && views.isFinished(id)) {
-        stop();
-        return true;
-      }
-      return false;
-    };
-    const roomForMore = async () => {
-      while (!closed && (controller.desiredSize ?? 1) <= 0) {
-        await new Promise<void>((resolve) => pulled = resolve);
-      }
-    };
-    try {
-      // From here on, what is committed reaches the hub (from this queen or another): the
-      // store's answers below meet it without a hole.
-      await views.hub.ready(id);
-      while (!closed) {
-        await roomForMore();
-        if (closed) break;
-        if (behind) {
-          // Whatever arrives during the read is in a later page or held from now on.
-          behind = false;
-          drop();
-          const page = await views.store.events(id, after, CATCH_UP_EVENTS);
-          let ended = false;
-          for (const event of page) {
-            if ("text" in event.data) queenMemory.output(event.data.text.length);
-            if ((ended = send(event))) break;
-          }
-          if (ended || closed) break;
-          if (page.length >= CATCH_UP_EVENTS) {
-            behind = true;
-            continue;
-          }
-          if (finishedAtStart) break;
-          continue;
-        }
-        const event = held.shift();
-        if (!event) {
-          await new Promise<void>((resolve) => wake = resolve);
-          wake = undefined;
-          continue;
-        }
-        heldBytes -= sizeOf(event);
-        allHeld -= sizeOf(event);
-        if (event.n <= after) continue;
-        // A hole (an event this stream never got): the store has it.
-        if (event.n > after + 1) {
-          behind = true;
-          continue;
-        }
-        send(event);
-      }
-    } catch (error) {
-      // The store failed (the queen is stopping): the client resumes from its last event id.
-      console.error(`queen: events of ${id} for a follower:`, error);
-    }
-    stop();
-  }
   return new Response(body, {
     headers: {
       "content-type": "text/event-stream; charset=utf-8",
