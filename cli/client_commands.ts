@@ -17,6 +17,7 @@ import {
 import { request, requestJson, resolveToken } from "./api_client.ts";
 import type { ApiTarget } from "./api_client.ts";
 import { followJob } from "./follow.ts";
+import { shownUrl } from "./shown_url.ts";
 import { followBuild } from "./build_follow.ts";
 import { triggerColumn, triggerHeader } from "./trigger_text.ts";
 import { int, list, pairs, parseFlags, required, str, usage, UsageError } from "./options.ts";
@@ -68,7 +69,9 @@ export async function target(values: Record<string, unknown>): Promise<ApiTarget
   try {
     new URL(queen);
   } catch {
-    throw new UsageError(`--queen must be a URL such as http://127.0.0.1:3000, not '${queen}'`);
+    throw new UsageError(
+      `--queen must be a URL such as http://127.0.0.1:3000, not '${shownUrl(queen)}'`,
+    );
   }
   return { queen, token: await resolveToken(values.token as string | undefined) };
 }

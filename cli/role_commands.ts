@@ -14,6 +14,7 @@ import type { Isolation } from "../worker/mod.ts";
 import { int, list, parseFlags, positive, required, str, usage, UsageError } from "./options.ts";
 import type { Flags, Values } from "./options.ts";
 import { makeLogger } from "./logger.ts";
+import { shownUrl } from "./shown_url.ts";
 import type { LogFormat } from "./logger.ts";
 import type { Output } from "./client_commands.ts";
 
@@ -46,6 +47,13 @@ export const QUEEN_FLAGS: Flags = {
     value: "URL",
     help: "postgres://user@host:port/db: keep jobs there, shared with the other queens " +
       "(password: PGPASSWORD)",
+  },
+  "database-timeout": {
+    type: "string",
+    value: "S",
+    help: "with --database: seconds a statement may take; past it the request fails (503) " +
+      "instead of waiting",
+    default: "30",
   },
   "peer-url": {
     type: "string",
@@ -125,7 +133,15 @@ export const QUEEN_FLAGS: Flags = {
     type: "boolean",
     env: false,
     help: "make a new DIR/secret-key and re-encrypt every stored secret with it, then serve " +
-      "(the key is STRIDER_SECRET_KEY when set: 32 random bytes in base64)",
+      "(the key is STRIDER_SECRET_KEY when set: 32 random bytes in base64; with --database, " +
+      "the old key from --old-secret-key, STRIDER_SECRET_KEY_OLD or DIR/secret-key)",
+  },
+  "old-secret-key": {
+    type: "string",
+    value: "FILE",
+    env: false,
+    help: "a file holding the key secrets were sealed with until now, for the start that " +
+      "re-seals them (or STRIDER_SECRET_KEY_OLD)",
   },
   "log-format": { type: "string", value: "F", help: "text or json", default: "text" },
 };
@@ -230,11 +246,13 @@ function publicUrl(values: Values): string | undefined {
     url = new URL(text);
   } catch {
     throw new UsageError(
-      `--public-url must be a URL such as https://ci.example.com, not '${text}'`,
+      `--public-url must be a URL such as https://ci.example.com, not '${shownUrl(text)}'`,
     );
   }
   if (!/^https?:$/.test(url.protocol) || url.username || url.password) {
-    throw new UsageError(`--public-url must be an http(s) URL without credentials, not '${text}'`);
+    throw new UsageError(
+      `--public-url must be an http(s) URL without credentials, not '${shownUrl(text)}'`,
+    );
   }
   return text.replace(/\/+$/, "");
 }
@@ -243,9 +261,10 @@ function publicUrl(values: Values): string | undefined {
 function peerUrl(values: Values): string | undefined {
   const text = str(values, "peer-url");
   if (text === undefined) return undefined;
-  if (!/^https?:\/\/[^\s/]+\/?$/.test(text)) {
+  if (!/^https?:\/\/[^\s/]+\/?$/.test(text) || shownUrl(text) !== text) {
     throw new UsageError(
-      `--peer-url must be http(s)://HOST:PORT, e.g. http://10.0.0.11:3000, not '${text}'`,
+      "--peer-url must be http(s)://HOST:PORT without a user or password, e.g. " +
+        `http://10.0.0.11:3000, not '${shownUrl(text)}'`,
     );
   }
   return text.replace(/\/+$/, "");
@@ -292,6 +311,7 @@ export async function queen(args: string[], output: Output): Promise<number> {
     host: required(values, "host"),
     data: required(values, "data"),
     database: postgresUrl(values),
+    databaseTimeout: int(values, "database-timeout", 1, 3600),
     peerUrl: peerUrl(values),
     workerTokens: list(values, "worker-token"),
     apiTokens: list(values, "api-token"),
@@ -313,6 +333,7 @@ export async function queen(args: string[], output: Output): Promise<number> {
     // Keys are read from the environment only: a command line is visible to every local user.
     secretKey: Deno.env.get("STRIDER_SECRET_KEY") || undefined,
     oldSecretKey: Deno.env.get("STRIDER_SECRET_KEY_OLD") || undefined,
+    oldSecretKeyFile: str(values, "old-secret-key"),
     rotateSecretKey: values["rotate-secret-key"] === true,
   });
   Deno.addSignalListener("SIGHUP", () => void running.reloadTokens());
@@ -332,7 +353,16 @@ export async function worker(args: string[], output: Output): Promise<number> {
   const connect = required(values, "connect");
   for (const url of connect.split(",")) {
     if (!/^https?:\/\/\S+$/.test(url.trim())) {
-      throw new UsageError(`--connect must be an http:// or https:// URL, not '${url.trim()}'`);
+      throw new UsageError(
+        `--connect must be an http:// or https:// URL, not '${shownUrl(url.trim())}'`,
+      );
+    }
+    // The worker logs where it connects: a password there would be in every log line of it.
+    if (shownUrl(url.trim()) !== url.trim()) {
+      throw new UsageError(
+        `--connect must not carry credentials ('${shownUrl(url.trim())}'): the worker sends ` +
+          "its token (--token or STRIDER_WORKER_TOKEN) in a header",
+      );
     }
   }
   const token = str(values, "token");

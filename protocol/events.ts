@@ -19,6 +19,11 @@ const seq = z.int().min(1).max(Number.MAX_SAFE_INTEGER);
 const timestamp = z.number().int().nonnegative().describe("milliseconds since the Unix epoch");
 const output = z.string().max(LIMITS.output);
 const num = z.int().min(0).max(1_000_000);
+/** The capability both sides announce; see protocol/output_frame.ts for the layout. */
+const binaryOutput = z.int().min(1).max(255).optional().describe(
+  "the newest binary output frame layout this side reads (protocol/README.md, " +
+    '"Binary output frames"); output goes in binary frames only when both sides announce it',
+);
 const exitCode = z.int().min(-1).max(255).describe("-1 when the command could not run");
 
 /** Every `job:*` event from a worker names its job, its attempt and its per-attempt `seq`. */
@@ -115,6 +120,7 @@ export const DroneInfoEvent = z.object({
   accepts: z.int().min(0).max(1_000_000).optional().describe(
     "how many more jobs the worker takes before it exits (--max-jobs); absent: no limit",
   ),
+  binary_output: binaryOutput,
 });
 export type DroneInfo = z.infer<typeof DroneInfoEvent>;
 
@@ -147,7 +153,10 @@ export const WorkerFrameSchema = z.discriminatedUnion("event", [
 export type WorkerFrame = z.infer<typeof WorkerFrameSchema>;
 
 // The seed's "events the drone will fire to the remote", plus DESIGN.md's additions.
-export const DroneQueryInfoEvent = z.object({ event: z.literal("drone:query-info") });
+export const DroneQueryInfoEvent = z.object({
+  event: z.literal("drone:query-info"),
+  binary_output: binaryOutput,
+});
 export const QueueNewEvent = z.object({
   event: z.literal("queue:new"),
   attempt,

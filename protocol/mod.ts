@@ -20,5 +20,6 @@ export * from "./attempt_key.ts";
 export * from "./job_view.ts";
 export * from "./browser.ts";
 export * from "./codec.ts";
+export * from "./output_frame.ts";
 export * from "./json_schema.ts";
 export * from "./legacy.ts";

@@ -32,6 +32,11 @@ export interface BatchTiming {
   batchEvents?: number;
   /** A running job's state is rewritten at most this often (default 500 ms). */
   stateEveryMs?: number;
+  /**
+   * Told when a commit started by the batcher itself (its timer) fails; without it the error is
+   * thrown where nothing catches it. Nothing of that batch is acknowledged either way.
+   */
+  onError?: (error: unknown) => void;
 }
 
 /** Gathers writes into batches; see the module's comment. */
@@ -40,6 +45,7 @@ export class CommitBatcher {
   readonly #batchMs: number;
   readonly #batchEvents: number;
   readonly #stateEveryMs: number;
+  readonly #onError: ((error: unknown) => void) | undefined;
   #events: PendingEvent[] = [];
   /** Events of a batch being written by an asynchronous `write`: reads still see them. */
   #writingEvents: PendingEvent[] = [];
@@ -59,6 +65,13 @@ export class CommitBatcher {
     this.#batchMs = timing.batchMs ?? 3;
     this.#batchEvents = timing.batchEvents ?? 2_000;
     this.#stateEveryMs = timing.stateEveryMs ?? 500;
+    this.#onError = timing.onError;
+  }
+
+  /** A flush nobody waits on. */
+  #background(): void {
+    const flushed = this.flush();
+    if (flushed && this.#onError) flushed.catch(this.#onError);
   }
 
   /** Queues an event (and its log text) for the next commit. */
@@ -95,12 +108,20 @@ export class CommitBatcher {
   }
 
   /**
-   * `stored` (the job's committed events after event number `after`, in order) followed by
-   * those still queued: what a read of the job's events must see.
+   * `stored` (the job's committed events after event number `after`, in order, at most `limit`)
+   * followed by those still queued, up to `limit` in all: what a read of the job's events must
+   * see. A full page of stored events is returned as it is: more committed ones may follow it.
    */
-  withPending(id: string, stored: RecordedEvent[], after: number): RecordedEvent[] {
+  withPending(
+    id: string,
+    stored: RecordedEvent[],
+    after: number,
+    limit = Infinity,
+  ): RecordedEvent[] {
+    if (stored.length >= limit) return stored;
     let last = stored.length ? stored[stored.length - 1].n : after;
     for (const { event } of this.pending(id)) {
+      if (stored.length >= limit) break;
       if (event.n > last) {
         stored.push(event);
         last = event.n;
@@ -174,7 +195,7 @@ export class CommitBatcher {
       this.#flushQueued = true;
       return queueMicrotask(() => {
         this.#flushQueued = false;
-        void this.flush();
+        this.#background();
       });
     }
     this.#arm(this.#batchMs);
@@ -186,6 +207,6 @@ export class CommitBatcher {
     if (this.#timer !== undefined && this.#timerDue <= due) return;
     clearTimeout(this.#timer);
     this.#timerDue = due;
-    this.#timer = setTimeout(() => void this.flush(), ms);
+    this.#timer = setTimeout(() => this.#background(), ms);
   }
 }

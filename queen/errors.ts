@@ -72,3 +72,14 @@ export class StartupError extends Error {
     this.name = "StartupError";
   }
 }
+
+/**
+ * The database did not answer in time or could not be reached (`--database`): the request may be
+ * tried again once it is back.
+ */
+export class DatabaseUnavailableError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "DatabaseUnavailableError";
+  }
+}

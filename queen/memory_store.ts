@@ -67,9 +67,9 @@ export class MemoryStore implements Store {
     if (log) this.#logs.get(id)?.push(encoder.encode(log.text));
   }
 
-  events(id: string, after = 0): Promise<RecordedEvent[]> {
+  events(id: string, after = 0, limit = Infinity): Promise<RecordedEvent[]> {
     // Event numbers are 1, 2, 3, ... so event n sits at index n - 1.
-    return Promise.resolve((this.#events.get(id) ?? []).slice(after));
+    return Promise.resolve((this.#events.get(id) ?? []).slice(after, after + limit));
   }
 
   readLog(id: string, start: number, end: number): Promise<Uint8Array> {

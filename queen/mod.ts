@@ -2,6 +2,7 @@
  * The queen role: `startQueen` serves the API, the worker protocol and the dashboard.
  * @module
  */
+import { queenMemory } from "./memory_return.ts";
 import { join } from "node:path";
 import { secureDataDir } from "./data_dir.ts";
 import { openStores } from "./stores.ts";
@@ -15,6 +16,8 @@ import { createApp } from "./server.ts";
 import { fillTokenSet, parseTokensFile, tokenFromDataDir } from "./tokens.ts";
 import type { TokenSet } from "./tokens.ts";
 import { StartupError } from "./errors.ts";
+import { PostgresStore } from "./postgres/store.ts";
+import { RemoteFeed } from "./remote_feed.ts";
 
 export { QueenCore } from "./queen.ts";
 export { StartupError } from "./errors.ts";
@@ -34,12 +37,16 @@ export interface QueenOptions {
    * docs/ARCHITECTURE.md, "Several queens").
    */
   database?: string;
+  /** With `database`: seconds a statement may take before it fails (default 30). */
+  databaseTimeout?: number;
   /** With `database`: the address other queens reach this one at (default its own). */
   peerUrl?: string;
   /** The key sealing secrets at rest, 32 bytes in base64; default: `<data>/secret-key`. */
   secretKey?: string;
   /** The previous `secretKey`, for the one start that re-seals everything with the new one. */
   oldSecretKey?: string;
+  /** A file holding the previous key (`--old-secret-key`), the same way. */
+  oldSecretKeyFile?: string;
   /** Make a new `<data>/secret-key` and re-seal everything with it before serving. */
   rotateSecretKey?: boolean;
   /** Accepted worker tokens; when empty, one is generated into `<data>/worker-token`. */
@@ -153,17 +160,18 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
       leaseMs: (options.lease ?? 30) * 1000,
       queueTimeoutMs: (options.queueTimeout ?? 0) * 1000,
       database: options.database,
+      databaseTimeout: options.databaseTimeout,
       keys: {
         secretKey: options.secretKey,
         oldSecretKey: options.oldSecretKey,
+        oldSecretKeyFile: options.oldSecretKeyFile,
         rotateSecretKey: options.rotateSecretKey,
       },
       log,
     });
   if (options.rotateSecretKey) {
-    log(
-      `secret key rotated: everything is sealed with the new ${join(options.data, "secret-key")}`,
-    );
+    const key = options.secretKey ? "STRIDER_SECRET_KEY" : join(options.data, "secret-key");
+    log(`secret key rotated: everything is sealed with the new ${key}`);
   }
   const core = await QueenCore.open(store, {
     leaseMs: (options.lease ?? 30) * 1000,
@@ -176,6 +184,13 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
     log,
     shared: lead.shared,
   });
+  if (lead.bus && store instanceof PostgresStore) {
+    // Jobs recorded by other queens reach this queen's followers from the database.
+    lead.bus.attach(
+      new RemoteFeed(core.hub, store, { local: (id) => core.liveJob(id)?.lastN, log }),
+      core.hub,
+    );
+  }
   const shared = lead.shared;
   const builds = await Builds.open(core, buildStore, {
     log,
@@ -196,14 +211,22 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
   const retention = { keepJobs: options.keepJobs, keepDays: options.keepDays };
   const prune = async () => {
     if (retention.keepJobs === undefined && retention.keepDays === undefined) return;
-    await store.prune(retention, Date.now()).then((removed) => {
+    await store.prune(retention, Date.now()).then(async (removed) => {
       if (removed) log(`retention: removed ${removed} finished jobs`);
-    }, (error) => log(`retention: ${(error as Error).message}`));
+      // Then the builds none of whose jobs is left (with their summary statuses and timings).
+      const builds = await buildStore.prune();
+      if (builds) log(`retention: removed ${builds} finished builds`);
+    }).catch((error) => log(`retention: ${(error as Error).message}`));
   };
   // Before serving: a restarted queen never lists what its retention removes. (Every queen of a
   // database prunes; a job two of them pick is deleted once.)
   await prune();
   const pruning = setInterval(prune, RETENTION_EVERY_MS);
+  // After a large log, once output stops: one full collection gives the heap back.
+  const memory = queenMemory;
+  const unfollowOutput = core.hub.followAll(({ data }) => {
+    if ("text" in data) memory.output(data.text.length);
+  });
   let ownUrl = "";
   const reporter = new StatusReporter({
     rows: statusRows,
@@ -213,6 +236,7 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
       followAll: (fn) => core.hub.followAll(fn),
       buildOfJob: (id) => builds.buildOfJob(id),
       getBuild: (id) => builds.view(id),
+      onJobAdded: (listener) => builds.onJobAdded(listener),
     },
     publicUrl: () => options.publicUrl ?? ownUrl,
     log,
@@ -254,7 +278,10 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
     await builds.close();
     clearInterval(pruning);
     await lead.shared?.close();
+    unfollowOutput();
+    memory.stop();
     core.close();
+    await lead.bus?.close();
     await core.store.close();
     lead.release();
   }).then(() => {

@@ -13,7 +13,12 @@ import type {
   RunningAttempt,
   WorkerJobEvent,
 } from "../protocol/mod.ts";
-import { decodeWorkerFrame, protocolRefusal } from "../protocol/mod.ts";
+import {
+  decodeOutputFrame,
+  decodeWorkerFrame,
+  OUTPUT_FRAME_VERSION,
+  protocolRefusal,
+} from "../protocol/mod.ts";
 import { hex } from "../protocol/hex.ts";
 import { Drone, DroneRegistry } from "./drone.ts";
 import { ConflictError, RejectedError } from "./errors.ts";
@@ -341,7 +346,7 @@ export class QueenCore {
   /** A worker connected (and authenticated); returns its Drone, not yet able to take jobs. */
   connect(socket: WebSocket): Drone {
     const drone = new Drone(`d${this.#nextDrone++}`, socket, this.#clock.now());
-    drone.send({ event: "drone:query-info" });
+    drone.send({ event: "drone:query-info", binary_output: OUTPUT_FRAME_VERSION });
     return drone;
   }
 
@@ -356,6 +361,7 @@ export class QueenCore {
       this.disconnect(drone);
       return;
     }
+    if (raw instanceof ArrayBuffer) return this.#onOutputFrame(drone, raw);
     const decoded = decodeWorkerFrame(raw);
     if (!decoded.ok) {
       drone.send({ event: "error", message: decoded.error });
@@ -381,6 +387,24 @@ export class QueenCore {
         }
         return this.#onJobEvent(drone, frame);
     }
+  }
+
+  /**
+   * A binary output frame (protocol/output_frame.ts): the same checks as a job event in JSON,
+   * and its text's bytes go to the store as received.
+   */
+  #onOutputFrame(drone: Drone, raw: ArrayBuffer): void {
+    const refuse = (message: string) => {
+      drone.send({ event: "error", message });
+      this.#options.log(`drone ${drone.name}: refused a frame: ${message}`);
+    };
+    if (!drone.info) return refuse("send drone:info before job events");
+    if (!drone.info.binary_output) {
+      return refuse("binary frames are output frames: announce binary_output in drone:info");
+    }
+    const decoded = decodeOutputFrame(raw);
+    if (!decoded.ok) return refuse(decoded.error);
+    this.#onJobEvent(drone, decoded.value.event, decoded.value.bytes);
   }
 
   /** A worker's socket closed: its attempts wait out the lease for it to come back. */
@@ -413,6 +437,11 @@ export class QueenCore {
     this.#clock.clearInterval(this.#heartbeat);
     for (const orphan of this.#orphans.values()) this.#clock.clearTimeout(orphan.timer);
     this.#orphans.clear();
+  }
+
+  /** Whether `lease` is the lease token of attempt `attempt` of job `id` (constant time). */
+  provesAttempt(id: string, attempt: number, lease: string | undefined): boolean {
+    return validLease(this.#leaseKey, id, attempt, lease);
   }
 
   /** Whether the job has started on its drone (rather than waiting in the drone's queue). */
@@ -770,10 +799,11 @@ export class QueenCore {
     }
   }
 
-  #onJobEvent(drone: Drone, event: WorkerJobEvent): void {
+  #onJobEvent(drone: Drone, event: WorkerJobEvent, bytes?: Uint8Array): void {
     const fetching = this.#fetching.get(event.id);
     if (fetching?.drone === drone) {
       // Kept until the job is here: the worker sends each event once per connection.
+      // (Its bytes are encoded again from its text then.)
       fetching.events.push(event);
       return;
     }
@@ -812,7 +842,7 @@ export class QueenCore {
     }
     this.#lastHeard.set(event.id, this.#clock.now());
     // Acknowledged only once durable: a queen killed now loses nothing the worker dropped.
-    this.#record(record, event, () => drone.ack(event.id, event.attempt, event.seq));
+    this.#record(record, event, () => drone.ack(event.id, event.attempt, event.seq), bytes);
     if (event.event === "job:queued" && record.view.status === "dispatched") {
       this.#waiting.set(event.id, drone);
       // A drone elsewhere may have a free slot for it.
@@ -827,8 +857,13 @@ export class QueenCore {
   }
 
   /** Records an event (see `recorder.ts`); a job it ends leaves `#jobs` once committed. */
-  #record(record: JobRecord, data: RecordedEvent["data"], durable?: () => void): void {
-    this.#recorder.record(record, data, this.#clock.now(), durable);
+  #record(
+    record: JobRecord,
+    data: RecordedEvent["data"],
+    durable?: () => void,
+    bytes?: Uint8Array,
+  ): void {
+    this.#recorder.record(record, data, this.#clock.now(), durable, bytes);
     if (record.view.status !== "done") return;
     this.#forgetJob(record.id);
     this.store.afterCommit(() => {

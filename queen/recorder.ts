@@ -76,14 +76,17 @@ export class Recorder {
 
   /**
    * Records `data` as the job's next event at time `at`; `durable` runs once it is committed
-   * (a worker's acknowledgement, a frame that must not precede what it announces).
+   * (a worker's acknowledgement, a frame that must not precede what it announces). `bytes`, when
+   * given, are the UTF-8 of the event's text as received: stored as they are, not encoded again.
    */
   record(
     record: JobRecord,
     data: RecordedEvent["data"],
     at: number,
     durable?: () => void,
+    bytes?: Uint8Array,
   ): RecordedEvent {
+    const received = data;
     data = capOutput(data, record.logBytes, this.#maxLogBytes);
     const builder = LogBuilder.resume(record.logAttempt, record.logEndsWithNewline);
     const text = builder.append(data);
@@ -91,7 +94,13 @@ export class Recorder {
     record.logEndsWithNewline = builder.endsWithNewline;
     let chunk: LogChunk | undefined;
     if (text) {
-      chunk = { start: record.logBytes, text, bytes: utf8Length(text) };
+      // The received bytes are the chunk's when the log adds the event's text, uncut.
+      const raw = bytes && data === received && "text" in data && text === data.text
+        ? bytes
+        : undefined;
+      chunk = raw
+        ? { start: record.logBytes, text, bytes: raw.byteLength, raw }
+        : { start: record.logBytes, text, bytes: utf8Length(text) };
       record.logBytes += chunk.bytes;
     }
     // Queen-made events carry seq 0; a worker's events count up per attempt.

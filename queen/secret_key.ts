@@ -5,7 +5,9 @@
  * Rotation keeps the old key readable until everything is sealed again: `--rotate-secret-key`
  * copies the key to `secret-key.old`, writes a new `secret-key`, and the store re-seals every
  * row before `secret-key.old` is removed. A crash at any point leaves both keys on disk, and the
- * next start finishes the job.
+ * next start finishes the job. On PostgreSQL the new key may come from `STRIDER_SECRET_KEY`
+ * instead, and the old one from `STRIDER_SECRET_KEY_OLD`, `--old-secret-key FILE` or the key file
+ * (see `postgres/rotation.ts`).
  */
 import { Buffer } from "node:buffer";
 import { randomBytes } from "node:crypto";
@@ -20,6 +22,8 @@ export interface SecretKeyOptions {
   secretKey?: string;
   /** The previous key in base64 (`STRIDER_SECRET_KEY_OLD`), while changing `secretKey`. */
   oldSecretKey?: string;
+  /** A file holding the previous key in base64 (`--old-secret-key`), the same way. */
+  oldSecretKeyFile?: string;
   /** Make a new key file and re-seal everything with it. */
   rotateSecretKey?: boolean;
 }
@@ -96,6 +100,13 @@ export function openSecretBox(dataDir: string, options: SecretKeyOptions = {}): 
   if (old) previous.push(old);
   if (options.oldSecretKey !== undefined) {
     previous.push(parseSecretKey(options.oldSecretKey, "STRIDER_SECRET_KEY_OLD"));
+  }
+  if (options.oldSecretKeyFile !== undefined) {
+    const given = readKeyFile(options.oldSecretKeyFile);
+    if (!given) {
+      throw new StartupError(`--old-secret-key ${options.oldSecretKeyFile}: no such file`);
+    }
+    previous.push(given);
   }
   return new SecretBox(current, previous);
 }

@@ -35,6 +35,7 @@ import { rerunSpec } from "./rerun.ts";
 import { decodeCursor } from "./store.ts";
 import type { QueenCore } from "./queen.ts";
 import { jobEventStream } from "./sse.ts";
+import type { JobViews } from "./sse.ts";
 import { MemoryProjectStore } from "./projects/memory_store.ts";
 import { projectRoutes } from "./projects/routes.ts";
 import type { ProjectStore } from "./projects/store.ts";
@@ -134,38 +135,7 @@ export function createApp(
     return c.json(await acceptJob(core, await jsonBody(c), "api"), 201);
   });
 
-  app.get("/api/jobs", async (c) => {
-    const q = (name: string) => c.req.query(name) || undefined;
-    const limit = Number(q("limit") ?? "50");
-    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
-      throw new InvalidInputError("limit must be an integer from 1 to 1000");
-    }
-    const status = q("status");
-    if (status && !JobStatusSchema.safeParse(status).success) {
-      throw new InvalidInputError(`status must be one of ${JobStatusSchema.options.join(", ")}`);
-    }
-    const result = q("result");
-    if (result && !JobResultSchema.safeParse(result).success) {
-      throw new InvalidInputError(`result must be one of ${JobResultSchema.options.join(", ")}`);
-    }
-    const sinceText = q("since");
-    const since = sinceText ? Date.parse(sinceText) : undefined;
-    if (since !== undefined && Number.isNaN(since)) {
-      throw new InvalidInputError("since must be a date and time, e.g. 2026-11-28T00:00:00Z");
-    }
-    const cursor = q("cursor");
-    if (cursor !== undefined) checkCursor(cursor);
-    const page = await core.store.listJobs({
-      status,
-      result,
-      repo: q("repo"),
-      branch: q("branch"),
-      since,
-      limit,
-      cursor,
-    });
-    return c.json({ jobs: page.records.map(jobSummary), next: page.next } satisfies JobList);
-  });
+  mountJobReads(app, core);
 
   app.get("/api/jobs/:id", async (c) => {
     const view = (await jobOr404(c.req.param("id"))).view;
@@ -186,24 +156,6 @@ export function createApp(
     const original = await jobOr404(c.req.param("id"));
     const spec = await rerunSpec(original, projects);
     return c.json(await acceptJob(core, spec, "rerun", { retryOf: original.id }), 201);
-  });
-
-  app.get("/api/jobs/:id/log", async (c) => {
-    const record = await jobOr404(c.req.param("id"));
-    return logResponse(core.store, record, c.req.header("range"));
-  });
-
-  app.get("/api/jobs/:id/events", async (c) => {
-    const record = await jobOr404(c.req.param("id"));
-    const from = c.req.header("last-event-id") ?? c.req.query("after") ?? "0";
-    const after = Number(from);
-    if (!Number.isInteger(after) || after < 0) {
-      throw new InvalidInputError("Last-Event-ID must be an event number");
-    }
-    if (record.view.status !== "done" && core.hub.followers(record.id) >= MAX_FOLLOWERS_PER_JOB) {
-      fail(429, `job '${record.id}' has too many followers; try again later`);
-    }
-    return jobEventStream(core, record.id, after);
   });
 
   app.post("/api/jobs/:id/cancel", async (c) => {
@@ -242,6 +194,8 @@ export function createApp(
     const { socket, response } = Deno.upgradeWebSocket(c.req.raw, { idleTimeout: 0 });
     let drone: ReturnType<QueenCore["connect"]> | undefined;
     let deadline: ReturnType<typeof setTimeout> | undefined;
+    // Output frames may come as binary (protocol/output_frame.ts): read them as ArrayBuffers.
+    socket.binaryType = "arraybuffer";
     socket.onopen = () => {
       drone = core.connect(socket);
       drone.credential = credential;
@@ -271,6 +225,76 @@ export function createApp(
   });
 
   return app;
+}
+
+/**
+ * The reads of jobs that need nothing but the store and a hub: the list, a job's log and its
+ * event stream. A queen mounts them on its app; a standby of a shared database serves them
+ * itself from the database and the cluster bus.
+ */
+export function mountJobReads(app: Hono, views: JobViews): void {
+  const jobOr404 = async (id: string) => (await views.job(id)) ?? fail404(`no job with id '${id}'`);
+  app.get("/api/jobs", async (c) => {
+    const q = (name: string) => c.req.query(name) || undefined;
+    const limit = Number(q("limit") ?? "50");
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
+      throw new InvalidInputError("limit must be an integer from 1 to 1000");
+    }
+    const status = q("status");
+    if (status && !JobStatusSchema.safeParse(status).success) {
+      throw new InvalidInputError(`status must be one of ${JobStatusSchema.options.join(", ")}`);
+    }
+    const result = q("result");
+    if (result && !JobResultSchema.safeParse(result).success) {
+      throw new InvalidInputError(`result must be one of ${JobResultSchema.options.join(", ")}`);
+    }
+    const sinceText = q("since");
+    const since = sinceText ? Date.parse(sinceText) : undefined;
+    if (since !== undefined && Number.isNaN(since)) {
+      throw new InvalidInputError("since must be a date and time, e.g. 2026-11-28T00:00:00Z");
+    }
+    const cursor = q("cursor");
+    if (cursor !== undefined) checkCursor(cursor);
+    const page = await views.store.listJobs({
+      status,
+      result,
+      repo: q("repo"),
+      branch: q("branch"),
+      since,
+      limit,
+      cursor,
+    });
+    return c.json({ jobs: page.records.map(jobSummary), next: page.next } satisfies JobList);
+  });
+
+  app.get("/api/jobs/:id/log", async (c) => {
+    const record = await jobOr404(c.req.param("id"));
+    return logResponse(views.store, record, c.req.header("range"), {
+      freeSent: servedOverSocket(c.env),
+    });
+  });
+
+  app.get("/api/jobs/:id/events", async (c) => {
+    const record = await jobOr404(c.req.param("id"));
+    const from = c.req.header("last-event-id") ?? c.req.query("after") ?? "0";
+    const after = Number(from);
+    if (!Number.isInteger(after) || after < 0) {
+      throw new InvalidInputError("Last-Event-ID must be an event number");
+    }
+    if (record.view.status !== "done" && views.hub.followers(record.id) >= MAX_FOLLOWERS_PER_JOB) {
+      fail(429, `job '${record.id}' has too many followers; try again later`);
+    }
+    return jobEventStream(views, record, after, { freeSent: servedOverSocket(c.env) });
+  });
+}
+
+/**
+ * Whether the request came through `Deno.serve` (which hands the app its connection's info as
+ * the environment), so that its response's chunks go to a socket, one at a time, and none is
+ * kept by an in-process reader (a test's `app.request`).
+ */
+function servedOverSocket(env: unknown): boolean {
+  return typeof env === "object" && env !== null && "remoteAddr" in env;
 }
 
 function fail(status: ContentfulStatusCode, error: string): never {

@@ -18,6 +18,7 @@ import type { SecretKeyOptions } from "./secret_key.ts";
 import { eraseSecrets, jobContext, openText, resealAll } from "./sealing.ts";
 import { migrate } from "./sqlite_schema.ts";
 import { CommitBatcher } from "./commit_batch.ts";
+import { release } from "./buffers.ts";
 import {
   LOG_BLOCK_BYTES,
   PackedLogReader,
@@ -70,6 +71,19 @@ const GONE = Symbol("gone");
 
 type Row = Record<string, string | number | null | Uint8Array>;
 
+/** Reused for every chunk written (SQLite copies what it binds). */
+let scratch = new Uint8Array(256 * 1024);
+
+/**
+ * `text`'s UTF-8 bytes, in a buffer reused by the next call. A fresh array per chunk is memory
+ * outside V8's heap that its garbage collector frees late: 200 MB of output written so grew the
+ * process's malloc heap by ~130 MB, never returned; encoded into one buffer, by nothing.
+ */
+function utf8View(text: string): Uint8Array {
+  if (text.length * 3 > scratch.length) scratch = new Uint8Array(text.length * 3);
+  return scratch.subarray(0, encoder.encodeInto(text, scratch).written);
+}
+
 /** A log chunk's bytes: stored as a BLOB, or as TEXT by an older strider. */
 function bytesOf(value: Row[string]): Uint8Array {
   return value instanceof Uint8Array ? value : encoder.encode(String(value ?? ""));
@@ -104,6 +118,11 @@ export class SqliteStore implements Store {
     // SQLite gives the -wal and -shm files the database's own mode.
     createPrivateFile(file);
     this.#db = new DatabaseSync(file);
+    // A new database gets 32 KiB pages (SQLite's default is 4 KiB): logs are mostly 64 KiB
+    // chunks, and every page is one WAL write and one more at the checkpoint; 8× fewer pages
+    // made log writes ~2× faster here (BENCHMARKS.md, "Log throughput"). Set before the first
+    // write; an existing file keeps its page size (SQLite ignores this then).
+    this.#db.exec("PRAGMA page_size = 32768");
     this.#db.exec("PRAGMA journal_mode = WAL");
     // With WAL, NORMAL survives a crash of the process (kill -9); only a power loss can drop
     // the last transactions.
@@ -135,7 +154,7 @@ export class SqliteStore implements Store {
       events: prepare(
         "SELECT e.n, e.at, e.data, l.text, l.bytes FROM events e LEFT JOIN log_chunks l " +
           `ON l.job_id = e.job_id AND l.start = json_extract(e.data, '$."${LOG_REF}"') ` +
-          "WHERE e.job_id = ? AND e.n > ? ORDER BY e.n",
+          "WHERE e.job_id = ? AND e.n > ? ORDER BY e.n LIMIT ?",
       ),
       // The chunk holding a byte, then the chunks up to the end: two seeks in the primary key.
       // (A single `start < end AND start + bytes > start` scanned every chunk before `end`, so
@@ -291,12 +310,13 @@ export class SqliteStore implements Store {
     this.#batch.append({ id, event, log });
   }
 
-  events(id: string, after = 0): Promise<RecordedEvent[]> {
-    return Promise.resolve(this.#eventsOf(id, after));
+  events(id: string, after = 0, limit?: number): Promise<RecordedEvent[]> {
+    return Promise.resolve(this.#eventsOf(id, after, limit));
   }
 
-  #eventsOf(id: string, after: number): RecordedEvent[] {
-    const rows = this.#sql.events.all(id, after) as Row[];
+  #eventsOf(id: string, after: number, limit?: number): RecordedEvent[] {
+    // LIMIT -1: all of them.
+    const rows = this.#sql.events.all(id, after, limit ?? -1) as Row[];
     let packed: PackedLogReader | undefined;
     const stored = rows.map((row) => {
       const data = JSON.parse(String(row.data));
@@ -304,30 +324,35 @@ export class SqliteStore implements Store {
         const start = Number(data[LOG_REF]);
         delete data[LOG_REF];
         data.text = textOf(row.text);
+        release(row.text);
         if (data.text === "" && Number(row.bytes) > 0) {
           // A packed log: the chunk's text is in the compressed blocks.
           packed ??= this.#packedReader(id);
-          data.text = decoder.decode(packed.read(start, start + Number(row.bytes)));
+          const bytes = packed.read(start, start + Number(row.bytes));
+          data.text = decoder.decode(bytes);
+          release(bytes);
         }
       }
       return { n: Number(row.n), at: Number(row.at), data };
     }) as RecordedEvent[];
-    return this.#batch.withPending(id, stored, after);
+    packed?.close();
+    return this.#batch.withPending(id, stored, after, limit);
   }
 
   readLog(id: string, start: number, end: number): Promise<Uint8Array> {
     const packed = this.#sql.packed.get(id) as Row | undefined;
     if (packed) {
+      const read: Uint8Array[] = [];
       return readPacked(
         start,
         end,
         Number(packed.bytes),
         (first, last) =>
-          (this.#sql.blocks.all(id, first, last) as Row[]).map((row) => ({
-            n: Number(row.n),
-            data: row.data as unknown as Uint8Array,
-          })),
-      );
+          (this.#sql.blocks.all(id, first, last) as Row[]).map((row) => {
+            read.push(row.data as Uint8Array);
+            return { n: Number(row.n), data: row.data as Uint8Array };
+          }),
+      ).finally(() => read.forEach(release));
     }
     return Promise.resolve(this.#readRaw(id, start, end));
   }
@@ -343,9 +368,10 @@ export class SqliteStore implements Store {
     const floor = (this.#sql.logFloor.get(id, start) as Row | undefined)?.start ?? start;
     for (const row of this.#sql.log.all(id, floor, end) as Row[]) {
       if (row.data) place(Number(row.start), row.data as Uint8Array);
+      release(row.data);
     }
     for (const { log } of this.#batch.pending(id)) {
-      if (log) place(log.start, encoder.encode(log.text));
+      if (log) place(log.start, log.raw ?? encoder.encode(log.text));
     }
     return out;
   }
@@ -440,12 +466,14 @@ export class SqliteStore implements Store {
           if (from < to) {
             block.set(bytes.subarray(from - chunkStart, to - chunkStart), from - start);
           }
+          release(bytes);
         }
         return block.subarray(0, end - start);
       },
       ({ n, data }) => {
         if (!alive()) throw GONE;
         this.#sql.insertBlock.run(id, n, data);
+        release(data);
       },
     );
     // The saved view holds up to 1 MiB of the output too: packed with the log.
@@ -541,7 +569,9 @@ export class SqliteStore implements Store {
           JSON.stringify(stored),
         );
         // As bytes: node:sqlite reads TEXT only up to a NUL, and output may hold NUL bytes.
-        if (log) this.#sql.insertLog.run(id, log.start, log.bytes, encoder.encode(log.text));
+        if (log) {
+          this.#sql.insertLog.run(id, log.start, log.bytes, log.raw ?? utf8View(log.text));
+        }
       }
       for (const record of states) {
         const { view } = record;

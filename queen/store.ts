@@ -40,6 +40,8 @@ export interface LogChunk {
   text: string;
   /** Length of `text` in UTF-8 bytes. */
   bytes: number;
+  /** `text` as UTF-8, when at hand already (a binary output frame's): stored without encoding. */
+  raw?: Uint8Array;
 }
 
 /** Filters for listing jobs, newest first. */
@@ -93,8 +95,12 @@ export interface Store {
   unfinishedJobs(): Promise<JobRecord[]>;
   /** Queues a job's next event (numbered by the recorder) and the log text it adds. */
   appendEvent(id: string, event: RecordedEvent, log?: LogChunk): void;
-  /** The job's events after event number `after`, in order, including ones not yet committed. */
-  events(id: string, after?: number): Promise<RecordedEvent[]>;
+  /**
+   * The job's events after event number `after`, in order, including ones not yet committed; at
+   * most `limit` of them (all when not given), so that a long log can be replayed a page at a
+   * time instead of held whole.
+   */
+  events(id: string, after?: number, limit?: number): Promise<RecordedEvent[]>;
   /** Bytes `start` (inclusive) to `end` (exclusive) of the job's merged log, committed or not. */
   readLog(id: string, start: number, end: number): Promise<Uint8Array>;
   /** Queues a write of the record's state (view, positions, flags). */
@@ -110,6 +116,24 @@ export interface Store {
   afterCommit(callback: () => void, options?: CommitOptions): void;
   /** Commits what is queued and closes. */
   close(): Promise<void>;
+}
+
+/**
+ * A job's events after `after`, read from the store `page` at a time: a long log is walked
+ * without being held whole.
+ */
+export async function* storedEvents(
+  store: Pick<Store, "events">,
+  id: string,
+  after = 0,
+  page = 64,
+): AsyncGenerator<RecordedEvent> {
+  while (true) {
+    const events = await store.events(id, after, page);
+    yield* events;
+    if (events.length < page) return;
+    after = events[events.length - 1].n;
+  }
 }
 
 /** Encodes a list position as an opaque cursor. */

@@ -9,7 +9,6 @@ import type { BuildStore } from "./builds/store.ts";
 import { PostgresBuildStore } from "./postgres/builds.ts";
 import { tolerateClosedSockets } from "./postgres/closed_sockets.ts";
 import type { Artifacts } from "./artifacts/store.ts";
-import { StartupError } from "./errors.ts";
 import { PostgresStatusRows, SqliteStatusRows } from "./forge_status/rows.ts";
 import type { StatusRows } from "./forge_status/rows.ts";
 import { PostgresArtifactStore } from "./postgres/artifacts.ts";
@@ -18,13 +17,15 @@ import { PostgresStore } from "./postgres/store.ts";
 import { Cluster, newQueenIdentity } from "./postgres/cluster.ts";
 import { holdLock } from "./postgres/liveness.ts";
 import type { HeldLock } from "./postgres/liveness.ts";
+import { ClusterBus } from "./postgres/bus.ts";
 import { SqliteProjectStore } from "./projects/store.ts";
 import type { ProjectStore } from "./projects/store.ts";
-import { openSecretBox } from "./secret_key.ts";
+import { databaseKey } from "./postgres/rotation.ts";
 import type { SecretKeyOptions } from "./secret_key.ts";
 import { SqliteStore } from "./sqlite_store.ts";
 import type { Store } from "./store.ts";
 import { tokenFromDataDir } from "./tokens.ts";
+import { StartupError } from "./errors.ts";
 
 /** The stores a queen serves from. */
 export interface Stores {
@@ -43,6 +44,8 @@ export interface Stores {
   announce(url: string): Promise<void>;
   /** Lets the liveness lock go (after the store closed): the others adopt what is left. */
   release(): void;
+  /** With PostgreSQL: what this queen hears of other queens' commits (LISTEN/NOTIFY). */
+  bus?: ClusterBus;
 }
 
 export interface StoreOptions {
@@ -52,6 +55,8 @@ export interface StoreOptions {
   /** `--queue-timeout` in ms (0: none): applied to the shared queue too. */
   queueTimeoutMs: number;
   database?: string;
+  /** Seconds a database statement may take (`--database-timeout`). */
+  databaseTimeout?: number;
   keys: SecretKeyOptions;
   log: (message: string) => void;
 }
@@ -80,23 +85,23 @@ export async function openStores(options: StoreOptions): Promise<Stores> {
       release: () => {},
     };
   }
-  if (options.keys.rotateSecretKey) {
-    throw new StartupError(
-      "--rotate-secret-key is for the SQLite store; with --database, every queen takes the key " +
-        "from STRIDER_SECRET_KEY",
-    );
-  }
   tolerateClosedSockets(log);
-  const box = openSecretBox(options.data, options.keys);
+  const connection = {
+    url: options.database,
+    statementSeconds: options.databaseTimeout,
+  };
+  const box = await databaseKey(options.data, options.keys, connection, log);
   // Every queen of the database schedules: it owns the jobs it claims (see cluster.ts), and
   // holds a lock for its life by which the others know when it died.
   const { id, lock } = newQueenIdentity();
-  const pg = await PostgresStore.open({ url: options.database, queen: id }, box);
+  const pg = await PostgresStore.open({ ...connection, queen: id }, box);
+  const bus = await ClusterBus.open(options.database, { self: () => pg.tag, log });
   let held: HeldLock;
   try {
     held = await holdLock(options.database, lock, id);
   } catch (error) {
     await pg.close();
+    await bus.close();
     throw new StartupError(
       `--database: cannot take this queen's lock: ${(error as Error).message}`,
     );
@@ -117,8 +122,10 @@ export async function openStores(options: StoreOptions): Promise<Stores> {
     // workers of a stopped queen hold.
     leaseKey: await pg.shared("lease-key", newLeaseKey),
     shared: cluster,
-    lost: held.lost,
+    // A commit that failed for good, or a lost liveness lock, stops the queen.
+    lost: Promise.race([held.lost, pg.broken]),
     announce: (url) => cluster.announce(url),
     release: held.release,
+    bus,
   };
 }

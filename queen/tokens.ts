@@ -39,7 +39,8 @@ export interface TokenSet {
 
 /**
  * Parses a tokens file: one `KIND TOKEN` per line, KIND `worker`, `api` (read and write) or
- * `api-read`; `#` starts a comment. Throws a `StartupError` naming the line of any mistake.
+ * `api-read`; `#` starts a comment. Throws a `StartupError` naming the line of any mistake, and
+ * never a word of it: any word may be a token, and the message reaches the queen's log.
  */
 export function parseTokensFile(text: string): { worker: string[]; api: string[]; read: string[] } {
   const out = { worker: [] as string[], api: [] as string[], read: [] as string[] };
@@ -52,17 +53,24 @@ export function parseTokensFile(text: string): { worker: string[]; api: string[]
         `tokens file line ${index + 1}: write 'KIND TOKEN' (one token per line)`,
       );
     }
+    const list = kind === "worker"
+      ? out.worker
+      : kind === "api"
+      ? out.api
+      : kind === "api-read"
+      ? out.read
+      : undefined;
+    if (!list) {
+      // The word is not echoed: in a line written the wrong way round it is the token.
+      throw new StartupError(
+        `tokens file line ${index + 1}: its first word must be the kind, worker, api or ` +
+          "api-read, then the token",
+      );
+    }
     if (token.length < 16) {
       throw new StartupError(`tokens file line ${index + 1}: a token needs at least 16 characters`);
     }
-    if (kind === "worker") out.worker.push(token);
-    else if (kind === "api") out.api.push(token);
-    else if (kind === "api-read") out.read.push(token);
-    else {
-      throw new StartupError(
-        `tokens file line ${index + 1}: kind must be worker, api or api-read, not '${kind}'`,
-      );
-    }
+    list.push(token);
   }
   return out;
 }

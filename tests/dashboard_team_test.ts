@@ -111,7 +111,7 @@ Deno.test("a line window: the end by default, around a line when asked", async (
   deepEqual((await lineWindow(unended.reader, "j", unended.size)).lines, ["a", "b"]);
 });
 
-Deno.test("each line's time is the time of the event that wrote its first byte", () => {
+Deno.test("each line's time is the time of the event that wrote its first byte", async () => {
   const ev = (n: number, at: number, data: Record<string, unknown>) =>
     ({ n, at, data: { id: "j", attempt: 1, seq: n, ...data } }) as unknown as RecordedEvent;
   const events = [
@@ -120,7 +120,7 @@ Deno.test("each line's time is the time of the event that wrote its first byte",
     ev(3, 3000, { event: "job:cmd:stdout", num: 0, text: "o\nthree\n" }),
   ];
   // "$ make\n" (7 bytes), "one\n" at 7, "two\n" at 11, "three\n" at 15.
-  deepEqual(lineTimes(events, [0, 7, 11, 15]), [1000, 2000, 2000, 3000]);
+  deepEqual(await lineTimes(events, [0, 7, 11, 15]), [1000, 2000, 2000, 3000]);
 });
 
 Deno.test("badges: a colour per result, unknown for anything else, nothing unescaped", () => {

@@ -4,6 +4,8 @@
  * somewhere it must not go, refused.
  */
 import { deepEqual, equal, match, ok } from "node:assert/strict";
+import type { QueenFrame } from "../protocol/mod.ts";
+import { PROTOCOL_VERSION } from "../protocol/mod.ts";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
@@ -177,7 +179,7 @@ Deno.test("artifacts round-trip byte for byte; traversal and links out are refus
       }
     });
 
-    await t.step("only the connection running the attempt may add files", async () => {
+    await t.step("the worker token alone adds nothing to a job", async () => {
       const put = (token: string, attempt = 1) =>
         fetch(new URL(`/worker/artifacts/${id}/${attempt}?path=dist/late.txt`, queen.url), {
           method: "PUT",
@@ -190,40 +192,10 @@ Deno.test("artifacts round-trip byte for byte; traversal and links out are refus
       const wrongToken = await put(API_TOKEN);
       equal(wrongToken.status, 401);
       await wrongToken.body?.cancel();
-      const finished = await put(WORKER_TOKEN);
-      equal(finished.status, 409, "a finished job took a file");
-      await finished.body?.cancel();
+      const noLease = await put(WORKER_TOKEN);
+      equal(noLease.status, 403, "a file without the attempt's lease token was taken");
+      match((await noLease.json()).error, /lease token .* in x-strider-lease/);
       ok(!(await listOf(queen, id)).some((a) => a.path === "dist/late.txt"));
-
-      const running = await submitJob(queen, customJob(repo.path, { test: "sleep 30" }));
-      await waitUntil(async () => (await getJob(queen, running)).status === "started");
-      const other = (attempt: number) =>
-        fetch(new URL(`/worker/artifacts/${running}/${attempt}?path=x.txt`, queen.url), {
-          method: "PUT",
-          headers: {
-            authorization: `Bearer ${WORKER_TOKEN}`,
-            "x-strider-sha256": sha256(new TextEncoder().encode("x")),
-          },
-          body: "x",
-        });
-      for (const attempt of [0, 2]) {
-        const response = await other(attempt);
-        equal(response.status, 409, `attempt ${attempt} of a job on attempt 1`);
-        await response.body?.cancel();
-      }
-      const wrongDigest = await fetch(
-        new URL(`/worker/artifacts/${running}/1?path=x.txt`, queen.url),
-        {
-          method: "PUT",
-          headers: { authorization: `Bearer ${WORKER_TOKEN}`, "x-strider-sha256": "a".repeat(64) },
-          body: "x",
-        },
-      );
-      equal(wrongDigest.status, 400);
-      match((await wrongDigest.json()).error, /not the a{64} announced/);
-      deepEqual(await listOf(queen, running), [], "a file with the wrong digest was kept");
-      await api(queen, `/api/jobs/${running}/cancel`, { method: "POST" });
-      await waitForJob(queen, running);
     });
 
     await t.step("a file past the job's cap is refused and the others kept", async () => {
@@ -262,6 +234,173 @@ Deno.test("artifacts round-trip byte for byte; traversal and links out are refus
     });
   } finally {
     await worker.stop();
+    await queen.proc.stop();
+  }
+});
+
+/** A hand-driven worker connection with the shared worker token: what a rogue holder can do. */
+async function rogueDrone(queen: TestQueen, name: string) {
+  const received: QueenFrame[] = [];
+  const socket = new WebSocket(queen.url.replace(/^http/, "ws") + "/ws/worker", {
+    headers: { authorization: `Bearer ${WORKER_TOKEN}` },
+  });
+  socket.onmessage = (m) => {
+    const frame = JSON.parse(m.data) as QueenFrame;
+    received.push(frame);
+    if (frame.event === "ping") socket.send(JSON.stringify({ event: "pong", t: frame.t }));
+  };
+  await new Promise((resolve, reject) => {
+    socket.onopen = resolve;
+    socket.onerror = () => reject(new Error("the rogue socket failed to open"));
+  });
+  socket.send(JSON.stringify({
+    event: "drone:info",
+    name,
+    version: "rogue",
+    protocol: PROTOCOL_VERSION,
+    speed: 1,
+    capacity: 1,
+    plugins: ["env", "custom"],
+    labels: ["rogue"],
+    running: [],
+  }));
+  let seq = 0;
+  return {
+    socket,
+    /** The lease token of the dispatch of `job` attempt `attempt`, once it has come. */
+    async dispatched(job: string, attempt: number): Promise<string> {
+      let lease = "";
+      await waitUntil(
+        () => {
+          const frame = received.find((f) =>
+            f.event === "queue:new" && f.job.job_id === job && f.attempt === attempt
+          );
+          lease = frame?.event === "queue:new" ? frame.lease : "";
+          return lease !== "";
+        },
+        30_000,
+        `queue:new of ${job} attempt ${attempt}`,
+      );
+      return lease;
+    },
+    send(frame: Record<string, unknown>) {
+      socket.send(JSON.stringify({ ...frame, seq: ++seq, timestamp: Date.now() }));
+    },
+    async close() {
+      const closed = new Promise((resolve) => socket.onclose = resolve);
+      socket.close();
+      await closed;
+    },
+  };
+}
+
+/** Uploads `body` as `path` of `job` attempt `attempt`, with `lease` when given. */
+function upload(
+  queen: TestQueen,
+  job: string,
+  attempt: number | string,
+  lease: string | undefined,
+  body = "rogue",
+  path = "evil.txt",
+) {
+  return fetch(
+    new URL(`/worker/artifacts/${job}/${attempt}?path=${encodeURIComponent(path)}`, queen.url),
+    {
+      method: "PUT",
+      headers: {
+        authorization: `Bearer ${WORKER_TOKEN}`,
+        "x-strider-sha256": sha256(new TextEncoder().encode(body)),
+        ...(lease === undefined ? {} : { "x-strider-lease": lease }),
+      },
+      body,
+    },
+  );
+}
+
+/** The status and error of a refused upload, its body read. */
+async function refusal(response: Response): Promise<[number, string]> {
+  const text = await response.text();
+  return [response.status, response.ok ? "" : JSON.parse(text).error];
+}
+
+Deno.test("an artifact upload must prove its attempt: another job's lease, a stale attempt, a finished job or no lease store nothing", async () => {
+  const repo = await makeRepo({ "README": "x\n" });
+  const queen = await startQueen();
+  const honest = await startWorker(queen, { name: "honest", args: ["--labels", "honest"] });
+  // Shares the honest worker's token, as workers do unless each has its own.
+  let rogue = await rogueDrone(queen, "rogue");
+  try {
+    const own = await submitJob(
+      queen,
+      customJob(repo.path, { test: "true" }, { labels: ["rogue"] }),
+    );
+    const lease1 = await rogue.dispatched(own, 1);
+    rogue.send({ event: "job:started", id: own, attempt: 1 });
+    const victim = await submitJob(
+      queen,
+      customJob(repo.path, { test: "sleep 120" }, { labels: ["honest"] }),
+    );
+    await waitUntil(async () => (await getJob(queen, victim)).status === "started", 30_000);
+
+    // The honest worker's running job: every way in without its own lease token is refused.
+    const [none, noneWhy] = await refusal(await upload(queen, victim, 1, undefined));
+    equal(none, 403);
+    match(noneWhy, new RegExp(`lease token of job '${victim}' attempt 1 .* x-strider-lease`));
+    const [other, otherWhy] = await refusal(await upload(queen, victim, 1, lease1));
+    equal(other, 403, "another job's lease token added a file");
+    match(otherWhy, new RegExp(`not that of job '${victim}' attempt 1`));
+    ok(!otherWhy.includes(lease1), "the refusal echoes the token");
+    equal((await refusal(await upload(queen, victim, 1, "x".repeat(43))))[0], 403);
+    equal((await refusal(await upload(queen, victim, 2, lease1)))[0], 403);
+    for (const attempt of ["0", "1x", "99999999999"]) {
+      equal((await refusal(await upload(queen, victim, attempt, lease1)))[0], 400, attempt);
+    }
+    deepEqual(await listOf(queen, victim), [], "the honest job holds a rogue's file");
+
+    // Its own attempt, with its own lease: a file is taken (and a wrong digest still is not).
+    equal((await refusal(await upload(queen, own, 1, lease1, "one")))[0], 201);
+    const badDigest = await fetch(new URL(`/worker/artifacts/${own}/1?path=x.txt`, queen.url), {
+      method: "PUT",
+      headers: {
+        authorization: `Bearer ${WORKER_TOKEN}`,
+        "x-strider-sha256": "a".repeat(64),
+        "x-strider-lease": lease1,
+      },
+      body: "x",
+    });
+    equal(badDigest.status, 400);
+    match((await badDigest.json()).error, /not the a{64} announced/);
+
+    // The rogue comes back without its attempt: attempt 2 goes out with a new lease token.
+    await rogue.close();
+    rogue = await rogueDrone(queen, "rogue");
+    const lease2 = await rogue.dispatched(own, 2);
+    ok(lease2 !== lease1);
+    rogue.send({ event: "job:started", id: own, attempt: 2 });
+    await waitUntil(async () => (await getJob(queen, own)).attempt === 2, 30_000);
+    const [stale, staleWhy] = await refusal(await upload(queen, own, 1, lease1, "stale"));
+    equal(stale, 409, "a stale attempt's lease token added a file");
+    match(staleWhy, /attempt 1 is not running on this worker \(the job is on attempt 2\)/);
+    equal((await refusal(await upload(queen, own, 2, lease1, "stale")))[0], 403);
+    equal((await refusal(await upload(queen, own, 2, lease2, "two", "two.txt")))[0], 201);
+    deepEqual((await listOf(queen, own)).map((a) => [a.path, a.attempt]), [["two.txt", 2]]);
+
+    // Finished: even the right lease token adds nothing.
+    rogue.send({ event: "job:done", id: own, attempt: 2, result: "passed" });
+    await waitForJob(queen, own);
+    const [done, doneWhy] = await refusal(await upload(queen, own, 2, lease2, "late", "late.txt"));
+    equal(done, 409);
+    match(doneWhy, /has finished/);
+    deepEqual((await listOf(queen, own)).map((a) => a.path), ["two.txt"]);
+    ok(!(queen.proc.stdout + queen.proc.stderr).includes(lease1), "a lease token was logged");
+    ok(!(queen.proc.stdout + queen.proc.stderr).includes(lease2), "a lease token was logged");
+
+    await api(queen, `/api/jobs/${victim}/cancel`, { method: "POST" });
+    equal((await waitForJob(queen, victim)).result, "cancelled");
+    deepEqual(await listOf(queen, victim), []);
+  } finally {
+    await rogue.close().catch(() => {});
+    await honest.stop();
     await queen.proc.stop();
   }
 });

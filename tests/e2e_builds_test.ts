@@ -515,7 +515,8 @@ Deno.test("one push makes one build; each job reports its own status, the build 
     deepEqual(standIn.refused, []);
 
     // Without plugins in the project, strider.json decides, and its matrix grows the build from
-    // its plan job: the commit's status stays pending until the whole build ends.
+    // its plan job: the commit's summary status stays pending until the whole build ends, and
+    // each job the matrix added reports its own, as the project's matrix jobs do.
     const patched = await api(queen, "/api/projects/octo-org/hello-world", {
       method: "PATCH",
       body: JSON.stringify({ branches: { main: {} } }),
@@ -535,12 +536,23 @@ Deno.test("one push makes one build; each job reports its own status, the build 
     const grown = await waitForBuild(queen, plan.build);
     equal(grown.result, "failed");
     equal(grown.jobs.length, 3);
+    const finalOf = (context: string) =>
+      standIn.calls.filter((c) => c.sha === sha2 && c.body.context === context)
+        .map((c) => String(c.body.state));
+    const contexts = ["strider", "strider/os-linux", "strider/os-bsd"];
     await waitUntil(
-      () => standIn.statesOf(sha2).length === 2,
+      () => contexts.every((c) => finalOf(c).length === 2),
       30_000,
       `statuses of ${sha2}: ${JSON.stringify(standIn.calls.filter((c) => c.sha === sha2))}`,
     );
-    deepEqual(standIn.statesOf(sha2), ["pending", "failure"]);
+    deepEqual(finalOf("strider"), ["pending", "failure"], "the whole build");
+    deepEqual(finalOf("strider/os-linux"), ["pending", "success"]);
+    deepEqual(finalOf("strider/os-bsd"), ["pending", "failure"]);
+    equal(standIn.statesOf(sha2).length, 6, "no other status was sent");
+    const linux = grown.jobs.find((j) => j.name === "os-linux")!;
+    const linuxCall = standIn.calls.find((c) => c.body.context === "strider/os-linux")!;
+    equal(linuxCall.body.target_url, `https://ci.example.test/jobs/${linux.id}`);
+    deepEqual(standIn.refused, []);
   } finally {
     await worker.stop();
     await queen.proc.stop();

@@ -20,6 +20,7 @@ import {
 import type { Proc, TestQueen } from "./helpers/cluster.ts";
 import { commitFiles, git, makeRepo } from "./helpers/git_repo.ts";
 import { startGitHttpServer } from "./helpers/git_http_server.ts";
+import { killLeftovers } from "../worker/process_ledger.ts";
 
 const random = () => crypto.randomUUID().slice(0, 8);
 
@@ -414,4 +415,108 @@ Deno.test("without isolation, cancel and timeout still end processes that left t
     await worker.stop();
     await queen.proc.stop();
   }
+});
+
+/** Runs `script` as uid/gid 65534 (another local user); its exit code. Needs root. */
+async function asOtherUser(script: string): Promise<number> {
+  const out = await new Deno.Command("sh", {
+    args: ["-c", script],
+    uid: 65534,
+    gid: 65534,
+    stdout: "null",
+    stderr: "null",
+  }).output();
+  return out.code;
+}
+
+Deno.test({
+  name: "another local user can neither read a worker's checkouts nor write its process ledger",
+  async fn(t) {
+    const queen = await startQueen();
+    const repo = await makeRepo({ "private.txt": "private source\n" });
+    const workers: Proc[] = [];
+    /** Starts a worker under `umask`, which its folders and files must not depend on. */
+    const start = async (name: string, umask: number, args: string[]) => {
+      // A workdir the worker makes itself, in a folder anyone may pass (as /var/lib or /srv).
+      const parent = await Deno.makeTempDir({ prefix: "strider-parent-" });
+      await Deno.chmod(parent, 0o755);
+      const workdir = ["--workdir", join(parent, "work")];
+      const before = Deno.umask(umask);
+      try {
+        workers.push(
+          await startWorker(queen, { name, args: [...args, ...workdir, "--labels", name] }),
+        );
+      } finally {
+        Deno.umask(before);
+      }
+    };
+    /** Runs a job on `label` and returns the worker's workdir and the job's checkout. */
+    const checkout = async (label: string) => {
+      const id = await submitJob(
+        queen,
+        customJob(repo.path, { test: 'echo "PWD=$PWD"' }, { labels: [label] }),
+      );
+      equal((await waitForJob(queen, id)).result, "passed", await jobLog(queen, id));
+      const src = (await outputLines(queen, id)).find((l) => l.startsWith("PWD="))!.slice(4);
+      return { src, workdir: dirname(dirname(dirname(src))) };
+    };
+    try {
+      await t.step("without isolation, under the usual umask 022", async () => {
+        await start("open-worker", 0o022, ["--keep-workspaces", "2"]);
+        const { src, workdir } = await checkout("open-worker");
+        equal((await Deno.stat(workdir)).mode! & 0o077, 0, "the workdir is open to others");
+        if (Deno.uid() !== 0) return;
+        equal(await asOtherUser("cat /etc/passwd"), 0, "the other user cannot run at all");
+        ok((await asOtherUser(`cat '${src}/private.txt'`)) !== 0, "read another's checkout");
+        ok((await asOtherUser(`ls '${workdir}/cache/git'`)) !== 0, "listed the mirror cache");
+        ok((await asOtherUser(`touch '${workdir}/pids/4242'`)) !== 0, "wrote the ledger");
+      });
+
+      // The job user may pass through the workdir to its workspace; nothing else of it.
+      await t.step({
+        name: "under --run-as, even with umask 000, the job's user writes no worker file",
+        ignore: Deno.uid() !== 0 || !bwrapWorks(),
+        fn: async () => {
+          await start("runas-worker", 0o000, ["--isolation", "bwrap", "--keep-workspaces", "2"]);
+          const { workdir } = await checkout("runas-worker");
+          for (const dir of ["pids", "spool"]) {
+            await Deno.mkdir(join(workdir, dir), { recursive: true });
+            ok(
+              (await asOtherUser(`touch '${workdir}/${dir}/4242'`)) !== 0,
+              `uid 65534 wrote into the worker's ${dir} folder`,
+            );
+          }
+        },
+      });
+
+      await t.step({
+        name: "a restarted worker kills only the groups its own user noted",
+        ignore: Deno.uid() !== 0,
+        fn: async () => {
+          const ledger = await Deno.makeTempDir({ prefix: "strider-ledger-" });
+          const seconds = `1000.${Math.floor(Math.random() * 1e6)}`;
+          // A group leader of someone else's, noted as if a job of the worker's had started it.
+          const victim = new Deno.Command("setsid", { args: ["sleep", seconds] }).spawn();
+          try {
+            const note = join(ledger, String(victim.pid));
+            await Deno.writeTextFile(note, String(Date.now()));
+            await Deno.chown(note, 65534, 65534);
+            equal(await killLeftovers(ledger), 0, "killed on another user's note");
+            equal((await pgrep(`sleep ${seconds}`)).length, 1, "the group was killed");
+            // The same note in the worker's own hand is honoured.
+            await Deno.writeTextFile(note, String(Date.now()));
+            equal(await killLeftovers(ledger), 1);
+            await waitNoProcess(`sleep ${seconds}`);
+          } finally {
+            await reap(`sleep ${seconds}`);
+            await victim.status;
+            await Deno.remove(ledger, { recursive: true });
+          }
+        },
+      });
+    } finally {
+      for (const worker of workers) await worker.stop();
+      await queen.proc.stop();
+    }
+  },
 });

@@ -2,10 +2,11 @@
  * End to end, the dashboard as a team lives in it, in Debian's Chromium: projects and branches,
  * filters kept in the URL, line permalinks, find-in-log beyond the rendered tail, badges per
  * result, the run form from a project, draining a drone, axe-core on every page, and the
- * README's screenshot (docs/dashboard.png), made here from a real run.
+ * README's screenshot, made here from a real run: always taken and checked, written to
+ * docs/dashboard.png only when asked (`deno task screenshot`), so a test run changes no tracked file.
  */
-import { equal, match, ok } from "node:assert/strict";
-import { join } from "node:path";
+import { deepEqual, equal, match, ok } from "node:assert/strict";
+import { dirname, join } from "node:path";
 import axe from "axe-core";
 import type { Page } from "playwright-core";
 import {
@@ -23,6 +24,19 @@ import { launchChromium } from "./helpers/browser.ts";
 import { git, makeRepo } from "./helpers/git_repo.ts";
 
 const ARTIFACTS = join(ROOT, "tests", "artifacts");
+/** Where to keep the overview's screenshot, when set: `deno task screenshot` names the README's. */
+const SCREENSHOT = Deno.env.get("STRIDER_SCREENSHOT");
+const VIEWPORT = { width: 1280, height: 800 };
+
+/** The width and height a PNG's header gives, or undefined when `bytes` is no PNG. */
+function pngSize(bytes: Uint8Array): { width: number; height: number } | undefined {
+  const signature = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+  if (bytes.length < 24 || signature.some((b, i) => bytes[i] !== b)) return undefined;
+  // The first chunk is IHDR: width and height, big-endian, after its length and type.
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (new TextDecoder().decode(bytes.subarray(12, 16)) !== "IHDR") return undefined;
+  return { width: view.getUint32(16), height: view.getUint32(20) };
+}
 const AXE_SOURCE = (axe as unknown as { source: string }).source;
 
 /** Serious and critical axe-core violations on the page, as readable lines. */
@@ -60,7 +74,7 @@ Deno.test({
     const queen = await startQueen();
     const worker = await startWorker(queen, { name: "team-drone", args: ["--labels", "linux"] });
     const browser = await launchChromium();
-    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const context = await browser.newContext({ viewport: VIEWPORT });
     const page = await context.newPage();
     const errors: string[] = [];
     page.on("pageerror", (error) => errors.push(`page error: ${error.message}`));
@@ -240,7 +254,14 @@ Deno.test({
         await page.goto(`${queen.url}/`);
         await page.locator('#drones tr[data-drone="team-drone"]').waitFor();
         await checkAxe("overview");
-        await page.screenshot({ path: join(ROOT, "docs", "dashboard.png") });
+        // Taken every run, kept in a temporary folder unless asked for (STRIDER_SCREENSHOT).
+        const shot = join(await Deno.makeTempDir({ prefix: "strider-screenshot-" }), "dash.png");
+        await page.screenshot({ path: shot });
+        const png = await Deno.readFile(shot);
+        deepEqual(pngSize(png), VIEWPORT, "the screenshot is not a PNG of the viewport's size");
+        ok(png.length > 10_000, `a ${png.length}-byte screenshot shows next to nothing`);
+        if (SCREENSHOT) await Deno.copyFile(shot, SCREENSHOT);
+        await Deno.remove(dirname(shot), { recursive: true });
         // Keyboard: the first Tab reaches the skip link, drawn with a visible focus ring.
         await page.keyboard.press("Tab");
         const focus = await page.evaluate(`(() => {

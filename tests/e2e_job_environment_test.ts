@@ -187,3 +187,89 @@ Deno.test("--env-pass refuses the worker's own STRIDER_ settings", async () => {
     await queen.proc.stop();
   }
 });
+
+/** Whether bubblewrap can make a sandbox here. */
+function bwrapWorks(): boolean {
+  try {
+    return new Deno.Command("bwrap", {
+      args: ["--unshare-user", "--unshare-pid", "--ro-bind", "/", "/", "--", "true"],
+      stdout: "null",
+      stderr: "null",
+    }).outputSync().success;
+  } catch {
+    return false;
+  }
+}
+
+Deno.test({
+  name: "under --run-as, USER and LOGNAME name the job's user (its uid when it has no name)",
+  // Only a root worker switches users.
+  ignore: Deno.uid() !== 0 || !bwrapWorks(),
+  async fn(t) {
+    const repo = await makeRepo({ "README": "hello\n" });
+    const queen = await startQueen();
+    let unnamed = 54321;
+    while ((await getent(String(unnamed))) !== "") unnamed++;
+    const workers = [
+      await startWorker(queen, {
+        name: "as-nobody",
+        args: ["--isolation", "bwrap", "--labels", "nobody", "--keep-workspaces", "2"],
+      }),
+      await startWorker(queen, {
+        name: "as-unnamed",
+        args: [
+          "--isolation",
+          "bwrap",
+          "--run-as",
+          String(unnamed),
+          "--labels",
+          "unnamed",
+          "--keep-workspaces",
+          "2",
+        ],
+        // The worker's own name, which the job must not see as its own.
+        env: { USER: "root", LOGNAME: "root" },
+      }),
+    ];
+    try {
+      for (
+        const [label, uid, want] of [
+          ["nobody", 65534, "nobody"],
+          ["unnamed", unnamed, String(unnamed)],
+        ] as const
+      ) {
+        await t.step(`run as ${want}`, async () => {
+          const id = await submitJob(
+            queen,
+            customJob(repo.path, {
+              test: [
+                'echo "user=$USER logname=$LOGNAME"',
+                'echo "home=$HOME"; touch "$HOME/made-here" && echo home-writable',
+                'echo "PWD=$PWD"; echo mine > mine.txt',
+              ].join("\n"),
+            }, { labels: [label] }),
+          );
+          const job = await waitForJob(queen, id, 60_000);
+          const out = job.phases.test.commands[0].output;
+          equal(job.result, "passed", await jobLog(queen, id));
+          match(out, new RegExp(`^user=${want} logname=${want}$`, "m"));
+          match(out, /home-writable/);
+          ok(out.match(/home=(\S+)/)![1].endsWith(`/jobs/${id}.1/home`), out);
+          // USER names the uid that owns, outside the sandbox, what the job made.
+          const pwd = out.match(/PWD=(\S+)/)![1];
+          equal((await Deno.stat(`${pwd}/mine.txt`)).uid, uid);
+        });
+      }
+    } finally {
+      for (const worker of workers) await worker.stop();
+      await queen.proc.stop();
+    }
+  },
+});
+
+/** `getent passwd KEY`'s line, or "" when there is no such user. */
+async function getent(key: string): Promise<string> {
+  const out = await new Deno.Command("getent", { args: ["passwd", key], stdout: "piped" })
+    .output();
+  return new TextDecoder().decode(out.stdout).trim();
+}

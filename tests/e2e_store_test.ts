@@ -182,6 +182,11 @@ Deno.test("retention removes old finished jobs and never a queued one", async ()
     );
     deepEqual(left, [queued, ids[4], ids[3]]);
     equal((await getJob(queen, queued)).status, "queued");
+    // Each job was a build of one: the builds of the removed jobs go with them.
+    const builds = async () =>
+      (await (await api(queen, "/api/builds")).json()).builds.map((b: { id: string }) => b.id);
+    await waitUntil(async () => (await builds()).length === 3, 30_000, "builds pruned");
+    deepEqual(await builds(), [queued, ids[4], ids[3]]);
   } finally {
     await queen.proc.stop();
   }

@@ -2,7 +2,7 @@
  * Tokens from a tokens file: worker, write and read-only API tokens, on a private queen; editing
  * the file and sending SIGHUP adds and revokes tokens without a restart.
  */
-import { equal, match } from "node:assert/strict";
+import { equal, match, ok } from "node:assert/strict";
 import { join } from "node:path";
 import {
   api,
@@ -70,6 +70,32 @@ Deno.test("tokens file: scopes, private reads and revocation on SIGHUP", async (
     await b.stop();
   } finally {
     await worker.stop();
+    await queen.proc.stop();
+  }
+});
+
+Deno.test("a tokens file mistake never puts a token in the queen's log, at a reload or at start", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "strider-tokens-" });
+  const file = join(dir, "tokens");
+  const SWAPPED = "swapped-token-eeeeeeeeeeeeeeee";
+  await Deno.writeTextFile(file, `worker ${WORKER_A}\n`);
+  const queen = await startQueen({ args: ["--tokens-file", file] });
+  try {
+    // A token with a note after it instead of KIND TOKEN, picked up by a reload.
+    await Deno.writeTextFile(file, `${SWAPPED} the-runner-in-rack-two\n`);
+    queen.proc.signal("SIGHUP");
+    await queen.proc.waitFor(/tokens not reloaded, the old ones stay: .*line 1/, 15_000);
+    const worker = await startWorker(queen, { name: "still-a", token: WORKER_A });
+    await worker.stop();
+    ok(!(queen.proc.stdout + queen.proc.stderr).includes(SWAPPED), queen.proc.stderr);
+
+    // And at start: the queen refuses the file, naming the line only.
+    const second = await Deno.makeTempDir({ prefix: "strider-queen-" });
+    const refused = await startQueen({ data: second, args: ["--tokens-file", file] })
+      .then(() => "started", (error: Error) => error.message);
+    match(refused, /tokens file line 1: its first word must be the kind/);
+    ok(!refused.includes(SWAPPED), refused);
+  } finally {
     await queen.proc.stop();
   }
 });

@@ -8,6 +8,7 @@ import { DatabaseSync } from "node:sqlite";
 import type { JobResult, RecordedEvent } from "../protocol/mod.ts";
 import { ProjectSchema } from "../protocol/mod.ts";
 import { StatusReporter } from "../queen/forge_status/reporter.ts";
+import type { ReporterQueen } from "../queen/forge_status/reporter.ts";
 import { MemoryProjectStore } from "../queen/projects/memory_store.ts";
 import { migrate } from "../queen/sqlite_schema.ts";
 import type { JobRecord } from "../queen/store.ts";
@@ -16,7 +17,7 @@ const SHA = "b".repeat(40);
 const TOKEN = "tok-secret-123456";
 
 /** A queen of fake jobs, a forge that answers from a script, and a reporter over them. */
-function setup(answers: (number | "hang")[], db = freshDb()) {
+function setup(answers: (number | "hang")[], db = freshDb(), extra: Partial<ReporterQueen> = {}) {
   const jobs = new Map<string, { status: string; result: JobResult | null }>();
   let listener: (event: RecordedEvent) => void = () => {};
   const projects = new MemoryProjectStore();
@@ -58,6 +59,7 @@ function setup(answers: (number | "hang")[], db = freshDb()) {
         listener = fn;
         return () => {};
       },
+      ...extra,
     },
     publicUrl: () => "https://ci.test/",
     retry: { minMs: 1, maxMs: 1, tries: 3 },
@@ -171,4 +173,39 @@ Deno.test("a reporter on a database left mid-report carries on", async () => {
   equal(again.calls[0].url, `https://forge.test/api/projects/octo%2Fhello/statuses/${SHA}`);
   await restarted.close();
   await again.reporter.close();
+});
+
+Deno.test("jobs a strider.json matrix adds report like their planning job, even when the queen missed their start", async () => {
+  let added: (job: string, build: string) => void = () => {};
+  const { jobs, reporter, calls, finish } = setup([], freshDb(), {
+    buildOfJob: () => Promise.resolve("plan"),
+    getBuild: (id) =>
+      Promise.resolve(id === "plan" ? { status: "running", result: null } : undefined),
+    onJobAdded: (listener) => {
+      added = listener;
+      return () => {};
+    },
+  });
+  jobs.set("plan", { status: "started", result: null });
+  await reporter.track("plan", { forge: "github", project: "octo/hello", sha: SHA });
+  await settle(() => calls.length === 1);
+  // Announced when queued: pending at once, its result when it ends.
+  jobs.set("m1", { status: "queued", result: null });
+  added("m1", "plan");
+  await settle(async () => (await reporter.view("m1"))?.state === "pending");
+  finish("m1", "passed");
+  await settle(async () => (await reporter.view("m1"))?.state === "success");
+  // Not announced (the queen restarted between the plan's end and the job's row): its end
+  // still reports, on the planning job's commit.
+  finish("m2", "failed");
+  await settle(async () => (await reporter.view("m2"))?.state === "failure");
+  equal((await reporter.view("m2"))?.commit, SHA);
+  deepEqual(calls.filter((c) => c.url.endsWith(SHA)).map((c) => c.state), [
+    "pending",
+    "pending",
+    "success",
+    "pending",
+    "failure",
+  ]);
+  await reporter.close();
 });

@@ -1,7 +1,8 @@
 /** Unit tests of the bwrap command line: what a sandbox mounts, and what it never does. */
 import { deepEqual, equal, ok, rejects } from "node:assert/strict";
 import { join } from "node:path";
-import { sandboxSettings, wrapCommand } from "../worker/sandbox.ts";
+import { jobUser } from "../worker/job_env.ts";
+import { lookUpUser, passwdEntry, sandboxSettings, wrapCommand } from "../worker/sandbox.ts";
 import type { SandboxSettings } from "../worker/sandbox.ts";
 
 const settings: SandboxSettings = {
@@ -122,4 +123,17 @@ Deno.test("--run-as is refused without bwrap, and never allows root", async () =
   } else {
     await rejects(sandboxSettings({ isolation: "bwrap", runAs: "nobody" }), /root/);
   }
+});
+
+Deno.test("a job's USER is the --run-as user's name, its uid when it has none, else the worker's", async () => {
+  deepEqual(await lookUpUser("nobody"), { name: "nobody", uid: 65534, gid: 65534 });
+  deepEqual(await lookUpUser("65534"), { name: "nobody", uid: 65534, gid: 65534 });
+  equal(jobUser(await lookUpUser("65534")), "nobody");
+  let unnamed = 54321;
+  while (await passwdEntry(String(unnamed))) unnamed++;
+  deepEqual(await lookUpUser(String(unnamed)), { uid: unnamed, gid: unnamed });
+  equal(jobUser(await lookUpUser(String(unnamed))), String(unnamed));
+  // Not run as another user (no isolation, or a worker that is not root): the worker's name.
+  equal(jobUser(undefined, () => "the-worker"), "the-worker");
+  await rejects(lookUpUser("no-such-user-x"), /no such user/);
 });

@@ -16,6 +16,11 @@ import { SecretBox } from "../queen/secret_box.ts";
 import { postgresCluster } from "./helpers/postgres.ts";
 import { LOG_BLOCK_BYTES } from "../queen/log_blocks.ts";
 import { buildLog } from "./helpers/build_log.ts";
+import { SqliteBuildStore } from "../queen/builds/sqlite_store.ts";
+import type { BuildRecord, BuildStore } from "../queen/builds/store.ts";
+import { PostgresBuildStore } from "../queen/postgres/builds.ts";
+import { PostgresStatusRows, SqliteStatusRows } from "../queen/forge_status/rows.ts";
+import type { StatusRows } from "../queen/forge_status/rows.ts";
 
 /** A store under test; `reopen` (when the store outlives its process) closes and opens it. */
 interface Subject {
@@ -178,6 +183,28 @@ for (const { name, open } of STORES) {
     },
   );
 
+  contract(
+    "events read a page at a time come back whole, in order, committed or not",
+    async ({ store }) => {
+      // How live streams and other queens read a long log: `limit` events after the last one.
+      const record = job("p");
+      await store.createJob(record);
+      const recorder = new Recorder(store, new Hub());
+      run(recorder, record, Array.from({ length: 20 }, (_, i) => `line-${i}\n`));
+      await committed(store);
+      run(recorder, record, ["queued-1\n", "queued-2\n"]);
+      const pages: number[][] = [];
+      for (let after = 0;;) {
+        const page = await store.events("p", after, 7);
+        if (!page.length) break;
+        pages.push(page.map((e) => e.n));
+        after = page[page.length - 1].n;
+      }
+      deepEqual(pages.flat(), Array.from({ length: record.lastN }, (_, i) => i + 1));
+      ok(pages.every((page) => page.length <= 7) || pages.length === 1, "pages, or all at once");
+    },
+  );
+
   contract("a saved view comes back; its lag behind the events is told", async (subject) => {
     const { store } = subject;
     const record = job("c");
@@ -260,6 +287,38 @@ for (const { name, open } of STORES) {
     equal(seen.length, 3);
   });
 
+  contract("events come a page at a time, committed and queued alike", async ({ store }) => {
+    const record = job("pages");
+    await store.createJob(record);
+    const recorder = new Recorder(store, new Hub());
+    const say = (seq: number) =>
+      recorder.record(
+        record,
+        { event: "job:stdout", id: "pages", attempt: 1, seq, text: `line ${seq}\n` },
+        T,
+      );
+    for (let seq = 1; seq <= 7; seq++) say(seq);
+    await committed(store);
+    // Three more still queued: a page may end in them, or hold both kinds.
+    for (let seq = 8; seq <= 10; seq++) say(seq);
+    const all = await store.events("pages");
+    equal(all.length, 10);
+    for (const size of [1, 3, 4, 7, 10, 11]) {
+      const paged: RecordedEvent[] = [];
+      let after = 0;
+      while (true) {
+        const page = await store.events("pages", after, size);
+        ok(page.length <= size, `a page of ${size} held ${page.length}`);
+        paged.push(...page);
+        if (page.length < size) break;
+        after = page[page.length - 1].n;
+      }
+      deepEqual(paged, all, `pages of ${size}`);
+    }
+    deepEqual(await store.events("pages", 9, 5), all.slice(9));
+    await committed(store);
+  });
+
   contract(
     "a finished log reads back whole and by any range, its events keep their text",
     async (subject) => {
@@ -313,4 +372,125 @@ for (const { name, open } of STORES) {
       deepEqual(await again.events("big"), []);
     },
   );
+}
+
+/** A job store with the build store and commit-status rows kept in the same database. */
+interface BuildSubject {
+  store: Store;
+  builds: BuildStore;
+  statuses: StatusRows;
+  cleanup: () => Promise<void>;
+}
+
+const BUILD_STORES: { name: string; open: () => Promise<BuildSubject> }[] = [
+  {
+    name: "sqlite",
+    open: async () => {
+      const dir = await Deno.makeTempDir({ prefix: "strider-contract-" });
+      const store = new SqliteStore(dir);
+      return {
+        store,
+        builds: new SqliteBuildStore(store.database),
+        statuses: new SqliteStatusRows(store.database),
+        cleanup: async () => {
+          await store.close();
+          await Deno.remove(dir, { recursive: true });
+        },
+      };
+    },
+  },
+  {
+    name: "postgres",
+    open: async () => {
+      const url = await (await postgresCluster()).newDatabase();
+      const box = new SecretBox(crypto.getRandomValues(new Uint8Array(32)), []);
+      const store = await PostgresStore.open({ url, max: 4 }, box);
+      return {
+        store,
+        builds: new PostgresBuildStore(store.sql),
+        statuses: new PostgresStatusRows(store.sql),
+        cleanup: () => store.close(),
+      };
+    },
+  },
+];
+
+function buildOf(
+  id: string,
+  repo: string,
+  jobs: string[],
+  status: "running" | "done",
+): BuildRecord {
+  return {
+    id,
+    createdAt: T,
+    finishedAt: status === "done" ? T + 1000 : null,
+    status,
+    result: status === "done" ? "passed" : null,
+    repo,
+    branch: "main",
+    failFast: false,
+    cancelled: false,
+    rerunOf: null,
+    axes: [],
+    jobs: jobs.map((job) => ({
+      id: job,
+      name: job,
+      allowFailure: false,
+      result: status === "done" ? "passed" : null,
+    })),
+  };
+}
+
+for (const { name, open } of BUILD_STORES) {
+  Deno.test(`store contract (${name}): retention removes builds whose jobs are all gone, with their summary status and timings`, async () => {
+    const { store, builds, statuses, cleanup } = await open();
+    try {
+      const APP = "https://git.example/app.git";
+      const OTHER = "https://git.example/other.git";
+      const recorder = new Recorder(store, new Hub());
+      // x (build X, of another repository), then a1 and a2 (build A): all finished.
+      for (const [i, id] of ["x", "a1", "a2"].entries()) {
+        const record = job(id, id === "x" ? { repo: { url: OTHER } } : {}, T + i);
+        await store.createJob(record);
+        run(recorder, record, [], "passed");
+      }
+      await committed(store);
+      await builds.createBuild(buildOf("X", OTHER, ["x"], "done"));
+      await builds.createBuild(buildOf("A", APP, ["a1", "a2"], "done"));
+      // A running build whose job is not submitted yet is never removed.
+      await builds.createBuild(buildOf("R", APP, ["r1"], "running"));
+      await builds.recordTimings(APP, { "a.test": 3 }, T);
+      await builds.recordTimings(OTHER, { "x.test": 5 }, T);
+      for (const id of ["build:X", "build:A", "x"]) {
+        await statuses.insert(id, "github", "octo/app", "a".repeat(40), T);
+      }
+
+      equal(await store.prune({ keepJobs: 1 }, T + 10), 2, "x and a1 go, a2 stays");
+      equal(await statuses.get("x"), undefined, "a job's status row goes with the job");
+      equal(await builds.prune(), 1, "X goes: its one job is gone");
+      equal(await builds.getBuild("X"), undefined);
+      equal(await builds.buildOfJob("x"), undefined, "its index goes with it");
+      equal(await statuses.get("build:X"), undefined, "and its summary status");
+      deepEqual(await builds.timings(OTHER, 10), {}, "no build of that repository is left");
+      ok(await builds.getBuild("A"), "A keeps a job, so it stays");
+      ok(await statuses.get("build:A"));
+      deepEqual(await builds.timings(APP, 10), { "a.test": 3 });
+      ok(await builds.getBuild("R"));
+
+      equal(await store.prune({ keepJobs: 0 }, T + 10), 1);
+      equal(await builds.prune(), 1, "A goes with its last job");
+      equal(await builds.getBuild("A"), undefined);
+      equal(await statuses.get("build:A"), undefined);
+      ok(await builds.getBuild("R"), "a running build stays");
+      deepEqual(await builds.timings(APP, 10), { "a.test": 3 }, "R is of that repository");
+      equal(await builds.prune(), 0, "nothing more to remove");
+      deepEqual(
+        (await builds.listBuilds({ limit: 10 })).records.map((b) => b.id),
+        ["R"],
+      );
+    } finally {
+      await cleanup();
+    }
+  });
 }

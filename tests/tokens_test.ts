@@ -1,4 +1,4 @@
-import { deepEqual, throws } from "node:assert/strict";
+import { deepEqual, match, ok, throws } from "node:assert/strict";
 import { fillTokenSet, parseTokensFile } from "../queen/tokens.ts";
 import type { TokenSet } from "../queen/tokens.ts";
 
@@ -23,8 +23,17 @@ Deno.test("a tokens file with a mistake names the line", () => {
   throws(() => parseTokensFile("worker\n"), /line 1: write 'KIND TOKEN'/);
   throws(
     () => parseTokensFile("\nadmin aaaaaaaaaaaaaaaaaaaa\n"),
-    /line 2: kind must be worker, api or api-read/,
+    /line 2: its first word must be the kind, worker, api or api-read, then the token/,
   );
+  // Written the wrong way round, or a token with a note after it: the refusal must not print
+  // the token it found first.
+  for (const line of ["ssssssssssssssssssss worker", "ssssssssssssssssssss runner-one-of-the-ci"]) {
+    throws(() => parseTokensFile(`${line}\n`), (error: Error) => {
+      match(error.message, /line 1: its first word must be the kind/);
+      ok(!error.message.includes("ssssssssssssssssssss"), error.message);
+      return true;
+    });
+  }
   throws(() => parseTokensFile("api short\n"), /line 1: a token needs at least 16 characters/);
   throws(() => parseTokensFile("api aaaaaaaaaaaaaaaaaaa extra\n"), /line 1/);
 });

@@ -1,6 +1,8 @@
 /**
  * A job's artifacts on the worker: the checkout's files matching the job's patterns, each sent
- * to the queen with its SHA-256 (`PUT /worker/artifacts/:id/:attempt?path=P`). Only regular
+ * to the queen with its SHA-256 and the attempt's lease token (`PUT
+ * /worker/artifacts/:id/:attempt?path=P`, `x-strider-lease`): the queen keeps a file only for the
+ * attempt that token proves, never on the worker token alone. Only regular
  * files are sent; a symlink is followed only when it resolves to a file inside the checkout,
  * folders behind symlinks are never entered, and `.git`/`.hg` are never looked at.
  */
@@ -126,6 +128,8 @@ export function httpArtifactSender(options: {
   /** The queen's base URL, or where the connection is now (several queens). */
   queen: string | (() => string);
   token: string;
+  /** The lease token `queue:new` gave for the attempt, while this worker holds it. */
+  lease: (job: string, attempt: number) => string | undefined;
   client?: Deno.HttpClient;
   /** Waits between tries; the default backs off from 1 s to 16 s, five retries. */
   retry?: Backoff;
@@ -133,6 +137,8 @@ export function httpArtifactSender(options: {
   const retry = options.retry ?? { minMs: 1_000, maxMs: 16_000, tries: 5 };
   return {
     async send(job, attempt, artifact, signal) {
+      const lease = options.lease(job, attempt);
+      if (!lease) throw new Error(`this worker holds no lease token for attempt ${attempt}`);
       const sha256 = await fileSha256(artifact.file);
       const url = new URL(
         `/worker/artifacts/${encodeURIComponent(job)}/${attempt}`,
@@ -148,6 +154,7 @@ export function httpArtifactSender(options: {
             method: "PUT",
             headers: {
               authorization: `Bearer ${options.token}`,
+              "x-strider-lease": lease,
               "x-strider-sha256": sha256,
               "content-type": "application/octet-stream",
             },

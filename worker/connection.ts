@@ -194,6 +194,18 @@ export class QueenConnection {
     }
   }
 
+  /** Sends a binary frame (job output); returns false when not connected. */
+  sendBytes(bytes: Uint8Array): boolean {
+    const socket = this.#socket;
+    if (!socket || socket.readyState !== WebSocket.OPEN) return false;
+    try {
+      socket.send(bytes);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   /** Drops the current socket without closing for good: the next attempt reconnects. */
   reconnect(): void {
     this.#socket?.close(4000, "reconnecting");

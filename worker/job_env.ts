@@ -7,6 +7,7 @@ import { existsSync } from "node:fs";
 import { userInfo } from "node:os";
 import type { DispatchedJob } from "../protocol/mod.ts";
 import { buildEnv } from "../protocol/mod.ts";
+import type { RunAs } from "./sandbox.ts";
 
 /** Where the job's private folders are. */
 export interface JobPlaces {
@@ -31,7 +32,16 @@ export function workerUser(): string {
 }
 
 /**
- * The base environment of every command of `job` (attempt `attempt`). `pass` holds the
+ * The name of the user a job runs as, for `USER` and `LOGNAME`: the `--run-as` user's (its uid
+ * in digits when the passwd database has no name for it), else the worker's own.
+ */
+export function jobUser(runAs: RunAs | undefined, worker: () => string = workerUser): string {
+  if (!runAs) return worker();
+  return runAs.name ?? String(runAs.uid);
+}
+
+/**
+ * The base environment of every command of `job` (attempt `attempt`), run as `user`. `pass` holds the
  * variables `--env-pass` names, read from the worker's environment: they may replace the
  * defaults (a site's own `TERM` or `LANG`), never `PATH`, `HOME`, `TMPDIR` or `STRIDER_*`;
  * plugins' variables and secrets come after them.
@@ -41,9 +51,9 @@ export function jobBaseEnv(
   attempt: number,
   places: JobPlaces,
   pass: Record<string, string> = {},
+  user: string = workerUser(),
 ): Record<string, string> {
   const ref = job.ref;
-  const user = workerUser();
   return {
     LANG: "C.UTF-8",
     // Output goes to a log, not a terminal, but `tput` and curses-aware tools need a type.

@@ -20,7 +20,7 @@ import type { ArtifactSender } from "./artifacts.ts";
 import type { CacheStore } from "./cache_store.ts";
 import { JobCaches } from "./job_caches.ts";
 import type { CacheStep } from "./job_caches.ts";
-import { jobBaseEnv } from "./job_env.ts";
+import { jobBaseEnv, jobUser } from "./job_env.ts";
 import { Masker } from "./masking.ts";
 import { OutputBatcher } from "./output_batcher.ts";
 import { resultOf, shouldRun } from "./phases.ts";
@@ -218,7 +218,9 @@ export class JobRun {
 
   /** The cleared environment every command starts from (DESIGN.md, Security; job_env.ts). */
   #baseEnv(home: string, tmp: string): Record<string, string> {
-    return jobBaseEnv(this.#options.job, this.attempt, { home, tmp }, this.#options.envPass);
+    const { job, envPass } = this.#options;
+    const user = jobUser(this.#sandbox.isolation === "bwrap" ? this.#sandbox.runAs : undefined);
+    return jobBaseEnv(job, this.attempt, { home, tmp }, envPass, user);
   }
 
   /** Every value that must never leave the worker: secrets, credentials, secret-named vars. */
@@ -242,6 +244,7 @@ export class JobRun {
         tmp,
         cacheDir: join(this.#options.workdir, "cache", "git"),
         note: (text) => out("stderr", text),
+        signal: this.#abort.signal,
         run: async (program, args, extra) => {
           let stderr = "";
           let stdout = "";

@@ -57,6 +57,11 @@ export class Masker {
     return from === 0 ? text : out + text.slice(from);
   }
 
+  /** Whether there is nothing to mask: output passes as it is. */
+  get empty(): boolean {
+    return this.#secrets.length === 0;
+  }
+
   /** A masker for the merged output of one command. */
   sequence(): SequenceMasker {
     return new SequenceMasker(this);
@@ -94,6 +99,8 @@ export class SequenceMasker {
   /** Returns what can be released now, masked; a possible secret's start is held back. */
   push(stream: Stream, text: string): Piece[] {
     if (!text) return [];
+    // No secrets, nothing held back: no copies of a command's whole output to make.
+    if (this.#masker.empty) return [{ stream, text }];
     const last = this.#held[this.#held.length - 1];
     if (last?.stream === stream) last.text += text;
     else this.#held.push({ stream, text });

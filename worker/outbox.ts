@@ -12,7 +12,10 @@ import type { JobEventBody, RunningAttempt, WorkerJobEvent } from "../protocol/m
 import { attemptKey } from "../protocol/attempt_key.ts";
 import { Spool } from "./spool.ts";
 
-/** Unacknowledged events kept in memory per attempt, in bytes of JSON, before spooling. */
+/**
+ * Unacknowledged events kept in memory per attempt, in bytes (of JSON, or for output of its text
+ * and a header), before spooling.
+ */
 export const DEFAULT_MEMORY_LIMIT = 4 * 1024 * 1024;
 /**
  * And in number: a reconnect resends them all at once, which must stay well inside the queen's
@@ -25,28 +28,47 @@ interface AttemptLog {
   attempt: number;
   seq: number;
   /** Oldest unacknowledged events, contiguous in seq, sent or ready to send. */
-  memory: { event: WorkerJobEvent; line: string }[];
+  memory: Kept[];
   memoryBytes: number;
   /** Newer events waiting on disk; never sent before they move to memory. */
   spool: Spool | undefined;
   done: boolean;
 }
 
+/**
+ * An event kept until acknowledged, with its JSON when that was made (output is sent in binary
+ * frames where the queen reads them, so its JSON is made only when needed) and its size.
+ */
+interface Kept {
+  event: WorkerJobEvent;
+  line: string | undefined;
+  size: number;
+}
+
+/** The size an event counts for in memory: its JSON's length, or its text's and a header's. */
+function keep(event: WorkerJobEvent, line?: string): Kept {
+  if (line === undefined && "text" in event && typeof event.text === "string") {
+    return { event, line, size: event.text.length + 128 };
+  }
+  line ??= JSON.stringify(event);
+  return { event, line, size: line.length };
+}
+
 /** Numbers, keeps and resends one worker's job events. */
 export class Outbox {
   #attempts = new Map<string, AttemptLog>();
-  #send: (event: WorkerJobEvent, line: string) => boolean;
+  #send: (event: WorkerJobEvent, line: string | undefined) => boolean;
   #roomWaiters: (() => void)[] = [];
   #drained: (() => void)[] = [];
   readonly #spoolDir: string;
   readonly #memoryLimit: number;
 
   /**
-   * `send` delivers an event (and its JSON, already encoded) now, or returns false when the
-   * queen is not reachable.
+   * `send` delivers an event (with its JSON when already encoded) now, or returns false when
+   * the queen is not reachable.
    */
   constructor(
-    send: (event: WorkerJobEvent, line: string) => boolean,
+    send: (event: WorkerJobEvent, line: string | undefined) => boolean,
     options: { spoolDir: string; memoryLimit?: number },
   ) {
     this.#send = send;
@@ -64,18 +86,18 @@ export class Outbox {
     }
     const event = { ...body, id, attempt, seq: ++log.seq } as WorkerJobEvent;
     if (event.event === "job:done") log.done = true;
-    const line = JSON.stringify(event);
+    const kept = keep(event);
     if (
-      log.spool?.pending || log.memoryBytes + line.length > this.#memoryLimit ||
+      log.spool?.pending || log.memoryBytes + kept.size > this.#memoryLimit ||
       log.memory.length >= MAX_MEMORY_EVENTS
     ) {
       log.spool ??= new Spool(join(this.#spoolDir, `${encodeURIComponent(id)}.${attempt}.jsonl`));
-      log.spool.append(line);
+      log.spool.append(kept.line ?? JSON.stringify(event));
       return event;
     }
-    log.memory.push({ event, line });
-    log.memoryBytes += line.length;
-    this.#send(event, line);
+    log.memory.push(kept);
+    log.memoryBytes += kept.size;
+    this.#send(event, kept.line);
     return event;
   }
 
@@ -86,7 +108,7 @@ export class Outbox {
     if (!log) return;
     let dropped = 0;
     while (dropped < log.memory.length && log.memory[dropped].event.seq <= seq) {
-      log.memoryBytes -= log.memory[dropped].line.length;
+      log.memoryBytes -= log.memory[dropped].size;
       dropped++;
     }
     log.memory.splice(0, dropped);
@@ -180,10 +202,10 @@ export class Outbox {
       log.memory.length < MAX_MEMORY_EVENTS
     ) {
       for (const line of log.spool.take(1)) {
-        const event = JSON.parse(line) as WorkerJobEvent;
-        log.memory.push({ event, line });
-        log.memoryBytes += line.length;
-        this.#send(event, line);
+        const kept = keep(JSON.parse(line) as WorkerJobEvent, line);
+        log.memory.push(kept);
+        log.memoryBytes += kept.size;
+        this.#send(kept.event, kept.line);
       }
     }
     if (log.spool && !log.spool.pending) {

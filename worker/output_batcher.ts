@@ -51,8 +51,14 @@ export class OutputBatcher {
     this.#timer = undefined;
     const text = this.#pending;
     this.#pending = "";
-    for (let i = 0; i < text.length; i += BATCH_BYTES) {
-      this.#send(this.#stream, text.slice(i, i + BATCH_BYTES));
+    for (let i = 0; i < text.length;) {
+      let end = Math.min(i + BATCH_BYTES, text.length);
+      // Never between the two halves of a surrogate pair: each half alone would reach the log
+      // as U+FFFD.
+      const last = text.charCodeAt(end - 1);
+      if (end < text.length && last >= 0xd800 && last <= 0xdbff && end - 1 > i) end--;
+      this.#send(this.#stream, text.slice(i, end));
+      i = end;
     }
   }
 }

@@ -31,8 +31,9 @@ async function startedAt(pid: number): Promise<number | undefined> {
 /** Notes a process group that a command leads. */
 export function recordGroup(dir: string, pid: number): void {
   try {
-    Deno.mkdirSync(dir, { recursive: true });
-    Deno.writeTextFileSync(join(dir, String(pid)), String(Date.now()));
+    // Only the worker's user: a restarted worker kills the groups listed here.
+    Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    Deno.writeTextFileSync(join(dir, String(pid)), String(Date.now()), { mode: 0o600 });
   } catch {
     // Best effort: without the note, only a restart's clean-up is lost.
   }
@@ -62,7 +63,10 @@ export async function killLeftovers(dir: string): Promise<number> {
     const path = join(dir, entry.name);
     let noted = NaN;
     try {
-      noted = Number(Deno.readTextFileSync(path).trim());
+      // Only notes this worker's user wrote count (a note of another is NaN: never killed).
+      if (Deno.statSync(path).uid === Deno.uid()) {
+        noted = Number(Deno.readTextFileSync(path).trim());
+      }
     } catch {
       continue;
     }

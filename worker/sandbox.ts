@@ -13,6 +13,14 @@ import type { PluginCommand } from "./plugins.ts";
 
 export type Isolation = "none" | "bwrap";
 
+/** The user sandboxed jobs run as, and its name for `USER` (its uid when it has none). */
+export interface RunAs {
+  uid: number;
+  gid: number;
+  /** From the passwd database; absent for a uid it does not name. */
+  name?: string;
+}
+
 /** How job commands are contained on this worker. */
 export interface SandboxSettings {
   isolation: Isolation;
@@ -20,7 +28,7 @@ export interface SandboxSettings {
    * The user jobs run as under `bwrap` when the worker is root (default: nobody); undefined when
    * the worker is not root (jobs then run as the worker's user, inside a user namespace).
    */
-  runAs?: { uid: number; gid: number };
+  runAs?: RunAs;
   /** Processes (and threads) the job's user may have at once, under `bwrap`. */
   maxProcs: number;
   /** Bytes of data memory each process of a job may use, under `bwrap`. */
@@ -249,31 +257,79 @@ export async function handOver(settings: SandboxSettings, workspace: string): Pr
 }
 
 /**
- * Makes the folders on the way to workspaces and mirror caches passable (not listable) for the
- * job's user, which bwrap runs as when it mounts them, and for no other user: they belong to the
- * job user's group with mode 0710.
+ * Makes the workdir private to the worker's user, whatever the umask: it holds checkouts of
+ * private repositories, the mirror cache, spooled output and the ledger of process groups a
+ * restarted worker kills. With `--run-as`, the folders on the way to workspaces and mirror caches
+ * are passable (not listable) for the job's user, which bwrap runs as when it mounts them, and for
+ * no other user: they belong to the job user's group with mode 0710. The worker's own folders
+ * in it (`pids`, `spool`) are 0700 either way.
  */
 export async function prepareWorkdir(settings: SandboxSettings, workdir: string): Promise<void> {
-  if (settings.isolation === "none" || !settings.runAs) return;
-  const cache = join(workdir, "cache");
-  for (const dir of [workdir, join(workdir, "jobs"), cache, join(cache, "git")]) {
-    await Deno.mkdir(dir, { recursive: true });
-    await Deno.chown(dir, null, settings.runAs.gid);
-    await Deno.chmod(dir, 0o710);
+  await Deno.mkdir(workdir, { recursive: true, mode: 0o700 });
+  const runAs = settings.isolation === "bwrap" ? settings.runAs : undefined;
+  if (!runAs) {
+    await Deno.chmod(workdir, 0o700);
+  } else {
+    const cache = join(workdir, "cache");
+    for (const dir of [workdir, join(workdir, "jobs"), cache, join(cache, "git")]) {
+      await Deno.mkdir(dir, { recursive: true });
+      await Deno.chown(dir, null, runAs.gid);
+      await Deno.chmod(dir, 0o710);
+    }
+  }
+  for (const own of ["pids", "spool"]) {
+    await Deno.mkdir(join(workdir, own), { recursive: true, mode: 0o700 });
+    await Deno.chmod(join(workdir, own), 0o700);
   }
 }
 
-/** The user `--run-as` names (a name from /etc/passwd or a numeric uid). */
-export async function lookUpUser(name: string): Promise<{ uid: number; gid: number }> {
-  if (/^\d+$/.test(name)) return { uid: Number(name), gid: Number(name) };
-  const passwd = await Deno.readTextFile("/etc/passwd").catch(() => "");
-  for (const line of passwd.split("\n")) {
-    const [user, , uid, gid] = line.split(":");
-    if (user === name && /^\d+$/.test(uid) && /^\d+$/.test(gid)) {
-      return { uid: Number(uid), gid: Number(gid) };
-    }
+/** Fields of a passwd entry: name, uid, gid (of `getent passwd`, else `/etc/passwd`). */
+type PasswdEntry = { name: string; uid: number; gid: number };
+
+/**
+ * The passwd entry of `key` (a user name, or a uid in digits): `getent passwd`, which also asks
+ * the system's other user databases (LDAP, sssd), or `/etc/passwd` where there is no `getent`.
+ */
+export async function passwdEntry(key: string): Promise<PasswdEntry | undefined> {
+  const parse = (line: string): PasswdEntry | undefined => {
+    const [name, , uid, gid] = line.split(":");
+    return name && /^\d+$/.test(uid ?? "") && /^\d+$/.test(gid ?? "")
+      ? { name, uid: Number(uid), gid: Number(gid) }
+      : undefined;
+  };
+  try {
+    const out = await new Deno.Command("getent", {
+      args: ["passwd", "--", key],
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+    // Exit 2: no such entry.
+    return out.success ? parse(new TextDecoder().decode(out.stdout).split("\n")[0]) : undefined;
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
   }
-  throw new TypeError(`--run-as ${name}: no such user in /etc/passwd; give a user name or a uid`);
+  const passwd = await Deno.readTextFile("/etc/passwd").catch(() => "");
+  const byUid = /^\d+$/.test(key);
+  return passwd.split("\n").map(parse).find((entry) =>
+    entry && (byUid ? entry.uid === Number(key) : entry.name === key)
+  );
+}
+
+/**
+ * The user `--run-as` names (a user name, or a numeric uid, whose group is then the same
+ * number), with the name the passwd database gives it, if any.
+ */
+export async function lookUpUser(name: string): Promise<RunAs> {
+  if (/^\d+$/.test(name)) {
+    const entry = await passwdEntry(name);
+    return { uid: Number(name), gid: Number(name), ...(entry ? { name: entry.name } : {}) };
+  }
+  const entry = await passwdEntry(name);
+  if (entry?.name === name) return entry;
+  throw new TypeError(
+    `--run-as ${name}: no such user in the passwd database (getent passwd); give a user name ` +
+      "or a uid",
+  );
 }
 
 /**

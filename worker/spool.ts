@@ -18,8 +18,15 @@ export class Spool {
 
   constructor(path: string) {
     this.#path = path;
-    Deno.mkdirSync(dirname(path), { recursive: true });
-    this.#file = Deno.openSync(path, { read: true, write: true, create: true, truncate: true });
+    // Only the worker's user: whatever is in it is sent to the queen as this worker's events.
+    Deno.mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    this.#file = Deno.openSync(path, {
+      read: true,
+      write: true,
+      create: true,
+      truncate: true,
+      mode: 0o600,
+    });
   }
 
   /** Lines appended and not yet taken. */

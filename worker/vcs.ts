@@ -7,6 +7,8 @@
 import { join } from "node:path";
 import type { DispatchedJob, RepoAuth } from "../protocol/mod.ts";
 import { hex } from "../protocol/hex.ts";
+import { canAsk, hasObject, isHttpUrl, isLocalUrl, readRef, resolveRemoteRef } from "./git_refs.ts";
+import type { RefAnswer } from "./git_refs.ts";
 
 /** Runs a VCS command, streaming its output into the job; returns exit code and stderr tail. */
 export type VcsRunner = (
@@ -180,7 +182,7 @@ export function explainFetchFailure(stderr: string, what: string): string {
     text.includes("authentication failed") || text.includes("could not read username") ||
     text.includes("permission denied") || text.includes("http basic: access denied") ||
     text.includes("authorization failed") || text.includes("authorization required") ||
-    text.includes("401")
+    text.includes("401") || text.includes("returned error: 403")
   ) {
     return "authentication failed: check the job's repo.auth credentials";
   }
@@ -230,6 +232,8 @@ export interface FetchOptions {
   cacheDir?: string;
   /** Adds a line of explanation to the fetch's output. */
   note: (text: string) => void;
+  /** Ends the worker's own ref lookup (not a process) when the job is cancelled. */
+  signal?: AbortSignal;
 }
 
 /** Fetches the job's code into `dir` (which must not exist yet) and checks out its ref. */
@@ -242,9 +246,13 @@ export async function fetchCode(job: DispatchedJob, options: FetchOptions): Prom
   );
   if ("error" in credentials) return { ok: false, error: credentials.error };
   try {
-    return job.repo.vcs === "hg"
+    const outcome = job.repo.vcs === "hg"
       ? await fetchHg(job, options, credentials.env)
       : await fetchGit(job, options, credentials.env);
+    // A failed fetch leaves no checkout behind (not even one that borrows the mirror's objects)
+    // for the cleanup phase, which runs all the same.
+    if (!outcome.ok) await Deno.remove(options.dir, { recursive: true }).catch(() => {});
+    return outcome;
   } finally {
     await credentials.cleanup();
   }
@@ -270,11 +278,13 @@ async function mirrorPath(cacheDir: string, url: string): Promise<string> {
   return join(cacheDir, `${hex(digest).slice(0, 32)}.git`);
 }
 
-/** The refspec that stores the job's ref in the mirror under its own name. */
-function mirrorRefspec(ref: DispatchedJob["ref"]): string {
-  if (!("fetch" in ref)) return `+refs/heads/${ref.branch}:refs/heads/${ref.branch}`;
+/** The job's ref in the repository, and where the mirror stores it (under its own name). */
+function mirrorRefs(ref: DispatchedJob["ref"]): { source: string; stored: string } {
+  if (!("fetch" in ref)) {
+    return { source: `refs/heads/${ref.branch}`, stored: `refs/heads/${ref.branch}` };
+  }
   const [source, destination] = ref.fetch.replace(/^\+/, "").split(":");
-  return `+${source}:${destination ?? source}`;
+  return { source, stored: destination ?? source };
 }
 
 /** The commit a `git fetch` just brought, from the first line of its FETCH_HEAD. */
@@ -290,15 +300,31 @@ async function fetchedCommit(gitDir: string): Promise<string | undefined> {
 
 /**
  * Brings the job's ref from the repository into the mirror, so that a repeat job transfers only
- * new objects; resolves to the commit the ref points at. One git process when the mirror exists.
+ * new objects; resolves to the commit the ref points at. When the worker can tell that commit
+ * itself (a local repository's files, one `ls-refs` request over HTTP) and the mirror's copy of
+ * the ref already names it, no process runs; otherwise one git process when the mirror exists.
+ * A force-pushed ref names another commit, so it is fetched anew. A repository that refused the
+ * job's credential is fetched by git, with that credential: git then decides.
  */
 async function updateMirror(
   job: DispatchedJob,
   mirror: string,
-  options: { run: VcsRunner; note: (text: string) => void },
+  options: { run: VcsRunner; note: (text: string) => void; signal?: AbortSignal },
   env: Record<string, string>,
+  /** What the repository says the ref names, when already asked. */
+  asked?: Promise<RefAnswer>,
 ): Promise<{ ok: false; error: string } | { ok: true; tip: string }> {
   const { run, note } = options;
+  const { source, stored } = mirrorRefs(job.ref);
+  const [answer, mirrored] = await Promise.all([
+    asked ?? resolveRemoteRef(job.repo.url, source, job.repo.auth, options.signal),
+    readRef(mirror, stored),
+  ]);
+  const remote = answer.kind === "answered" ? answer.id : undefined;
+  if (remote && mirrored === remote) {
+    note(`the mirror cache has ${source} at ${remote}: nothing to fetch\n`);
+    return { ok: true, tip: remote };
+  }
   return await withMirrorLock(mirror, async () => {
     let fresh = false;
     try {
@@ -315,7 +341,7 @@ async function updateMirror(
     const ref = job.ref;
     const fetched = await run(
       "git",
-      ["-C", mirror, "fetch", "--no-tags", "--", job.repo.url, mirrorRefspec(ref)],
+      ["-C", mirror, "fetch", "--no-tags", "--", job.repo.url, `+${source}:${stored}`],
       env,
     );
     if (fetched.exitCode !== 0) {
@@ -352,37 +378,41 @@ async function fetchIntoMirror(
 
 /**
  * What `git init --template=` writes, without a process: a repository with no hooks and, when
- * `objects` is given, borrowing that object folder (the mirror's) so nothing is copied.
+ * `objects` is given, borrowing that object folder (the mirror's) so nothing is copied. The
+ * files are written at once: on this slow disk each one waits its turn otherwise.
  */
 async function initCheckout(dir: string, objects?: string): Promise<void> {
   const git = join(dir, ".git");
-  for (const sub of ["objects/info", "objects/pack", "refs/heads", "refs/tags"]) {
-    await Deno.mkdir(join(git, sub), { recursive: true });
-  }
-  await Deno.writeTextFile(join(git, "HEAD"), "ref: refs/heads/main\n");
-  await Deno.writeTextFile(
-    join(git, "config"),
-    "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = false\n" +
-      "\tlogallrefupdates = true\n",
-  );
-  if (objects) await Deno.writeTextFile(join(git, "objects", "info", "alternates"), objects + "\n");
-}
-
-/** Points `ref` (a name the protocol validated: no `..`, no leading `.`) at `commit`. */
-async function writeRef(dir: string, ref: string, commit: string): Promise<void> {
-  const file = join(dir, ".git", ref);
-  await Deno.mkdir(join(file, ".."), { recursive: true });
-  await Deno.writeTextFile(file, commit + "\n");
+  await Deno.mkdir(join(git, "objects", "info"), { recursive: true });
+  await Promise.all([
+    Deno.mkdir(join(git, "refs")),
+    Deno.writeTextFile(join(git, "HEAD"), "ref: refs/heads/main\n"),
+    Deno.writeTextFile(
+      join(git, "config"),
+      "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = false\n" +
+        "\tlogallrefupdates = true\n",
+    ),
+    objects && Deno.writeTextFile(join(git, "objects", "info", "alternates"), objects + "\n"),
+  ]);
 }
 
 /**
- * With a mirror: one git process to update it, and one to check out, in a checkout that borrows
- * the mirror's objects and whose refs are written directly (the commit came from the mirror's
- * FETCH_HEAD). Without: init, fetch and checkout.
+ * Points `ref` (a name the protocol validated) at `commit`, as the only line of `packed-refs`:
+ * one file to write, where a loose ref needs its folders made first. No header: git then peels
+ * the ref itself should it name a tag.
+ */
+async function writeRef(dir: string, ref: string, commit: string): Promise<void> {
+  await Deno.writeTextFile(join(dir, ".git", "packed-refs"), `${commit} ${ref}\n`);
+}
+
+/**
+ * With a mirror: at most one git process to update it (none when the mirror already has the
+ * commit and, over HTTP(S), the job's one `ls-refs` request was answered), and one to check out, in a checkout that borrows the mirror's objects and whose refs
+ * are written directly. Without: init, fetch and checkout.
  */
 async function fetchGit(
   job: DispatchedJob,
-  { dir, run, cacheDir, note }: FetchOptions,
+  { dir, run, cacheDir, note, signal }: FetchOptions,
   env: Record<string, string>,
 ): Promise<FetchOutcome> {
   const git = (args: string[]) => run("git", ["-C", dir, ...args], env);
@@ -391,30 +421,81 @@ async function fetchGit(
   let objects: string | undefined;
   if (cacheDir) {
     const mirror = await mirrorPath(cacheDir, job.repo.url);
-    const updated = await updateMirror(job, mirror, { run, note }, env);
-    if (!updated.ok) return updated;
     objects = join(mirror, "objects");
-    await initCheckout(dir, objects);
-    // The refs the checkout would have had from fetching the job's ref itself.
-    if ("fetch" in ref) {
-      const destination = ref.fetch.replace(/^\+/, "").split(":")[1];
-      if (destination) await writeRef(dir, destination, updated.tip);
-    } else {
-      await writeRef(dir, `refs/remotes/origin/${ref.branch}`, updated.tip);
-    }
-    target = "branch" in ref && ref.id ? ref.id : updated.tip;
-    let checkout = await git(["checkout", "-q", "--detach", target]);
-    if (checkout.exitCode !== 0 && "branch" in ref && ref.id) {
-      // A commit no longer on the branch (force-pushed) can still be fetched by its id.
-      if (!await fetchIntoMirror(job, mirror, run, env, ref.id)) {
-        return { ok: false, error: `ref not found: commit ${ref.id}` };
-      }
-      checkout = await git(["checkout", "-q", "--detach", target]);
-    }
-    if (checkout.exitCode !== 0) {
+    const id = "branch" in ref ? ref.id : undefined;
+    const { source, stored } = mirrorRefs(ref);
+    // The mirror is shared by every job of the URL, whoever fetched into it, so a job uses its
+    // content only once it has shown it may read the repository itself. Over HTTP(S) the server
+    // decides: every job, a pinned one too, asks with its own credential, and nothing of the
+    // mirror's reaches its checkout before the server has answered it. For a local path the
+    // worker's own filesystem access decides, and the lookup is only a shortcut, run while the
+    // checkout's folder is written (the mirror's copy of the ref is checked out meanwhile: usually
+    // the answer). Over ssh and git:// git always fetches first, with the job's key.
+    const http = isHttpUrl(job.repo.url);
+    const asked = http || (!id && canAsk(job.repo.url))
+      ? resolveRemoteRef(job.repo.url, source, job.repo.auth, signal)
+      : undefined;
+    const [, mirrored] = await Promise.all([
+      initCheckout(dir, objects),
+      asked && !id ? readRef(mirror, stored) : undefined,
+    ]);
+    const answer = http ? await asked : undefined;
+    if (answer?.kind === "refused" && !job.repo.auth) {
+      // git would send the same request, without a credential too, and fail the same way.
       return {
         ok: false,
-        error: `checkout of ${describeRef(job)} failed: ${checkout.stderr.trim()}`,
+        error: `authentication failed: the repository answered HTTP ${answer.status} to a job ` +
+          "without credentials; give the job repo.auth",
+      };
+    }
+    // A refused credential, a server that cannot be asked this way: git fetches, with the job's
+    // credential, and its success is the proof (a public repository lets git in anonymously).
+    const proven = http ? answer?.kind === "answered" : isLocalUrl(job.repo.url);
+    // The ref the checkout would have had from fetching the job's ref itself.
+    const tracking = "fetch" in ref
+      ? ref.fetch.replace(/^\+/, "").split(":")[1]
+      : `refs/remotes/origin/${ref.branch}`;
+    // Forced: a checkout may follow one of another commit (the mirror's copy was old).
+    const checkout = (commit: string) => git(["checkout", "-q", "-f", "--detach", commit]);
+    let checkedOut: Awaited<ReturnType<typeof checkout>> | undefined;
+    // A commit never changes: when the mirror has it, nothing need be fetched. Its branch is
+    // taken to be where the job says the commit is. (When the lookup cannot tell, the checkout
+    // does.) Over HTTP(S) the answer is known by now: the mirror's copy is checked out only when
+    // it is the answer.
+    let candidate: string | undefined;
+    if (!proven) candidate = undefined;
+    else if (id) candidate = await hasObject(objects, id) !== false ? id : undefined;
+    else if (answer?.kind === "answered") candidate = answer.id === mirrored ? mirrored : undefined;
+    else candidate = mirrored;
+    if (candidate) {
+      if (tracking) await writeRef(dir, tracking, candidate);
+      const [said, tried] = await Promise.all([asked, checkout(candidate)]);
+      const remote = said?.kind === "answered" ? said.id : undefined;
+      if (tried.exitCode === 0 && (id || (remote && remote === mirrored))) {
+        checkedOut = tried;
+        note(
+          `the mirror cache has ${id ? "commit" : `${source} at`} ${candidate}: nothing to fetch\n`,
+        );
+      }
+    }
+    if (!checkedOut) {
+      const updated = await updateMirror(job, mirror, { run, note, signal }, env, asked);
+      if (!updated.ok) return updated;
+      if (tracking) await writeRef(dir, tracking, updated.tip);
+      target = id ?? updated.tip;
+      checkedOut = await checkout(target);
+      if (checkedOut.exitCode !== 0 && id) {
+        // A commit no longer on the branch (force-pushed) can still be fetched by its id.
+        if (!await fetchIntoMirror(job, mirror, run, env, id)) {
+          return { ok: false, error: `ref not found: commit ${id}` };
+        }
+        checkedOut = await checkout(target);
+      }
+    }
+    if (checkedOut.exitCode !== 0) {
+      return {
+        ok: false,
+        error: `checkout of ${describeRef(job)} failed: ${checkedOut.stderr.trim()}`,
       };
     }
   } else {

@@ -3,7 +3,14 @@
  * (up to its capacity, the rest waiting in its own queue), and streams their events back.
  */
 import { join } from "node:path";
-import { PROTOCOL_VERSION, VERSION } from "../protocol/mod.ts";
+import {
+  encodeFrame,
+  encodeOutputFrame,
+  isOutputEvent,
+  OUTPUT_FRAME_VERSION,
+  PROTOCOL_VERSION,
+  VERSION,
+} from "../protocol/mod.ts";
 import { QueenConnection, QueenRefusedError } from "./connection.ts";
 import { httpArtifactSender } from "./artifacts.ts";
 import { CacheStore } from "./cache_store.ts";
@@ -141,6 +148,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   const artifacts = httpArtifactSender({
     queen: () => connection.url,
     token: options.token,
+    lease: (job, attempt) => core.lease(job, attempt),
     client,
   });
   const connection: QueenConnection = new QueenConnection({
@@ -154,7 +162,14 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     onFrame: (frame) => core.receive(frame),
   });
   // Until the queen has this connection's drone:info, job events wait in the outbox.
-  const outbox = new Outbox((_event, line) => core.ready && connection.sendText(line), {
+  // Output goes in binary frames to a queen that reads them (protocol/output_frame.ts).
+  const outbox = new Outbox((event, line) => {
+    if (!core.ready) return false;
+    if (core.binaryOutput && isOutputEvent(event)) {
+      return connection.sendBytes(encodeOutputFrame(event));
+    }
+    return connection.sendText(line ?? encodeFrame(event));
+  }, {
     spoolDir: join(options.workdir, "spool"),
   });
   const core: WorkerCore = new WorkerCore({
@@ -164,6 +179,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       name: options.name,
       version: VERSION,
       protocol: PROTOCOL_VERSION,
+      binary_output: OUTPUT_FRAME_VERSION,
       speed: options.speed,
       plugins: [...plugins.keys()],
       labels: options.labels,

@@ -72,6 +72,7 @@ export class WorkerCore {
   #draining = false;
   #started = 0;
   #ready = false;
+  #binaryOutput = 0;
   #idle = false;
 
   constructor(options: WorkerCoreOptions) {
@@ -82,6 +83,14 @@ export class WorkerCore {
   /** Whether the queen has this connection's `drone:info`: job events may flow. */
   get ready(): boolean {
     return this.#ready;
+  }
+
+  /**
+   * The binary output frame layout the queen of this connection reads (its `drone:query-info`
+   * says), or 0: output goes as JSON frames.
+   */
+  get binaryOutput(): number {
+    return this.#binaryOutput;
   }
 
   get draining(): boolean {
@@ -99,6 +108,11 @@ export class WorkerCore {
   /** Finished attempts by result, since start. */
   results(): Record<string, number> {
     return { ...this.#results };
+  }
+
+  /** The lease token of an attempt this worker holds: its proof for artifact uploads too. */
+  lease(id: string, attempt: number): string | undefined {
+    return this.#leases.get(attemptKey(id, attempt));
   }
 
   /** Whether a run not yet finished uses the workspace named `<job id>.<attempt>`. */
@@ -123,6 +137,10 @@ export class WorkerCore {
   receive(frame: QueenFrame): void {
     switch (frame.event) {
       case "drone:query-info":
+        this.#binaryOutput = Math.min(
+          frame.binary_output ?? 0,
+          this.#o.identity.binary_output ?? 0,
+        );
         this.#o.send(this.info());
         this.#ready = true;
         this.#o.events.resend();

@@ -1,8 +1,9 @@
 /**
  * Artifact routes. Workers upload with `PUT /worker/artifacts/:id/:attempt?path=P`, the worker
- * token (checked by the server's worker guard) and `x-strider-sha256`; the queen keeps a file
- * only from the connection that holds that attempt of that job right now, and only while the job
- * runs. Anyone who may view the job lists
+ * token (checked by the server's worker guard), the attempt's lease token in `x-strider-lease`
+ * and `x-strider-sha256`; the queen keeps a file only for the attempt that lease token proves,
+ * while a connection with that same worker token holds it and the job runs. Workers share worker
+ * tokens, so the token alone proves nothing about an attempt. Anyone who may view the job lists
  * and downloads them with `GET /api/jobs/:id/artifacts[/path]`.
  */
 import type { Hono } from "hono";
@@ -30,6 +31,14 @@ function cleanPath(path: string | undefined): string {
   return path;
 }
 
+/** The attempt number in an upload's URL, or a 400. */
+function attemptOf(raw: string): number {
+  if (!/^[1-9][0-9]{0,8}$/.test(raw)) {
+    fail(400, `attempt '${raw.slice(0, 20)}' is not a number from 1`);
+  }
+  return Number(raw);
+}
+
 /** Mounts the upload route and the API's artifact routes on `app`. */
 export function mountArtifactRoutes(
   app: Hono,
@@ -48,14 +57,40 @@ export function mountArtifactRoutes(
     const sha256 = c.req.header("x-strider-sha256") ?? "";
     if (!/^[0-9a-f]{64}$/.test(sha256)) fail(400, "x-strider-sha256 must be 64 hex digits");
     const record = await jobOr404(c.req.param("id"));
-    const attempt = Number(c.req.param("attempt"));
-    // Only the connection running this attempt, with the token it connected with, may add files.
+    const attempt = attemptOf(c.req.param("attempt"));
+    // The lease token proves the attempt: checked first, before anything is read or kept.
+    const lease = c.req.header("x-strider-lease");
+    if (!lease) {
+      fail(
+        403,
+        `an artifact upload needs the lease token of job '${record.id}' attempt ${attempt} ` +
+          "(the one its queue:new carried) in x-strider-lease; a worker that sends none is " +
+          "older than this queen: upgrade it",
+      );
+    }
+    if (!core.provesAttempt(record.id, attempt, lease)) {
+      fail(
+        403,
+        `the lease token sent is not that of job '${record.id}' attempt ${attempt}: only the ` +
+          "worker that attempt was dispatched to may add its artifacts",
+      );
+    }
+    // And the attempt runs now, on a connection made with this same worker token.
     const holder = [...core.drones.values()].find((d) =>
       d.jobs.get(record.id) === attempt && d.credential !== undefined &&
       tokenMatches(token, [d.credential])
     );
-    if (record.view.status === "done" || record.view.attempt !== attempt || !holder) {
-      fail(409, `job '${record.id}' attempt ${attempt} is not running on this worker`);
+    if (record.view.status === "done") {
+      fail(409, `job '${record.id}' has finished: it takes no more artifacts`);
+    }
+    if (record.view.attempt !== attempt || !holder) {
+      fail(
+        409,
+        `job '${record.id}' attempt ${attempt} is not running on this worker` +
+          (record.view.attempt !== attempt
+            ? ` (the job is on attempt ${record.view.attempt})`
+            : ""),
+      );
     }
     const others = (await artifacts.list(record.id))
       .filter((a) => a.path !== path && a.attempt === attempt)

@@ -77,6 +77,7 @@ export class Builds {
   readonly #jobBuild = new Map<string, string>();
   #writes: Promise<void> = Promise.resolve();
   readonly #listeners = new Set<(build: BuildRecord) => void>();
+  readonly #added = new Set<(job: string, build: string) => void>();
   readonly #unfollow: () => void;
 
   constructor(core: BuildCore, store: BuildStore, options: BuildsOptions = {}) {
@@ -154,6 +155,15 @@ export class Builds {
   async close(): Promise<void> {
     this.#unfollow();
     await this.#writes;
+  }
+
+  /**
+   * Calls `listener` for each job a build gains after it was made (its repository's
+   * `strider.json` asked for a matrix), once the job is queued.
+   */
+  onJobAdded(listener: (job: string, build: string) => void): () => void {
+    this.#added.add(listener);
+    return () => this.#added.delete(listener);
   }
 
   /** Calls `listener` after each change of a build. */
@@ -496,6 +506,7 @@ export class Builds {
       for (const job of planBuild(spec, buildId, timings).jobs) {
         try {
           await this.#core.submit(job.spec, {});
+          for (const listener of this.#added) listener(job.id, buildId);
         } catch (error) {
           this.#options.log?.(`job ${job.id}: not queued: ${(error as Error).message}`);
           this.#jobDone(job.id, "errored");

@@ -7,6 +7,7 @@ import type { DatabaseSync } from "node:sqlite";
 import type { ShardTimings } from "../../protocol/mod.ts";
 import { decodeCursor, encodeCursor } from "../store.ts";
 import type { BuildFilter, BuildPage, BuildRecord, BuildStore } from "./store.ts";
+import { BUILD_KEY } from "../forge_status/reporter.ts";
 
 type Row = Record<string, string | number | null>;
 
@@ -109,6 +110,31 @@ export class SqliteBuildStore implements BuildStore {
       throw error;
     }
     return Promise.resolve();
+  }
+
+  prune(): Promise<number> {
+    const db = this.#db;
+    db.exec("BEGIN IMMEDIATE");
+    try {
+      // Each subquery is read once (no per-build scan): the jobs' ids are their primary key.
+      const gone = db.prepare(
+        "DELETE FROM builds WHERE status = 'done' AND id NOT IN " +
+          "(SELECT b.build_id FROM build_jobs b JOIN jobs j ON j.id = b.job_id)",
+      ).run().changes;
+      if (gone) {
+        db.exec("DELETE FROM build_jobs WHERE build_id NOT IN (SELECT id FROM builds)");
+        db.exec(
+          `DELETE FROM commit_statuses WHERE job_id LIKE '${BUILD_KEY}%' ` +
+            `AND substr(job_id, ${BUILD_KEY.length + 1}) NOT IN (SELECT id FROM builds)`,
+        );
+        db.exec("DELETE FROM test_timings WHERE repo NOT IN (SELECT repo FROM builds)");
+      }
+      db.exec("COMMIT");
+      return Promise.resolve(Number(gone));
+    } catch (error) {
+      db.exec("ROLLBACK");
+      return Promise.reject(error);
+    }
   }
 
   timings(repo: string, limit: number): Promise<ShardTimings> {

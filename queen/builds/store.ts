@@ -76,13 +76,44 @@ export interface BuildStore {
   recordTimings(repo: string, timings: ShardTimings, now: number): Promise<void>;
   /** A repository's recorded seconds per test file, the most recently updated first, up to `limit`. */
   timings(repo: string, limit: number): Promise<ShardTimings>;
+  /**
+   * Retention's second half, after the job store pruned jobs: removes every finished build none
+   * of whose jobs is kept any more, with its index rows and its summary commit-status row, and
+   * the test timings of repositories no kept build is of. Returns how many builds went.
+   */
+  prune(): Promise<number>;
+}
+
+/**
+ * Which finished builds retention removes: those none of whose jobs `kept` still holds. A build
+ * still running is kept whatever its jobs (they may not be submitted yet).
+ */
+export function prunable(builds: readonly BuildRecord[], kept: (job: string) => boolean): string[] {
+  return builds.filter((b) => b.status === "done" && !b.jobs.some((j) => kept(j.id)))
+    .map((b) => b.id);
 }
 
 /** Builds in memory, for tests and a core without a database. */
 export class MemoryBuildStore implements BuildStore {
+  /** Whether the job store keeps a job; without it, retention removes no build. */
+  readonly #kept: ((job: string) => boolean) | undefined;
   #builds: BuildRecord[] = [];
   #byJob = new Map<string, string>();
   #timings = new Map<string, Map<string, { seconds: number; at: number }>>();
+
+  constructor(kept?: (job: string) => boolean) {
+    this.#kept = kept;
+  }
+
+  prune(): Promise<number> {
+    if (!this.#kept) return Promise.resolve(0);
+    const gone = new Set(prunable(this.#builds, this.#kept));
+    this.#builds = this.#builds.filter((b) => !gone.has(b.id));
+    for (const [job, build] of this.#byJob) if (gone.has(build)) this.#byJob.delete(job);
+    const repos = new Set(this.#builds.map((b) => b.repo));
+    for (const repo of this.#timings.keys()) if (!repos.has(repo)) this.#timings.delete(repo);
+    return Promise.resolve(gone.size);
+  }
 
   createBuild(record: BuildRecord): Promise<void> {
     if (this.#builds.some((b) => b.id === record.id)) {

@@ -79,7 +79,7 @@ export function browserSocket(
   const send = (frame: QueenToBrowser) => sendText(encodeFrame(frame));
 
   const queryInfo = async (id: string, tail: number | undefined) => {
-    const record = await core.job(id);
+    let record = await core.job(id);
     // The browser may have gone while the store answered: nothing to follow for it then.
     if (socket.readyState !== WebSocket.OPEN) return;
     if (!record) return send({ event: "error", message: `no job with id '${id}'` });
@@ -91,20 +91,29 @@ export function browserSocket(
     if (record.view.status !== "done" && core.hub.followers(id) >= MAX_FOLLOWERS_PER_JOB) {
       return send({ event: "error", message: `job '${id}' has too many viewers; try again later` });
     }
-    // The snapshot and the following happen in one synchronous step: every event after `n`
-    // reaches the listener, and none before it does.
-    const n = record.lastN;
+    // Followed first: once the hub is ready, every event committed from then on (by this queen
+    // or another) reaches the listener. The snapshot is read after that, and the listener passes
+    // on only what follows it, so nothing is missed or sent twice.
+    let n: number | undefined;
+    const early: RecordedEvent[] = [];
+    const deliver = (event: RecordedEvent) => {
+      if (n === undefined) return void early.push(event);
+      if (event.n <= n) return;
+      n = event.n;
+      send({ event: "browser", type: event.data.event, args: [event] });
+      if (event.data.event === "job:done" && core.isFinished(id)) {
+        follows.get(id)?.();
+        follows.delete(id);
+      }
+    };
     if (record.view.status !== "done") {
-      const unfollow = core.hub.follow(id, (event: RecordedEvent) => {
-        if (event.n <= n) return;
-        send({ event: "browser", type: event.data.event, args: [event] });
-        if (event.data.event === "job:done" && core.isFinished(id)) {
-          follows.get(id)?.();
-          follows.delete(id);
-        }
-      });
-      follows.set(id, unfollow);
+      follows.set(id, core.hub.follow(id, deliver));
+      await core.hub.ready(id);
+      // This queen's own record needs no second read; another queen's job is read again.
+      if (!core.liveJob(id)) record = (await core.job(id)) ?? record;
+      if (socket.readyState !== WebSocket.OPEN) return stop();
     }
+    n = record.lastN;
     const { job, omitted } = tail
       ? tailView(record.view, tail)
       : { job: record.view, omitted: undefined };
@@ -117,6 +126,7 @@ export function browserSocket(
       complete: record.viewBytes < VIEW_OUTPUT_LIMIT,
       logBytes: record.logBytes,
     });
+    for (const event of early.splice(0)) deliver(event);
   };
 
   socket.onmessage = async (message) => {

@@ -5,6 +5,7 @@
  */
 import type { RecordedEvent } from "../../protocol/mod.ts";
 import { LogBuilder } from "../job_log.ts";
+import { utf8Length } from "../../protocol/cap_text.ts";
 
 /** The part of the store these read (awaited, so an async store fits too). */
 export interface LogReader {
@@ -238,17 +239,22 @@ export async function searchLog(
 
 /**
  * When each line of a window started (ms since the epoch), from the job's events replayed into
- * its log: the time of the event that wrote the line's first byte.
+ * its log: the time of the event that wrote the line's first byte. The events may come a page
+ * at a time from the store (`storedEvents`); reading stops once every line is placed.
  */
-export function lineTimes(events: RecordedEvent[], starts: number[]): (number | null)[] {
+export async function lineTimes(
+  events: Iterable<RecordedEvent> | AsyncIterable<RecordedEvent>,
+  starts: number[],
+): Promise<(number | null)[]> {
   const times: (number | null)[] = starts.map(() => null);
+  if (!starts.length) return times;
   const builder = new LogBuilder();
   let offset = 0;
   let next = 0;
-  for (const event of events) {
+  for await (const event of events) {
     const text = builder.append(event.data);
     if (!text) continue;
-    const end = offset + new TextEncoder().encode(text).length;
+    const end = offset + utf8Length(text);
     while (next < starts.length && starts[next] < end) {
       if (starts[next] >= offset) times[next] = event.at;
       next++;

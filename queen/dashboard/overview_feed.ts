@@ -39,7 +39,8 @@ export class OverviewFeed {
   subscribe(listener: OverviewListener): () => void {
     if (this.#listeners.size === 0) {
       this.#poll = setInterval(() => this.#refresh(), this.#pollMs);
-      this.#unfollow = this.#core.hub.followAll(() => {
+      // Any job's change, recorded here or (over the cluster bus) by another queen.
+      this.#unfollow = this.#core.hub.onChange(() => {
         this.#soon ??= setTimeout(() => this.#refresh(), this.#settleMs);
       });
     }

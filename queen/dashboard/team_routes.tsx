@@ -8,6 +8,7 @@ import { NotFoundError } from "../errors.ts";
 import type { Drone } from "../drone.ts";
 import { jobSummary } from "../job_summary.ts";
 import type { ProjectStore } from "../projects/store.ts";
+import { storedEvents } from "../store.ts";
 import type { QueenCore } from "../queen.ts";
 import { BADGE_HEADERS, badgeSvg } from "./badge.ts";
 import { utilisation } from "./charts.tsx";
@@ -122,7 +123,7 @@ export function mountTeamPages(app: Hono, t: PageTools): void {
     const q = (c.req.query("q") ?? "").slice(0, MAX_QUERY);
     const cursor = c.req.query("cursor");
     const window = await lineWindow(store, record.id, record.logBytes, line);
-    const times = ts ? lineTimes(await store.events(record.id), window.starts) : undefined;
+    const times = ts ? await lineTimes(storedEvents(store, record.id), window.starts) : undefined;
     const search = q ? await searchLog(store, record.id, record.logBytes, q, cursor) : undefined;
     const data = {
       jobId: record.id,

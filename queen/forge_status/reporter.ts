@@ -25,6 +25,8 @@ export interface ReporterQueen {
   buildOfJob?(id: string): Promise<string | undefined>;
   /** A build's state, for its summary status. */
   getBuild?(id: string): Promise<{ status: string; result: JobResult | null } | undefined>;
+  /** Follows the jobs a build gains after it was made (a matrix in `strider.json`). */
+  onJobAdded?(listener: (job: string, build: string) => void): () => void;
 }
 
 /**
@@ -77,6 +79,7 @@ export class StatusReporter {
   readonly #running = new Map<string, symbol>();
   readonly #stop = new AbortController();
   readonly #unfollow: () => void;
+  readonly #unfollowAdded: () => void;
   readonly #idle = new Set<Promise<void>>();
   /** Jobs kicked while their loop ran: the loop looks again before it ends. */
   readonly #again = new Set<string>();
@@ -99,6 +102,9 @@ export class StatusReporter {
         this.#later(
           buildOf(id).then(async (build) => {
             if (build === undefined || build === id) return;
+            // A job added by strider.json's matrix whose row was not made yet (a queen restarted
+            // in between) reports its result all the same.
+            await this.adopt(id, build);
             await this.#jobEnded(BUILD_KEY + build);
             // A build that grew from one job (strider.json's matrix) reports under its row.
             await this.#jobEnded(build);
@@ -106,6 +112,9 @@ export class StatusReporter {
         );
       }
     });
+    this.#unfollowAdded = options.queen.onJobAdded?.((job, build) => {
+      this.#later(this.adopt(job, build));
+    }) ?? (() => {});
     // Carry on with what a previous run left unsent, and results that ended while it was down.
     this.#later((async () => {
       for (const job of await rows.unsettled()) this.#later(this.#jobEnded(job, true));
@@ -138,6 +147,19 @@ export class StatusReporter {
     this.#later(this.#jobEnded(job));
   }
 
+  /**
+   * A job added to a build after it was made (strider.json's matrix) reports like the job that
+   * planned it, whose id is the build's: same forge, project and commit, `pending` now and its
+   * result when it ends, under its own context (`strider/<name>`). The planning job's own row
+   * reports the whole build.
+   */
+  async adopt(job: string, build: string): Promise<void> {
+    if (await this.#rows.get(job)) return;
+    const plan = await this.#rows.get(build);
+    if (!plan) return;
+    await this.track(job, { forge: plan.forge as ForgeName, project: plan.project, sha: plan.sha });
+  }
+
   /** What the job's view shows as `reported`, or null for a job that does not report. */
   async view(job: string): Promise<ReportedStatus | null> {
     const row = await this.#rows.get(job);
@@ -158,6 +180,7 @@ export class StatusReporter {
   /** Stops following jobs and retrying; resolves when no call is in flight. */
   async close(): Promise<void> {
     this.#unfollow();
+    this.#unfollowAdded();
     this.#stop.abort();
     await Promise.all([...this.#idle]);
   }

@@ -10,6 +10,7 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { ApiError } from "../../protocol/mod.ts";
 import {
   ConflictError,
+  DatabaseUnavailableError,
   ForbiddenError,
   InvalidInputError,
   NotFoundError,
@@ -25,6 +26,7 @@ export function statusOf(error: unknown): ContentfulStatusCode | undefined {
   if (error instanceof ForbiddenError) return 403;
   if (error instanceof NotFoundError) return 404;
   if (error instanceof ConflictError) return 409;
+  if (error instanceof DatabaseUnavailableError) return 503;
   if (error instanceof HTTPException) return error.status as ContentfulStatusCode;
   return undefined;
 }

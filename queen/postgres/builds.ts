@@ -7,6 +7,7 @@ import type { Sql } from "postgres";
 import type { ShardTimings } from "../../protocol/mod.ts";
 import type { BuildFilter, BuildPage, BuildRecord, BuildStore } from "../builds/store.ts";
 import { decodeCursor, encodeCursor } from "../store.ts";
+import { BUILD_KEY } from "../forge_status/reporter.ts";
 
 /** PostgreSQL's code for a unique constraint broken by an insert. */
 const UNIQUE_VIOLATION = "23505";
@@ -92,6 +93,21 @@ export class PostgresBuildStore implements BuildStore {
       FROM unnest(${files}::text[], ${files.map((f) => timings[f])}::float8[]) AS t(file, seconds)
       ON CONFLICT (repo, file) DO UPDATE SET seconds = excluded.seconds,
         updated_at = excluded.updated_at`;
+  }
+
+  async prune(): Promise<number> {
+    return await this.#sql.begin(async (tx) => {
+      // Each subquery is read once (no per-build scan): the jobs' ids are their primary key.
+      const gone = await tx`DELETE FROM builds WHERE status = 'done' AND id NOT IN
+        (SELECT b.build_id FROM build_jobs b JOIN jobs j ON j.id = b.job_id) RETURNING id`;
+      if (gone.length) {
+        await tx`DELETE FROM build_jobs WHERE build_id NOT IN (SELECT id FROM builds)`;
+        await tx`DELETE FROM commit_statuses WHERE job_id LIKE ${BUILD_KEY + "%"}
+          AND substr(job_id, ${BUILD_KEY.length + 1}) NOT IN (SELECT id FROM builds)`;
+        await tx`DELETE FROM test_timings WHERE repo NOT IN (SELECT repo FROM builds)`;
+      }
+      return gone.length;
+    });
   }
 
   async timings(repo: string, limit: number): Promise<ShardTimings> {

@@ -23,7 +23,7 @@ import type { DroneLoad } from "../scheduler.ts";
 import { canRun, needsOf, pickDrone, QUEUE_PER_SLOT, runnable, whyWaiting } from "../scheduler.ts";
 import type { JobRecord } from "../store.ts";
 import type { PostgresStore } from "./store.ts";
-import { ENDED_CHANNEL, QUEUE_CHANNEL } from "./store.ts";
+import { ENDED_CHANNEL, queenApplication, QUEUE_CHANNEL } from "./store.ts";
 
 /**
  * Claims take turns, cluster-wide ("claim" in ASCII): each sees the jobs and drone loads the one
@@ -521,7 +521,7 @@ export class Cluster implements SharedQueue {
               "its database connections",
           );
           await this.#sql`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-            WHERE application_name = ${id}`;
+            WHERE application_name = ${queenApplication(id)}`;
         }
         await this.#adoptIfDead(id);
       }

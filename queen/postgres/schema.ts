@@ -155,6 +155,17 @@ export const PG_MIGRATIONS: readonly string[] = [
    -- A running build is followed by one queen (the one that made it, or adopted it).
    ALTER TABLE builds ADD COLUMN owner TEXT;
    CREATE INDEX builds_by_owner ON builds (owner) WHERE owner IS NOT NULL;`,
+  // 4: a build's summary commit status is a row keyed `build:<id>`, which is no job: the key of
+  // commit_statuses stops pointing at jobs, and a job's row goes with the job by a trigger (as
+  // SQLite's migration 4 does); retention removes summary rows with their builds.
+  `ALTER TABLE commit_statuses DROP CONSTRAINT IF EXISTS commit_statuses_job_id_fkey;
+   CREATE FUNCTION strider_job_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+   BEGIN
+     DELETE FROM commit_statuses WHERE job_id = OLD.id;
+     RETURN OLD;
+   END $$;
+   CREATE TRIGGER jobs_delete_commit_statuses AFTER DELETE ON jobs
+     FOR EACH ROW EXECUTE FUNCTION strider_job_deleted();`,
 ];
 
 /** Applies the migrations the database has not had yet, one queen at a time. */

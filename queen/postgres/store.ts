@@ -23,16 +23,18 @@ import { CommitBatcher } from "../commit_batch.ts";
 import type { Batch } from "../commit_batch.ts";
 import { decodeCursor, encodeCursor } from "../store.ts";
 import type { JobFilter, JobPage, JobRecord, LogChunk, Retention, Store } from "../store.ts";
-import { StartupError } from "../errors.ts";
+import { DatabaseUnavailableError, StartupError } from "../errors.ts";
 import { branchKey, buildOf } from "../scheduler.ts";
 import { migratePostgres } from "./schema.ts";
+import { deadlinesOf, serverBounds, silentMs, watchedSocket, withDeadlines } from "./deadline.ts";
+import { EVENTS_CHANNEL, notifyPayload } from "./bus.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 /** As in `sqlite_store.ts`: an output event points to its log chunk instead of a second copy. */
 const LOG_REF = "@log";
-/** The channel on which a batch tells which jobs got events: payload `<id>` per job. */
-export const EVENTS_CHANNEL = "strider_events";
+/** The channel of commit notifications (see `bus.ts`). */
+export { EVENTS_CHANNEL };
 /** The channel that wakes the queens' claims: a job was queued or released, one ended, or a
  * drone's load changed. */
 export const QUEUE_CHANNEL = "strider_queue";
@@ -65,19 +67,46 @@ export interface PostgresOptions {
    * only jobs it owns (see docs/ARCHITECTURE.md, "Several queens").
    */
   queen?: string;
+  /**
+   * Seconds a statement may take (`--database-timeout`, default 30): PostgreSQL cancels it, and
+   * the client gives up on a connection that stays silent (see `deadline.ts`).
+   */
+  statementSeconds?: number;
+  /** The connections' `application_name` (default `QUEEN_APPLICATION`). */
+  application?: string;
 }
+
+/** The `application_name` of every queen's connections. */
+export const QUEEN_APPLICATION = "strider-queen";
+
+/** The `application_name` of queen `id`'s connections: `QUEEN_APPLICATION`, then its id. */
+export function queenApplication(id: string): string {
+  return `${QUEEN_APPLICATION}:${id}`;
+}
+/** The advisory lock of a change of key (`rotation.ts`); checking the key takes it shared. */
+export const ROTATION_LOCK = 0x726f74617465;
 
 /** Opens a connection pool, with a message that says what to fix when it cannot. */
 export async function connectPostgres(options: PostgresOptions): Promise<Sql> {
-  const sql = postgres(options.url, {
+  const deadlines = deadlinesOf(options.statementSeconds);
+  // BIGINT columns (times, sizes) come back as text and are read with Number(): exact up to
+  // 2^53, far beyond any time or size stored.
+  const settings = {
     max: options.max ?? 10,
     onnotice: () => {},
-    // A queen's connections carry its id, so that the others can end them all if it freezes.
-    ...(options.queen ? { connection: { application_name: options.queen } } : {}),
-    // BIGINT columns (times, sizes) come back as text and are read with Number(): exact up to
-    // 2^53, far beyond any time or size stored.
-    connect_timeout: 10,
-  });
+    connect_timeout: Math.min(10, Math.ceil(deadlines.statementMs / 1000)),
+    // Other queens' connections are told apart from foreign ones by this name (rotation).
+    connection: {
+      // A queen's connections carry its id, so that the others can end them all if it freezes.
+      application_name: options.queen
+        ? queenApplication(options.queen)
+        : options.application ?? QUEEN_APPLICATION,
+      ...serverBounds(deadlines),
+    },
+    // Documented by postgres.js, missing from its types.
+    socket: watchedSocket(silentMs(deadlines)),
+  };
+  const sql = withDeadlines(postgres(options.url, settings as postgres.Options<never>), deadlines);
   try {
     await sql`SELECT 1`;
   } catch (error) {
@@ -95,18 +124,35 @@ export async function connectPostgres(options: PostgresOptions): Promise<Sql> {
 export class PostgresStore implements Store {
   readonly #sql: Sql;
   readonly #box: SecretBox;
-  readonly #batch = new CommitBatcher((batch) => this.#commit(batch));
+  readonly #batch = new CommitBatcher((batch) => this.#commit(batch), {
+    onError: (error) => this.#breakWith(error),
+  });
+  readonly #broken = Promise.withResolvers<never>();
+  #brokenWith: Error | undefined;
   readonly #listeners = new Set<(id: string) => void>();
   #unlisten: (() => Promise<void>) | undefined;
   #closed = false;
+
+  /** Names this store in its notifications, so that its queen knows its own commits. */
+  readonly tag = crypto.randomUUID().slice(0, 8);
 
   /** Where the database is, for connections of their own (a queen's liveness lock). */
   readonly url: string;
   /** The owner id this store writes as; undefined: a store of its own (tests, tools). */
   readonly queen: string | undefined;
 
-  private constructor(sql: Sql, box: SecretBox, url: string, queen?: string) {
+  /** How long a read waits for the queued writes it must see (a commit being retried). */
+  readonly #flushWaitMs: number;
+
+  private constructor(
+    sql: Sql,
+    box: SecretBox,
+    url: string,
+    flushWaitMs: number,
+    queen?: string,
+  ) {
     this.url = url;
+    this.#flushWaitMs = flushWaitMs;
     this.queen = queen;
     this.#sql = sql;
     this.#box = box;
@@ -121,8 +167,10 @@ export class PostgresStore implements Store {
     try {
       await migratePostgres(sql);
       await checkKey(sql, box);
-      const store = new PostgresStore(sql, box, options.url, options.queen);
-      const { unlisten } = await sql.listen(EVENTS_CHANNEL, (id) => {
+      const { statementMs } = deadlinesOf(options.statementSeconds);
+      const store = new PostgresStore(sql, box, options.url, statementMs + 5_000, options.queen);
+      const { unlisten } = await sql.listen(EVENTS_CHANNEL, (payload) => {
+        const id = payload.split(" ")[0];
         for (const listener of store.#listeners) listener(id);
       });
       store.#unlisten = unlisten;
@@ -131,6 +179,24 @@ export class PostgresStore implements Store {
       await sql.end({ timeout: 0 }).catch(() => {});
       throw error;
     }
+  }
+
+  /**
+   * Rejects when a commit failed after every retry: the queen must stop serving, as what it
+   * holds in memory is no longer what the database holds. Nothing of that batch was
+   * acknowledged, so workers send it again to the queen that takes over.
+   */
+  get broken(): Promise<never> {
+    return this.#broken.promise;
+  }
+
+  #breakWith(error: unknown): void {
+    if (this.#brokenWith) return;
+    this.#brokenWith = new Error(
+      `could not commit to PostgreSQL after ${COMMIT_TRIES} tries: ${(error as Error).message}`,
+    );
+    this.#broken.reject(this.#brokenWith);
+    this.#broken.promise.catch(() => {});
   }
 
   /** The connection pool, for stores that keep their own tables in the same database. */
@@ -185,13 +251,13 @@ export class PostgresStore implements Store {
 
   async getJob(id: string): Promise<JobRecord | undefined> {
     // Read your writes: a state still queued is written first.
-    if (this.#batch.isDirty(id)) await this.#batch.flush(true);
+    if (this.#batch.isDirty(id)) await this.#flushed();
     const rows = await this.#sql`SELECT * FROM jobs WHERE id = ${id}`;
     return (await this.#loadAll(rows))[0];
   }
 
   async listJobs(filter: JobFilter): Promise<JobPage> {
-    await this.#batch.flush(true);
+    await this.#flushed();
     const sql = this.#sql;
     const where = [sql`TRUE`];
     if (filter.status) where.push(sql`status = ${filter.status}`);
@@ -211,7 +277,7 @@ export class PostgresStore implements Store {
   }
 
   async unfinishedJobs(): Promise<JobRecord[]> {
-    await this.#batch.flush(true);
+    await this.#flushed();
     // A queen of a cluster schedules the jobs it owns; the others are claimed or adopted.
     const rows = this.queen
       ? await this.#sql`SELECT * FROM jobs WHERE status != 'done' AND owner = ${this.queen}
@@ -252,21 +318,37 @@ export class PostgresStore implements Store {
     this.#batch.append({ id, event, log });
   }
 
-  async events(id: string, after = 0): Promise<RecordedEvent[]> {
-    const rows = await this.#sql`SELECT e.n, e.at, e.data, l.text FROM events e
+  async events(id: string, after = 0, limit?: number): Promise<RecordedEvent[]> {
+    // The text as base64, not bytea's hex: a third of the bytes on the wire and in memory.
+    const rows = await this.#sql`SELECT e.n, e.at, e.data, encode(l.text, 'base64') AS text
+      FROM events e
       LEFT JOIN log_chunks l ON l.job_id = e.job_id
         AND e.data LIKE ${`%"${LOG_REF}":%`}
         AND l.start = (e.data::json ->> ${LOG_REF})::bigint
-      WHERE e.job_id = ${id} AND e.n > ${after} ORDER BY e.n`;
+      WHERE e.job_id = ${id} AND e.n > ${after} ORDER BY e.n
+      ${limit === undefined ? this.#sql`` : this.#sql`LIMIT ${limit}`}`;
     const stored = rows.map((row) => {
       const data = JSON.parse(String(row.data));
       if (row.text !== null && LOG_REF in data) {
         delete data[LOG_REF];
-        data.text = decoder.decode(row.text as Uint8Array);
+        data.text = decoder.decode(Buffer.from(String(row.text), "base64"));
       }
       return { n: Number(row.n), at: Number(row.at), data };
     }) as RecordedEvent[];
-    return this.#batch.withPending(id, stored, after);
+    return this.#batch.withPending(id, stored, after, limit);
+  }
+
+  /** The last committed event number of each of the jobs that have events. */
+  async heads(ids: string[]): Promise<Map<string, number>> {
+    const rows = await this.#sql`SELECT job_id, MAX(n) AS n FROM events
+      WHERE job_id = ANY(${ids}) GROUP BY job_id`;
+    return new Map(rows.map((row) => [String(row.job_id), Number(row.n)]));
+  }
+
+  /** The job's last committed event number (0: none, or no such job). */
+  async head(id: string): Promise<number> {
+    const [row] = await this.#sql`SELECT MAX(n) AS n FROM events WHERE job_id = ${id}`;
+    return Number(row?.n ?? 0);
   }
 
   async readLog(id: string, start: number, end: number): Promise<Uint8Array> {
@@ -290,7 +372,7 @@ export class PostgresStore implements Store {
   }
 
   async deleteJob(id: string): Promise<boolean> {
-    await this.#batch.flush(true);
+    await this.#flushed();
     const rows = await this.#sql`DELETE FROM jobs WHERE id = ${id} AND status = 'done'
       RETURNING id`;
     if (rows.length) this.#batch.forget(id);
@@ -298,7 +380,7 @@ export class PostgresStore implements Store {
   }
 
   async prune(retention: Retention, now: number): Promise<number> {
-    await this.#batch.flush(true);
+    await this.#flushed();
     const doomed = new Set<string>();
     if (retention.keepJobs !== undefined) {
       const rows = await this.#sql`SELECT id FROM jobs WHERE status = 'done'
@@ -322,7 +404,10 @@ export class PostgresStore implements Store {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await this.#batch.close();
+    // A store that could not commit does not try again on its way out.
+    if (!this.#brokenWith) {
+      await Promise.resolve(this.#batch.close()).catch((error) => this.#breakWith(error));
+    }
     await this.#unlisten?.().catch(() => {});
     await this.#sql.end({ timeout: 5 });
   }
@@ -330,6 +415,30 @@ export class PostgresStore implements Store {
   /** A job's spec from its sealed column. */
   openSpec(id: string, sealed: string): JobSpec {
     return JSON.parse(openText(this.#box, sealed, jobContext(id))) as JobSpec;
+  }
+
+  /**
+   * Commits what is queued before a read that must see it. While the database does not answer,
+   * the commit is retried for longer than a request should wait: the read fails after the
+   * statement bound instead, and the commit goes on.
+   */
+  async #flushed(): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        reject(
+          new DatabaseUnavailableError(
+            `the database has not committed for ${Math.round(this.#flushWaitMs / 1000)} s; ` +
+              "try again once it answers",
+          ),
+        );
+      }, this.#flushWaitMs);
+    });
+    try {
+      await Promise.race([this.#batch.flush(true), late]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   #sealSpec(id: string, spec: JobSpec): string {
@@ -381,6 +490,10 @@ export class PostgresStore implements Store {
     const written = [...new Set([...touched, ...stateRows.map((r) => r.id)])];
     const ended = stateRows.filter((r) => r.status === "done").map((r) => r.id);
     const queen = this.queen;
+    // One notification per job written: its last event number (0: its state alone changed).
+    const lastN = new Map<string, number>(states.map((record) => [record.id, 0]));
+    for (const { id, event } of events) lastN.set(id, Math.max(lastN.get(id) ?? 0, event.n));
+    const notes = [...lastN].map(([id, n]) => notifyPayload(id, n, this.tag));
     const write = () =>
       this.#sql.begin(async (tx) => {
         if (queen && written.length) {
@@ -422,8 +535,9 @@ export class PostgresStore implements Store {
             AS u(id, status, result, finished_at, state, spec)
           WHERE jobs.id = u.id`;
         }
-        if (touched.length) {
-          await tx`SELECT pg_notify(${EVENTS_CHANNEL}, id) FROM unnest(${touched}::text[]) AS id`;
+        // Delivered by PostgreSQL only once this transaction commits.
+        if (notes.length) {
+          await tx`SELECT pg_notify(${EVENTS_CHANNEL}, p) FROM unnest(${notes}::text[]) AS p`;
         }
         // A job that ended frees a slot, and maybe its branch: the queens claim again; and the
         // queen following its build learns of it.
@@ -432,7 +546,10 @@ export class PostgresStore implements Store {
             FROM unnest(${ended}::text[]) AS id`;
         }
       });
-    return retried(write);
+    return retried(write).catch((error) => {
+      this.#breakWith(error);
+      throw error;
+    });
   }
 
   /** Records from their rows, with positions taken from the events and log in three queries. */
@@ -479,6 +596,9 @@ export class PostgresStore implements Store {
   }
 }
 
+/** How often a batch's transaction is tried (each bounded by the statement deadline). */
+const COMMIT_TRIES = 6;
+
 /**
  * Runs a batch's transaction again when it fails (a dropped connection, a database failing
  * over): the rows are the same, inserts skip what a lost commit did write, and nothing was
@@ -491,7 +611,7 @@ async function retried(write: () => Promise<unknown>): Promise<void> {
       await write();
       return;
     } catch (error) {
-      if (attempt === 6 || error instanceof FencedError) throw error;
+      if (attempt === COMMIT_TRIES || error instanceof FencedError) throw error;
       await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** attempt));
     }
   }
@@ -512,13 +632,21 @@ function stateOf(record: JobRecord): StoredState {
  * the first records its key's id, and a queen with another key refuses to start.
  */
 async function checkKey(sql: Sql, box: SecretBox): Promise<void> {
-  await sql`INSERT INTO strider_meta (key, value) VALUES ('key-id', ${box.keyId})
-    ON CONFLICT (key) DO NOTHING`;
-  const [row] = await sql`SELECT value FROM strider_meta WHERE key = 'key-id'`;
-  if (String(row.value) !== box.keyId) {
+  await sql.begin(async (tx) => {
+    // Not while a queen re-seals the database: after it, the key id is the new one.
+    await tx`SELECT pg_advisory_xact_lock_shared(${ROTATION_LOCK})`;
+    await tx`INSERT INTO strider_meta (key, value) VALUES ('key-id', ${box.keyId})
+      ON CONFLICT (key) DO NOTHING`;
+    const [row] = await tx`SELECT value FROM strider_meta WHERE key = 'key-id'`;
+    const sealedWith = String(row.value);
+    if (sealedWith === box.keyId) return;
     throw new StartupError(
-      "this queen's secret key is not the one the database's other queens seal with: give " +
-        "every queen of the cluster the same STRIDER_SECRET_KEY",
+      box.keyIds.includes(sealedWith)
+        ? `the database is sealed with key ${sealedWith}, which this queen has as its old key: ` +
+          "start it once with --rotate-secret-key to re-seal everything with the new one"
+        : `this queen's secret key (${box.keyId}) is not the one the database is sealed with ` +
+          `(${sealedWith}): give every queen of the cluster the same STRIDER_SECRET_KEY ` +
+          "(after a --rotate-secret-key, the new one)",
     );
-  }
+  });
 }

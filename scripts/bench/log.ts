@@ -5,7 +5,9 @@
  * queen (a subprocess) and its store, to a live SSE follower in this process: MB/s from the
  * follower's first output event to the stream's end (after `job:done`), median of three jobs,
  * beside the same command writing to /dev/null; and the queen's peak resident memory
- * (`VmHWM`), beside its resident memory when idle.
+ * (`VmHWM`), beside its resident memory when idle; its resident memory 15 s after the jobs
+ * (beside idle again); and its peak while the last log is read back through `GET /log` and
+ * replayed to a late SSE follower (each beside its memory just before).
  *
  * `store`: the same output, in the 64 KiB chunks the worker sends, appended to the SQLite store
  * (`SqliteStore.appendEvent`, committed), beside a bare `node:sqlite` loop inserting the same
@@ -151,6 +153,15 @@ export const logThroughput: Measure = {
       if (readBytes < printed(payload)) {
         throw new Error(`GET ${logUrl} gave ${readBytes} bytes of ${printed(payload)}`);
       }
+      // A late follower of the same finished job, from its first event: the queen replays the
+      // stored events a page at a time (queen/sse.ts), the log never held whole.
+      const beforeReplay = memoryOf(queen.proc.pid).rss;
+      const replaySampler = sampleMemory(queen.proc.pid, 10);
+      const replayed = await within(follow(queen.url, `big${runs - 1}`), 300_000, "the replay");
+      const replayPeak = replaySampler.stop();
+      if (replayed.bytes < printed(payload)) {
+        throw new Error(`the replay gave ${replayed.bytes} bytes of ${printed(payload)}`);
+      }
       const bareRates: number[] = [];
       for (let i = 0; i < runs; i++) {
         const bareMs = await timed(() => run("sh", ["-c", `${command(payload)} > /dev/null`]));
@@ -211,6 +222,23 @@ export const logThroughput: Measure = {
           target: `grows < ${payload / MB / 10} MB`,
           check: (r) => r.median - r.baseline_median < payload / MB / 10,
           notes: { read_mb_per_s: round(readBytes / MB / (readMs / 1000)) },
+        }),
+        row({
+          group: "log",
+          measure: `queen peak RSS replaying a ${payload / MB} MB log to a late SSE follower`,
+          unit: "MB",
+          median: replayPeak / MB,
+          n: 1,
+          baseline: "the queen's RSS before the replay",
+          baseline_median: beforeReplay / MB,
+          target: `grows < ${payload / MB / 5} MB`,
+          check: (r) => r.median - r.baseline_median < payload / MB / 5,
+          notes: {
+            replay_mb_per_s: round(
+              replayed.bytes / MB / ((replayed.end - replayed.firstOutput) / 1000),
+            ),
+            sse_resumes: replayed.resumes,
+          },
         }),
       ];
     } finally {
