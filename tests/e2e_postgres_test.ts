@@ -271,7 +271,7 @@ clusterTest(
       const job = await waitForJob(qb, id, 60_000);
       equal(job.result, "passed", job.error ?? "");
       equal(job.attempts.length, 1, "the same attempt went on through B");
-      deepEqual(linesOf(await jobLog(qa, id)), numbered(120));
+      deepEqual(linesOf(await jobLog(qb, id)), numbered(120));
       match(a.stderr, /handed over to queen/);
       ok(!a.exited && !b.exited, "both queens live on");
     } finally {
@@ -351,6 +351,60 @@ clusterTest(
       a.signal("SIGCONT");
       await worker.stop();
       await Promise.all([a.stop(), b.stop()]);
+    }
+  },
+);
+
+clusterTest(
+  "a queen killed while three serve a busy queue: every job ends passed, each attempt run once",
+  async () => {
+    const database = await (await postgresCluster()).newDatabase();
+    const repo = await makeRepo({ "a.txt": "a\n" });
+    const marks = await Deno.makeTempDir({ prefix: "strider-marks-" });
+    const { procs, at } = await queens(database, 3, ["--lease", "10"]);
+    const urls = at.map((q) => q.url);
+    // Each worker knows every queen, its own first.
+    const workers = await Promise.all(at.map((q, i) =>
+      startWorker(q, {
+        name: `k${i + 1}`,
+        connect: [...urls.slice(i), ...urls.slice(0, i)].join(","),
+        args: ["--capacity", "2"],
+      })
+    ));
+    try {
+      // An attempt that ran twice would find its mark.
+      const ids = await Promise.all(Array.from({ length: 24 }, (_, i) =>
+        submitJob(
+          at[i % 3],
+          customJob(repo.path, {
+            test: `set -o noclobber; echo run > ${marks}/$STRIDER_JOB_ID.$STRIDER_ATTEMPT; ` +
+              "for i in $(seq 1 40); do echo line-$i; sleep 0.02; done",
+          }),
+        )));
+      await waitUntil(
+        async () => {
+          const page = await (await api(at[1], "/api/jobs?status=started&limit=100")).json();
+          return page.jobs.length >= 4;
+        },
+        30_000,
+        "jobs running on several queens",
+      );
+      await procs[0].stop("SIGKILL");
+      for (const id of ids) {
+        const job = await waitForJob(at[1], id, 120_000);
+        equal(job.result, "passed", `${id}: ${job.error}`);
+        if (job.attempts.length === 1) {
+          // From the queen that said it ended: read there, the log is complete (another queen
+          // reads the database, which the owner's last batch may reach a moment later).
+          const log = await jobLog(at[1], id);
+          deepEqual(linesOf(log), numbered(40), `${id}: every line once:\n${log}`);
+        }
+      }
+      match(procs[1].stderr + procs[2].stderr, /is gone: adopting its \d+ unfinished jobs/);
+    } finally {
+      await Promise.all(workers.map((w) => w.stop()));
+      await Promise.all(procs.map((q) => q.stop()));
+      await Deno.remove(marks, { recursive: true });
     }
   },
 );
