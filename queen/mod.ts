@@ -22,6 +22,9 @@ import { RemoteFeed } from "./remote_feed.ts";
 export { QueenCore } from "./queen.ts";
 export { StartupError } from "./errors.ts";
 
+/** How long a queen that lost its lock waits for its stores to close before it exits. */
+const LOST_CLOSE_MS = 10_000;
+
 /** How often finished jobs beyond the retention are removed. */
 const RETENTION_EVERY_MS = 10 * 60_000;
 
@@ -273,7 +276,7 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
   await lead.announce(options.peerUrl ?? url);
   log(`listening on ${url}`);
 
-  const finished = server.finished.finally(async () => {
+  const closeAll = async () => {
     await reporter.close();
     await builds.close();
     clearInterval(pruning);
@@ -284,7 +287,14 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
     await lead.bus?.close();
     await core.store.close();
     lead.release();
-  }).then(() => {
+  };
+  const finished = server.finished.finally(() =>
+    // A queen that lost its lock stops even if its database does not answer the goodbyes: it
+    // has acknowledged nothing it did not commit, and the others adopt its jobs.
+    lostLead
+      ? Promise.race([closeAll(), new Promise((resolve) => setTimeout(resolve, LOST_CLOSE_MS))])
+      : closeAll()
+  ).then(() => {
     // Not a clean stop: a service manager restarts the queen, which then stands by.
     if (lostLead) throw new StartupError(lostLead.message);
   });
