@@ -136,6 +136,9 @@ Deno.test("any queen shows the whole fleet and drains or disconnects another que
     await admin`INSERT INTO drones (id, queen, load)
       VALUES (${`${idA}/d77`}, ${idA}, ${JSON.stringify({ name: 5, capacity: -1 })})`;
     await admin`INSERT INTO drones (id, queen, load) VALUES (${`${idA}/d78`}, ${idA}, 'not json')`;
+    const late = { ...fromB!, name: "from-the-far-future", active: 0, connectedAt: 1e20, jobs: [] };
+    await admin`INSERT INTO drones (id, queen, load)
+      VALUES (${`${idA}/d79`}, ${idA}, ${JSON.stringify(late)})`;
     equal((await fleet(qb)).length, 3);
     equal((await api(qb, `/api/drones/d77@${idA}/drain`, { method: "POST" })).status, 404);
 

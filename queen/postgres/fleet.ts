@@ -30,8 +30,10 @@ export const DroneRowSchema = z.object({
   draining: z.boolean(),
   // Written by queens from before the fleet view: absent.
   version: text.optional(),
-  connectedAt: z.number().optional(),
-  jobs: list.optional(),
+  // Within what a Date can hold.
+  connectedAt: z.int().min(0).max(8.64e15).optional(),
+  // Up to capacity (10,000) times one slot and one queued job each.
+  jobs: z.array(text).max(100_000).optional(),
 });
 
 /** What a queen writes of its drone: its load, and its version, start and jobs for the view. */
