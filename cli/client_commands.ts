@@ -308,8 +308,8 @@ export async function drones(args: string[], output: Output): Promise<number> {
   for (const d of list.drones) {
     output.out(
       `${d.name}  speed ${d.speed}  ${d.running}/${d.capacity} running  ${d.queued} queued  ` +
-        `plugins ${d.plugins.join(",")}${
-          d.labels.length ? `  labels ${d.labels.join(",")}` : ""
+        `plugins ${d.plugins.join(",")}${d.labels.length ? `  labels ${d.labels.join(",")}` : ""}${
+          d.queen ? `  on queen ${d.queen.id}` : ""
         }\n`,
     );
   }

@@ -127,6 +127,10 @@ export const DroneViewSchema = z.object({
   draining: z.boolean(),
   connectedAt: isoTime,
   lastSeen: isoTime,
+  queen: z.object({ id: z.string(), url: z.string() }).optional().describe(
+    "with several queens (PostgreSQL): the queen the worker is connected to; any queen lists " +
+      "the whole fleet, and the drones of another queen have ids `DRONE@QUEEN`",
+  ),
 });
 export type DroneView = z.infer<typeof DroneViewSchema>;
 export const DroneListSchema = z.object({ drones: z.array(DroneViewSchema) });

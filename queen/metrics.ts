@@ -53,6 +53,19 @@ export function queenMetrics(core: QueenCore): Registry {
       this.set(core.drones.size);
     },
   });
+  if (core.fleet) {
+    // Several queens: every other metric counts this queen's own; this one the cluster's.
+    const fleet = core.fleet;
+    new Gauge({
+      name: "strider_fleet_drones_connected",
+      help: "Workers connected to any live queen sharing this queen's database",
+      registers: [registry],
+      async collect() {
+        // The database unreachable: the last count stays, and the queen's own metrics still go.
+        this.set(await fleet.count().catch(() => this.get().then((m) => m.values[0]?.value ?? 0)));
+      },
+    });
+  }
   new Gauge({
     name: "strider_drone_capacity",
     help: "Job slots across connected drones",

@@ -13,6 +13,7 @@ import { attachBuilds } from "./builds/registry.ts";
 import { MAX_REPORT_BYTES } from "./builds/timings.ts";
 import type { Artifacts } from "./artifacts/store.ts";
 import { createApp } from "./server.ts";
+import { applyDroneAction } from "./fleet.ts";
 import { fillTokenSet, parseTokensFile, tokenFromDataDir } from "./tokens.ts";
 import type { TokenSet } from "./tokens.ts";
 import { StartupError } from "./errors.ts";
@@ -209,6 +210,12 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
       void builds.adopt(ids).catch((error) => log(`adopting builds: ${error.message}`));
     lead.shared.onBuildCancel = (id) =>
       void builds.cancel(id).catch((error) => log(`cancelling build ${id}: ${error.message}`));
+    // The fleet view and drain/disconnect of this queen's drones asked by another queen.
+    core.fleet = lead.shared;
+    lead.shared.onDroneAction = (id, action) => {
+      const drone = core.drones.get(id);
+      if (drone) applyDroneAction(drone, action);
+    };
     await lead.shared.start(core);
   }
   const retention = { keepJobs: options.keepJobs, keepDays: options.keepDays };

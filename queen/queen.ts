@@ -21,6 +21,7 @@ import {
 } from "../protocol/mod.ts";
 import { hex } from "../protocol/hex.ts";
 import { Drone, DroneRegistry } from "./drone.ts";
+import type { Fleet } from "./fleet.ts";
 import { ConflictError, RejectedError } from "./errors.ts";
 import { Hub } from "./hub.ts";
 import { newRecord, Recorder } from "./recorder.ts";
@@ -118,6 +119,8 @@ export class QueenCore {
   readonly #jobs = new Map<string, JobRecord>();
   // The registry keeps a load index for dispatch (see queen/drone.ts).
   readonly drones = new DroneRegistry();
+  /** With several queens: the other queens' drones, for the fleet view (queen/fleet.ts). */
+  fleet: Fleet | undefined;
   readonly #options: QueenCoreOptions;
   /** Queued job ids; kept ordered by priority, then age. */
   #queue: string[] = [];

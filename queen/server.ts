@@ -31,6 +31,7 @@ import { acceptJob } from "./intake.ts";
 import { jobSummary } from "./job_summary.ts";
 import { logResponse } from "./log_response.ts";
 import { queenMetrics } from "./metrics.ts";
+import { fleetViews } from "./fleet.ts";
 import { rerunSpec } from "./rerun.ts";
 import { decodeCursor } from "./store.ts";
 import type { QueenCore } from "./queen.ts";
@@ -166,10 +167,8 @@ export function createApp(
     return c.json({ id: record.id, status: record.view.status }, 202);
   });
 
-  app.get("/api/drones", (c) => {
-    const drones = [...core.drones.values()].map((d) => d.view((id) => core.isStarted(id)));
-    return c.json({ drones });
-  });
+  // The whole fleet: with several queens, every live queen's drones (queen/fleet.ts).
+  app.get("/api/drones", async (c) => c.json({ drones: await fleetViews(core) }));
 
   mountBuildRoutes(app, core, projects);
   app.route("/api/projects", projectRoutes(projects));

@@ -8,10 +8,10 @@ import {
   api,
   API_TOKEN,
   customJob,
-  droneNames,
   ENTRY,
   getJob,
   jobLog,
+  ownDroneNames,
   Proc,
   QUEEN_PERMISSIONS,
   startWorker,
@@ -106,7 +106,7 @@ async function queens(
 async function queenOf(at: TestQueen[], name: string): Promise<number> {
   for (let i = 0; i < at.length; i++) {
     try {
-      if ((await droneNames(at[i])).includes(name)) return i;
+      if ((await ownDroneNames(at[i])).includes(name)) return i;
     } catch {
       // A killed queen.
     }
@@ -267,7 +267,7 @@ clusterTest(
       );
       await waitUntil(async () => (await jobLog(qa, id)).includes("line-30"), 30_000, "line-30");
       proxy.cut();
-      await waitUntil(async () => (await droneNames(qb)).includes("mover"), 30_000, "on B");
+      await waitUntil(async () => (await ownDroneNames(qb)).includes("mover"), 30_000, "on B");
       const job = await waitForJob(qb, id, 60_000);
       equal(job.result, "passed", job.error ?? "");
       equal(job.attempts.length, 1, "the same attempt went on through B");

@@ -54,6 +54,11 @@ export function DronePage(props: { ctx: PageContext; data: DronePageData }) {
       </header>
       {!ctx.session && <LoginNote ctx={ctx} what="drain or disconnect this drone" />}
       <dl class="facts">
+        {d.queen && (
+          <Fact term="Queen">
+            <code data-field="queen">{d.queen.id}</code> {d.queen.url}
+          </Fact>
+        )}
         <Fact term="Version">{d.version || "unknown"}</Fact>
         <Fact term="Labels">{d.labels.join(", ") || "none"}</Fact>
         <Fact term="Plugins">{d.plugins.join(", ") || "none"}</Fact>

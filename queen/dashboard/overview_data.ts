@@ -1,5 +1,6 @@
 /** What the dashboard's overview shows: drones, the queue and recent jobs, from the core. */
 import type { DroneView, Overview, QueuedJob } from "../../protocol/mod.ts";
+import { fleetViews } from "../fleet.ts";
 import { jobSummary } from "../job_summary.ts";
 import type { QueenCore } from "../queen.ts";
 
@@ -8,9 +9,9 @@ export { jobSummary, refText } from "../job_summary.ts";
 /** Recent jobs the overview lists. */
 export const RECENT_JOBS = 30;
 
-/** The connected drones as `GET /api/drones` lists them. */
-export function droneViews(core: QueenCore): DroneView[] {
-  return [...core.drones.values()].map((d) => d.view((id) => core.isStarted(id)));
+/** The connected drones as `GET /api/drones` lists them (with several queens, the fleet's). */
+export function droneViews(core: QueenCore): Promise<DroneView[]> {
+  return fleetViews(core);
 }
 
 /** Drones, the queue in dispatch order, and the most recent jobs. */
@@ -20,5 +21,5 @@ export async function overviewOf(core: QueenCore, recent = RECENT_JOBS): Promise
     queue.push({ ...jobSummary(record), waiting: record.view.waiting });
   }
   const jobs = (await core.store.listJobs({ limit: recent })).records.map(jobSummary);
-  return { drones: droneViews(core), queue, jobs };
+  return { drones: await droneViews(core), queue, jobs };
 }

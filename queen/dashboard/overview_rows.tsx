@@ -41,6 +41,11 @@ export function DroneRow(props: { drone: DroneView }) {
       <th scope="row" data-label="">
         <a href={`/drones/${encodeURIComponent(d.id)}`}>{d.name}</a>
         {d.draining && <span class="tag">draining</span>}
+        {d.queen && (
+          <span class="tag" data-field="queen" title={`connected to queen ${d.queen.url}`}>
+            {d.queen.id}
+          </span>
+        )}
       </th>
       <td class="num" data-label="Speed">{d.speed}</td>
       <td class="num" data-label="Capacity">{d.capacity}</td>

@@ -5,7 +5,7 @@
  */
 import type { Context, Hono } from "hono";
 import { NotFoundError } from "../errors.ts";
-import type { Drone } from "../drone.ts";
+import { actOnDrone, findDrone, localView } from "../fleet.ts";
 import { jobSummary } from "../job_summary.ts";
 import type { ProjectStore } from "../projects/store.ts";
 import { storedEvents } from "../store.ts";
@@ -47,12 +47,6 @@ export interface PageTools {
 
 /** Longest query find-in-log takes. */
 const MAX_QUERY = 200;
-
-/** Drains a drone: it finishes what it runs, takes nothing new, and its worker exits. */
-export function drainDrone(drone: Drone): void {
-  drone.draining = true;
-  drone.send({ event: "drone:drain" });
-}
 
 /** Mounts the routes on `app`. */
 export function mountTeamPages(app: Hono, t: PageTools): void {
@@ -147,11 +141,16 @@ export function mountTeamPages(app: Hono, t: PageTools): void {
     return c.json(await searchLog(store, record.id, record.logBytes, q, c.req.query("cursor")));
   });
 
-  const droneOf = (c: Context) => core.drones.get(c.req.param("id") ?? "");
+  // Any drone of the fleet: this queen's, or another live queen's (`DRONE@QUEEN`).
+  const droneOf = async (c: Context) => {
+    const found = await findDrone(core, c.req.param("id") ?? "");
+    if (!found) return undefined;
+    return "local" in found ? localView(core, found.local) : found.remote;
+  };
 
   app.get("/drones/:id", async (c) => {
     if (!t.mayView(c)) return t.toLogin(c);
-    const drone = droneOf(c);
+    const drone = await droneOf(c);
     if (!drone) {
       return t.problem(
         c,
@@ -165,33 +164,31 @@ export function mountTeamPages(app: Hono, t: PageTools): void {
     const mine = page.records.filter((r) => r.view.attempts.some((a) => a.drone === drone.name));
     const attempts = mine.flatMap((r) => r.view.attempts.filter((a) => a.drone === drone.name));
     const data = {
-      drone: drone.view((id) => core.isStarted(id)),
+      drone,
       recent: mine.slice(0, 20).map(jobSummary),
-      shares: utilisation(attempts, drone.info?.capacity ?? 1, now),
+      shares: utilisation(attempts, drone.capacity, now),
     };
     return t.html(c, DronePage({ ctx: t.contextOf(c), data }));
   });
 
-  const act = (what: "drain" | "disconnect", drone: Drone) => {
-    if (what === "drain") drainDrone(drone);
-    else drone.close(1000, "disconnected by an operator");
-  };
-
+  // A drone of another queen is drained or disconnected by that queen, a moment later.
   for (const what of ["drain", "disconnect"] as const) {
     app.post(`/drones/:id/${what}`, async (c) => {
       const session = await t.actor(c);
       if (session instanceof Response) return session;
-      const drone = droneOf(c);
+      const drone = await actOnDrone(core, c.req.param("id"), what);
       if (!drone) return t.problem(c, 404, "No such drone", "That drone is not connected.");
-      act(what, drone);
       return c.redirect(what === "drain" ? `/drones/${encodeURIComponent(drone.id)}` : "/", 303);
     });
     // The write guard of `/api/*` (queen/http/auth.ts) has checked the token.
-    app.post(`/api/drones/:id/${what}`, (c) => {
-      const drone = droneOf(c);
-      if (!drone) throw new NotFoundError(`no connected drone '${c.req.param("id")}'`);
-      act(what, drone);
-      return c.json({ ok: true, drone: drone.id, action: what });
+    app.post(`/api/drones/:id/${what}`, async (c) => {
+      const drone = await actOnDrone(core, c.req.param("id"), what);
+      if (!drone) {
+        throw new NotFoundError(
+          `no connected drone '${c.req.param("id")}' (GET /api/drones lists them)`,
+        );
+      }
+      return c.json({ ok: true, drone: drone.id, action: what, queen: drone.queen?.id });
     });
   }
 }

@@ -14,16 +14,21 @@
  *   adopts the dead queen's jobs, as a restarted queen takes over its own;
  * - a worker that reconnects to another queen: that queen fetches its job (handed over by a live
  *   owner, adopted from a dead one) and re-attaches it;
- * - cancel anywhere: the owner is told, and the wish is kept on the row for whoever owns it next.
+ * - cancel anywhere: the owner is told, and the wish is kept on the row for whoever owns it next;
+ * - the fleet view (`Fleet`, queen/fleet.ts): the drone table read with each drone's queen, and
+ *   drain or disconnect of another queen's drone asked of that queen.
  */
 import type { Sql, TransactionSql } from "postgres";
 import type { RecordedEvent } from "../../protocol/mod.ts";
 import type { QueenCore, SharedQueue } from "../queen.ts";
+import type { DroneView } from "../../protocol/mod.ts";
+import type { DroneAction, Fleet, QueenRef } from "../fleet.ts";
 import type { DroneLoad } from "../scheduler.ts";
 import { canRun, needsOf, pickDrone, QUEUE_PER_SLOT, runnable, whyWaiting } from "../scheduler.ts";
 import type { JobRecord } from "../store.ts";
 import type { PostgresStore } from "./store.ts";
 import { ENDED_CHANNEL, queenApplication, QUEUE_CHANNEL } from "./store.ts";
+import { countFleet, droneRow, readFleet } from "./fleet.ts";
 
 /**
  * Claims take turns, cluster-wide ("claim" in ASCII): each sees the jobs and drone loads the one
@@ -56,7 +61,9 @@ type ControlMessage =
   | { kind: "cancel"; to: string; job: string }
   | { kind: "cancel-build"; to: string; build: string }
   | { kind: "handover"; to: string; job: string; from: string }
-  | { kind: "handed"; to: string; job: string };
+  | { kind: "handed"; to: string; job: string }
+  // Ids only: the drone as its queen knows it.
+  | { kind: "drone"; to: string; drone: string; action: DroneAction };
 
 /** A drone free to take one more job (a slot, or room in its own queue). */
 function hasRoom(load: DroneLoad): boolean {
@@ -74,8 +81,9 @@ export function newQueenIdentity(): { id: string; lock: bigint } {
   return { id, lock: (lock & ((1n << 62n) - 1n)) | 1n };
 }
 
-export class Cluster implements SharedQueue {
+export class Cluster implements SharedQueue, Fleet {
   readonly id: string;
+  #url = "";
   readonly #store: PostgresStore;
   readonly #sql: Sql;
   readonly #log: (message: string) => void;
@@ -100,6 +108,8 @@ export class Cluster implements SharedQueue {
   onBuildsAdopted: ((ids: string[]) => void) | undefined;
   /** Another queen asks this one to cancel a build it follows. */
   onBuildCancel: ((id: string) => void) | undefined;
+  /** Another queen asks this one to drain or disconnect one of its drones. */
+  onDroneAction: ((drone: string, action: DroneAction) => void) | undefined;
 
   readonly #leaseMs: number;
   readonly #queueTimeoutMs: number;
@@ -123,6 +133,7 @@ export class Cluster implements SharedQueue {
    * started jobs that no queen owns (left by a strider from before owners).
    */
   async join(lock: bigint, url: string): Promise<void> {
+    this.#url = url;
     await this.#sql`INSERT INTO queens (id, url, lock, started, seen_at)
       VALUES (${this.id}, ${url}, ${lock.toString()}::bigint, ${Date.now()},
         ${this.#sql.unsafe(DB_NOW)})`;
@@ -134,6 +145,7 @@ export class Cluster implements SharedQueue {
 
   /** Where other queens reach this one. */
   async announce(url: string): Promise<void> {
+    this.#url = url;
     await this.#sql`UPDATE queens SET url = ${url} WHERE id = ${this.id}`;
   }
 
@@ -341,7 +353,7 @@ export class Cluster implements SharedQueue {
   async #claim(): Promise<number> {
     const core = this.#core!;
     const own = [...core.drones.values()].filter((d) => d.info).map((d) => ({
-      ...d.load(),
+      ...droneRow(d),
       id: `${this.id}/${d.id}`,
     }));
     if (!own.some(hasRoom)) {
@@ -482,8 +494,9 @@ export class Cluster implements SharedQueue {
     for (const id of ids) {
       const drone = core.drones.get(id);
       const key = `${this.id}/${id}`;
-      if (drone?.info) rows.push({ id: key, load: JSON.stringify({ ...drone.load(), id: key }) });
-      else gone.push(key);
+      if (drone?.info) {
+        rows.push({ id: key, load: JSON.stringify({ ...droneRow(drone), id: key }) });
+      } else gone.push(key);
     }
     await this.#sql.begin(async (tx) => {
       if (rows.length) {
@@ -495,6 +508,44 @@ export class Cluster implements SharedQueue {
       if (gone.length) await tx`DELETE FROM drones WHERE id = ANY(${gone})`;
       await tx`SELECT pg_notify(${QUEUE_CHANNEL}, ${this.id})`;
     });
+  }
+
+  // --- the fleet view ---
+
+  get self(): QueenRef {
+    return { id: this.id, url: this.#url };
+  }
+
+  /** How long a queen may go without a heartbeat before it counts as frozen (ended). */
+  get #frozenMs(): number {
+    return Math.max(this.#leaseMs, FROZEN_MIN_MS);
+  }
+
+  others(): Promise<DroneView[]> {
+    return readFleet(this.#sql, this.id, this.#frozenMs, this.#log);
+  }
+
+  async other(id: string): Promise<DroneView | undefined> {
+    const at = id.lastIndexOf("@");
+    if (at <= 0) return undefined;
+    const key = `${id.slice(at + 1)}/${id.slice(0, at)}`;
+    const [drone] = await readFleet(this.#sql, this.id, this.#frozenMs, this.#log, key);
+    return drone;
+  }
+
+  async relay(id: string, action: DroneAction): Promise<void> {
+    const at = id.lastIndexOf("@");
+    const message: ControlMessage = {
+      kind: "drone",
+      to: id.slice(at + 1),
+      drone: id.slice(0, at),
+      action,
+    };
+    await this.#sql`SELECT pg_notify(${CONTROL_CHANNEL}, ${JSON.stringify(message)})`;
+  }
+
+  count(): Promise<number> {
+    return countFleet(this.#sql, this.#frozenMs);
   }
 
   // --- other queens ---
@@ -603,6 +654,12 @@ export class Cluster implements SharedQueue {
       if (core.liveJob(message.job)) core.cancel(message.job);
     } else if (message.kind === "cancel-build") {
       this.onBuildCancel?.(message.build);
+    } else if (message.kind === "drone") {
+      const { drone, action } = message;
+      if (typeof drone === "string" && (action === "drain" || action === "disconnect")) {
+        this.#log(`drone ${drone}: ${action} asked by another queen`);
+        this.onDroneAction?.(drone, action);
+      }
     } else if (message.kind === "handed") {
       this.#handed.get(message.job)?.();
     } else if (message.kind === "handover") {

@@ -258,6 +258,14 @@ export async function droneNames(queen: TestQueen): Promise<string[]> {
   return body.drones.map((d: { name: string }) => d.name);
 }
 
+/** The workers connected to `queen` itself: with several queens, the list holds the fleet, and
+ * the drones of other queens have ids `DRONE@QUEEN`. */
+export async function ownDroneNames(queen: TestQueen): Promise<string[]> {
+  const body = await (await api(queen, "/api/drones")).json();
+  return body.drones.filter((d: { id: string }) => !d.id.includes("@"))
+    .map((d: { name: string }) => d.name);
+}
+
 /** Submits a job spec; returns its id. */
 export async function submitJob(queen: TestQueen, spec: unknown): Promise<string> {
   const response = await api(queen, "/api/jobs", { method: "POST", body: JSON.stringify(spec) });
