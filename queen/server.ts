@@ -228,8 +228,7 @@ export function createApp(
 
 /**
  * The reads of jobs that need nothing but the store and a hub: the list, a job's log and its
- * event stream. A queen mounts them on its app; a standby of a shared database serves them
- * itself from the database and the cluster bus.
+ * event stream; with several queens, jobs other queens record come through the cluster bus.
  */
 export function mountJobReads(app: Hono, views: JobViews): void {
   const jobOr404 = async (id: string) => (await views.job(id)) ?? fail404(`no job with id '${id}'`);

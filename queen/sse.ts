@@ -40,8 +40,8 @@ function allQueued(): number {
 export const CATCH_UP_EVENTS = 8;
 
 /**
- * What a live view of jobs needs from a queen: its `QueenCore`, or (on a standby) the shared
- * database and a hub fed by the cluster bus.
+ * What a live view of jobs needs from a queen (its `QueenCore`; tests pass a store and a hub):
+ * the hub also carries the jobs other queens record, fed by the cluster bus.
  */
 export interface JobViews {
   hub: Hub;
