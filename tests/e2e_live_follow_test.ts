@@ -102,7 +102,7 @@ async function ownership(database: string, id: string) {
 
 /**
  * Reads a job's event stream from `url` to its end. `slow` waits that long after each chunk (a
- * client slower than the job). Keeps only what `keep` returns per event (a 20 MB log is not
+ * client slower than the job). Keeps only what `keep` returns per event (a 54 MB log is not
  * kept twice).
  */
 async function follow<T = RecordedEvent>(
