@@ -27,6 +27,22 @@ export function release(bytes: unknown): void {
   }
 }
 
+/**
+ * Frees the whole buffer behind `bytes` now, whatever part of it the view covers: for a buffer
+ * the caller owns entirely (a binary WebSocket message whose output `bytes` is the tail). Only
+ * once nothing reads the buffer any more: afterwards every view of it is empty.
+ */
+export function releaseWhole(bytes: Uint8Array): void {
+  const buffer = bytes.buffer;
+  if (!(buffer instanceof ArrayBuffer) || buffer.resizable || buffer.detached) return;
+  if (buffer.byteLength < MIN_BYTES) return;
+  try {
+    buffer.transfer(0);
+  } catch {
+    // Not detachable (a buffer the runtime keeps): the collector frees it.
+  }
+}
+
 /** Bytes a buffer may hold past its view (zlib's output buffer is one byte longer). */
 const SLACK = 16;
 /** Arrays smaller than this are left to the collector: the cost is in the large ones. */
