@@ -252,8 +252,10 @@ async function failover(dir: string, samples: number, ctx: BenchContext): Promis
     for (const [i, port] of ports.entries()) {
       const response = await api(`http://127.0.0.1:${port}`, "/api/drones", {}, 2_000)
         .catch(() => undefined);
-      const drones = (await response?.json().catch(() => undefined))?.drones ?? [];
-      if (drones.length === 1) return i;
+      const drones: { id: string }[] = (await response?.json().catch(() => undefined))?.drones ??
+        [];
+      // Every queen lists the whole fleet; another queen's drones have ids `DRONE@QUEEN`.
+      if (drones.filter((d) => !d.id.includes("@")).length === 1) return i;
     }
     return -1;
   };
