@@ -204,11 +204,11 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
   attachBuilds(core, builds);
   /** The status reporter's, once made: a job another queen ran ended, and its build here took it
    * in (the job's queen cannot report it: it does not hold the build). */
-  let reportEnded: ((id: string) => void) | undefined;
+  const reportEnded: { to?: (id: string) => void } = {};
   if (lead.shared) {
     // With several queens: the ends of jobs owned elsewhere, and builds of a queen that died.
     lead.shared.onJobEnded = (id) =>
-      void builds.jobEnded(id).then((took) => took && reportEnded?.(id))
+      void builds.jobEnded(id).then((took) => took && reportEnded.to?.(id))
         .catch((error) => log(`build of job ${id}: ${error.message}`));
     lead.shared.onBuildsAdopted = (ids) =>
       void builds.adopt(ids).catch((error) => log(`adopting builds: ${error.message}`));
@@ -255,7 +255,7 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
     publicUrl: () => options.publicUrl ?? ownUrl,
     log,
   });
-  reportEnded = (id) => reporter.jobEnded(id);
+  reportEnded.to = (id) => reporter.jobEnded(id);
   const app = createApp(core, tokens, {
     private: options.private,
     projects,
