@@ -152,7 +152,7 @@ type QueenOptions = {
 };
 
 /** `STRIDER_TEST_CLUSTER=1`: every test queen is two queens on PostgreSQL behind HAProxy. */
-const CLUSTER = Boolean(Deno.env.get("STRIDER_TEST_CLUSTER"));
+export const CLUSTER = Boolean(Deno.env.get("STRIDER_TEST_CLUSTER"));
 
 export async function startQueen(options: QueenOptions = {}): Promise<TestQueen> {
   const data = options.data ?? await Deno.makeTempDir({ prefix: "strider-queen-" });
