@@ -202,10 +202,14 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
     ...(shared ? { cancelElsewhere: (id: string) => shared.cancelBuild(id) } : {}),
   });
   attachBuilds(core, builds);
+  /** The status reporter's, once made: a job another queen ran ended, and its build here took it
+   * in (the job's queen cannot report it: it does not hold the build). */
+  const reportEnded: { to?: (id: string) => void } = {};
   if (lead.shared) {
     // With several queens: the ends of jobs owned elsewhere, and builds of a queen that died.
     lead.shared.onJobEnded = (id) =>
-      void builds.jobEnded(id).catch((error) => log(`build of job ${id}: ${error.message}`));
+      void builds.jobEnded(id).then((took) => took && reportEnded.to?.(id))
+        .catch((error) => log(`build of job ${id}: ${error.message}`));
     lead.shared.onBuildsAdopted = (ids) =>
       void builds.adopt(ids).catch((error) => log(`adopting builds: ${error.message}`));
     lead.shared.onBuildCancel = (id) =>
@@ -251,6 +255,7 @@ export async function startQueen(options: QueenOptions): Promise<RunningQueen> {
     publicUrl: () => options.publicUrl ?? ownUrl,
     log,
   });
+  reportEnded.to = (id) => reporter.jobEnded(id);
   const app = createApp(core, tokens, {
     private: options.private,
     projects,

@@ -342,8 +342,16 @@ export class QueenCore {
    */
   async cancelAnywhere(id: string): Promise<boolean> {
     const shared = this.#options.shared;
-    if (!shared || this.#jobs.has(id)) return this.cancel(id);
-    return await shared.cancel(id);
+    if (!shared) return this.cancel(id);
+    const cancelled = this.#jobs.has(id) ? this.cancel(id) : await shared.cancel(id);
+    // A queued job ended here: the other queens (the client's next request) see it committed.
+    await this.committed();
+    return cancelled;
+  }
+
+  /** Resolves once what this queen has queued for the store so far is committed. */
+  committed(): Promise<void> {
+    return new Promise((resolve) => this.store.afterCommit(resolve, { soon: true }));
   }
 
   /** A worker connected (and authenticated); returns its Drone, not yet able to take jobs. */
@@ -455,6 +463,10 @@ export class QueenCore {
   /** A job by id: this queen's own copy while it runs, else the store's. */
   async job(id: string): Promise<JobRecord | undefined> {
     const held = this.#jobs.get(id);
+    // In a cluster the client's next request may reach another queen, which reads the database:
+    // a job this one shows finished is answered once its end is committed, or a client seeing
+    // "done" here could read a cut log there.
+    if (held?.view.status === "done" && this.#options.shared) await this.committed();
     if (held) return held;
     const stored = await this.store.getJob(id);
     if (stored) this.#options.shared?.describe(stored);

@@ -55,7 +55,9 @@ async function listOf(queen: TestQueen, id: string) {
 }
 
 /** The queens of this run keep their data in PostgreSQL (`deno task test:postgres`). */
-const ON_POSTGRES = Boolean(Deno.env.get("STRIDER_TEST_POSTGRES"));
+const ON_POSTGRES = Boolean(
+  Deno.env.get("STRIDER_TEST_POSTGRES") || Deno.env.get("STRIDER_TEST_CLUSTER"),
+);
 
 Deno.test("artifacts round-trip byte for byte; traversal and links out are refused", async (t) => {
   const repo = await makeRepo({ "README": "read me\n" });

@@ -123,12 +123,13 @@ export class Builds {
 
   /**
    * A job ended that this queen may not own (several queens: it ran on another's drone), so its
-   * `job:done` was not published here: read from the store, it counts for its build.
+   * `job:done` was not published here: read from the store, it counts for its build. Whether
+   * it did (this queen holds the build).
    */
-  async jobEnded(jobId: string): Promise<void> {
-    if (!this.#jobBuild.has(jobId) || this.#core.liveJob(jobId)) return;
+  async jobEnded(jobId: string): Promise<boolean> {
+    if (!this.#jobBuild.has(jobId) || this.#core.liveJob(jobId)) return false;
     const job = await this.#core.job(jobId);
-    if (job?.view.status !== "done") return;
+    if (job?.view.status !== "done") return false;
     const result = job.view.result ?? "lost";
     const build = this.#live.get(this.#jobBuild.get(jobId) ?? "");
     if (result === "passed" && build?.jobs.length === 1 && build.id === jobId) {
@@ -137,7 +138,8 @@ export class Builds {
       const [last] = await this.#core.store.events(jobId, job.lastN - 1);
       if (last?.data.event === "job:done" && "fan_out" in last.data && last.data.fan_out) {
         if (!this.#addFanOut(build, job.spec, last.data.fan_out)) {
-          return this.#jobDone(jobId, "errored");
+          this.#jobDone(jobId, "errored");
+          return true;
         }
         this.#jobDone(jobId, result);
         // Those that ended before they were added count now.
@@ -145,10 +147,11 @@ export class Builds {
           const made = await this.#core.job(entry.id);
           if (made?.view.status === "done") this.#jobDone(entry.id, made.view.result ?? "lost");
         }
-        return;
+        return true;
       }
     }
     this.#jobDone(jobId, result);
+    return true;
   }
 
   /** Stops following jobs and waits for pending writes. */

@@ -93,24 +93,7 @@ export class StatusReporter {
     this.#retry = options.retry ?? DEFAULT_RETRY;
     this.#fetch = options.fetch ?? fetch;
     this.#unfollow = options.queen.followAll((event) => {
-      if (event.data.event !== "job:done") return;
-      const id = event.data.id;
-      this.#later(this.#jobEnded(id));
-      // The job's end may end its build: its summary status follows.
-      const buildOf = options.queen.buildOfJob;
-      if (buildOf) {
-        this.#later(
-          buildOf(id).then(async (build) => {
-            if (build === undefined || build === id) return;
-            // A job added by strider.json's matrix whose row was not made yet (a queen restarted
-            // in between) reports its result all the same.
-            await this.adopt(id, build);
-            await this.#jobEnded(BUILD_KEY + build);
-            // A build that grew from one job (strider.json's matrix) reports under its row.
-            await this.#jobEnded(build);
-          }),
-        );
-      }
+      if (event.data.event === "job:done") this.jobEnded(event.data.id);
     });
     this.#unfollowAdded = options.queen.onJobAdded?.((job, build) => {
       this.#later(this.adopt(job, build));
@@ -119,6 +102,32 @@ export class StatusReporter {
     this.#later((async () => {
       for (const job of await rows.unsettled()) this.#later(this.#jobEnded(job, true));
     })());
+  }
+
+  /**
+   * A job ended: its result (and its build's) is reported. The queen calls it for the jobs it
+   * ran; with several queens, the queen holding the job's build also calls it once the build
+   * took in the end of a job another queen ran (a job reports its build's state, which only
+   * that queen holds).
+   */
+  jobEnded(id: string): void {
+    const options = this.#options;
+    this.#later(this.#jobEnded(id));
+    // The job's end may end its build: its summary status follows.
+    const buildOf = options.queen.buildOfJob;
+    if (buildOf) {
+      this.#later(
+        buildOf(id).then(async (build) => {
+          if (build === undefined || build === id) return;
+          // A job added by strider.json's matrix whose row was not made yet (a queen restarted
+          // in between) reports its result all the same.
+          await this.adopt(id, build);
+          await this.#jobEnded(BUILD_KEY + build);
+          // A build that grew from one job (strider.json's matrix) reports under its row.
+          await this.#jobEnded(build);
+        }),
+      );
+    }
   }
 
   /** Keeps `work` (which reads the job from the store) for `close` to wait on. */

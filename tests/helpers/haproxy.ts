@@ -46,10 +46,12 @@ export interface TestHaproxy {
   stop(): Promise<void>;
 }
 
-/** Starts HAProxy in front of the queens on `ports`; resolves once it accepts connections. */
-export async function startHaproxy(queens: number[]): Promise<TestHaproxy> {
+/**
+ * Starts HAProxy in front of the queens on `ports`, listening on `port` (default: a free one);
+ * resolves once it accepts connections.
+ */
+export async function startHaproxy(queens: number[], port = freePort()): Promise<TestHaproxy> {
   const dir = await Deno.makeTempDir({ prefix: "strider-haproxy-" });
-  const port = freePort();
   const cfg = join(dir, "haproxy.cfg");
   await Deno.writeTextFile(cfg, haproxyConfig(port, queens));
   const program = ["/usr/sbin/haproxy", "/usr/bin/haproxy"].find((p) => {
