@@ -469,7 +469,15 @@ export class QueenCore {
     if (held?.view.status === "done" && this.#options.shared) await this.committed();
     if (held) return held;
     const stored = await this.store.getJob(id);
-    if (stored) this.#options.shared?.describe(stored);
+    if (stored && this.#options.shared) {
+      // Another queen's job: its row's view is saved less often than its events (every ~500 ms
+      // while it runs), so fold in what it lags behind, as a queen taking over does; a client
+      // must not see "started" here after seeing "done" on its owner.
+      if (stored.lastN > stored.viewN) {
+        this.#recorder.catchUp(stored, await this.store.events(id, stored.viewN));
+      }
+      this.#options.shared.describe(stored);
+    }
     return stored;
   }
 
