@@ -13,6 +13,7 @@ import { parseArgs, stripVTControlCharacters } from "node:util";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ROLE_PERMISSIONS } from "../cli/permissions.ts";
+import { QUEEN_V8_FLAGS } from "../cli/runtime_flags.ts";
 
 const TARGETS = [
   "x86_64-unknown-linux-gnu",
@@ -103,6 +104,8 @@ for (const target of targets) {
     "--output",
     output,
     ...PERMISSIONS,
+    // One binary plays every role: the queen's runtime flags are baked in for all of them.
+    ...QUEEN_V8_FLAGS,
     mainTs,
   ];
   console.log(`\n== ${target}`);

@@ -5,6 +5,7 @@
  * @module
  */
 import { ROLE_PERMISSIONS } from "../cli/permissions.ts";
+import { QUEEN_V8_FLAGS } from "../cli/runtime_flags.ts";
 
 const flags = (role: keyof typeof ROLE_PERMISSIONS) => ROLE_PERMISSIONS[role].flags.join(" ");
 
@@ -33,7 +34,7 @@ while [ -L "$self" ]; do
 done
 here=$(CDPATH= cd -- "\${self%/*}" && pwd -P)
 case \${1-} in
-  queen) flags="${flags("queen")}" ;;
+  queen) flags="${flags("queen")} ${QUEEN_V8_FLAGS.join(" ")}" ;;
   worker) flags="${flags("worker")}" ;;
   *) flags="${flags("client")}" ;;
 esac
@@ -53,7 +54,7 @@ export function cmdLauncher(): string {
     "setlocal",
     'set "DENO_NO_UPDATE_CHECK=1"',
     `set "_flags=${flags("client")}"`,
-    `if "%~1"=="queen" set "_flags=${flags("queen")}"`,
+    `if "%~1"=="queen" set "_flags=${flags("queen")} ${QUEEN_V8_FLAGS.join(" ")}"`,
     `if "%~1"=="worker" set "_flags=${flags("worker")}"`,
     `"%~dp0deno.exe" run ${RUN_OPTIONS.join(" ")} %_flags% "%~dp0strider.js" %*`,
     "exit /b %ERRORLEVEL%",

@@ -19,6 +19,7 @@
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { hex } from "../protocol/hex.ts";
+import { QUEEN_V8_FLAGS } from "../cli/runtime_flags.ts";
 
 const QUEEN_PERMISSIONS = ["--allow-net", "--allow-read", "--allow-write", "--allow-env"];
 const WORKER_PERMISSIONS = [...QUEEN_PERMISSIONS, "--allow-run", "--allow-sys"];
@@ -241,7 +242,7 @@ const firstExit = () =>
 const queenUrl = baseUrl(host);
 const queen = spawn(
   "queen",
-  QUEEN_PERMISSIONS,
+  [...QUEEN_PERMISSIONS, ...QUEEN_V8_FLAGS],
   ["queen", "--port", port, "--host", host, "--data", dataDir],
   childEnv({ STRIDER_WORKER_TOKEN: workerToken, STRIDER_API_TOKEN: apiToken }),
 );

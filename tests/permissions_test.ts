@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { QUEEN_PERMISSIONS, ROOT, WORKER_PERMISSIONS } from "./helpers/cluster.ts";
 import { permissionRows, ROLE_PERMISSIONS } from "../cli/permissions.ts";
 import { cmdLauncher, RUN_OPTIONS, shLauncher } from "../scripts/launchers.ts";
+import { QUEEN_V8_FLAGS } from "../cli/runtime_flags.ts";
 
 const tasks = JSON.parse(await Deno.readTextFile(join(ROOT, "deno.json"))).tasks;
 const flagsOf = (task: string) => task.split(/\s+/).filter((word) => word.startsWith("--allow-"));
@@ -77,7 +78,7 @@ async function launch(program: string, args: string[]): Promise<string[]> {
   return new TextDecoder().decode(out.stdout).trimEnd().split("\n");
 }
 
-Deno.test("the release launcher passes each role exactly its permissions", async () => {
+Deno.test("the release launcher passes each role exactly its permissions (and the queen its V8 flags)", async () => {
   const dir = await launcherFolder();
   const cases: [string[], keyof typeof ROLE_PERMISSIONS][] = [
     [["queen", "--port", "0"], "queen"],
@@ -95,6 +96,7 @@ Deno.test("the release launcher passes each role exactly its permissions", async
       "run",
       ...RUN_OPTIONS,
       ...ROLE_PERMISSIONS[role].flags,
+      ...(role === "queen" ? QUEEN_V8_FLAGS : []),
       join(await Deno.realPath(dir), "strider.js"),
       ...args,
     ], `strider ${args.join(" ")}`);
@@ -115,4 +117,18 @@ Deno.test("the Windows launcher sets each role's permissions", () => {
   deepEqual(flags(set('if "%~1"=="queen"')), [...ROLE_PERMISSIONS.queen.flags]);
   deepEqual(flags(set('if "%~1"=="worker"')), [...ROLE_PERMISSIONS.worker.flags]);
   ok(lines.some((line) => line.includes('"%~dp0deno.exe" run --no-prompt --no-config %_flags%')));
+});
+
+Deno.test("every way of starting a queen passes its runtime flags (cli/runtime_flags.ts)", async () => {
+  const words = (text: string) => text.split(/[\s"]+/);
+  for (const flag of QUEEN_V8_FLAGS) {
+    ok(words(tasks.queen).includes(flag), `deno.json's queen task lacks ${flag}`);
+    ok(!words(tasks.worker).includes(flag), "the worker task keeps V8's defaults");
+    const sh = shLauncher().split("\n").find((line) => line.trim().startsWith("queen)")) ?? "";
+    ok(words(sh).includes(flag), `the sh launcher's queen line lacks ${flag}`);
+    const cmd = cmdLauncher().split("\r\n").find((line) => line.includes('=="queen"')) ?? "";
+    ok(words(cmd).includes(flag), `the Windows launcher's queen line lacks ${flag}`);
+  }
+  const start = await Deno.readTextFile(join(ROOT, "scripts", "start.ts"));
+  match(start, /\[\.\.\.QUEEN_PERMISSIONS, \.\.\.QUEEN_V8_FLAGS\]/);
 });

@@ -5,6 +5,7 @@
  */
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { QUEEN_V8_FLAGS } from "../../cli/runtime_flags.ts";
 
 export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 export const MAIN = join(ROOT, "main.ts");
@@ -301,7 +302,8 @@ export async function startQueenProc(
   args: string[] = [],
   label = "queen",
 ): Promise<QueenProc> {
-  const proc = denoProc(label, [...QUEEN_PERMISSIONS, ...profileFlags()], MAIN, [
+  // The runtime flags every launcher gives a queen (cli/runtime_flags.ts).
+  const proc = denoProc(label, [...QUEEN_PERMISSIONS, ...QUEEN_V8_FLAGS, ...profileFlags()], MAIN, [
     "queen",
     "--port",
     "0",
