@@ -22,7 +22,7 @@ import {
 import { hex } from "../protocol/hex.ts";
 import { Drone, DroneRegistry } from "./drone.ts";
 import type { Fleet } from "./fleet.ts";
-import { ConflictError, RejectedError } from "./errors.ts";
+import { ConflictError, DatabaseUnavailableError, RejectedError } from "./errors.ts";
 import { Hub } from "./hub.ts";
 import { newRecord, Recorder } from "./recorder.ts";
 import { branchKey, buildOf, canRun, needsOf, runnable, whyWaiting } from "./scheduler.ts";
@@ -87,6 +87,9 @@ export interface SharedQueue {
 /** After a restart, how much longer than a lease running attempts wait for their workers: the
  * worker's longest reconnect backoff (worker/connection.ts). */
 const RESTART_GRACE_MS = 10_000;
+
+/** How long a request waits for this queen's writes to be committed (`committed`). */
+const COMMIT_WAIT_MS = 5_000;
 
 /** An attempt whose drone went away and may come back within the lease. */
 interface Orphan {
@@ -349,9 +352,26 @@ export class QueenCore {
     return cancelled;
   }
 
-  /** Resolves once what this queen has queued for the store so far is committed. */
+  /**
+   * Resolves once what this queen has queued for the store so far is committed; rejects with
+   * `DatabaseUnavailableError` (503) after `COMMIT_WAIT_MS`: a request must not wait for a
+   * database that does not answer (its commits go on being retried).
+   */
   committed(): Promise<void> {
-    return new Promise((resolve) => this.store.afterCommit(resolve, { soon: true }));
+    let timer: TimerId | undefined;
+    return Promise.race([
+      new Promise<void>((resolve) => this.store.afterCommit(resolve, { soon: true })),
+      new Promise<never>((_, reject) => {
+        timer = this.#clock.setTimeout(() => {
+          reject(
+            new DatabaseUnavailableError(
+              `the database has not committed for ${COMMIT_WAIT_MS / 1000} s; try again once ` +
+                "it answers",
+            ),
+          );
+        }, COMMIT_WAIT_MS);
+      }),
+    ]).finally(() => timer !== undefined && this.#clock.clearTimeout(timer));
   }
 
   /** A worker connected (and authenticated); returns its Drone, not yet able to take jobs. */
